@@ -1,0 +1,146 @@
+//! Audit log routes: chain head, records, receipts, consistency proofs, verification.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::api::extract::{ApiPath, ApiQuery};
+use crate::app::AppState;
+use crate::audit::{self, ProofError};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{AuditChain, AuditConsistency, AuditReceipt, AuditRecords, AuditVerify, Role};
+
+impl From<ProofError> for ApiError {
+    fn from(e: ProofError) -> Self {
+        match e {
+            ProofError::Invalid(m) => ApiError::Unprocessable(m),
+            ProofError::NotFound(seq) => {
+                ApiError::NotFound(format!("audit record {seq} does not exist"))
+            }
+            ProofError::Db(e) => e.into(),
+        }
+    }
+}
+
+/// Tree size, root, and the latest record (shown only if it is the caller's tenant's,
+/// or to a superadmin: size and root reveal nothing about other tenants).
+#[utoipa::path(get, path = "/api/v1/audit/chain", tag = "audit",
+    responses((status = 200, body = AuditChain)), security(("dash_key" = [])))]
+pub async fn chain(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<AuditChain>> {
+    caller.require(&state, Role::Readonly, "audit.read").await?;
+    let mut c = audit::chain(&state.store).await?;
+    if !caller.is_superadmin()
+        && c.head
+            .as_ref()
+            .is_some_and(|h| h.tenant_id != caller.tenant)
+    {
+        c.head = None;
+    }
+    Ok(Json(c))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsQuery {
+    /// 1–1000, default 100.
+    pub limit: Option<i64>,
+    /// Only records with seq > after, ascending (for tailing). Without it: newest first.
+    pub after: Option<i64>,
+    /// Exact action name, e.g. `keys.create`.
+    pub action: Option<String>,
+}
+
+/// Audit records of the caller's tenant.
+#[utoipa::path(get, path = "/api/v1/audit/records", tag = "audit", params(RecordsQuery),
+    responses((status = 200, body = AuditRecords), (status = 422)), security(("dash_key" = [])))]
+pub async fn records(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<RecordsQuery>,
+) -> ApiResult<Json<AuditRecords>> {
+    caller.require(&state, Role::Readonly, "audit.read").await?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::Unprocessable(
+            "limit must be between 1 and 1000".into(),
+        ));
+    }
+    if q.after.is_some_and(|a| a < -1) {
+        return Err(ApiError::Unprocessable("after must be ≥ -1".into()));
+    }
+    let records = audit::list_records(
+        &state.store,
+        Some(caller.tenant()),
+        q.after,
+        q.action.as_deref(),
+        limit,
+    )
+    .await?;
+    Ok(Json(AuditRecords { records }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptQuery {
+    /// Tree size to prove against; default: the current size.
+    pub size: Option<i64>,
+}
+
+/// A record, its leaf hash and its inclusion proof against the tree of `size`.
+#[utoipa::path(get, path = "/api/v1/audit/receipt/{seq}", tag = "audit",
+    params(("seq" = i64, Path), ReceiptQuery),
+    responses((status = 200, body = AuditReceipt), (status = 404), (status = 422)),
+    security(("dash_key" = [])))]
+pub async fn receipt(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(seq): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<ReceiptQuery>,
+) -> ApiResult<Json<AuditReceipt>> {
+    caller.require(&state, Role::Readonly, "audit.read").await?;
+    if !caller.is_superadmin() {
+        // Another tenant's record is reported as absent, not forbidden.
+        match audit::get_record(&state.store, seq).await? {
+            Some(r) if r.tenant_id == caller.tenant => {}
+            _ => {
+                return Err(ApiError::NotFound(format!(
+                    "audit record {seq} does not exist"
+                )))
+            }
+        }
+    }
+    Ok(Json(audit::receipt(&state.store, seq, q.size).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyQuery {
+    pub from: i64,
+    pub to: i64,
+}
+
+/// RFC 6962 consistency proof between two tree sizes.
+#[utoipa::path(get, path = "/api/v1/audit/consistency", tag = "audit", params(ConsistencyQuery),
+    responses((status = 200, body = AuditConsistency), (status = 422)), security(("dash_key" = [])))]
+pub async fn consistency(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ConsistencyQuery>,
+) -> ApiResult<Json<AuditConsistency>> {
+    caller.require(&state, Role::Readonly, "audit.read").await?;
+    Ok(Json(audit::consistency(&state.store, q.from, q.to).await?))
+}
+
+/// Recompute the tree from the stored records; names the first record that no longer matches.
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
+    responses((status = 200, body = AuditVerify)), security(("dash_key" = [])))]
+pub async fn verify(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<AuditVerify>> {
+    caller.require(&state, Role::Readonly, "audit.read").await?;
+    let v = audit::verify(&state.store).await?;
+    if !v.ok {
+        tracing::error!(target: "security", first_bad_seq = v.first_bad_seq, reason = v.reason.as_deref().unwrap_or(""), "audit log verification FAILED");
+    }
+    Ok(Json(v))
+}

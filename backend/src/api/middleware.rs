@@ -1,0 +1,377 @@
+//! Request pipeline: legacy-path aliasing, request ids + metrics + problem+json
+//! normalisation, authentication/tenancy/rate limiting, and idempotent POSTs.
+
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+
+use crate::app::AppState;
+use crate::auth::{self, Caller};
+use crate::error::{problem_response, ApiError, PROBLEM_JSON};
+use crate::model::Problem;
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The request id of the current request (taken from `X-Request-ID` or generated).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+fn valid_request_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+/// `/api/<x>` (not v1) answers as `/api/v1/<x>`, with `Deprecation` and a `Link` to the
+/// successor. Runs before routing.
+pub async fn legacy_alias(mut req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let legacy = path.starts_with("/api/") && !path.starts_with("/api/v1/") && path != "/api/v1";
+    if !legacy {
+        return next.run(req).await;
+    }
+    let new_path = format!("/api/v1/{}", &path["/api/".len()..]);
+    let pq = match req.uri().query() {
+        Some(q) => format!("{new_path}?{q}"),
+        None => new_path.clone(),
+    };
+    if let Ok(uri) = pq.parse() {
+        *req.uri_mut() = uri;
+    }
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert("deprecation", HeaderValue::from_static("true"));
+    if let Ok(v) = HeaderValue::from_str(&format!("<{new_path}>; rel=\"successor-version\"")) {
+        h.insert(header::LINK, v);
+    }
+    resp
+}
+
+/// Request id, span, access log, metrics, and the guarantee that every error response
+/// is problem+json with `instance` and `request_id` filled in.
+pub async fn observe(mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let rid = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| valid_request_id(s))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    req.extensions_mut().insert(RequestId(rid.clone()));
+    let span = tracing::info_span!(
+        target: "server",
+        "request",
+        request_id = %rid,
+        tenant_id = tracing::field::Empty,
+        method = %method,
+        path = %path,
+    );
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status();
+    if status.is_client_error() || status.is_server_error() {
+        resp = normalize_problem(resp, &path, &rid).await;
+    }
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    crate::api::metrics::record_request(&route, method.as_str(), status.as_u16(), secs);
+    span.in_scope(|| {
+        tracing::info!(
+            target: "server",
+            status = status.as_u16(),
+            latency_ms = secs * 1000.0,
+            route = %route,
+            "request finished"
+        );
+    });
+    resp
+}
+
+async fn normalize_problem(resp: Response, path: &str, rid: &str) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let is_problem = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    let mut problem = if is_problem {
+        serde_json::from_slice::<Problem>(&bytes).ok()
+    } else {
+        None
+    };
+    if problem.is_none() {
+        // A response produced outside our handlers (405, timeout, …): wrap its text.
+        let text = String::from_utf8_lossy(&bytes).trim().to_string();
+        let detail = if text.is_empty() {
+            default_detail(parts.status)
+        } else {
+            text.chars().take(500).collect()
+        };
+        let fresh = problem_response(parts.status, detail);
+        let (_, b) = fresh.into_parts();
+        let fb = b.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        problem = serde_json::from_slice::<Problem>(&fb).ok();
+    }
+    let Some(mut p) = problem else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    p.instance = path.to_string();
+    p.request_id = Some(rid.to_string());
+    let body = serde_json::to_vec(&p).unwrap_or_default();
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
+fn default_detail(status: StatusCode) -> String {
+    match status.as_u16() {
+        404 => "no such route".into(),
+        405 => "method not allowed on this route".into(),
+        408 | 503 => "the request did not complete in time".into(),
+        _ => status.canonical_reason().unwrap_or("error").into(),
+    }
+}
+
+/// Authenticate `X-Dash-Key`, resolve the tenant, apply the per-key rate limit.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    match authorize(&state, &mut req).await {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn authorize(state: &AppState, req: &mut Request) -> Result<(), ApiError> {
+    let rid = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let Some(presented) = req.headers().get("x-dash-key") else {
+        tracing::info!(target: "security", "request without X-Dash-Key");
+        return Err(ApiError::Unauthorized("missing X-Dash-Key header".into()));
+    };
+    let presented = presented
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("invalid API key".into()))?;
+    let row = auth::authenticate(&state.store, presented).await?;
+    let Some(row) = row else {
+        tracing::warn!(target: "security", "invalid API key presented");
+        return Err(ApiError::Unauthorized("invalid API key".into()));
+    };
+    if row.revoked {
+        tracing::warn!(target: "security", key_id = %row.id, "revoked API key presented");
+        return Err(ApiError::Unauthorized(
+            "this API key has been revoked".into(),
+        ));
+    }
+    if let Err(not_until) = state.limiter.check_key(&row.id) {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        return Err(ApiError::RateLimited {
+            detail: format!(
+                "rate limit of {}/s (burst {}) exceeded for this key",
+                state.cfg.rate_limit_per_sec, state.cfg.rate_limit_burst
+            ),
+            retry_after_s: secs.max(1),
+        });
+    }
+    let requested = match req.headers().get("x-tenant-id") {
+        None => None,
+        Some(v) => {
+            let t = v.to_str().unwrap_or_default().to_string();
+            if !auth::valid_tenant_id(&t) {
+                return Err(ApiError::BadRequest(
+                    "X-Tenant-Id must be 1-64 characters of a-z, 0-9, '-' or '_'".into(),
+                ));
+            }
+            Some(t)
+        }
+    };
+    let mut caller = Caller {
+        key_id: row.id.clone(),
+        role: row.role,
+        key_tenant: row.tenant_id.clone(),
+        tenant: row.tenant_id.clone(),
+        request_id: rid,
+    };
+    if let Some(t) = requested {
+        if t != row.tenant_id && !caller.is_superadmin() {
+            let detail = serde_json::json!({
+                "reason": "tenant",
+                "key_tenant": row.tenant_id,
+                "requested_tenant": t,
+                "method": req.method().as_str(),
+                "path": req.uri().path(),
+            });
+            auth::deny(state, &caller, "tenant.access", &t, detail).await;
+            return Err(ApiError::Forbidden(format!(
+                "this key belongs to tenant {:?} and may not act on tenant {t:?}",
+                row.tenant_id
+            )));
+        }
+        caller.tenant = t;
+    }
+    tracing::Span::current().record("tenant_id", caller.tenant.as_str());
+    state.last_used.touch(&state.store, &row.id);
+    req.extensions_mut().insert(caller);
+    Ok(())
+}
+
+/// `Idempotency-Key` on POST: the first response (status < 500) is stored and replayed
+/// for repeats of the same request; a different request under the same key → 422; a
+/// repeat while the first is still running → 409. Key creation is excluded: its
+/// response holds a secret, which must be shown once and never stored.
+pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST || req.uri().path() == "/api/v1/keys" {
+        return next.run(req).await;
+    }
+    let Some(idem) = req.headers().get("idempotency-key").cloned() else {
+        return next.run(req).await;
+    };
+    let Some(caller) = req.extensions().get::<Caller>().cloned() else {
+        return next.run(req).await;
+    };
+    match run_idempotent(&state, &caller, idem, req, next).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn run_idempotent(
+    state: &AppState,
+    caller: &Caller,
+    idem: HeaderValue,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let idem = idem
+        .to_str()
+        .ok()
+        .filter(|s| !s.is_empty() && s.len() <= 255)
+        .ok_or_else(|| {
+            ApiError::BadRequest("Idempotency-Key must be 1-255 visible ASCII characters".into())
+        })?
+        .to_string();
+    let (parts, body) = req.into_parts();
+    let limit = state.cfg.body_limit_bytes;
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::PayloadTooLarge("request body exceeds the configured size limit".into())
+    })?;
+    let route = parts.uri.path().to_string();
+    let mut h = Sha256::new();
+    h.update(route.as_bytes());
+    h.update([0]);
+    h.update(&bytes);
+    let req_hash = hex::encode(h.finalize());
+    let store = &state.store;
+    let now = crate::util::now_ms();
+    // Forget keys older than a day, like Stripe.
+    sqlx::query(
+        "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idem_key = $2 AND created_at < $3",
+    )
+    .bind(&caller.tenant)
+    .bind(&idem)
+    .bind(now - 86_400_000)
+    .execute(store.writer())
+    .await?;
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (tenant_id, idem_key, key_id, route, request_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(&caller.tenant)
+    .bind(&idem)
+    .bind(&caller.key_id)
+    .bind(&route)
+    .bind(&req_hash)
+    .bind(now)
+    .execute(store.writer())
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        use sqlx::Row as _;
+        let row = sqlx::query(
+            "SELECT request_hash, status, body FROM idempotency_keys WHERE tenant_id = $1 AND idem_key = $2",
+        )
+        .bind(&caller.tenant)
+        .bind(&idem)
+        .fetch_one(store.reader())
+        .await?;
+        let stored_hash: String = row.try_get("request_hash")?;
+        if stored_hash != req_hash {
+            return Err(ApiError::Unprocessable(
+                "this Idempotency-Key was already used with a different request".into(),
+            ));
+        }
+        let status: Option<i64> = row.try_get("status")?;
+        let Some(status) = status else {
+            return Err(ApiError::Conflict(
+                "a request with this Idempotency-Key is still in progress".into(),
+            ));
+        };
+        let body: Option<String> = row.try_get("body")?;
+        let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+        let ct = if status.is_success() {
+            "application/json"
+        } else {
+            PROBLEM_JSON
+        };
+        let mut resp = Response::new(Body::from(body.unwrap_or_default()));
+        *resp.status_mut() = status;
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        return Ok(resp);
+    }
+    let resp = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let (rparts, rbody) = resp.into_parts();
+    let rbytes: Bytes = rbody
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    if rparts.status.is_server_error() {
+        // Let the client retry a failure of ours.
+        let _ = sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idem_key = $2")
+            .bind(&caller.tenant)
+            .bind(&idem)
+            .execute(store.writer())
+            .await;
+    } else {
+        sqlx::query("UPDATE idempotency_keys SET status = $1, body = $2 WHERE tenant_id = $3 AND idem_key = $4")
+            .bind(rparts.status.as_u16() as i64)
+            .bind(String::from_utf8_lossy(&rbytes).to_string())
+            .bind(&caller.tenant)
+            .bind(&idem)
+            .execute(store.writer())
+            .await?;
+    }
+    Ok(Response::from_parts(rparts, Body::from(rbytes)))
+}

@@ -1,0 +1,135 @@
+//! The HTTP API: router, middleware stack and the generated OpenAPI document.
+//!
+//! Areas add their routes in [`area_routes`]; every route goes through utoipa-axum's
+//! `routes!`, so the OpenAPI document is generated from the handlers and cannot miss one.
+
+pub mod audit;
+pub mod extract;
+pub mod keys;
+pub mod metrics;
+pub mod middleware;
+pub mod status;
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::timeout::TimeoutLayer;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "EchoPilot OS API", description = "Operations platform API. Authenticate with the X-Dash-Key header; select a tenant with X-Tenant-Id. Errors are RFC 9457 problem+json."),
+    modifiers(&SecurityAddon),
+    tags((name = "keys"), (name = "audit"), (name = "status"))
+)]
+struct ApiDoc;
+
+struct SecurityAddon;
+
+impl Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "dash_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Dash-Key"))),
+        );
+    }
+}
+
+/// Routes that need an API key. Areas append theirs here.
+fn area_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(keys::create_key, keys::list_keys))
+        .routes(routes!(keys::revoke_key))
+        .routes(routes!(keys::list_tenants))
+        .routes(routes!(audit::chain))
+        .routes(routes!(audit::records))
+        .routes(routes!(audit::receipt))
+        .routes(routes!(audit::consistency))
+        .routes(routes!(audit::verify))
+        .routes(routes!(status::summary))
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    build(None).1
+}
+
+/// The full application: public routes, authenticated routes, middleware.
+pub fn router(state: AppState) -> Router {
+    build(Some(state)).0
+}
+
+fn build(state: Option<AppState>) -> (Router, utoipa::openapi::OpenApi) {
+    let (protected, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(area_routes())
+        .split_for_parts();
+    let (public, public_doc) = OpenApiRouter::new()
+        .routes(routes!(status::healthz))
+        .routes(routes!(status::readyz))
+        .routes(routes!(status::metrics))
+        .split_for_parts();
+    doc.merge(public_doc);
+    doc.paths.paths.insert(
+        "/api/v1/openapi.json".into(),
+        utoipa::openapi::path::PathItem::new(
+            utoipa::openapi::HttpMethod::Get,
+            utoipa::openapi::path::OperationBuilder::new()
+                .summary(Some("This OpenAPI document"))
+                .tag("status")
+                .response("200", utoipa::openapi::Response::new("OpenAPI 3.1 JSON")),
+        ),
+    );
+    let Some(state) = state else {
+        return (Router::new(), doc);
+    };
+    let spec = doc.clone();
+    let protected = protected
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::idempotency,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authenticate,
+        ));
+    let timeout = Duration::from_secs(state.cfg.request_timeout_secs);
+    let app = Router::new()
+        .merge(public)
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move { Json(spec) }),
+        )
+        .merge(protected)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.cfg.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        .layer(axum::middleware::from_fn(middleware::observe))
+        .with_state(state);
+    (app, doc)
+}
+
+async fn not_found() -> impl IntoResponse {
+    ApiError::NotFound("no such route; see /api/v1/openapi.json".into())
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    crate::error::problem_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this route".into(),
+    )
+}

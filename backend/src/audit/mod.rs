@@ -1,0 +1,533 @@
+//! The audit log: every mutation, ops command and denied access, as leaves of an
+//! RFC 6962 Merkle tree so an outside verifier can check inclusion and consistency.
+//!
+//! Appends are serialized (the single SQLite writer; `pg_advisory_xact_lock` on
+//! PostgreSQL) so the tree never forks across replicas. Each append stores its leaf hash
+//! and every perfect subtree it completes, so roots and proofs read O(log² n) stored
+//! nodes and never rehash the log.
+
+pub mod merkle;
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use sqlx::Row as _;
+
+use crate::model::{AuditChain, AuditConsistency, AuditReceipt, AuditRecord, AuditVerify};
+use crate::store::{Dialect, Store, Tx};
+use merkle::{Hash, MemTree};
+
+/// Arbitrary constant key of the advisory lock that serializes appends on PostgreSQL.
+const PG_AUDIT_LOCK: i64 = 0x6962_0001;
+/// Ids below this are level-0 nodes (leaf hashes), i.e. the leaf index itself.
+const LEVEL1_BASE: i64 = 1 << 48;
+
+/// A record to append; `seq` and `ts` are assigned by the log.
+#[derive(Debug, Clone)]
+pub struct NewAudit {
+    pub tenant_id: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub outcome: String,
+    pub request_id: String,
+    pub detail: Value,
+}
+
+impl NewAudit {
+    pub fn new(
+        tenant_id: &str,
+        actor: &str,
+        action: &str,
+        target: &str,
+        outcome: &str,
+        request_id: &str,
+    ) -> Self {
+        NewAudit {
+            tenant_id: tenant_id.into(),
+            actor: actor.into(),
+            action: action.into(),
+            target: target.into(),
+            outcome: outcome.into(),
+            request_id: request_id.into(),
+            detail: Value::Object(Default::default()),
+        }
+    }
+
+    pub fn detail(mut self, detail: Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+/// Canonical JSON: object keys sorted, no insignificant whitespace. Deterministic
+/// regardless of serde_json features, so a verifier can recompute it.
+pub fn canonical_json(v: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String((*k).clone()).to_string());
+                out.push(':');
+                write_canonical(&map[k.as_str()], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// The exact bytes hashed for a record's leaf.
+pub fn leaf_string(r: &AuditRecord) -> String {
+    canonical_json(&serde_json::json!({
+        "seq": r.seq,
+        "ts": r.ts,
+        "tenant_id": r.tenant_id,
+        "actor": r.actor,
+        "action": r.action,
+        "target": r.target,
+        "outcome": r.outcome,
+        "request_id": r.request_id,
+        "detail": r.detail,
+    }))
+}
+
+fn to_hash(bytes: &[u8]) -> Result<Hash, sqlx::Error> {
+    bytes
+        .try_into()
+        .map_err(|_| sqlx::Error::Protocol("audit node hash is not 32 bytes".into()))
+}
+
+/// Append one record inside the caller's write transaction, so the mutation and its
+/// audit record commit or roll back together.
+pub async fn append(store: &Store, tx: &mut Tx, rec: NewAudit) -> Result<AuditRecord, sqlx::Error> {
+    if store.dialect() == Dialect::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(PG_AUDIT_LOCK)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let size: i64 = sqlx::query_scalar(&format!(
+        "SELECT COALESCE(MAX(id) + 1, 0) FROM audit_nodes WHERE id < {LEVEL1_BASE}"
+    ))
+    .fetch_one(&mut **tx)
+    .await?;
+    let record = AuditRecord {
+        seq: size,
+        ts: crate::util::rfc3339_ms(crate::util::now_ms()),
+        tenant_id: rec.tenant_id,
+        actor: rec.actor,
+        action: rec.action,
+        target: rec.target,
+        outcome: rec.outcome,
+        request_id: rec.request_id,
+        detail: rec.detail,
+    };
+    sqlx::query(
+        "INSERT INTO audit_log (seq, ts, tenant_id, actor, action, target, outcome, request_id, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(record.seq)
+    .bind(&record.ts)
+    .bind(&record.tenant_id)
+    .bind(&record.actor)
+    .bind(&record.action)
+    .bind(&record.target)
+    .bind(&record.outcome)
+    .bind(&record.request_id)
+    .bind(canonical_json(&record.detail))
+    .execute(&mut **tx)
+    .await?;
+
+    let mut current = merkle::leaf_hash(leaf_string(&record).as_bytes());
+    insert_node(tx, 0, record.seq as u64, &current).await?;
+    for (level, index) in merkle::completed_by_append(record.seq as u64) {
+        let left_id = merkle::node_id(level - 1, 2 * index);
+        let left: Vec<u8> = sqlx::query_scalar("SELECT hash FROM audit_nodes WHERE id = $1")
+            .bind(left_id)
+            .fetch_one(&mut **tx)
+            .await?;
+        current = merkle::node_hash(&to_hash(&left)?, &current);
+        insert_node(tx, level, index, &current).await?;
+    }
+    crate::logging::audit_event(&record);
+    Ok(record)
+}
+
+async fn insert_node(tx: &mut Tx, level: u32, index: u64, hash: &Hash) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO audit_nodes (id, hash) VALUES ($1, $2)")
+        .bind(merkle::node_id(level, index))
+        .bind(hash.to_vec())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Append in a transaction of its own (for records not tied to another write, such as
+/// denied accesses).
+pub async fn record(store: &Store, rec: NewAudit) -> Result<AuditRecord, sqlx::Error> {
+    let mut tx = store.begin_write().await?;
+    let r = append(store, &mut tx, rec).await?;
+    tx.commit().await?;
+    Ok(r)
+}
+
+/// Number of leaves in the tree.
+pub async fn size(store: &Store) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "SELECT COALESCE(MAX(id) + 1, 0) FROM audit_nodes WHERE id < {LEVEL1_BASE}"
+    ))
+    .fetch_one(store.reader())
+    .await
+}
+
+/// Fetch stored nodes by id in one query. Ids are computed integers, never user input.
+async fn fetch_nodes(store: &Store, ids: &[i64]) -> Result<HashMap<i64, Hash>, sqlx::Error> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        if chunk.is_empty() {
+            continue;
+        }
+        let list = chunk
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let rows = sqlx::query(&format!(
+            "SELECT id, hash FROM audit_nodes WHERE id IN ({list})"
+        ))
+        .fetch_all(store.reader())
+        .await?;
+        for row in rows {
+            let id: i64 = row.try_get("id")?;
+            let hash: Vec<u8> = row.try_get("hash")?;
+            out.insert(id, to_hash(&hash)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Run a tree algorithm against stored nodes: dry-run to learn the ids, fetch, run.
+async fn with_nodes<T>(
+    store: &Store,
+    run: impl Fn(&mut dyn FnMut(u32, u64) -> Hash) -> T,
+) -> Result<T, sqlx::Error> {
+    let ids = merkle::needed_nodes(|f| {
+        run(f);
+    });
+    let nodes = fetch_nodes(store, &ids).await?;
+    let mut missing = None;
+    let out = run(&mut |l, i| {
+        let id = merkle::node_id(l, i);
+        match nodes.get(&id) {
+            Some(h) => *h,
+            None => {
+                missing.get_or_insert(id);
+                [0u8; 32]
+            }
+        }
+    });
+    match missing {
+        Some(id) => Err(sqlx::Error::Protocol(format!(
+            "audit tree node {id} is missing from the store"
+        ))),
+        None => Ok(out),
+    }
+}
+
+fn row_to_record(row: &crate::store::Row) -> Result<AuditRecord, sqlx::Error> {
+    let detail: String = row.try_get("detail")?;
+    Ok(AuditRecord {
+        seq: row.try_get("seq")?,
+        ts: row.try_get("ts")?,
+        tenant_id: row.try_get("tenant_id")?,
+        actor: row.try_get("actor")?,
+        action: row.try_get("action")?,
+        target: row.try_get("target")?,
+        outcome: row.try_get("outcome")?,
+        request_id: row.try_get("request_id")?,
+        detail: serde_json::from_str(&detail).unwrap_or(Value::String(detail)),
+    })
+}
+
+const RECORD_COLS: &str = "seq, ts, tenant_id, actor, action, target, outcome, request_id, detail";
+
+pub async fn get_record(store: &Store, seq: i64) -> Result<Option<AuditRecord>, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "SELECT {RECORD_COLS} FROM audit_log WHERE seq = $1"
+    ))
+    .bind(seq)
+    .fetch_optional(store.reader())
+    .await?;
+    row.as_ref().map(row_to_record).transpose()
+}
+
+/// Records filtered by tenant (None = all tenants), newest first unless `after` is given
+/// (then ascending from after+1, for tailing).
+pub async fn list_records(
+    store: &Store,
+    tenant: Option<&str>,
+    after: Option<i64>,
+    action: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AuditRecord>, sqlx::Error> {
+    let mut sql = format!("SELECT {RECORD_COLS} FROM audit_log WHERE 1=1");
+    let mut n = 0;
+    let mut next = || {
+        n += 1;
+        format!("${n}")
+    };
+    if tenant.is_some() {
+        sql += &format!(" AND tenant_id = {}", next());
+    }
+    if after.is_some() {
+        sql += &format!(" AND seq > {}", next());
+    }
+    if action.is_some() {
+        sql += &format!(" AND action = {}", next());
+    }
+    sql += if after.is_some() {
+        " ORDER BY seq ASC"
+    } else {
+        " ORDER BY seq DESC"
+    };
+    sql += &format!(" LIMIT {}", next());
+    let mut q = sqlx::query(&sql);
+    if let Some(t) = tenant {
+        q = q.bind(t.to_string());
+    }
+    if let Some(a) = after {
+        q = q.bind(a);
+    }
+    if let Some(a) = action {
+        q = q.bind(a.to_string());
+    }
+    q = q.bind(limit);
+    q.fetch_all(store.reader())
+        .await?
+        .iter()
+        .map(row_to_record)
+        .collect()
+}
+
+pub async fn chain(store: &Store) -> Result<AuditChain, sqlx::Error> {
+    let size = size(store).await?;
+    let root = root_at(store, size).await?;
+    let head = if size > 0 {
+        get_record(store, size - 1).await?
+    } else {
+        None
+    };
+    Ok(AuditChain {
+        size,
+        root: hex::encode(root),
+        head,
+    })
+}
+
+pub async fn root_at(store: &Store, size: i64) -> Result<Hash, sqlx::Error> {
+    let n = size as u64;
+    with_nodes(store, |f| merkle::root(n, f)).await
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProofError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("record {0} does not exist")]
+    NotFound(i64),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Receipt for `seq` against the tree of `size` (default: current size).
+pub async fn receipt(
+    store: &Store,
+    seq: i64,
+    size: Option<i64>,
+) -> Result<AuditReceipt, ProofError> {
+    let current = self::size(store).await?;
+    let size = size.unwrap_or(current);
+    if seq < 0 {
+        return Err(ProofError::Invalid("seq must be ≥ 0".into()));
+    }
+    if size < 1 || size > current {
+        return Err(ProofError::Invalid(format!(
+            "size must be between 1 and the current tree size {current}, got {size}"
+        )));
+    }
+    if seq >= size {
+        return Err(ProofError::Invalid(format!(
+            "seq {seq} is not in the tree of size {size}"
+        )));
+    }
+    let record = get_record(store, seq)
+        .await?
+        .ok_or(ProofError::NotFound(seq))?;
+    let (m, n) = (seq as u64, size as u64);
+    let (proof, root, leaf_hash) = with_nodes(store, |f| {
+        let proof = merkle::inclusion_proof(m, n, f);
+        let root = merkle::root(n, f);
+        let leaf = f(0, m);
+        (proof, root, leaf)
+    })
+    .await?;
+    Ok(AuditReceipt {
+        seq,
+        size,
+        leaf: leaf_string(&record),
+        leaf_hash: hex::encode(leaf_hash),
+        proof: proof.iter().map(hex::encode).collect(),
+        root: hex::encode(root),
+    })
+}
+
+pub async fn consistency(
+    store: &Store,
+    from: i64,
+    to: i64,
+) -> Result<AuditConsistency, ProofError> {
+    let current = size(store).await?;
+    if from < 1 || from > to || to > current {
+        return Err(ProofError::Invalid(format!(
+            "need 1 ≤ from ≤ to ≤ current size {current}, got from={from} to={to}"
+        )));
+    }
+    let (m, n) = (from as u64, to as u64);
+    let (proof, rm, rn) = with_nodes(store, |f| {
+        (
+            merkle::consistency_proof(m, n, f),
+            merkle::root(m, f),
+            merkle::root(n, f),
+        )
+    })
+    .await?;
+    Ok(AuditConsistency {
+        from,
+        to,
+        proof: proof.iter().map(hex::encode).collect(),
+        from_root: hex::encode(rm),
+        to_root: hex::encode(rn),
+    })
+}
+
+/// Recompute every leaf from the stored records and every perfect node from the leaves,
+/// and compare with what is stored. Names the first record that no longer matches.
+pub async fn verify(store: &Store) -> Result<AuditVerify, sqlx::Error> {
+    const PAGE: i64 = 5000;
+    let size = size(store).await?;
+    let bad = |seq: i64, reason: String| AuditVerify {
+        ok: false,
+        size,
+        first_bad_seq: Some(seq),
+        reason: Some(reason),
+    };
+    let mut tree = MemTree::default();
+    let mut next_seq = 0i64;
+    while next_seq < size {
+        let end = (next_seq + PAGE).min(size);
+        let rows = sqlx::query(&format!(
+            "SELECT {RECORD_COLS} FROM audit_log WHERE seq >= $1 AND seq < $2 ORDER BY seq"
+        ))
+        .bind(next_seq)
+        .bind(end)
+        .fetch_all(store.reader())
+        .await?;
+        let leaves = sqlx::query("SELECT id, hash FROM audit_nodes WHERE id >= $1 AND id < $2")
+            .bind(next_seq)
+            .bind(end)
+            .fetch_all(store.reader())
+            .await?;
+        let mut stored_leaf = HashMap::with_capacity(leaves.len());
+        for row in &leaves {
+            let id: i64 = row.try_get("id")?;
+            let hash: Vec<u8> = row.try_get("hash")?;
+            stored_leaf.insert(id, hash);
+        }
+        let mut expect = next_seq;
+        let mut completed: Vec<(i64, Hash)> = Vec::new();
+        for row in &rows {
+            let rec = row_to_record(row)?;
+            if rec.seq != expect {
+                return Ok(bad(expect, format!("record {expect} is missing")));
+            }
+            let h = merkle::leaf_hash(leaf_string(&rec).as_bytes());
+            match stored_leaf.get(&rec.seq) {
+                Some(s) if s.as_slice() == h.as_slice() => {}
+                Some(_) => {
+                    return Ok(bad(
+                        rec.seq,
+                        format!("record {} does not match its committed leaf hash", rec.seq),
+                    ))
+                }
+                None => {
+                    return Ok(bad(
+                        rec.seq,
+                        format!("leaf hash of record {} is missing", rec.seq),
+                    ))
+                }
+            }
+            tree.push_leaf_hash(h);
+            for (level, index) in merkle::completed_by_append(rec.seq as u64) {
+                completed.push((merkle::node_id(level, index), tree.node(level, index)));
+            }
+            expect += 1;
+        }
+        if expect < end {
+            return Ok(bad(expect, format!("record {expect} is missing")));
+        }
+        let ids: Vec<i64> = completed.iter().map(|(id, _)| *id).collect();
+        let stored = fetch_nodes(store, &ids).await?;
+        for (id, h) in completed {
+            if stored.get(&id) != Some(&h) {
+                let level = (id >> 48) as u32;
+                let first = (id & (LEVEL1_BASE - 1)) << level;
+                return Ok(bad(
+                    first,
+                    format!(
+                        "stored tree node (level {level}) over records from {first} does not match"
+                    ),
+                ));
+            }
+        }
+        next_seq = end;
+    }
+    // Rows beyond the committed tree are records whose leaves were never committed.
+    let extra: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM audit_log WHERE seq >= $1")
+        .bind(size)
+        .fetch_one(store.reader())
+        .await?;
+    if let Some(seq) = extra {
+        return Ok(bad(
+            seq,
+            format!("record {seq} is not part of the committed tree"),
+        ));
+    }
+    Ok(AuditVerify {
+        ok: true,
+        size,
+        first_bad_seq: None,
+        reason: None,
+    })
+}

@@ -1,0 +1,440 @@
+//! API keys, roles and tenancy.
+//!
+//! Keys are `ep_` + 64 hex chars (32 random bytes). Only SHA-256 of a key is stored: keys
+//! are high-entropy, so a fast hash is safe and keeps auth to one indexed lookup. The
+//! stored hash is compared in constant time. Revocation is read on every request, so it
+//! takes effect at once.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::Row as _;
+use subtle::ConstantTimeEq;
+
+use crate::app::AppState;
+use crate::audit::{self, NewAudit};
+use crate::error::ApiError;
+use crate::model::{CreatedKey, KeyInfo, Role, Tenant};
+use crate::store::Store;
+use crate::util::{now_ms, random_id, rfc3339_ms};
+
+pub const KEY_PREFIX: &str = "ep_";
+pub const DEFAULT_TENANT: &str = "default";
+
+/// The authenticated caller of a request, put in request extensions by the auth
+/// middleware. `tenant` is the effective tenant (`X-Tenant-Id` or the key's own).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key_id: String,
+    pub role: Role,
+    pub key_tenant: String,
+    pub tenant: String,
+    pub request_id: String,
+}
+
+impl Caller {
+    /// Require at least `min`; a denial is written to the audit log (outcome `denied`).
+    pub async fn require(&self, state: &AppState, min: Role, action: &str) -> Result<(), ApiError> {
+        if self.role.rank() >= min.rank() {
+            return Ok(());
+        }
+        let detail = serde_json::json!({"reason": "role", "role": self.role, "required": min});
+        deny(state, self, action, &self.tenant, detail).await;
+        Err(ApiError::Forbidden(format!(
+            "this action needs role {min} or above; the key has role {}",
+            self.role
+        )))
+    }
+
+    pub fn is_superadmin(&self) -> bool {
+        self.role == Role::Superadmin
+    }
+
+    /// Tenant filter for reads: superadmin sees the selected tenant; others their own.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+}
+
+/// Record a denied access in the audit log and the security log. Failures to write the
+/// record are logged, never turned into a different response.
+pub async fn deny(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    tenant: &str,
+    detail: serde_json::Value,
+) {
+    tracing::warn!(target: "security", key_id = %caller.key_id, action, tenant, "access denied");
+    let rec = NewAudit::new(
+        tenant,
+        &caller.key_id,
+        action,
+        tenant,
+        "denied",
+        &caller.request_id,
+    )
+    .detail(detail);
+    if let Err(e) = audit::record(&state.store, rec).await {
+        tracing::error!(target: "security", error = %e, "could not write denied-access audit record");
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::Unauthorized("missing X-Dash-Key header".into()))
+    }
+}
+
+/// A new random key and its stored hash.
+pub fn generate_key() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let key = format!("{KEY_PREFIX}{}", hex::encode(bytes));
+    let hash = hash_key(&key);
+    (key, hash)
+}
+
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// Tenant ids: 1–64 of `[a-z0-9_-]`, so they are safe in paths, logs and headers.
+pub fn valid_tenant_id(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 64
+        && t.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub role: Role,
+    pub revoked: bool,
+}
+
+/// Find the (non-revoked) key for a presented secret.
+pub async fn authenticate(store: &Store, presented: &str) -> Result<Option<KeyRow>, sqlx::Error> {
+    let hash = hash_key(presented);
+    let row = sqlx::query(
+        "SELECT id, tenant_id, role, key_hash, revoked_at FROM api_keys WHERE key_hash = $1",
+    )
+    .bind(&hash)
+    .fetch_optional(store.reader())
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let stored: String = row.try_get("key_hash")?;
+    if !bool::from(stored.as_bytes().ct_eq(hash.as_bytes())) {
+        return Ok(None);
+    }
+    let revoked_at: Option<i64> = row.try_get("revoked_at")?;
+    let role: String = row.try_get("role")?;
+    let Some(role) = Role::parse(&role) else {
+        return Ok(None);
+    };
+    Ok(Some(KeyRow {
+        id: row.try_get("id")?,
+        tenant_id: row.try_get("tenant_id")?,
+        role,
+        revoked: revoked_at.is_some(),
+    }))
+}
+
+pub async fn ensure_tenant(tx: &mut crate::store::Tx, tenant: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(tenant)
+    .bind(now_ms())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Who performs a key operation, for the audit record.
+pub struct Actor<'a> {
+    pub id: &'a str,
+    pub request_id: &'a str,
+}
+
+/// Create a key (and its tenant if new), audited in the same transaction.
+/// `plaintext` lets the bootstrap path install an operator-chosen key.
+pub async fn create_key(
+    store: &Store,
+    role: Role,
+    tenant: &str,
+    name: Option<&str>,
+    plaintext: Option<&str>,
+    actor: Actor<'_>,
+) -> Result<CreatedKey, sqlx::Error> {
+    let (key, hash) = match plaintext {
+        Some(k) => (k.to_string(), hash_key(k)),
+        None => generate_key(),
+    };
+    let id = random_id("key_", 8);
+    let mut tx = store.begin_write().await?;
+    ensure_tenant(&mut tx, tenant).await?;
+    sqlx::query(
+        "INSERT INTO api_keys (id, tenant_id, role, name, key_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&id)
+    .bind(tenant)
+    .bind(role.as_str())
+    .bind(name.map(str::to_string))
+    .bind(&hash)
+    .bind(now_ms())
+    .execute(&mut *tx)
+    .await?;
+    let rec = NewAudit::new(tenant, actor.id, "keys.create", &id, "ok", actor.request_id)
+        .detail(serde_json::json!({"role": role, "tenant": tenant, "name": name}));
+    audit::append(store, &mut tx, rec).await?;
+    tx.commit().await?;
+    Ok(CreatedKey {
+        id,
+        key,
+        role,
+        tenant: tenant.to_string(),
+        name: name.map(str::to_string),
+    })
+}
+
+fn row_to_key_info(row: &crate::store::Row) -> Result<KeyInfo, sqlx::Error> {
+    let role: String = row.try_get("role")?;
+    Ok(KeyInfo {
+        id: row.try_get("id")?,
+        role: Role::parse(&role).unwrap_or(Role::Readonly),
+        tenant: row.try_get("tenant_id")?,
+        name: row.try_get("name")?,
+        created_at: rfc3339_ms(row.try_get("created_at")?),
+        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(rfc3339_ms),
+        last_used_at: row
+            .try_get::<Option<i64>, _>("last_used_at")?
+            .map(rfc3339_ms),
+    })
+}
+
+/// Keys of one tenant (or all, for `None`), newest first. Never secrets or hashes.
+pub async fn list_keys(store: &Store, tenant: Option<&str>) -> Result<Vec<KeyInfo>, sqlx::Error> {
+    let cols = "id, tenant_id, role, name, created_at, revoked_at, last_used_at";
+    let rows = match tenant {
+        Some(t) => {
+            sqlx::query(&format!(
+                "SELECT {cols} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at DESC, id"
+            ))
+            .bind(t)
+            .fetch_all(store.reader())
+            .await?
+        }
+        None => {
+            sqlx::query(&format!(
+                "SELECT {cols} FROM api_keys ORDER BY created_at DESC, id"
+            ))
+            .fetch_all(store.reader())
+            .await?
+        }
+    };
+    rows.iter().map(row_to_key_info).collect()
+}
+
+#[derive(Debug)]
+pub enum RevokeOutcome {
+    Revoked(KeyInfo),
+    AlreadyRevoked(KeyInfo),
+    NotFound,
+}
+
+/// Revoke a key; `tenant` restricts which keys the caller may touch.
+pub async fn revoke_key(
+    store: &Store,
+    id: &str,
+    tenant: Option<&str>,
+    actor: Actor<'_>,
+) -> Result<RevokeOutcome, sqlx::Error> {
+    let mut tx = store.begin_write().await?;
+    let row = sqlx::query(
+        "SELECT id, tenant_id, role, name, created_at, revoked_at, last_used_at FROM api_keys WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(RevokeOutcome::NotFound);
+    };
+    let mut info = row_to_key_info(&row)?;
+    if tenant.is_some_and(|t| t != info.tenant) {
+        return Ok(RevokeOutcome::NotFound);
+    }
+    if info.revoked_at.is_some() {
+        return Ok(RevokeOutcome::AlreadyRevoked(info));
+    }
+    let now = now_ms();
+    sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let rec = NewAudit::new(
+        &info.tenant,
+        actor.id,
+        "keys.revoke",
+        id,
+        "ok",
+        actor.request_id,
+    );
+    audit::append(store, &mut tx, rec).await?;
+    tx.commit().await?;
+    info.revoked_at = Some(rfc3339_ms(now));
+    Ok(RevokeOutcome::Revoked(info))
+}
+
+pub async fn list_tenants(store: &Store, only: Option<&str>) -> Result<Vec<Tenant>, sqlx::Error> {
+    let rows = match only {
+        Some(t) => {
+            sqlx::query("SELECT id, name, created_at FROM tenants WHERE id = $1")
+                .bind(t)
+                .fetch_all(store.reader())
+                .await?
+        }
+        None => {
+            sqlx::query("SELECT id, name, created_at FROM tenants ORDER BY id")
+                .fetch_all(store.reader())
+                .await?
+        }
+    };
+    rows.iter()
+        .map(|r| {
+            Ok(Tenant {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                created_at: rfc3339_ms(r.try_get("created_at")?),
+            })
+        })
+        .collect()
+}
+
+/// What first start did about the superadmin key.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// Keys already existed; nothing done.
+    Existing,
+    /// `ECHOPILOT_BOOTSTRAP_KEY` installed as the superadmin key of `default`.
+    FromEnv,
+    /// A new key written to this file (mode 0600).
+    WroteFile(std::path::PathBuf),
+}
+
+/// On first start (no keys at all), install the superadmin key.
+pub async fn bootstrap(store: &Store, cfg: &crate::Config) -> anyhow::Result<Bootstrap> {
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys")
+        .fetch_one(store.reader())
+        .await?;
+    if count > 0 {
+        return Ok(Bootstrap::Existing);
+    }
+    let actor = Actor {
+        id: "system",
+        request_id: "bootstrap",
+    };
+    if let Some(k) = &cfg.bootstrap_key {
+        if k.len() < 32 {
+            anyhow::bail!("ECHOPILOT_BOOTSTRAP_KEY must be at least 32 characters of random data");
+        }
+        create_key(
+            store,
+            Role::Superadmin,
+            DEFAULT_TENANT,
+            Some("bootstrap"),
+            Some(k),
+            actor,
+        )
+        .await?;
+        return Ok(Bootstrap::FromEnv);
+    }
+    let created = create_key(
+        store,
+        Role::Superadmin,
+        DEFAULT_TENANT,
+        Some("bootstrap"),
+        None,
+        actor,
+    )
+    .await?;
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let path = cfg.data_dir.join("admin.key");
+    write_secret_file(&path, &format!("{}\n", created.key))?;
+    Ok(Bootstrap::WroteFile(path))
+}
+
+/// Write a file readable only by its owner.
+pub fn write_secret_file(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(contents.as_bytes())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+/// Read the admin key the embedded console uses: env first, then `<data-dir>/admin.key`.
+pub fn read_admin_key(cfg: &crate::Config) -> Option<String> {
+    if let Some(k) = &cfg.bootstrap_key {
+        return Some(k.clone());
+    }
+    std::fs::read_to_string(cfg.data_dir.join("admin.key"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Throttle for `last_used_at` writes: at most one per key per minute, so auth stays a
+/// read and the SQLite writer is not hit on every request.
+#[derive(Default)]
+pub struct LastUsed {
+    seen: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+impl LastUsed {
+    pub fn touch(self: &Arc<Self>, store: &Store, key_id: &str) {
+        let now = now_ms();
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            match seen.get(key_id) {
+                Some(t) if now - t < 60_000 => return,
+                _ => {
+                    seen.insert(key_id.to_string(), now);
+                }
+            }
+        }
+        let store = store.clone();
+        let id = key_id.to_string();
+        tokio::spawn(async move {
+            let _ = sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(store.writer())
+                .await;
+        });
+    }
+}

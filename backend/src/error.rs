@@ -1,0 +1,138 @@
+//! One error type for the whole API; every variant becomes an RFC 9457 problem+json response.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::model::Problem;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{detail}")]
+    RateLimited { detail: String, retry_after_s: u64 },
+    #[error("{0}")]
+    Unavailable(String),
+    /// Unexpected failure; the detail shown to clients is generic, the cause is logged.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+
+    fn public_detail(&self) -> String {
+        match self {
+            ApiError::Internal(_) => {
+                "the server failed to handle this request; see the server log for this request id"
+                    .to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Slug used in the problem `type` URI for a status code.
+pub fn problem_type(status: StatusCode) -> String {
+    let slug = match status.as_u16() {
+        400 => "bad-request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not-found",
+        405 => "method-not-allowed",
+        408 => "request-timeout",
+        409 => "conflict",
+        413 => "payload-too-large",
+        415 => "unsupported-media-type",
+        422 => "unprocessable-entity",
+        429 => "rate-limited",
+        503 => "unavailable",
+        _ => "error",
+    };
+    format!("https://echopilot.dev/problems/{slug}")
+}
+
+/// Build a problem+json response. `instance` is filled in by the observe middleware
+/// (it knows the request path and id), so handlers need not care.
+pub fn problem_response(status: StatusCode, detail: String) -> Response {
+    let body = Problem {
+        type_: problem_type(status),
+        title: status.canonical_reason().unwrap_or("Error").to_string(),
+        status: status.as_u16(),
+        detail,
+        instance: String::new(),
+        request_id: None,
+    };
+    let mut resp = (status, axum::Json(body)).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    resp
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(target: "server", error = %cause, "internal error");
+        }
+        let mut resp = problem_response(self.status(), self.public_detail());
+        if let ApiError::RateLimited { retry_after_s, .. } = &self {
+            if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut => {
+                ApiError::Unavailable("database is busy; retry shortly".into())
+            }
+            _ => ApiError::Internal(format!("database: {e}")),
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::Internal(format!("{e:#}"))
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

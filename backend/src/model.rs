@@ -1,0 +1,189 @@
+//! Plain serde types of the HTTP API, shared by the backend, the `ctl` client and tests.
+//! This module depends on nothing but serde so any client can use it.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Roles in increasing order of power; a route names the minimum it needs.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Integration,
+    Readonly,
+    Operator,
+    Admin,
+    Superadmin,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Integration,
+        Role::Readonly,
+        Role::Operator,
+        Role::Admin,
+        Role::Superadmin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Integration => "integration",
+            Role::Readonly => "readonly",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+            Role::Superadmin => "superadmin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Rank used for "at least" checks. `integration` keys are machine keys for
+    /// inbound integrations: they may read and call integration routes, nothing else.
+    pub fn rank(self) -> u8 {
+        match self {
+            Role::Integration => 0,
+            Role::Readonly => 1,
+            Role::Operator => 2,
+            Role::Admin => 3,
+            Role::Superadmin => 4,
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    /// One of superadmin, admin, operator, readonly, integration.
+    pub role: String,
+    /// Tenant id: 1–64 chars of `[a-z0-9_-]`.
+    pub tenant: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Returned once, at creation: the only time the secret is shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedKey {
+    pub id: String,
+    pub key: String,
+    pub role: Role,
+    pub tenant: String,
+    pub name: Option<String>,
+}
+
+/// A key as listed: never the secret or its hash.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyInfo {
+    pub id: String,
+    pub role: Role,
+    pub tenant: String,
+    pub name: Option<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+    pub last_used_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<KeyInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Tenant {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TenantList {
+    pub tenants: Vec<Tenant>,
+}
+
+/// One audit record; `seq` is its 0-based leaf index in the Merkle tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub ts: String,
+    pub tenant_id: String,
+    /// Key id (never the key), or `system` / `cli`.
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    /// `ok`, `denied`, `error`.
+    pub outcome: String,
+    pub request_id: String,
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditChain {
+    pub size: i64,
+    /// Hex SHA-256 root of the RFC 6962 tree over all records.
+    pub root: String,
+    pub head: Option<AuditRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditRecords {
+    pub records: Vec<AuditRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditReceipt {
+    pub seq: i64,
+    pub size: i64,
+    /// The exact canonical JSON string that was hashed as the leaf.
+    pub leaf: String,
+    pub leaf_hash: String,
+    /// RFC 6962 audit path, bottom-up, hex.
+    pub proof: Vec<String>,
+    pub root: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditConsistency {
+    pub from: i64,
+    pub to: i64,
+    pub proof: Vec<String>,
+    pub from_root: String,
+    pub to_root: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditVerify {
+    pub ok: bool,
+    pub size: i64,
+    pub first_bad_seq: Option<i64>,
+    pub reason: Option<String>,
+}
+
+/// RFC 9457 problem details.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub instance: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}

@@ -1,0 +1,190 @@
+//! The store: one interface over SQLite (default, embedded) and PostgreSQL (scale-out).
+//!
+//! Both dialects go through sqlx's `Any` driver with a deliberately small type vocabulary
+//! (BIGINT, TEXT, BLOB/BYTEA) and `$n` placeholders, which both engines accept, so most
+//! SQL is shared. Where the dialects differ (locking, upserts, SKIP LOCKED) code branches
+//! on [`Dialect`] explicitly. Each backend has its own migration set.
+//!
+//! SQLite allows one writer at a time: writes go through a single-connection pool so
+//! concurrent requests queue in-process instead of failing with SQLITE_BUSY, and
+//! write transactions start with `BEGIN IMMEDIATE`. Reads use a separate pool (WAL).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Transaction};
+
+use crate::config::{redact_url, Config};
+
+pub type Tx = Transaction<'static, Any>;
+pub type Row = AnyRow;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    dialect: Dialect,
+    read: AnyPool,
+    write: AnyPool,
+    url: String,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Connect per the config (SQLite file in the data dir unless a database URL is set)
+    /// and apply migrations.
+    pub async fn open(cfg: &Config) -> anyhow::Result<Store> {
+        let url = match &cfg.database_url {
+            Some(u) => u.clone(),
+            None => {
+                std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+                    format!("cannot create data dir {}", cfg.data_dir.display())
+                })?;
+                sqlite_url(&cfg.data_dir.join("echopilot.db"))
+            }
+        };
+        let store = Store::connect(&url, cfg.db_max_connections).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        if url.starts_with("postgres") {
+            let pool = AnyPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .with_context(|| format!("cannot connect to {}", redact_url(url)))?;
+            Ok(Store {
+                dialect: Dialect::Postgres,
+                read: pool.clone(),
+                write: pool,
+                url: url.to_string(),
+            })
+        } else {
+            let opts = || {
+                AnyPoolOptions::new()
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            // WAL lets readers run beside the writer; NORMAL sync is
+                            // durable across process crashes (fsync at checkpoints).
+                            for pragma in [
+                                "PRAGMA journal_mode = WAL",
+                                "PRAGMA synchronous = NORMAL",
+                                "PRAGMA busy_timeout = 5000",
+                                "PRAGMA foreign_keys = ON",
+                            ] {
+                                sqlx::query(pragma).execute(&mut *conn).await?;
+                            }
+                            Ok(())
+                        })
+                    })
+            };
+            let write = opts()
+                .max_connections(1)
+                .connect(url)
+                .await
+                .with_context(|| format!("cannot open SQLite database {url}"))?;
+            let read = opts()
+                .max_connections(max_connections.max(2))
+                .connect(url)
+                .await
+                .with_context(|| format!("cannot open SQLite database {url}"))?;
+            Ok(Store {
+                dialect: Dialect::Sqlite,
+                read,
+                write,
+                url: url.to_string(),
+            })
+        }
+    }
+
+    /// Apply this dialect's migrations; idempotent (sqlx records applied versions and,
+    /// on PostgreSQL, takes an advisory lock so concurrent replicas do not race).
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        self.migrator()
+            .run(&self.write)
+            .await
+            .context("applying database migrations")
+    }
+
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// The connection URL (may contain a password: never log it unredacted).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Pool for reads.
+    pub fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// Pool for single-statement writes.
+    pub fn writer(&self) -> &AnyPool {
+        &self.write
+    }
+
+    /// Start a write transaction (`BEGIN IMMEDIATE` on SQLite, so the write lock is taken
+    /// up front and the transaction never fails half-way on lock upgrade).
+    pub async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
+        match self.dialect {
+            Dialect::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.write.begin().await,
+        }
+    }
+
+    /// `/readyz`: the database answers and every migration of this build is applied.
+    pub async fn ready(&self) -> anyhow::Result<()> {
+        let applied: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = true")
+                .fetch_one(&self.read)
+                .await
+                .context("database not reachable")?;
+        let expected = self.migrator().iter().count() as i64;
+        if applied < expected {
+            anyhow::bail!("{applied} of {expected} migrations applied");
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// Helpers for dialect-neutral SQL fragments.
+impl Dialect {
+    /// `INSERT … ON CONFLICT DO NOTHING` works on both engines; kept as one place to change.
+    pub fn on_conflict_do_nothing(self) -> &'static str {
+        "ON CONFLICT DO NOTHING"
+    }
+}
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;

@@ -1,0 +1,22 @@
+//! Small shared helpers: time and ids.
+
+use rand::RngCore;
+
+/// Milliseconds since the Unix epoch (UTC).
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// RFC 3339 UTC timestamp with millisecond precision, e.g. `2026-11-22T03:44:42.123Z`.
+pub fn rfc3339_ms(ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A random lowercase-hex id with a readable prefix, e.g. `key_3f9a…`.
+pub fn random_id(prefix: &str, bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    format!("{prefix}{}", hex::encode(buf))
+}

@@ -1,0 +1,282 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use echopilot_backend::auth::{self, Actor, RevokeOutcome};
+use echopilot_backend::config::{ConfigError, Overrides};
+use echopilot_backend::model::Role;
+use echopilot_backend::{logging, server, Config, Store};
+
+/// Exit code for invalid configuration or usage.
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "echopilot",
+    version,
+    about = "EchoPilot OS: operations platform for a SaaS business",
+    long_about = "EchoPilot OS: the headless backend (`serve`), key management (`keys`) and tools.\nConfiguration: defaults < echopilot.toml < ECHOPILOT_* env < flags."
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+struct GlobalArgs {
+    /// Data directory (default: ECHOPILOT_DATA_DIR, else the XDG data dir).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Config file (default: ECHOPILOT_CONFIG, else <config dir>/echopilot/echopilot.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Database URL (postgres://… to use PostgreSQL; default: SQLite in the data dir).
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the headless backend until Ctrl-C / SIGTERM.
+    Serve {
+        /// Listen address (default 127.0.0.1:8080; port 0 picks a free port).
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: Option<String>,
+    },
+    /// Manage API keys directly in the database (bootstrap and recovery).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Print the version.
+    Version,
+    /// Print shell completions.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Create a key and print it once.
+    Create {
+        /// superadmin, admin, operator, readonly or integration.
+        #[arg(long)]
+        role: String,
+        /// Tenant id (created if new).
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// A label for the key.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never secrets).
+    List {
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id.
+    Revoke { id: String },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Version) => {
+            println!("echopilot {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "echopilot",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Some(Command::Serve { addr }) => run(serve(cli.global, addr)),
+        Some(Command::Keys { command }) => run(keys(cli.global, command)),
+        None => {
+            let _ = Cli::command().print_help();
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+/// Errors that map to exit code 2 (bad config/usage) vs 1 (runtime failure).
+enum Failure {
+    Config(String),
+    Runtime(anyhow::Error),
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Failure::Config(e.to_string())
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(e: sqlx::Error) -> Self {
+        Failure::Runtime(e.into())
+    }
+}
+
+fn run(fut: impl std::future::Future<Output = Result<(), Failure>>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("echopilot: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let res = rt.block_on(fut);
+    logging::flush();
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Config(msg)) => {
+            eprintln!("echopilot: {msg}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("echopilot: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(g: &GlobalArgs, addr: Option<String>) -> Result<Config, Failure> {
+    let over = Overrides {
+        config_file: g.config.clone(),
+        data_dir: g.data_dir.clone(),
+        addr,
+        database_url: g.database_url.clone(),
+    };
+    Ok(Config::load(&over)?)
+}
+
+async fn serve(g: GlobalArgs, addr: Option<String>) -> Result<(), Failure> {
+    let cfg = load_config(&g, addr)?;
+    logging::init(cfg.logs_dir(), &cfg.log_level, cfg.log_to_stderr)?;
+    if cfg.bootstrap_key.as_ref().is_some_and(|k| k.len() < 32) {
+        return Err(Failure::Config(
+            "invalid configuration: key `bootstrap_key` (from ECHOPILOT_BOOTSTRAP_KEY): must be at least 32 characters".into(),
+        ));
+    }
+    let running = server::start(cfg).await?;
+    match &running.bootstrap {
+        auth::Bootstrap::WroteFile(p) => {
+            println!(
+                "echopilot: first start: superadmin key written to {} (mode 0600)",
+                p.display()
+            )
+        }
+        auth::Bootstrap::FromEnv => {
+            println!(
+                "echopilot: first start: ECHOPILOT_BOOTSTRAP_KEY installed as the superadmin key"
+            )
+        }
+        auth::Bootstrap::Existing => {}
+    }
+    println!("echopilot: listening on {}", running.url());
+    server::shutdown_signal().await;
+    println!("echopilot: shutting down (finishing in-flight requests)");
+    running.shutdown().await?;
+    Ok(())
+}
+
+async fn keys(g: GlobalArgs, cmd: KeysCommand) -> Result<(), Failure> {
+    let cfg = load_config(&g, None)?;
+    let store = Store::open(&cfg).await?;
+    let actor = Actor {
+        id: "cli",
+        request_id: "cli",
+    };
+    match cmd {
+        KeysCommand::Create {
+            role,
+            tenant,
+            name,
+            json,
+        } => {
+            let role = Role::parse(&role).ok_or_else(|| {
+                Failure::Config(format!(
+                    "unknown role {role:?}; expected superadmin, admin, operator, readonly or integration"
+                ))
+            })?;
+            if !auth::valid_tenant_id(&tenant) {
+                return Err(Failure::Config(
+                    "tenant must be 1-64 characters of a-z, 0-9, '-' or '_'".into(),
+                ));
+            }
+            let k = auth::create_key(&store, role, &tenant, name.as_deref(), None, actor).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&k).unwrap_or_default());
+            } else {
+                println!("{}", k.key);
+                eprintln!(
+                    "created key {} (role {}, tenant {}): store it now, it is not shown again",
+                    k.id, k.role, k.tenant
+                );
+            }
+        }
+        KeysCommand::List { tenant, json } => {
+            let keys = auth::list_keys(&store, tenant.as_deref()).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&keys).unwrap_or_default()
+                );
+            } else {
+                println!(
+                    "{:<20} {:<11} {:<16} {:<24} {:<8} NAME",
+                    "ID", "ROLE", "TENANT", "CREATED", "STATE"
+                );
+                for k in keys {
+                    println!(
+                        "{:<20} {:<11} {:<16} {:<24} {:<8} {}",
+                        k.id,
+                        k.role,
+                        k.tenant,
+                        k.created_at,
+                        if k.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        },
+                        k.name.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        KeysCommand::Revoke { id } => match auth::revoke_key(&store, &id, None, actor).await? {
+            RevokeOutcome::Revoked(k) => println!("revoked {}", k.id),
+            RevokeOutcome::AlreadyRevoked(k) => println!("{} was already revoked", k.id),
+            RevokeOutcome::NotFound => {
+                return Err(Failure::Runtime(anyhow::anyhow!("no key with id {id}")))
+            }
+        },
+    }
+    store.close().await;
+    Ok(())
+}

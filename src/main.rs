@@ -1,0 +1,10 @@
+//! `echopilot`: the EchoPilot OS binary. Wires the backend (and, with the console
+//! issue, the ui) together behind one clap CLI.
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::main()
+}

@@ -1,0 +1,648 @@
+//! The one command registry. Every key the console understands is declared here once; the
+//! same table resolves key presses, builds the key bar, fills the help overlay and contributes
+//! the non-verb entries of the palette. Server verbs (from `/ops/verbs`) join it at runtime.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use crate::tabs::Tab;
+
+/// Everything a key can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Quit,
+    GoTab,
+    NextTab,
+    PrevTab,
+    Palette,
+    Help,
+    Filter,
+    Refresh,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    SwitchPane,
+    RunNow,
+    Retry,
+    PurgeDlq,
+    CycleState,
+    /// Leave the filter editor keeping the filter.
+    FilterApply,
+    /// Leave the filter editor and clear the filter.
+    FilterClear,
+    /// Run/open the selected palette entry.
+    PaletteRun,
+    /// Send the args form (dry-run).
+    Submit,
+    /// Confirm the shown plan.
+    Confirm,
+    /// Move between the typed-verb and reason fields.
+    NextField,
+    Close,
+}
+
+/// The input mode decides which keys apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    Filter,
+    Palette,
+    ArgsForm,
+    /// A plan for a low-risk verb (or a direct run/retry) awaiting `y`.
+    ConfirmLow,
+    /// A plan for a high-risk verb: type the verb and a reason.
+    ConfirmHigh,
+    /// Waiting for the backend to answer a dry-run or confirm.
+    Pending,
+    Result,
+    Help,
+}
+
+impl Mode {
+    /// Modes with a text field: unbound printable keys are typed, never treated as commands.
+    pub fn takes_text(self) -> bool {
+        matches!(
+            self,
+            Mode::Filter | Mode::Palette | Mode::ArgsForm | Mode::ConfirmHigh
+        )
+    }
+}
+
+/// Where a command applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every mode.
+    Always,
+    /// Normal mode on any tab.
+    Normal,
+    /// Normal mode on a tab that shows a table.
+    Table,
+    /// Normal mode on one tab.
+    OnTab(Tab),
+    /// One of these dialog/editor modes.
+    Modes(&'static [Mode]),
+}
+
+/// One declared command.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyCommand {
+    pub action: Action,
+    pub keys: &'static [(KeyCode, KeyModifiers)],
+    /// How the keys are shown (`"1-8"`, `": ^P"`).
+    pub display: &'static str,
+    /// Short label for the key bar.
+    pub label: &'static str,
+    /// Sentence for the help overlay and the palette.
+    pub help: &'static str,
+    pub scope: Scope,
+    /// Changes backend state (hidden with `--readonly`).
+    pub mutating: bool,
+    pub in_key_bar: bool,
+}
+
+const NONE: KeyModifiers = KeyModifiers::NONE;
+const CTRL: KeyModifiers = KeyModifiers::CONTROL;
+const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
+
+const fn cmd(
+    action: Action,
+    keys: &'static [(KeyCode, KeyModifiers)],
+    display: &'static str,
+    label: &'static str,
+    help: &'static str,
+    scope: Scope,
+) -> KeyCommand {
+    KeyCommand {
+        action,
+        keys,
+        display,
+        label,
+        help,
+        scope,
+        mutating: false,
+        in_key_bar: true,
+    }
+}
+
+const fn hidden(mut c: KeyCommand) -> KeyCommand {
+    c.in_key_bar = false;
+    c
+}
+
+const fn mutating(mut c: KeyCommand) -> KeyCommand {
+    c.mutating = true;
+    c
+}
+
+const DIALOGS: &[Mode] = &[
+    Mode::Palette,
+    Mode::ArgsForm,
+    Mode::ConfirmLow,
+    Mode::ConfirmHigh,
+    Mode::Pending,
+    Mode::Result,
+    Mode::Help,
+];
+
+/// The registry, in key-bar order.
+pub const COMMANDS: &[KeyCommand] = &[
+    // Dialog and editor keys first so they win over Normal-mode bindings.
+    cmd(
+        Action::FilterApply,
+        &[(KeyCode::Enter, NONE)],
+        "Enter",
+        "keep filter",
+        "Keep the typed filter and return to the table",
+        Scope::Modes(&[Mode::Filter]),
+    ),
+    cmd(
+        Action::FilterClear,
+        &[(KeyCode::Esc, NONE)],
+        "Esc",
+        "clear filter",
+        "Clear the filter and return to the table",
+        Scope::Modes(&[Mode::Filter]),
+    ),
+    cmd(
+        Action::PaletteRun,
+        &[(KeyCode::Enter, NONE)],
+        "Enter",
+        "run/open",
+        "Run the selected verb (dry-run first) or open the selected entity",
+        Scope::Modes(&[Mode::Palette]),
+    ),
+    cmd(
+        Action::Up,
+        &[(KeyCode::Up, NONE), (KeyCode::Char('k'), CTRL)],
+        "↑ ^K",
+        "prev",
+        "Previous palette entry",
+        Scope::Modes(&[Mode::Palette]),
+    ),
+    cmd(
+        Action::Down,
+        &[
+            (KeyCode::Down, NONE),
+            (KeyCode::Char('j'), CTRL),
+            (KeyCode::Char('n'), CTRL),
+        ],
+        "↓ ^J",
+        "next",
+        "Next palette entry",
+        Scope::Modes(&[Mode::Palette]),
+    ),
+    cmd(
+        Action::Submit,
+        &[(KeyCode::Char('s'), CTRL)],
+        "^S",
+        "dry-run",
+        "Send the arguments for a dry-run plan (Enter adds a line)",
+        Scope::Modes(&[Mode::ArgsForm]),
+    ),
+    cmd(
+        Action::Confirm,
+        &[(KeyCode::Char('y'), NONE), (KeyCode::Char('Y'), SHIFT)],
+        "y",
+        "confirm",
+        "Confirm a low-risk plan",
+        Scope::Modes(&[Mode::ConfirmLow]),
+    ),
+    cmd(
+        Action::Close,
+        &[(KeyCode::Char('n'), NONE)],
+        "n",
+        "cancel",
+        "Cancel a low-risk plan",
+        Scope::Modes(&[Mode::ConfirmLow]),
+    ),
+    cmd(
+        Action::NextField,
+        &[(KeyCode::Tab, NONE), (KeyCode::BackTab, SHIFT)],
+        "Tab",
+        "next field",
+        "Move between the verb-name and reason fields",
+        Scope::Modes(&[Mode::ConfirmHigh]),
+    ),
+    cmd(
+        Action::Confirm,
+        &[(KeyCode::Enter, NONE)],
+        "Enter",
+        "confirm",
+        "Confirm a high-risk plan once the verb name is typed exactly and a reason given",
+        Scope::Modes(&[Mode::ConfirmHigh]),
+    ),
+    cmd(
+        Action::Up,
+        &[(KeyCode::Up, NONE), (KeyCode::Char('k'), NONE)],
+        "↑ k",
+        "scroll up",
+        "Scroll the dialog",
+        Scope::Modes(&[Mode::Result, Mode::Help]),
+    ),
+    cmd(
+        Action::Down,
+        &[(KeyCode::Down, NONE), (KeyCode::Char('j'), NONE)],
+        "↓ j",
+        "scroll down",
+        "Scroll the dialog",
+        Scope::Modes(&[Mode::Result, Mode::Help]),
+    ),
+    cmd(
+        Action::Close,
+        &[(KeyCode::Enter, NONE)],
+        "Enter",
+        "close",
+        "Close the result",
+        Scope::Modes(&[Mode::Result]),
+    ),
+    cmd(
+        Action::Close,
+        &[(KeyCode::Char('?'), NONE)],
+        "?",
+        "close",
+        "Close the help overlay",
+        Scope::Modes(&[Mode::Help]),
+    ),
+    cmd(
+        Action::Close,
+        &[(KeyCode::Esc, NONE)],
+        "Esc",
+        "close",
+        "Close the dialog (nothing is sent)",
+        Scope::Modes(DIALOGS),
+    ),
+    cmd(
+        Action::Quit,
+        &[(KeyCode::Char('c'), CTRL)],
+        "^C",
+        "quit",
+        "Quit immediately, even with a dialog open",
+        Scope::Always,
+    ),
+    // Normal mode.
+    cmd(
+        Action::Quit,
+        &[(KeyCode::Char('q'), NONE)],
+        "q",
+        "quit",
+        "Quit the console (only when no dialog is open)",
+        Scope::Normal,
+    ),
+    cmd(
+        Action::Help,
+        &[(KeyCode::Char('?'), NONE)],
+        "?",
+        "help",
+        "Show every key and every verb",
+        Scope::Normal,
+    ),
+    cmd(
+        Action::Palette,
+        &[(KeyCode::Char(':'), NONE), (KeyCode::Char('p'), CTRL)],
+        ": ^P",
+        "palette",
+        "Open the command palette (verbs, jobs, queue items, tenants)",
+        Scope::Normal,
+    ),
+    hidden(cmd(
+        Action::GoTab,
+        &[
+            (KeyCode::Char('1'), NONE),
+            (KeyCode::Char('2'), NONE),
+            (KeyCode::Char('3'), NONE),
+            (KeyCode::Char('4'), NONE),
+            (KeyCode::Char('5'), NONE),
+            (KeyCode::Char('6'), NONE),
+            (KeyCode::Char('7'), NONE),
+            (KeyCode::Char('8'), NONE),
+        ],
+        "1-8",
+        "tab",
+        "Go to tab 1-8",
+        Scope::Normal,
+    )),
+    cmd(
+        Action::NextTab,
+        &[(KeyCode::Tab, NONE)],
+        "Tab",
+        "next tab",
+        "Next tab",
+        Scope::Normal,
+    ),
+    hidden(cmd(
+        Action::PrevTab,
+        &[(KeyCode::BackTab, SHIFT), (KeyCode::BackTab, NONE)],
+        "S-Tab",
+        "prev tab",
+        "Previous tab",
+        Scope::Normal,
+    )),
+    cmd(
+        Action::Filter,
+        &[(KeyCode::Char('/'), NONE)],
+        "/",
+        "filter",
+        "Filter the current table (text match on every column)",
+        Scope::Table,
+    ),
+    cmd(
+        Action::Refresh,
+        &[(KeyCode::Char('r'), NONE)],
+        "r",
+        "refresh",
+        "Refresh this tab now (also resets retry backoff)",
+        Scope::Normal,
+    ),
+    cmd(
+        Action::Down,
+        &[(KeyCode::Char('j'), NONE), (KeyCode::Down, NONE)],
+        "j/k",
+        "move",
+        "Move the selection down",
+        Scope::Table,
+    ),
+    hidden(cmd(
+        Action::Up,
+        &[(KeyCode::Char('k'), NONE), (KeyCode::Up, NONE)],
+        "k",
+        "up",
+        "Move the selection up",
+        Scope::Table,
+    )),
+    hidden(cmd(
+        Action::PageDown,
+        &[(KeyCode::PageDown, NONE)],
+        "PgDn",
+        "page down",
+        "Move the selection a page down",
+        Scope::Table,
+    )),
+    hidden(cmd(
+        Action::PageUp,
+        &[(KeyCode::PageUp, NONE)],
+        "PgUp",
+        "page up",
+        "Move the selection a page up",
+        Scope::Table,
+    )),
+    hidden(cmd(
+        Action::Top,
+        &[(KeyCode::Char('g'), NONE), (KeyCode::Home, NONE)],
+        "g",
+        "top",
+        "First row",
+        Scope::Table,
+    )),
+    hidden(cmd(
+        Action::Bottom,
+        &[
+            (KeyCode::Char('G'), SHIFT),
+            (KeyCode::Char('G'), NONE),
+            (KeyCode::End, NONE),
+        ],
+        "G",
+        "bottom",
+        "Last row",
+        Scope::Table,
+    )),
+    cmd(
+        Action::SwitchPane,
+        &[
+            (KeyCode::Char('h'), NONE),
+            (KeyCode::Char('l'), NONE),
+            (KeyCode::Left, NONE),
+            (KeyCode::Right, NONE),
+        ],
+        "h/l",
+        "pane",
+        "Switch between the job registry and the run history",
+        Scope::OnTab(Tab::Jobs),
+    ),
+    mutating(cmd(
+        Action::RunNow,
+        &[(KeyCode::Enter, NONE)],
+        "Enter",
+        "run now",
+        "Run the selected scheduled job now (dry-run plan, then confirm)",
+        Scope::OnTab(Tab::Jobs),
+    )),
+    cmd(
+        Action::CycleState,
+        &[(KeyCode::Char('s'), NONE)],
+        "s",
+        "state",
+        "Cycle the queue job list's state filter (all, queued, running, failed, dead, succeeded)",
+        Scope::OnTab(Tab::Queue),
+    ),
+    mutating(cmd(
+        Action::Retry,
+        &[(KeyCode::Enter, NONE)],
+        "Enter",
+        "retry",
+        "Retry the selected dead job (dry-run plan, then confirm)",
+        Scope::OnTab(Tab::Queue),
+    )),
+    mutating(cmd(
+        Action::PurgeDlq,
+        &[(KeyCode::Char('D'), SHIFT), (KeyCode::Char('D'), NONE)],
+        "D",
+        "purge dead",
+        "Purge the dead-letter queue (purge_dlq verb, confirm required)",
+        Scope::OnTab(Tab::Queue),
+    )),
+];
+
+/// What decides which commands apply right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Context {
+    pub mode: Mode,
+    pub tab: Tab,
+    pub readonly: bool,
+}
+
+impl KeyCommand {
+    pub fn applies(&self, ctx: &Context) -> bool {
+        if self.mutating && ctx.readonly {
+            return false;
+        }
+        match self.scope {
+            Scope::Always => true,
+            Scope::Normal => ctx.mode == Mode::Normal,
+            Scope::Table => ctx.mode == Mode::Normal && ctx.tab.has_table(),
+            Scope::OnTab(t) => ctx.mode == Mode::Normal && ctx.tab == t,
+            Scope::Modes(ms) => ms.contains(&ctx.mode),
+        }
+    }
+
+    fn matches(&self, key: &KeyEvent) -> bool {
+        self.keys.iter().any(|(code, mods)| {
+            *code == key.code
+                && (key.modifiers - KeyModifiers::SHIFT) == (*mods - KeyModifiers::SHIFT)
+        })
+    }
+}
+
+/// Resolves a key press to an action in `ctx` (first matching declaration wins).
+pub fn resolve(key: &KeyEvent, ctx: &Context) -> Option<Action> {
+    COMMANDS
+        .iter()
+        .find(|c| c.applies(ctx) && c.matches(key))
+        .map(|c| c.action)
+}
+
+/// The key bar entries for `ctx`: the most specific first (dialog, this tab, tables, then
+/// global), registry order within each, without repeated labels.
+pub fn key_bar(ctx: &Context) -> Vec<(&'static str, &'static str)> {
+    let rank = |s: Scope| match s {
+        Scope::Modes(_) => 0,
+        Scope::OnTab(_) => 1,
+        Scope::Table => 2,
+        Scope::Normal => 3,
+        Scope::Always => 4,
+    };
+    let mut cmds: Vec<&KeyCommand> = COMMANDS
+        .iter()
+        .filter(|c| c.in_key_bar && c.applies(ctx))
+        .collect();
+    cmds.sort_by_key(|c| rank(c.scope));
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    for c in cmds {
+        if !out.iter().any(|(_, l)| *l == c.label) {
+            out.push((c.display, c.label));
+        }
+    }
+    out
+}
+
+/// A readable scope name for the help overlay.
+pub fn scope_name(scope: Scope) -> String {
+    match scope {
+        Scope::Always => "anywhere".into(),
+        Scope::Normal => "tabs".into(),
+        Scope::Table => "tables".into(),
+        Scope::OnTab(t) => format!("{} tab", t.title()),
+        Scope::Modes(ms) => {
+            let names: Vec<&str> = ms
+                .iter()
+                .map(|m| match m {
+                    Mode::Normal => "tabs",
+                    Mode::Filter => "filter",
+                    Mode::Palette => "palette",
+                    Mode::ArgsForm => "args form",
+                    Mode::ConfirmLow => "low-risk plan",
+                    Mode::ConfirmHigh => "high-risk plan",
+                    Mode::Pending => "waiting",
+                    Mode::Result => "result",
+                    Mode::Help => "help",
+                })
+                .collect();
+            if ms.len() > 3 {
+                "dialogs".into()
+            } else {
+                names.join(", ")
+            }
+        }
+    }
+}
+
+/// Palette entries contributed by keys: tab switches and plain actions.
+pub fn palette_actions() -> Vec<(String, String, PaletteAction)> {
+    let mut out: Vec<(String, String, PaletteAction)> = Tab::ALL
+        .iter()
+        .map(|t| {
+            (
+                format!("go to {}", t.title().to_lowercase()),
+                format!("tab {} ({})", t.number(), t.title()),
+                PaletteAction::Tab(*t),
+            )
+        })
+        .collect();
+    out.push((
+        "refresh".into(),
+        "Refresh this tab now".into(),
+        PaletteAction::Key(Action::Refresh),
+    ));
+    out.push((
+        "help".into(),
+        "Show every key and every verb".into(),
+        PaletteAction::Key(Action::Help),
+    ));
+    out.push((
+        "quit".into(),
+        "Quit the console".into(),
+        PaletteAction::Key(Action::Quit),
+    ));
+    out
+}
+
+/// What a non-verb palette action does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaletteAction {
+    Tab(Tab),
+    Key(Action),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(mode: Mode, tab: Tab) -> Context {
+        Context {
+            mode,
+            tab,
+            readonly: false,
+        }
+    }
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn q_only_quits_in_normal_mode() {
+        let q = key(KeyCode::Char('q'));
+        assert_eq!(
+            resolve(&q, &ctx(Mode::Normal, Tab::Jobs)),
+            Some(Action::Quit)
+        );
+        for m in [
+            Mode::Palette,
+            Mode::Help,
+            Mode::Result,
+            Mode::ConfirmLow,
+            Mode::ArgsForm,
+        ] {
+            assert_ne!(resolve(&q, &ctx(m, Tab::Jobs)), Some(Action::Quit), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn enter_depends_on_tab_and_readonly() {
+        let e = key(KeyCode::Enter);
+        assert_eq!(
+            resolve(&e, &ctx(Mode::Normal, Tab::Jobs)),
+            Some(Action::RunNow)
+        );
+        assert_eq!(
+            resolve(&e, &ctx(Mode::Normal, Tab::Queue)),
+            Some(Action::Retry)
+        );
+        let ro = Context {
+            readonly: true,
+            ..ctx(Mode::Normal, Tab::Jobs)
+        };
+        assert_eq!(resolve(&e, &ro), None);
+    }
+
+    #[test]
+    fn key_bar_has_no_duplicates() {
+        let bar = key_bar(&ctx(Mode::Normal, Tab::Queue));
+        let labels: Vec<_> = bar.iter().map(|(_, l)| *l).collect();
+        assert!(labels.contains(&"filter") && labels.contains(&"retry"));
+        let mut d = labels.clone();
+        d.dedup();
+        assert_eq!(d.len(), labels.len());
+    }
+}

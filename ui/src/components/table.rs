@@ -1,0 +1,85 @@
+//! A filterable table that builds rows only for the visible window.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, HighlightSpacing, Paragraph, Row, Table, TableState};
+use ratatui::Frame;
+
+use super::Component;
+use crate::app::TableView;
+use crate::theme::Theme;
+
+pub struct DataTable<'a> {
+    pub block: Block<'a>,
+    pub header: &'a [&'a str],
+    pub widths: &'a [Constraint],
+    pub view: &'a TableView,
+    /// Builds the row for a data index (called only for rows on screen).
+    pub row: &'a dyn Fn(usize) -> Row<'a>,
+    pub focused: bool,
+    /// The `/` editor is open on this table.
+    pub editing: bool,
+    /// Shown when there are no rows at all (before filtering).
+    pub empty: String,
+    pub total: usize,
+}
+
+impl Component for DataTable<'_> {
+    fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
+        let inner = self.block.inner(area);
+        frame.render_widget(self.block.clone(), area);
+        let show_filter = self.editing || !self.view.filter.is_empty();
+        let [body, filter] = Layout::vertical([
+            Constraint::Min(1),
+            Constraint::Length(u16::from(show_filter)),
+        ])
+        .areas(inner);
+        if show_filter {
+            let line = Line::from(vec![
+                Span::styled("/ ", theme.accent),
+                Span::raw(self.view.filter.clone()),
+                Span::styled(if self.editing { "█" } else { "" }, theme.muted),
+                Span::styled(
+                    format!("  {} of {} rows", self.view.visible.len(), self.total),
+                    theme.muted,
+                ),
+            ]);
+            frame.render_widget(Paragraph::new(line), filter);
+        }
+        if self.total == 0 || self.view.visible.is_empty() {
+            let msg = if self.total == 0 {
+                self.empty.clone()
+            } else {
+                format!("No rows match the filter {:?}.", self.view.filter)
+            };
+            frame.render_widget(Paragraph::new(Span::styled(msg, theme.muted)), body);
+            return;
+        }
+        // Header takes one row; only rows that fit are ever built.
+        let cap = (body.height as usize).saturating_sub(1).max(1);
+        let sel = self.view.selected.min(self.view.visible.len() - 1);
+        let offset = sel.saturating_sub(cap - 1);
+        let rows: Vec<Row> = self.view.visible[offset..]
+            .iter()
+            .take(cap)
+            .map(|i| (self.row)(*i))
+            .collect();
+        let header = Row::new(self.header.iter().copied()).style(
+            theme
+                .base
+                .add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
+        );
+        let table = Table::new(rows, self.widths)
+            .header(header)
+            .highlight_symbol("> ")
+            .highlight_spacing(HighlightSpacing::Always)
+            .row_highlight_style(if self.focused {
+                theme.selected
+            } else {
+                theme.base.add_modifier(Modifier::BOLD)
+            });
+        let mut state = TableState::default().with_selected(Some(sel - offset));
+        frame.render_stateful_widget(table, body, &mut state);
+    }
+}

@@ -1,0 +1,449 @@
+//! Command palette: nucleo fuzzy matching over verbs, console actions and entities.
+//!
+//! Scoring is two-tier: a match on the entry's label (verb name, job name, …) always outranks a
+//! match found only in its aliases/description, so `restrt sched` puts `restart_scheduler`
+//! first. If nothing matches at all, each query word is retried with one character dropped,
+//! which absorbs the common typo (a swapped or extra letter).
+
+use nucleo::pattern::{AtomKind, CaseMatching, Normalization, Pattern};
+use nucleo::{Config, Matcher, Utf32Str, Utf32String};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+use ratatui::Frame;
+
+use crate::commands::PaletteAction;
+use crate::theme::Theme;
+
+/// What kind of thing an entry is (shown as a tag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EntryKind {
+    Verb,
+    Action,
+    Job,
+    QueueItem,
+    Tenant,
+}
+
+impl EntryKind {
+    pub fn tag(self) -> &'static str {
+        match self {
+            EntryKind::Verb => "verb",
+            EntryKind::Action => "action",
+            EntryKind::Job => "job",
+            EntryKind::QueueItem => "queue",
+            EntryKind::Tenant => "tenant",
+        }
+    }
+}
+
+/// What Enter does with an entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Verb(String),
+    Action(PaletteAction),
+    Job(String),
+    QueueItem(String),
+    Tenant(String),
+}
+
+/// One searchable entry. `haystack` is `label` followed by `detail`, pre-converted once.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub kind: EntryKind,
+    pub label: String,
+    pub detail: String,
+    pub target: Target,
+    label_h: Utf32String,
+    full_h: Utf32String,
+}
+
+impl Entry {
+    pub fn new(kind: EntryKind, label: String, detail: String, target: Target) -> Entry {
+        let full = format!("{label}  {detail}");
+        Entry {
+            kind,
+            label_h: Utf32String::from(label.as_str()),
+            full_h: Utf32String::from(full.as_str()),
+            label,
+            detail,
+            target,
+        }
+    }
+
+    /// The displayed text (label, two spaces, detail); highlight indices index its chars.
+    pub fn text(&self) -> String {
+        format!("{}  {}", self.label, self.detail)
+    }
+}
+
+/// One ranked result: entry index, score, matched char positions in [`Entry::text`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ranked {
+    pub index: usize,
+    pub score: u32,
+    pub indices: Vec<u32>,
+}
+
+/// Bonus that lifts every label match above every description-only match.
+const LABEL_TIER: u32 = 1 << 20;
+/// Only this many top results get highlight indices (they are all that can be shown).
+pub const HIGHLIGHT_TOP: usize = 64;
+
+/// Reusable matcher state (nucleo's matcher holds scratch memory; keep one per palette).
+pub struct Filter {
+    matcher: Matcher,
+    pattern: Pattern,
+}
+
+impl Default for Filter {
+    fn default() -> Self {
+        Filter {
+            matcher: Matcher::new(Config::DEFAULT),
+            pattern: Pattern::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Filter")
+    }
+}
+
+fn pattern(q: &str) -> Pattern {
+    Pattern::new(
+        q,
+        CaseMatching::Ignore,
+        Normalization::Smart,
+        AtomKind::Fuzzy,
+    )
+}
+
+impl Filter {
+    /// Ranks `entries` against `query` into `out` (best first). An empty query keeps the
+    /// given order. Highlight indices are filled for the first [`HIGHLIGHT_TOP`] results.
+    pub fn rank(&mut self, entries: &[Entry], query: &str, out: &mut Vec<Ranked>) {
+        out.clear();
+        if query.trim().is_empty() {
+            out.extend((0..entries.len()).map(|index| Ranked {
+                index,
+                score: 0,
+                indices: Vec::new(),
+            }));
+            return;
+        }
+        self.pattern = pattern(query);
+        self.score_all(entries, out);
+        if out.is_empty() {
+            // Typo fallback: drop one character from each word in turn.
+            let words: Vec<&str> = query.split_whitespace().collect();
+            for (wi, w) in words.iter().enumerate() {
+                let chars: Vec<char> = w.chars().collect();
+                if chars.len() < 4 {
+                    continue;
+                }
+                for drop in 0..chars.len() {
+                    let variant: String = chars
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| *i != drop)
+                        .map(|(_, c)| *c)
+                        .collect();
+                    let mut q: Vec<String> = words.iter().map(|s| s.to_string()).collect();
+                    q[wi] = variant;
+                    self.pattern = pattern(&q.join(" "));
+                    let mut more = Vec::new();
+                    self.score_all(entries, &mut more);
+                    for r in more {
+                        match out.iter_mut().find(|o| o.index == r.index) {
+                            Some(o) if o.score >= r.score => {}
+                            Some(o) => *o = r,
+                            None => out.push(r),
+                        }
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            b.score
+                .cmp(&a.score)
+                .then_with(|| entries[a.index].kind.cmp(&entries[b.index].kind))
+                .then_with(|| {
+                    entries[a.index]
+                        .label
+                        .len()
+                        .cmp(&entries[b.index].label.len())
+                })
+                .then_with(|| entries[a.index].label.cmp(&entries[b.index].label))
+        });
+        self.fill_indices(entries, out, query);
+    }
+
+    fn score_all(&mut self, entries: &[Entry], out: &mut Vec<Ranked>) {
+        for (index, e) in entries.iter().enumerate() {
+            let score = match self.pattern.score(e.label_h.slice(..), &mut self.matcher) {
+                Some(s) => Some(s + LABEL_TIER),
+                None => self.pattern.score(e.full_h.slice(..), &mut self.matcher),
+            };
+            if let Some(score) = score {
+                out.push(Ranked {
+                    index,
+                    score,
+                    indices: Vec::new(),
+                });
+            }
+        }
+    }
+
+    fn fill_indices(&mut self, entries: &[Entry], out: &mut [Ranked], query: &str) {
+        let primary = pattern(query);
+        for r in out.iter_mut().take(HIGHLIGHT_TOP) {
+            let e = &entries[r.index];
+            let mut idx = Vec::new();
+            let hay: Utf32Str<'_> = if r.score >= LABEL_TIER {
+                e.label_h.slice(..)
+            } else {
+                e.full_h.slice(..)
+            };
+            if primary.indices(hay, &mut self.matcher, &mut idx).is_none() {
+                // Matched only via the typo fallback: highlight what the pattern still finds
+                // word by word.
+                idx.clear();
+                for atom in &primary.atoms {
+                    let mut part = Vec::new();
+                    if atom.indices(hay, &mut self.matcher, &mut part).is_some() {
+                        idx.extend(part);
+                    }
+                }
+            }
+            idx.sort_unstable();
+            idx.dedup();
+            r.indices = idx;
+        }
+    }
+}
+
+/// Palette dialog state.
+#[derive(Debug, Default)]
+pub struct PaletteState {
+    pub query: String,
+    pub selected: usize,
+    pub entries: Vec<Entry>,
+    pub results: Vec<Ranked>,
+    pub filter: Filter,
+}
+
+impl PaletteState {
+    pub fn new(entries: Vec<Entry>) -> PaletteState {
+        let mut p = PaletteState {
+            entries,
+            ..PaletteState::default()
+        };
+        p.refilter();
+        p
+    }
+
+    pub fn refilter(&mut self) {
+        let mut results = std::mem::take(&mut self.results);
+        self.filter.rank(&self.entries, &self.query, &mut results);
+        self.results = results;
+        self.selected = 0;
+    }
+
+    pub fn selected_entry(&self) -> Option<&Entry> {
+        self.results
+            .get(self.selected)
+            .and_then(|r| self.entries.get(r.index))
+    }
+
+    pub fn move_by(&mut self, delta: isize) {
+        if self.results.is_empty() {
+            return;
+        }
+        let n = self.results.len() as isize;
+        self.selected = (self.selected as isize + delta).rem_euclid(n) as usize;
+    }
+}
+
+/// Centered rectangle `pct_w`% wide and `h` rows high (clamped to the area).
+pub fn centered(area: Rect, pct_w: u16, h: u16) -> Rect {
+    let w = (area.width * pct_w / 100).max(40.min(area.width));
+    let h = h.min(area.height);
+    Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    }
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, p: &PaletteState, theme: &Theme) {
+    let rect = centered(area, 80, area.height.saturating_sub(4).min(20));
+    frame.render_widget(Clear, rect);
+    let title = format!(
+        " Command palette · {} of {} ",
+        p.results.len(),
+        p.entries.len()
+    );
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border)
+        .title(Span::styled(title, theme.accent))
+        .style(theme.base);
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    let [input, list] = Layout::vertical([Constraint::Length(2), Constraint::Min(1)]).areas(inner);
+    let prompt = Line::from(vec![
+        Span::styled(": ", theme.accent),
+        Span::raw(p.query.as_str()),
+        Span::styled("█", theme.muted),
+    ]);
+    frame.render_widget(Paragraph::new(vec![prompt, Line::default()]), input);
+
+    let rows = list.height as usize;
+    if p.results.is_empty() {
+        let msg = if p.entries.is_empty() {
+            "Nothing to search yet: verbs and entities load from the backend."
+        } else {
+            "No match."
+        };
+        frame.render_widget(Paragraph::new(Span::styled(msg, theme.muted)), list);
+        return;
+    }
+    let offset = p.selected.saturating_sub(rows.saturating_sub(1));
+    let width = list.width as usize;
+    let lines: Vec<Line> = p
+        .results
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(rows)
+        .map(|(i, r)| {
+            let e = &p.entries[r.index];
+            let sel = i == p.selected;
+            let mut spans = vec![
+                Span::styled(if sel { "> " } else { "  " }, theme.accent),
+                Span::styled(format!("{:<7}", e.kind.tag()), theme.muted),
+            ];
+            spans.extend(highlighted(
+                &e.text(),
+                &r.indices,
+                e.label.chars().count(),
+                width.saturating_sub(9),
+                theme,
+            ));
+            let line = Line::from(spans);
+            if sel {
+                line.style(theme.selected)
+            } else {
+                line
+            }
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(lines), list);
+}
+
+/// Splits `text` into spans, matched chars in the highlight style, the label part bold.
+fn highlighted<'a>(
+    text: &str,
+    indices: &[u32],
+    label_len: usize,
+    max: usize,
+    theme: &Theme,
+) -> Vec<Span<'a>> {
+    let mut spans = Vec::new();
+    let mut cur = String::new();
+    let mut cur_style = None;
+    for (i, ch) in text.chars().take(max).enumerate() {
+        let style = if indices.binary_search(&(i as u32)).is_ok() {
+            theme.highlight
+        } else if i < label_len {
+            theme.base.add_modifier(Modifier::BOLD)
+        } else {
+            theme.muted
+        };
+        if cur_style != Some(style) && !cur.is_empty() {
+            spans.push(Span::styled(
+                std::mem::take(&mut cur),
+                cur_style.unwrap_or(style),
+            ));
+        }
+        cur_style = Some(style);
+        cur.push(ch);
+    }
+    if let Some(s) = cur_style {
+        spans.push(Span::styled(cur, s));
+    }
+    spans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verbs() -> Vec<Entry> {
+        [
+            (
+                "restart_scheduler",
+                "restart-scheduler  Restart the job scheduler gracefully",
+            ),
+            ("run_job", "Run one scheduled job now"),
+            ("retry_job", "Move a dead queue job back to queued"),
+            ("purge_dlq", "Delete every dead-lettered queue job"),
+            ("pause_queue", "Stop workers from claiming queue jobs"),
+            ("resume_queue", "Let workers claim queue jobs again"),
+            ("self_heal_run", "Run the safe self-heal remediations now"),
+            (
+                "tail_logs",
+                "Show the last lines of an area's log, secrets redacted",
+            ),
+        ]
+        .into_iter()
+        .map(|(n, d)| Entry::new(EntryKind::Verb, n.into(), d.into(), Target::Verb(n.into())))
+        .chain(
+            ["scheduler_tick", "retention", "self_heal", "health_probe"].map(|j| {
+                Entry::new(
+                    EntryKind::Job,
+                    j.into(),
+                    "scheduled job".into(),
+                    Target::Job(j.into()),
+                )
+            }),
+        )
+        .collect()
+    }
+
+    fn top(q: &str) -> String {
+        let e = verbs();
+        let mut f = Filter::default();
+        let mut out = Vec::new();
+        f.rank(&e, q, &mut out);
+        out.first()
+            .map(|r| e[r.index].label.clone())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn ranking() {
+        assert_eq!(top("restrt sched"), "restart_scheduler");
+        assert_eq!(top("restart"), "restart_scheduler");
+        assert_eq!(top("purge"), "purge_dlq");
+        assert_eq!(top("tick"), "scheduler_tick");
+        assert_eq!(top("retsart"), "restart_scheduler");
+        assert_eq!(top("dead letter"), "purge_dlq");
+    }
+
+    #[test]
+    fn empty_query_keeps_order_and_highlights_match() {
+        let e = verbs();
+        let mut f = Filter::default();
+        let mut out = Vec::new();
+        f.rank(&e, "", &mut out);
+        assert_eq!(out.len(), e.len());
+        f.rank(&e, "rsch", &mut out);
+        assert_eq!(e[out[0].index].label, "restart_scheduler");
+        assert_eq!(out[0].indices.len(), 4);
+    }
+}

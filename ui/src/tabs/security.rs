@@ -1,0 +1,14 @@
+//! Security tab: probes `Area::Security`'s route; live once the backend area exists.
+
+use ratatui::layout::Rect;
+use ratatui::Frame;
+
+use crate::app::App;
+use crate::event::Area;
+
+/// What the area covers, shown while it is not installed.
+pub const ABOUT: &str = "Scan findings, secret exposure checks and access anomalies.";
+
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+    super::area_tab(frame, area, app, Area::Security, ABOUT);
+}

@@ -1,0 +1,172 @@
+//! Top-level drawing: header, tab line, the current tab, status line, key bar, dialogs.
+//! `draw` only reads the [`App`]; it never blocks or mutates.
+
+use ratatui::backend::TestBackend;
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
+use ratatui::style::Modifier;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Wrap};
+use ratatui::{Frame, Terminal};
+
+use crate::app::App;
+use crate::commands::key_bar;
+use crate::components::badge::badge;
+use crate::components::keybar::KeyBar;
+use crate::components::Component;
+use crate::tabs::{self, Tab};
+use crate::util::fmt_age;
+
+/// Smallest usable terminal.
+pub const MIN_WIDTH: u16 = 80;
+pub const MIN_HEIGHT: u16 = 24;
+
+pub fn draw(frame: &mut Frame, app: &App) {
+    let area = frame.area();
+    frame.render_widget(Block::default().style(app.theme.base), area);
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        too_small(frame, area, app);
+        return;
+    }
+    let [header, tabline, body, status, keys] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(10),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    draw_header(frame, header, app);
+    draw_tabs(frame, tabline, app);
+    tabs::draw(frame, body, app);
+    draw_status(frame, status, app);
+    let entries = key_bar(&app.context());
+    KeyBar { entries: &entries }.render(frame, keys, &app.theme);
+    crate::popups::draw(frame, body, app);
+}
+
+fn too_small(frame: &mut Frame, area: Rect, app: &App) {
+    let msg = vec![
+        Line::from(Span::styled("EchoPilot console", app.theme.accent)),
+        Line::from(format!(
+            "Terminal too small: {}x{}, needs at least {MIN_WIDTH}x{MIN_HEIGHT}.",
+            area.width, area.height
+        )),
+        Line::from("Enlarge the window; q quits."),
+    ];
+    let y = area.height.saturating_sub(3) / 2;
+    let rect = Rect {
+        y: area.y + y,
+        height: area.height.saturating_sub(y).min(3),
+        ..area
+    };
+    frame.render_widget(
+        Paragraph::new(msg)
+            .alignment(Alignment::Center)
+            .wrap(Wrap { trim: true }),
+        rect,
+    );
+}
+
+fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let mut spans = vec![
+        Span::styled(" EchoPilot OS ", theme.key),
+        Span::raw(" "),
+        Span::styled(app.config.base_url.clone(), theme.muted),
+    ];
+    if let Some(t) = &app.tenant {
+        spans.push(Span::raw(format!("  tenant {t}")));
+    }
+    if let Some(t) = &app.telemetry.data {
+        if let Some(o) = &t.overall {
+            spans.push(Span::raw("  overall "));
+            spans.push(badge(o, theme));
+        }
+    }
+    if let Some(a) = &app.audit.data {
+        spans.push(Span::styled(format!("  audit #{}", a.size), theme.muted));
+    }
+    if app.config.readonly {
+        spans.push(Span::styled("  [READ-ONLY]", theme.warn));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_tabs(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let mut spans = Vec::new();
+    for t in Tab::ALL {
+        let label = format!("{} {}", t.number(), t.title());
+        if t == app.tab {
+            // Brackets + reverse: the current tab is visible without colour.
+            spans.push(Span::styled(
+                format!(" [{label}]"),
+                theme.selected.add_modifier(Modifier::BOLD),
+            ));
+        } else {
+            spans.push(Span::styled(format!(" {label}"), theme.base));
+        }
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let mut spans = Vec::new();
+    if let Some(since) = app.unreachable_since {
+        spans.push(Span::styled(
+            format!(
+                "[OFFLINE] backend unreachable for {} · {}",
+                fmt_age((app.now - since).num_seconds()),
+                if app.telemetry.data.is_some() || app.verbs.data.is_some() {
+                    "showing last good data"
+                } else {
+                    "nothing received yet"
+                }
+            ),
+            theme.fail,
+        ));
+        if let Some(s) = app.next_retry_in() {
+            spans.push(Span::styled(format!(" · retry in {s}s"), theme.muted));
+        }
+    } else if let Some(t) = app.telemetry.updated_at {
+        spans.push(Span::styled(
+            format!(
+                "[LIVE] updated {} ago",
+                fmt_age((app.now - t).num_seconds())
+            ),
+            theme.ok,
+        ));
+    } else {
+        spans.push(Span::styled("connecting…", theme.muted));
+    }
+    if let Some((msg, _)) = &app.notice {
+        spans.push(Span::raw("  "));
+        spans.push(Span::styled(msg.clone(), theme.accent));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// Renders the app into a `width`×`height` text grid (one line per row, trailing spaces
+/// trimmed): what snapshot tests and benches use.
+pub fn render_to_string(app: &App, width: u16, height: u16) -> String {
+    let backend = TestBackend::new(width, height);
+    let mut term = match Terminal::new(backend) {
+        Ok(t) => t,
+        Err(e) => return format!("terminal error: {e}"),
+    };
+    if let Err(e) = term.draw(|f| draw(f, app)) {
+        return format!("draw error: {e}");
+    }
+    let buf = term.backend().buffer();
+    let mut out = String::with_capacity((width as usize + 1) * height as usize);
+    for y in 0..height {
+        let mut line = String::new();
+        for x in 0..width {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,242 @@
+//! Render snapshots of every tab and dialog: empty, loaded, offline/stale, 80×24.
+
+mod common;
+
+use chrono::Duration;
+use common::*;
+use echopilot_ui::event::PostOp;
+use echopilot_ui::{Event, KeyCode, KeyModifiers, Resource, Tab};
+use insta::assert_snapshot;
+
+const W: u16 = 120;
+const H: u16 = 32;
+
+fn on_tab(mut app: echopilot_ui::App, tab: Tab) -> echopilot_ui::App {
+    press(
+        &mut app,
+        KeyCode::Char(char::from(b'0' + tab.number() as u8)),
+    );
+    app
+}
+
+#[test]
+fn tabs_empty() {
+    for tab in Tab::ALL {
+        let app = on_tab(empty_app(), tab);
+        assert_snapshot!(
+            format!("empty_{}", tab.title().to_lowercase()),
+            render(&app, W, H)
+        );
+    }
+}
+
+#[test]
+fn tabs_loaded() {
+    for tab in Tab::ALL {
+        let app = on_tab(loaded_app(), tab);
+        assert_snapshot!(
+            format!("loaded_{}", tab.title().to_lowercase()),
+            render(&app, W, H)
+        );
+    }
+}
+
+#[test]
+fn tabs_loaded_80x24() {
+    for tab in Tab::ALL {
+        let app = on_tab(loaded_app(), tab);
+        assert_snapshot!(
+            format!("narrow_{}", tab.title().to_lowercase()),
+            render(&app, 80, 24)
+        );
+    }
+}
+
+#[test]
+fn tabs_offline_stale() {
+    for tab in Tab::ALL {
+        let mut app = on_tab(loaded_app(), tab);
+        go_offline(&mut app, 42);
+        assert_snapshot!(
+            format!("offline_{}", tab.title().to_lowercase()),
+            render(&app, W, H)
+        );
+    }
+}
+
+#[test]
+fn tabs_offline_never_connected() {
+    for tab in [Tab::Telemetry, Tab::Jobs, Tab::Queue, Tab::Costs] {
+        let mut app = on_tab(empty_app(), tab);
+        go_offline(&mut app, 0);
+        assert_snapshot!(
+            format!("unreachable_{}", tab.title().to_lowercase()),
+            render(&app, 80, 24)
+        );
+    }
+}
+
+#[test]
+fn area_tab_answers_with_data() {
+    let mut app = on_tab(loaded_app(), Tab::Costs);
+    app.handle_event(Event::Fetched {
+        resource: Resource::Area(echopilot_ui::event::Area::Costs),
+        result: Ok(serde_json::json!({"currency": "EUR", "month_to_date": 412.37, "by_service": {"compute": 301.2, "storage": 111.17}})),
+        at: t0(),
+    });
+    assert_snapshot!("area_costs_answered", render(&app, 80, 24));
+}
+
+#[test]
+fn too_small() {
+    assert_snapshot!("too_small", render(&loaded_app(), 70, 20));
+}
+
+#[test]
+fn readonly_header_and_keys() {
+    let app = on_tab(app_with(true), Tab::Queue);
+    assert_snapshot!("readonly_queue_empty", render(&app, 80, 24));
+}
+
+#[test]
+fn queue_filter_editing() {
+    let mut app = on_tab(loaded_app(), Tab::Queue);
+    press(&mut app, KeyCode::Char('/'));
+    type_str(&mut app, "dead");
+    assert_snapshot!("queue_filter_editing", render(&app, 80, 24));
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Char('j'));
+    assert_snapshot!("queue_filter_applied", render(&app, 80, 24));
+}
+
+#[test]
+fn jobs_runs_pane_focused() {
+    let mut app = on_tab(loaded_app(), Tab::Jobs);
+    press(&mut app, KeyCode::Char('l'));
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('j'));
+    assert_snapshot!("jobs_runs_pane", render(&app, W, H));
+}
+
+#[test]
+fn palette_states() {
+    let mut app = loaded_app();
+    press(&mut app, KeyCode::Char(':'));
+    assert_snapshot!("palette_open", render(&app, W, H));
+    type_str(&mut app, "restrt sched");
+    assert_snapshot!("palette_restrt_sched", render(&app, W, H));
+    assert_snapshot!("palette_restrt_sched_80x24", render(&app, 80, 24));
+    let mut empty = empty_app();
+    press_mod(&mut empty, KeyCode::Char('p'), KeyModifiers::CONTROL);
+    assert_snapshot!("palette_empty", render(&empty, 80, 24));
+}
+
+#[test]
+fn args_form() {
+    let mut app = loaded_app();
+    press(&mut app, KeyCode::Char(':'));
+    type_str(&mut app, "tail_logs");
+    press(&mut app, KeyCode::Enter);
+    assert_snapshot!("args_form", render(&app, 80, 24));
+    // Required arg left empty → local error, nothing sent.
+    let fx = press_mod(&mut app, KeyCode::Char('s'), KeyModifiers::CONTROL);
+    assert!(fx.is_empty());
+    assert_snapshot!("args_form_error", render(&app, 80, 24));
+}
+
+fn high_plan_app() -> echopilot_ui::App {
+    let mut app = loaded_app();
+    press(&mut app, KeyCode::Char(':'));
+    type_str(&mut app, "restart_scheduler");
+    press(&mut app, KeyCode::Enter);
+    app
+}
+
+#[test]
+fn plan_dialogs() {
+    let mut app = high_plan_app();
+    assert_snapshot!("plan_pending", render(&app, 80, 24));
+    app.handle_event(Event::Posted {
+        op: PostOp::DryRun,
+        result: Ok(fixture("dryrun_high.json")),
+        at: t0() + Duration::seconds(2),
+    });
+    assert_snapshot!("plan_high_ready", render(&app, W, H));
+    assert_snapshot!("plan_high_ready_80x24", render(&app, 80, 24));
+    type_str(&mut app, "restart_sched");
+    press(&mut app, KeyCode::Enter);
+    assert_snapshot!("plan_high_wrong_name", render(&app, W, H));
+
+    let mut low = on_tab(loaded_app(), Tab::Jobs);
+    press(&mut low, KeyCode::Char('j'));
+    press(&mut low, KeyCode::Enter);
+    low.handle_event(Event::Posted {
+        op: PostOp::DryRun,
+        result: Ok(fixture("dryrun_low.json")),
+        at: t0() + Duration::seconds(1),
+    });
+    assert_snapshot!("plan_low_ready", render(&low, W, H));
+}
+
+#[test]
+fn result_dialogs() {
+    let mut app = high_plan_app();
+    app.handle_event(Event::Posted {
+        op: PostOp::DryRun,
+        result: Ok(fixture("dryrun_high.json")),
+        at: t0(),
+    });
+    type_str(&mut app, "restart_scheduler");
+    press(&mut app, KeyCode::Tab);
+    type_str(&mut app, "stuck after deploy");
+    press(&mut app, KeyCode::Enter);
+    let p = fixture("problem409.json");
+    app.handle_event(Event::Posted {
+        op: PostOp::Confirm,
+        result: Err(echopilot_ui::ClientError::Problem(
+            echopilot_ui::client::parse_problem(409, p.to_string().as_bytes()),
+        )),
+        at: t0(),
+    });
+    assert_snapshot!("result_problem", render(&app, 80, 24));
+
+    let mut ok = on_tab(loaded_app(), Tab::Jobs);
+    press(&mut ok, KeyCode::Char('j'));
+    press(&mut ok, KeyCode::Enter);
+    ok.handle_event(Event::Posted {
+        op: PostOp::DryRun,
+        result: Ok(fixture("dryrun_low.json")),
+        at: t0(),
+    });
+    press(&mut ok, KeyCode::Char('y'));
+    ok.handle_event(Event::Posted {
+        op: PostOp::Confirm,
+        result: Ok(fixture("confirm.json")),
+        at: t0(),
+    });
+    assert_snapshot!("result_ok", render(&ok, 80, 24));
+}
+
+#[test]
+fn help_overlay() {
+    let mut app = loaded_app();
+    press(&mut app, KeyCode::Char('?'));
+    assert_snapshot!("help", render(&app, W, 60));
+    assert_snapshot!("help_80x24", render(&app, 80, 24));
+    let mut ro = app_with(true);
+    ro.load(Resource::Verbs, fixture("verbs.json"));
+    press(&mut ro, KeyCode::Char('?'));
+    assert_snapshot!("help_readonly", render(&ro, W, 60));
+}
+
+#[test]
+fn light_and_no_color_render_same_text() {
+    // Themes change colours only; the text (markers, labels) must be identical.
+    let mut a = loaded_app();
+    a.theme = echopilot_ui::Theme::load("light", None, false).unwrap();
+    let mut b = loaded_app();
+    b.theme = echopilot_ui::Theme::load("high-contrast", None, true).unwrap();
+    assert_eq!(render(&a, W, H), render(&b, W, H));
+    assert_eq!(render(&a, W, H), render(&loaded_app(), W, H));
+}
