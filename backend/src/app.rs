@@ -31,6 +31,11 @@ pub struct Inner {
     pub last_used: Arc<LastUsed>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub summaries: std::sync::RwLock<Vec<Arc<dyn SummaryProvider>>>,
+    /// Flips to `true` when the server is shutting down; background loops watch it.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown_tx: tokio::sync::watch::Sender<bool>,
+    /// Background tasks (workers, scheduler, samplers) awaited on shutdown.
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 #[derive(Clone)]
@@ -48,6 +53,7 @@ impl AppState {
         let per_sec = std::num::NonZeroU32::new(cfg.rate_limit_per_sec.max(1)).expect("nonzero");
         let burst = std::num::NonZeroU32::new(cfg.rate_limit_burst.max(1)).expect("nonzero");
         let limiter = governor::RateLimiter::keyed(Quota::per_second(per_sec).allow_burst(burst));
+        let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
         AppState(Arc::new(Inner {
             cfg,
             store,
@@ -56,7 +62,38 @@ impl AppState {
             last_used: Arc::new(LastUsed::default()),
             metrics: crate::api::metrics::handle(),
             summaries: std::sync::RwLock::new(Vec::new()),
+            shutdown,
+            shutdown_tx,
+            tasks: std::sync::Mutex::new(Vec::new()),
         }))
+    }
+
+    /// Run a background task for the life of the server. It should return soon after
+    /// `state.shutdown` flips to true; shutdown waits for it.
+    pub fn spawn_background<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let handle = tokio::spawn(fut);
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(handle);
+    }
+
+    /// Signal background tasks to stop and wait for them (bounded by `timeout`).
+    pub async fn stop_background(&self, timeout: std::time::Duration) {
+        let _ = self.shutdown_tx.send(true);
+        let tasks: Vec<_> =
+            std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        let all = async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        };
+        if tokio::time::timeout(timeout, all).await.is_err() {
+            tracing::warn!(target: "server", "background tasks did not stop within {timeout:?}");
+        }
     }
 
     /// Areas register their status-summary counters at start.

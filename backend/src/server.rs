@@ -32,6 +32,10 @@ impl Running {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(true);
         let res = self.task.await;
+        // HTTP is drained; now stop workers and the scheduler, then close the store.
+        self.state
+            .stop_background(std::time::Duration::from_secs(30))
+            .await;
         self.state.store.close().await;
         res.context("server task panicked")?
             .context("server error")?;
@@ -53,6 +57,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("cannot listen on {}", cfg.addr))?;
     let addr = listener.local_addr()?;
     let state = AppState::new(cfg, store);
+    // Areas start their background work here (workers, scheduler, samplers).
+    start_areas(&state).await?;
     let router = crate::api::router(state.clone());
     // The legacy-path rewrite must run before routing, so it wraps the router.
     let app = axum::middleware::from_fn(crate::api::middleware::legacy_alias).layer(router);
@@ -94,4 +100,9 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// Start each area's background work and register its status-summary provider.
+async fn start_areas(_state: &AppState) -> anyhow::Result<()> {
+    Ok(())
 }
