@@ -36,6 +36,10 @@ pub struct Inner {
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     /// Background tasks (workers, scheduler, samplers) awaited on shutdown.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Ops verb registry; areas register their verbs at start.
+    pub ops: crate::ops::Registry,
+    /// Telemetry samples and latest host reading.
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 #[derive(Clone)]
@@ -65,6 +69,8 @@ impl AppState {
             shutdown,
             shutdown_tx,
             tasks: std::sync::Mutex::new(Vec::new()),
+            ops: crate::ops::Registry::new(),
+            telemetry: crate::telemetry::Telemetry::new(),
         }))
     }
 

@@ -10,8 +10,10 @@ pub mod config;
 pub mod error;
 pub mod logging;
 pub mod model;
+pub mod ops;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod util;
 
 pub use app::AppState;

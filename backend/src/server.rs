@@ -103,6 +103,8 @@ pub async fn shutdown_signal() {
 }
 
 /// Start each area's background work and register its status-summary provider.
-async fn start_areas(_state: &AppState) -> anyhow::Result<()> {
+async fn start_areas(state: &AppState) -> anyhow::Result<()> {
+    crate::telemetry::start(state)?;
+    crate::ops::start(state)?;
     Ok(())
 }
