@@ -12,6 +12,9 @@ pub mod command;
 pub mod schema;
 pub mod verbs;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};

@@ -63,12 +63,18 @@ pub fn validate(schema: &Value, args: &Value) -> Result<Value, String> {
     Ok(Value::Object(out))
 }
 
-/// `ctl --arg lines=50` sends strings; accept a string that parses as the declared
-/// scalar type, so every client normalises to the same canonical args.
+/// Clients differ in how they type scalars (`ctl --arg lines=50` may send a string, a
+/// form may send `"50"`): accept a value that converts losslessly to the declared type,
+/// so every client normalises to the same canonical args.
 fn coerce(prop: &Value, v: Value) -> Value {
+    let ty = prop.get("type").and_then(Value::as_str);
+    if ty == Some("string") && v.is_number() {
+        // `--arg id=42` arrives as a number; an id is still a string.
+        return Value::String(v.to_string());
+    }
     let Value::String(s) = &v else { return v };
     let t = s.trim();
-    match prop.get("type").and_then(Value::as_str) {
+    match ty {
         Some("integer") => t.parse::<i64>().map(Value::from).unwrap_or(v),
         Some("number") => t
             .parse::<f64>()
