@@ -1,0 +1,422 @@
+//! End-to-end tests of the ops command protocol and telemetry against the real binary,
+//! on SQLite and PostgreSQL.
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use common::{Client, Opts, Server};
+
+const CMD: &str = "/api/v1/ops/command";
+
+async fn start(backend: &str) -> Server {
+    let database_url = common::fresh_database(backend).await;
+    Server::start_with(Opts {
+        database_url,
+        env: vec![(
+            "ECHOPILOT_TELEMETRY__SAMPLE_INTERVAL_SECS".into(),
+            "1".into(),
+        )],
+        ..Default::default()
+    })
+}
+
+async fn create_key(c: &Client, role: &str, tenant: &str) -> (String, String) {
+    let r = c
+        .post("/api/v1/keys", json!({"role": role, "tenant": tenant}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    (
+        r.body["id"].as_str().unwrap().to_string(),
+        r.body["key"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn dry_run(c: &Client, verb: &str, args: Value) -> Value {
+    let r = c
+        .post(CMD, json!({"verb": verb, "args": args, "confirm": false}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body
+}
+
+async fn audit_records(c: &Client, action: &str) -> Vec<Value> {
+    let r = c
+        .get(&format!("/api/v1/audit/records?action={action}&limit=1000"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["records"].as_array().unwrap().clone()
+}
+
+/// Change a stored plan directly (the only way to age one past 5 minutes in a test).
+async fn expire_plan(srv: &Server, plan_id: &str) {
+    let url = match &srv.database_url {
+        Some(u) => u.clone(),
+        None => echopilot_backend::store::sqlite_url(&srv.data_dir.join("echopilot.db")),
+    };
+    let store = echopilot_backend::Store::connect(&url, 1).await.unwrap();
+    sqlx::query("UPDATE ops_plans SET expires_at = 0 WHERE plan_id = $1")
+        .bind(plan_id)
+        .execute(store.writer())
+        .await
+        .unwrap();
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ops_protocol_end_to_end() {
+    for backend in common::backends() {
+        let srv = start(backend).await;
+        let c = srv.client();
+
+        // The registry.
+        let r = c.get("/api/v1/ops/verbs").await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let verbs = r.body["verbs"].as_array().unwrap();
+        let tail = verbs
+            .iter()
+            .find(|v| v["name"] == "tail_logs")
+            .expect("tail_logs listed");
+        for f in [
+            "aliases",
+            "description",
+            "args",
+            "risk",
+            "min_role",
+            "mutating",
+        ] {
+            assert!(!tail[f].is_null(), "verb field {f} missing: {tail}");
+        }
+        assert_eq!(tail["risk"], "low");
+        assert_eq!(tail["mutating"], false);
+        assert_eq!(tail["min_role"], "readonly");
+        for v in verbs {
+            assert!(v["risk"] == "low" || v["risk"] == "high", "{v}");
+        }
+
+        // Unknown verb → 400; invalid args → 422.
+        c.post(CMD, json!({"verb": "format_disk", "args": {}}))
+            .await
+            .assert_problem(400);
+        let r = c
+            .post(CMD, json!({"verb": "tail_logs", "args": {"lines": 0}}))
+            .await;
+        r.assert_problem(422);
+        assert!(
+            r.body["detail"].as_str().unwrap().contains("lines"),
+            "{}",
+            r.text
+        );
+        c.post(CMD, json!({"verb": "tail_logs", "args": {"area": "nope"}}))
+            .await
+            .assert_problem(422);
+
+        // Dry-run: a plan, stored and audited; nothing executed.
+        let args = json!({"area": "server", "lines": 20});
+        let plan = dry_run(&c, "tail_logs", args.clone()).await;
+        assert_eq!(plan["dry_run"], true);
+        assert_eq!(plan["risk"], "low");
+        assert!(plan["plan"]["summary"].as_str().unwrap().contains("server"));
+        assert!(plan["plan"]["steps"].is_array() && plan["plan"]["effects"].is_array());
+        assert!(plan["expires_at"].is_string());
+        let plan_id = plan["plan_id"].as_str().unwrap().to_string();
+        assert!(audit_records(&c, "ops.confirm").await.is_empty());
+        let dry = audit_records(&c, "ops.dry_run").await;
+        assert!(dry
+            .iter()
+            .any(|r| r["target"] == "tail_logs" && r["detail"]["plan_id"] == json!(plan_id)));
+
+        // Confirm by alias with the same args: executes, audited with its seq.
+        let body = json!({"verb": "logs", "args": args, "confirm": true, "plan_id": plan_id});
+        let r = c.post(CMD, body.clone()).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["dry_run"], false);
+        assert!(r.body["result"]["lines"].is_array(), "{}", r.text);
+        let seq = r.body["audit_seq"].as_i64().expect("audit_seq");
+        let confirms = audit_records(&c, "ops.confirm").await;
+        assert_eq!(confirms.len(), 1);
+        assert_eq!(confirms[0]["seq"], json!(seq));
+        assert_eq!(confirms[0]["target"], "tail_logs");
+        assert_eq!(confirms[0]["detail"]["plan_id"], json!(plan_id));
+        assert_eq!(confirms[0]["detail"]["args"], args);
+
+        // Confirming again replays the first result and runs nothing.
+        let again = c.post(CMD, body).await;
+        assert_eq!(again.status, 200, "{}", again.text);
+        assert_eq!(again.body, r.body);
+        assert_eq!(audit_records(&c, "ops.confirm").await.len(), 1);
+
+        // Mismatched args, foreign key, foreign tenant, expired → 409.
+        let p = dry_run(&c, "tail_logs", json!({"lines": 5})).await;
+        let pid = p["plan_id"].as_str().unwrap();
+        c.post(
+            CMD,
+            json!({"verb": "tail_logs", "args": {"lines": 6}, "confirm": true, "plan_id": pid}),
+        )
+        .await
+        .assert_problem(409);
+        let (_, other_key) = create_key(&c, "operator", "default").await;
+        c.with_key(&other_key)
+            .post(
+                CMD,
+                json!({"verb": "tail_logs", "args": {"lines": 5}, "confirm": true, "plan_id": pid}),
+            )
+            .await
+            .assert_problem(409);
+        let (_, other_tenant_key) = create_key(&c, "admin", "acme").await;
+        c.with_key(&other_tenant_key)
+            .post(
+                CMD,
+                json!({"verb": "tail_logs", "args": {"lines": 5}, "confirm": true, "plan_id": pid}),
+            )
+            .await
+            .assert_problem(409);
+        expire_plan(&srv, pid).await;
+        let r = c
+            .post(
+                CMD,
+                json!({"verb": "tail_logs", "args": {"lines": 5}, "confirm": true, "plan_id": pid}),
+            )
+            .await;
+        r.assert_problem(409);
+        assert!(
+            r.body["detail"].as_str().unwrap().contains("expired"),
+            "{}",
+            r.text
+        );
+        // Confirm without a plan_id is invalid.
+        c.post(
+            CMD,
+            json!({"verb": "tail_logs", "args": {}, "confirm": true}),
+        )
+        .await
+        .assert_problem(422);
+
+        // An integration key is below tail_logs' min_role: 403, audited.
+        let (int_id, int_key) = create_key(&c, "integration", "default").await;
+        c.with_key(&int_key)
+            .post(CMD, json!({"verb": "tail_logs", "args": {}}))
+            .await
+            .assert_problem(403);
+        let denied = audit_records(&c, "ops.dry_run").await;
+        assert!(denied
+            .iter()
+            .any(|r| r["outcome"] == "denied" && r["actor"] == json!(int_id)));
+
+        // Both steps reach ops_console.ndjson.
+        let logs = common::eventually(Duration::from_secs(10), "ops_console log", || {
+            let logs = srv.read_logs();
+            async move {
+                (logs.contains("\"area\":\"ops_console\"")
+                    && logs.contains("ops command confirmed"))
+                .then_some(logs)
+            }
+        })
+        .await;
+        assert!(logs.contains("ops dry-run planned"));
+    }
+}
+
+async fn tail(c: &Client, area: &str, lines: u64) -> Value {
+    let args = json!({"area": area, "lines": lines});
+    let plan = dry_run(c, "tail_logs", args.clone()).await;
+    let r = c
+        .post(
+            CMD,
+            json!({"verb": "tail_logs", "args": args, "confirm": true, "plan_id": plan["plan_id"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["result"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tail_logs_never_shows_a_key() {
+    for backend in common::backends() {
+        let srv = start(backend).await;
+        let c = srv.client();
+        let (_, key) = create_key(&c, "operator", "default").await;
+        // Use the key, and put it where a careless logger would write it: the path.
+        assert_eq!(c.with_key(&key).get("/api/v1/tenants").await.status, 200);
+        let r = c.get(&format!("/api/v1/no-such-route/{key}")).await;
+        assert_eq!(r.status, 404);
+        let r = c.with_key(&format!("{key}x")).get("/api/v1/tenants").await;
+        assert_eq!(r.status, 401);
+        // And a line that leaked it anyway (written straight into the log file).
+        let day = chrono_day();
+        let leak = srv.data_dir.join(format!("logs/server.{day}.ndjson"));
+        common::eventually(Duration::from_secs(10), "server log file", || {
+            let ok = leak.exists();
+            async move { ok.then_some(()) }
+        })
+        .await;
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&leak)
+                .unwrap();
+            writeln!(f, "{{\"msg\":\"leaked {key}\",\"tenant_id\":\"default\"}}").unwrap();
+        }
+        let result = tail(&c, "server", 1000).await;
+        let text = result.to_string();
+        assert!(result["count"].as_u64().unwrap() > 0, "{text}");
+        assert!(!text.contains(&key), "tail_logs returned the key");
+        assert!(text.contains("ep_[REDACTED]"), "{text}");
+        assert!(
+            text.contains("no-such-route"),
+            "the requests were logged: {text}"
+        );
+        let sec = tail(&c, "security", 200).await.to_string();
+        assert!(!sec.contains(&key));
+
+        // A non-superadmin sees only its own tenant's lines.
+        let (_, acme) = create_key(&c, "admin", "acme").await;
+        let acme_c = c.with_key(&acme);
+        assert_eq!(acme_c.get("/api/v1/tenants").await.status, 200);
+        let res = tail(&acme_c, "server", 1000).await;
+        assert_eq!(res["tenant_filter"], "acme");
+        for l in res["lines"].as_array().unwrap() {
+            let v: Value = serde_json::from_str(l.as_str().unwrap()).unwrap();
+            assert_eq!(v["tenant_id"], "acme", "{l}");
+        }
+    }
+}
+
+fn chrono_day() -> String {
+    // The log file name's date (UTC), as tracing-appender's daily rotation names it.
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn telemetry_history_and_system_health() {
+    for backend in common::backends() {
+        let srv = start(backend).await;
+        let c = srv.client();
+        // Some traffic for the api component, including a client error.
+        for _ in 0..5 {
+            assert_eq!(c.get("/api/v1/tenants").await.status, 200);
+        }
+        assert_eq!(c.get("/api/v1/nope").await.status, 404);
+
+        let r = c.get("/api/v1/ops/telemetry").await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let overall = r.body["overall"].as_str().unwrap();
+        assert!(["green", "yellow", "red"].contains(&overall), "{}", r.text);
+        let comps = r.body["components"].as_object().unwrap();
+        for name in [
+            "scheduler",
+            "queue",
+            "database",
+            "system",
+            "alerts",
+            "audit",
+            "api",
+        ] {
+            let comp = &comps[name];
+            let st = comp["status"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{name}: {comp}"));
+            assert!(
+                ["green", "yellow", "red", "absent"].contains(&st),
+                "{name}: {comp}"
+            );
+            assert!(comp["details"].is_object(), "{name}: {comp}");
+        }
+        assert_eq!(comps["database"]["status"], "green", "{}", r.text);
+        assert!(comps["api"]["details"]["requests"].as_u64().unwrap() >= 6);
+        assert!(comps["api"]["details"]["p95_ms"].is_number());
+        assert!(comps["audit"]["details"]["records"].as_i64().unwrap() >= 1);
+
+        let samples = common::eventually(Duration::from_secs(15), "two telemetry samples", || {
+            let c = c.clone();
+            async move {
+                let r = c.get("/api/v1/ops/telemetry/history?minutes=60").await;
+                assert_eq!(r.status, 200, "{}", r.text);
+                let s = r.body["samples"].as_array().cloned().unwrap_or_default();
+                (s.len() >= 2).then_some(s)
+            }
+        })
+        .await;
+        for s in &samples {
+            for f in [
+                "ts",
+                "cpu_pct",
+                "mem_pct",
+                "disk_pct",
+                "queue_depth",
+                "api_p95_ms",
+                "error_rate",
+            ] {
+                assert!(s.get(f).is_some(), "sample field {f} missing: {s}");
+            }
+            assert!(s["ts"].is_string());
+            let cpu = s["cpu_pct"].as_f64().expect("cpu_pct");
+            let mem = s["mem_pct"].as_f64().expect("mem_pct");
+            assert!(
+                (0.0..=100.0).contains(&cpu) && (0.0..=100.0).contains(&mem),
+                "{s}"
+            );
+        }
+        let r = c.get("/api/v1/ops/telemetry").await;
+        assert_eq!(
+            r.body["components"]["system"]["details"]["cpus"]
+                .as_u64()
+                .map(|n| n > 0),
+            Some(true),
+            "{}",
+            r.text
+        );
+        c.get("/api/v1/ops/telemetry/history?minutes=0")
+            .await
+            .assert_problem(422);
+        c.get("/api/v1/ops/telemetry/history?minutes=61")
+            .await
+            .assert_problem(422);
+
+        let r = c.get("/api/v1/system-health").await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(r.body["ok"].is_boolean());
+        assert!(r.body["issues"].is_array());
+        let comps = r.body["components"].as_object().unwrap();
+        for name in [
+            "database",
+            "migrations",
+            "database_write",
+            "audit",
+            "disk",
+            "logs",
+            "telemetry_sampler",
+        ] {
+            let p = &comps[name];
+            assert!(
+                p["status"].is_string() && p["detail"].is_string(),
+                "{name}: {p}"
+            );
+        }
+        assert_eq!(comps["database"]["status"], "ok");
+        assert_eq!(comps["migrations"]["status"], "ok");
+        if r.body["ok"] == true {
+            assert!(r.body["issues"].as_array().unwrap().is_empty());
+        } else {
+            assert!(!r.body["issues"].as_array().unwrap().is_empty());
+        }
+
+        // Readonly keys may read telemetry; anonymous callers may not.
+        let (_, ro) = create_key(&c, "readonly", "default").await;
+        assert_eq!(
+            c.with_key(&ro).get("/api/v1/ops/telemetry").await.status,
+            200
+        );
+        c.anonymous()
+            .get("/api/v1/system-health")
+            .await
+            .assert_problem(401);
+    }
+}
