@@ -148,10 +148,12 @@ pub fn start(state: &AppState) -> anyhow::Result<()> {
     for k in raw.keys_with_prefix("telemetry.") {
         let name = &k["telemetry.".len()..];
         if !KEYS.contains(&name) {
-            anyhow::bail!(
-                "invalid configuration: unknown key `{k}`; telemetry keys are: {}",
-                KEYS.join(", ")
-            );
+            return Err(crate::config::ConfigError {
+                key: k.to_string(),
+                source_desc: "configuration".into(),
+                message: format!("unknown key; telemetry keys are: {}", KEYS.join(", ")),
+            }
+            .into());
         }
     }
     let interval = raw.u64_in("telemetry.sample_interval_secs", 10, 1, 300)?;
