@@ -42,7 +42,7 @@ impl Running {
         Ok(())
     }
 
-    /// Resolves when shutdown was requested through [`Running::shutdown_handle`].
+    /// A sender that, given `true`, stops the HTTP listener (as [`Running::shutdown`] does).
     pub fn shutdown_handle(&self) -> watch::Sender<bool> {
         self.shutdown.clone()
     }
