@@ -25,7 +25,7 @@ use crate::util::{now_ms, random_id, rfc3339_ms};
 
 /// How long a plan may be confirmed.
 pub const PLAN_TTL_MS: i64 = 5 * 60 * 1000;
-/// Unconfirmed plans are deleted this long after they expire.
+/// Plans are deleted this long after they were made.
 const PLAN_KEEP_MS: i64 = 24 * 3600 * 1000;
 const MAX_REASON_CHARS: usize = 500;
 
@@ -202,13 +202,13 @@ async fn dry_run(
     let plan_json = serde_json::to_string(&planned.plan).map_err(ApiError::internal)?;
     let store = &state.store;
     let mut tx = store.begin_write().await?;
-    sqlx::query(
-        "DELETE FROM ops_plans WHERE tenant_id = $1 AND confirmed_at IS NULL AND expires_at < $2",
-    )
-    .bind(&caller.tenant)
-    .bind(now - PLAN_KEEP_MS)
-    .execute(&mut *tx)
-    .await?;
+    // Plans (and the results they replay) are kept a day: long past their 5-minute life,
+    // and a tail_logs result is not meant to live on in the database.
+    sqlx::query("DELETE FROM ops_plans WHERE tenant_id = $1 AND created_at < $2")
+        .bind(&caller.tenant)
+        .bind(now - PLAN_KEEP_MS)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
         "INSERT INTO ops_plans (plan_id, tenant_id, key_id, verb, args, plan, fingerprint, risk, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
