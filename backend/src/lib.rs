@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod logging;
 pub mod model;
+pub mod queue;
 pub mod server;
 pub mod store;
 pub mod util;
