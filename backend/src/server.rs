@@ -106,5 +106,6 @@ pub async fn shutdown_signal() {
 async fn start_areas(state: &AppState) -> anyhow::Result<()> {
     let queue = crate::queue::start(state).await?;
     let _ = state.queue.set(queue);
+    crate::selfheal::start(state);
     Ok(())
 }

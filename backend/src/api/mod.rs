@@ -30,7 +30,7 @@ use crate::error::ApiError;
 #[openapi(
     info(title = "EchoPilot OS API", description = "Operations platform API. Authenticate with the X-Dash-Key header; select a tenant with X-Tenant-Id. Errors are RFC 9457 problem+json."),
     modifiers(&SecurityAddon),
-    tags((name = "keys"), (name = "audit"), (name = "status"), (name = "queue"))
+    tags((name = "keys"), (name = "audit"), (name = "status"), (name = "queue"), (name = "selfheal"))
 )]
 struct ApiDoc;
 
@@ -66,6 +66,9 @@ fn area_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::queue::api::health))
         .routes(routes!(crate::queue::api::pause))
         .routes(routes!(crate::queue::api::resume))
+        .routes(routes!(crate::selfheal::api::remediations))
+        .routes(routes!(crate::selfheal::api::history))
+        .routes(routes!(crate::selfheal::api::run))
 }
 
 /// The OpenAPI document of every route.

@@ -742,14 +742,14 @@ impl Queue {
     }
 
     /// Jobs that failed almost at once on `threshold` consecutive attempts and are waiting
-    /// for another retry → dead (they would only burn workers). Returns their ids.
+    /// for another retry (failed, or already promoted to queued) → dead (they would only burn workers). Returns their ids.
     pub async fn quarantine_poison(&self, threshold: i64) -> Result<Vec<String>, sqlx::Error> {
         let now = now_ms();
         let mut tx = self.store.begin_write().await?;
         let ids: Vec<String> = sqlx::query_scalar(
             "UPDATE queue_jobs SET state = 'dead', finished_at = $1, updated_at = $1, \
              error = 'quarantined by self-heal as poison (failed at once ' || fast_failures || ' times in a row); last error: ' || COALESCE(error, '') \
-             WHERE state = 'failed' AND fast_failures >= $2 RETURNING id",
+             WHERE state IN ('failed', 'queued') AND fast_failures >= $2 RETURNING id",
         )
         .bind(now)
         .bind(threshold)
