@@ -853,3 +853,83 @@ pub async fn start(state: &AppState) -> anyhow::Result<Queue> {
     });
     Ok(q)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing;
+
+    fn queue(store: Store) -> (Queue, tokio::sync::watch::Sender<bool>) {
+        let dir = std::env::temp_dir();
+        let cfg = QueueConfig::from_config(&crate::Config::for_data_dir(&dir)).unwrap();
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (Queue::new(store, cfg, "test", rx), tx)
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_cap() {
+        let dir = std::env::temp_dir();
+        let cfg = QueueConfig::from_config(&crate::Config::for_data_dir(&dir)).unwrap();
+        for _ in 0..100 {
+            let first = backoff_ms(&cfg, 1);
+            assert!((1600..=2400).contains(&first), "{first}");
+            let third = backoff_ms(&cfg, 3);
+            assert!((6400..=9600).contains(&third), "{third}");
+            assert!(backoff_ms(&cfg, 40) <= 360_000);
+        }
+    }
+
+    #[tokio::test]
+    async fn idempotency_is_enforced_by_the_database() {
+        for b in testing::backends() {
+            let (store, _db) = testing::fresh(b).await;
+            let (q, _stop) = queue(store);
+            let mut j = NewJob::new("echo", json!({"a": 1}));
+            j.idempotency_key = Some("k1".into());
+            let a = q.enqueue("default", j.clone(), None).await.unwrap();
+            let b2 = q.enqueue("default", j.clone(), None).await.unwrap();
+            assert!(a.created && !b2.created, "{b}");
+            assert_eq!(a.id, b2.id);
+            let other = q.enqueue("acme", j, None).await.unwrap();
+            assert!(other.created && other.id != a.id, "keys are per tenant");
+            assert!(matches!(
+                q.enqueue("default", NewJob::new("nope", Value::Null), None).await,
+                Err(EnqueueError::Invalid(_))
+            ));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_claims_never_share_a_job() {
+        for b in testing::backends() {
+            let (store, _db) = testing::fresh(b).await;
+            let (q, _stop) = queue(store);
+            let jobs = (0..300).map(|i| NewJob::new("echo", json!(i))).collect();
+            q.enqueue_many("default", jobs).await.unwrap();
+            let mut tasks = Vec::new();
+            for _ in 0..4 {
+                let q = q.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut mine = Vec::new();
+                    loop {
+                        let got = worker::claim(&q, 16).await.unwrap();
+                        if got.is_empty() {
+                            break;
+                        }
+                        mine.extend(got.into_iter().map(|c| c.id));
+                    }
+                    mine
+                }));
+            }
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            let unique: std::collections::HashSet<_> = all.iter().collect();
+            assert_eq!(all.len(), 300, "{b}");
+            assert_eq!(unique.len(), 300, "{b}: a job was claimed twice");
+            let h = q.health("default").await.unwrap();
+            assert_eq!(h.depth.running, 300);
+        }
+    }
+}

@@ -22,8 +22,8 @@ use crate::util::now_ms;
 /// An attempt that fails faster than this counts towards poison detection.
 const FAST_FAILURE_MS: u128 = 1000;
 
-struct Claimed {
-    id: String,
+pub(crate) struct Claimed {
+    pub(crate) id: String,
     tenant_id: String,
     kind: String,
     payload: String,
@@ -227,7 +227,7 @@ async fn promote_due(q: &Queue) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-async fn claim(q: &Queue, n: usize) -> Result<Vec<Claimed>, sqlx::Error> {
+pub(crate) async fn claim(q: &Queue, n: usize) -> Result<Vec<Claimed>, sqlx::Error> {
     let now = now_ms();
     let select = match q.store.dialect() {
         Dialect::Sqlite => "id IN (SELECT id FROM queue_jobs WHERE state = 'queued' AND run_at <= $3 \

@@ -432,3 +432,30 @@ impl SummaryProvider for Summary {
 pub fn start(state: &AppState) {
     state.add_summary(Arc::new(Summary));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing;
+
+    #[tokio::test]
+    async fn rotation_keeps_one_active_and_bounded_retired_keys() {
+        for b in testing::backends() {
+            let (store, _db) = testing::fresh(b).await;
+            for _ in 0..5 {
+                let r = rotate_signing_keys(&store, 2).await.unwrap();
+                let text = r.to_string();
+                assert!(!text.contains("secret"), "{text}");
+            }
+            let keys = signing_keys(&store).await.unwrap();
+            assert_eq!(keys.len(), 3, "{b}: active + 2 retired");
+            let active: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM signing_keys WHERE state = 'active'")
+                    .fetch_one(store.reader())
+                    .await
+                    .unwrap();
+            assert_eq!(active, 1);
+            assert!(keys.iter().all(|(_, s)| s.len() == 32));
+        }
+    }
+}
