@@ -10,6 +10,8 @@ pub mod config;
 pub mod error;
 pub mod logging;
 pub mod model;
+pub mod queue;
+pub mod selfheal;
 pub mod server;
 pub mod store;
 pub mod util;
