@@ -45,3 +45,23 @@ check GET "/api/v1/audit/receipt/0" 200
 check GET "/api/v1/audit/consistency?from=1&to=1" 200
 check GET /api/v1/audit/verify 200
 # Areas append their routes below (jobs, queue, alerts, self-heal, ops, telemetry).
+# Queue (diagnostic kinds; tenant default)
+check POST /api/v1/queue/enqueue 201 '{"kind":"echo","payload":{"smoke":true}}'
+JID=$(jq_get "['id']")
+check GET "/api/v1/queue/jobs/$JID" 200
+check GET "/api/v1/queue/jobs?limit=5" 200
+check GET /api/v1/queue/health 200
+check POST /api/v1/queue/enqueue 422 '{"kind":"no_such_kind","payload":{}}'
+check POST "/api/v1/queue/jobs/$JID/retry" 409
+check GET /api/v1/queue/jobs/999999999 404
+check POST /api/v1/queue/pause 200
+check POST /api/v1/queue/resume 200
+check POST /api/v1/queue/dlq/purge 200
+# Self-heal
+check GET /api/v1/selfheal/remediations 200
+check GET /api/v1/selfheal/history 200
+check POST /api/v1/selfheal/run 200
+
+echo
+echo "$((N-FAILS)) passed, $FAILS failed"
+[ "$FAILS" -eq 0 ]

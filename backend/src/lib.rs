@@ -11,6 +11,8 @@ pub mod error;
 pub mod logging;
 pub mod model;
 pub mod ops;
+pub mod queue;
+pub mod selfheal;
 pub mod server;
 pub mod store;
 pub mod telemetry;

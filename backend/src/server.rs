@@ -104,6 +104,9 @@ pub async fn shutdown_signal() {
 
 /// Start each area's background work and register its status-summary provider.
 async fn start_areas(state: &AppState) -> anyhow::Result<()> {
+    let queue = crate::queue::start(state).await?;
+    let _ = state.queue.set(queue);
+    crate::selfheal::start(state);
     crate::telemetry::start(state)?;
     crate::ops::start(state)?;
     Ok(())
