@@ -172,11 +172,18 @@ fn valid_name(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// Register the verbs the ops area itself provides. Areas register theirs in their own
-/// start functions.
+/// Register the ops area's verbs. Runs after the other areas started (see
+/// `server::start_areas`), so a verb is registered only when the service it drives runs:
+/// a build or process without the queue lists no queue verbs rather than failing ones.
 pub fn start(state: &AppState) -> anyhow::Result<()> {
-    state
-        .ops
-        .register(Arc::new(verbs::tail_logs::TailLogs::new()))?;
+    let ops = &state.ops;
+    ops.register(Arc::new(verbs::tail_logs::TailLogs::new()))?;
+    if state.queue.get().is_some() {
+        ops.register(Arc::new(verbs::queue::SetPaused::pause()))?;
+        ops.register(Arc::new(verbs::queue::SetPaused::resume()))?;
+        ops.register(Arc::new(verbs::queue::RetryJob::new()))?;
+        ops.register(Arc::new(verbs::queue::PurgeDlq::new()))?;
+        ops.register(Arc::new(verbs::selfheal::SelfHealRun::new()))?;
+    }
     Ok(())
 }

@@ -23,7 +23,7 @@ pub async fn telemetry(
     caller
         .require(&state, Role::Readonly, "telemetry.read")
         .await?;
-    Ok(Json(super::report(&state).await))
+    Ok(Json(super::report(&state, caller.tenant()).await))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -281,9 +281,25 @@ fn read_system(sys: &Mutex<sysinfo::System>, data_dir: &Path) -> SystemReading {
     }
 }
 
-/// Total queued jobs across tenants, when the queue area is part of this build.
-async fn queue_depth(_state: &AppState) -> Option<i64> {
-    None
+/// Jobs in state `queued` across all tenants (the sampler is fleet-level, not per
+/// tenant); `None` when the queue is not running or the read fails. Read-only, on the
+/// same table the queue's own metrics sampler reads.
+async fn queue_depth(state: &AppState) -> Option<i64> {
+    state.queue.get()?;
+    let timeout = state.telemetry.probe_timeout();
+    let q = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM queue_jobs WHERE state = 'queued'")
+        .fetch_one(state.store.reader());
+    match tokio::time::timeout(timeout, q).await {
+        Ok(Ok(n)) => Some(n),
+        Ok(Err(e)) => {
+            tracing::warn!(target: "telemetry", error = %e, "queue depth sample failed");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(target: "telemetry", "queue depth sample timed out");
+            None
+        }
+    }
 }
 
 // ------------------------------------------------------------------ components
@@ -415,6 +431,39 @@ async fn audit_component(state: &AppState) -> Component {
     }
 }
 
+/// Lag beyond which the queue is reported yellow.
+const QUEUE_LAG_YELLOW_MS: i64 = 60_000;
+
+async fn queue_component(state: &AppState, tenant: &str) -> Component {
+    let Some(q) = state.queue.get() else {
+        return Component::absent("queue");
+    };
+    let timeout = state.telemetry.probe_timeout();
+    let (r, ms) = probe(timeout, async {
+        let h = q.health(tenant).await?;
+        Ok((h, q.pool_healthy().await))
+    })
+    .await;
+    match r {
+        Ok((h, pool_ok)) => {
+            let ready = h.depth.queued + h.depth.failed;
+            let status = if !pool_ok || (h.workers == 0 && ready > 0 && !h.paused) {
+                "red"
+            } else if h.paused || h.lag_ms >= QUEUE_LAG_YELLOW_MS || h.depth.dead > 0 {
+                "yellow"
+            } else {
+                "green"
+            };
+            let mut details = serde_json::to_value(&h).unwrap_or(Value::Null);
+            details["tenant"] = Value::String(tenant.to_string());
+            details["local_pool_healthy"] = Value::Bool(pool_ok);
+            details["latency_ms"] = json!(ms);
+            Component::new(status, details)
+        }
+        Err(e) => Component::new("red", json!({"error": e, "latency_ms": ms})),
+    }
+}
+
 fn api_component() -> Component {
     let s = window::stats(API_WINDOW_MS);
     let err = s.error_rate.unwrap_or(0.0);
@@ -428,9 +477,13 @@ fn api_component() -> Component {
     Component::new(status, serde_json::to_value(&s).unwrap_or(Value::Null))
 }
 
-/// Build the telemetry report now.
-pub async fn report(state: &AppState) -> TelemetryReport {
-    let (database, audit) = tokio::join!(database_component(state), audit_component(state));
+/// Build the telemetry report now. Queue figures are the tenant's; the rest is fleet-wide.
+pub async fn report(state: &AppState, tenant: &str) -> TelemetryReport {
+    let (database, audit, queue) = tokio::join!(
+        database_component(state),
+        audit_component(state),
+        queue_component(state, tenant)
+    );
     let mut components = std::collections::BTreeMap::new();
     components.insert("database".to_string(), database);
     components.insert("audit".to_string(), audit);
@@ -440,7 +493,7 @@ pub async fn report(state: &AppState) -> TelemetryReport {
         "scheduler".to_string(),
         Component::absent("scheduler (jobs)"),
     );
-    components.insert("queue".to_string(), Component::absent("queue"));
+    components.insert("queue".to_string(), queue);
     components.insert("alerts".to_string(), Component::absent("alerts"));
     let worst = components
         .values()
@@ -551,8 +604,27 @@ pub async fn system_health(state: &AppState) -> SystemHealth {
             None => anyhow::bail!("no sample since start"),
         }
     });
-    let (db, migrations, db_write, audit, disk, logs, sampler) =
-        tokio::join!(db, migrations, db_write, audit, disk, logs, sampler);
+    let queue = async {
+        let q = state.queue.get()?;
+        Some(
+            probe(t, async {
+                if !q.pool_healthy().await {
+                    anyhow::bail!("this replica's worker pool is stopped or stalled");
+                }
+                let workers = q.live_workers().await?;
+                if q.is_paused_db().await? {
+                    // A deliberate operator action, not a fault: telemetry shows it yellow.
+                    return Ok(format!(
+                        "paused by an operator ({workers} live worker slots)"
+                    ));
+                }
+                Ok(format!("worker pool running ({workers} live worker slots)"))
+            })
+            .await,
+        )
+    };
+    let (db, migrations, db_write, audit, disk, logs, sampler, queue) =
+        tokio::join!(db, migrations, db_write, audit, disk, logs, sampler, queue);
     let mut components = std::collections::BTreeMap::new();
     for (name, r) in [
         ("database", db),
@@ -565,7 +637,13 @@ pub async fn system_health(state: &AppState) -> SystemHealth {
     ] {
         components.insert(name.to_string(), to_probe(r, t));
     }
+    if let Some(q) = queue {
+        components.insert("queue".to_string(), to_probe(q, t));
+    }
     for area in ["queue", "scheduler", "alerts"] {
+        if components.contains_key(area) {
+            continue;
+        }
         components.insert(
             area.to_string(),
             Probe {
