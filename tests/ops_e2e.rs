@@ -15,10 +15,17 @@ async fn start(backend: &str) -> Server {
     let database_url = common::fresh_database(backend).await;
     Server::start_with(Opts {
         database_url,
-        env: vec![(
-            "ECHOPILOT_TELEMETRY__SAMPLE_INTERVAL_SECS".into(),
-            "1".into(),
-        )],
+        env: [
+            ("ECHOPILOT_TELEMETRY__SAMPLE_INTERVAL_SECS", "1"),
+            ("ECHOPILOT_QUEUE__BACKOFF_BASE_MS", "100"),
+            ("ECHOPILOT_QUEUE__BACKOFF_CAP_MS", "400"),
+            ("ECHOPILOT_QUEUE__POLL_INTERVAL_MS", "100"),
+            ("ECHOPILOT_RATE_LIMIT_PER_SEC", "100000"),
+            ("ECHOPILOT_RATE_LIMIT_BURST", "100000"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
         ..Default::default()
     })
 }
@@ -419,4 +426,234 @@ async fn telemetry_history_and_system_health() {
             .await
             .assert_problem(401);
     }
+}
+
+async fn confirm(
+    c: &Client,
+    verb: &str,
+    args: Value,
+    plan: &Value,
+    reason: Option<&str>,
+) -> common::Resp {
+    let mut body = json!({"verb": verb, "args": args, "confirm": true, "plan_id": plan["plan_id"]});
+    if let Some(r) = reason {
+        body["reason"] = json!(r);
+    }
+    c.post(CMD, body).await
+}
+
+async fn enqueue_dead(c: &Client) -> String {
+    let r = c
+        .post(
+            "/api/v1/queue/enqueue",
+            json!({"kind": "fail", "payload": {"until_attempt": 100}, "max_attempts": 1}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    wait_job(c, &id, "dead").await;
+    id
+}
+
+async fn wait_job(c: &Client, id: &str, state: &str) -> Value {
+    common::eventually(
+        Duration::from_secs(30),
+        &format!("job {id} {state}"),
+        || async {
+            let r = c.get(&format!("/api/v1/queue/jobs/{id}")).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            (r.body["state"] == state).then_some(r.body)
+        },
+    )
+    .await
+}
+
+async fn paused(c: &Client) -> bool {
+    let r = c.get("/api/v1/queue/health").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["paused"].as_bool().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queue_and_self_heal_verbs() {
+    for backend in common::backends() {
+        let srv = start(backend).await;
+        let c = srv.client();
+        let r = c.get("/api/v1/ops/verbs").await;
+        let verbs = r.body["verbs"].as_array().unwrap().clone();
+        let find = |n: &str| {
+            verbs
+                .iter()
+                .find(|v| v["name"] == n)
+                .cloned()
+                .unwrap_or_else(|| panic!("verb {n} missing: {}", r.text))
+        };
+        for (name, risk) in [
+            ("pause_queue", "low"),
+            ("resume_queue", "low"),
+            ("retry_job", "low"),
+            ("purge_dlq", "high"),
+            ("self_heal_run", "low"),
+        ] {
+            let v = find(name);
+            assert_eq!(v["risk"], risk, "{v}");
+            assert_eq!(v["mutating"], true, "{v}");
+            assert_eq!(v["min_role"], "operator", "{v}");
+        }
+
+        // pause_queue: the dry-run changes nothing; a readonly key cannot confirm.
+        let plan = dry_run(&c, "pause_queue", json!({})).await;
+        assert!(!paused(&c).await, "a dry-run paused the queue");
+        let (_, ro) = create_key(&c, "readonly", "default").await;
+        confirm(&c.with_key(&ro), "pause_queue", json!({}), &plan, None)
+            .await
+            .assert_problem(403);
+        assert!(!paused(&c).await);
+        let denied = audit_records(&c, "ops.confirm").await;
+        assert!(denied
+            .iter()
+            .any(|r| r["outcome"] == "denied" && r["target"] == "pause_queue"));
+        let r = confirm(&c, "pause_queue", json!({}), &plan, None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["result"], json!({"paused": true, "changed": true}));
+        assert!(paused(&c).await);
+        assert!(
+            !audit_records(&c, "queue.pause").await.is_empty(),
+            "the queue's own record"
+        );
+
+        // The world changes between plan and confirm → 409, nothing runs.
+        let plan = dry_run(&c, "resume_queue", json!({})).await;
+        assert_eq!(c.post("/api/v1/queue/resume", json!({})).await.status, 200);
+        let before = audit_records(&c, "queue.resume").await.len();
+        let r = confirm(&c, "resume_queue", json!({}), &plan, None).await;
+        r.assert_problem(409);
+        assert!(
+            r.body["detail"].as_str().unwrap().contains("changed"),
+            "{}",
+            r.text
+        );
+        assert_eq!(
+            audit_records(&c, "queue.resume").await.len(),
+            before,
+            "nothing ran"
+        );
+        assert!(!paused(&c).await);
+
+        // retry_job on a dead job.
+        let dead = enqueue_dead(&c).await;
+        dry_run_status(&c, "retry_job", json!({"id": "job_nope"}), 404).await;
+        dry_run_status(&c, "retry_job", json!({}), 422).await;
+        let plan = dry_run(&c, "retry_job", json!({"id": dead})).await;
+        assert!(plan["plan"]["summary"].as_str().unwrap().contains(&dead));
+        assert_eq!(wait_job(&c, &dead, "dead").await["state"], "dead");
+        let r = confirm(&c, "retry_job", json!({"id": dead}), &plan, None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["result"]["state"], "queued");
+        wait_job(&c, &dead, "dead").await;
+        // A job that is not dead cannot be planned for retry.
+        let ok = c
+            .post(
+                "/api/v1/queue/enqueue",
+                json!({"kind": "echo", "payload": 1}),
+            )
+            .await;
+        let ok_id = ok.body["id"].as_str().unwrap().to_string();
+        wait_job(&c, &ok_id, "succeeded").await;
+        dry_run_status(&c, "retry_job", json!({"id": ok_id}), 409).await;
+
+        // purge_dlq: high risk needs a reason; a job that died after the plan → 409.
+        let plan = dry_run(&c, "purge_dlq", json!({})).await;
+        assert_eq!(plan["risk"], "high");
+        assert!(
+            plan["plan"]["summary"].as_str().unwrap().contains("1 dead"),
+            "{plan}"
+        );
+        confirm(&c, "purge_dlq", json!({}), &plan, None)
+            .await
+            .assert_problem(422);
+        assert_eq!(wait_job(&c, &dead, "dead").await["state"], "dead");
+        let second = enqueue_dead(&c).await;
+        confirm(&c, "purge_dlq", json!({}), &plan, Some("cleanup"))
+            .await
+            .assert_problem(409);
+        let plan = dry_run(&c, "purge_dlq", json!({})).await;
+        assert!(
+            plan["plan"]["summary"].as_str().unwrap().contains("2 dead"),
+            "{plan}"
+        );
+        let r = confirm(
+            &c,
+            "purge_dlq",
+            json!({}),
+            &plan,
+            Some("cleanup after test"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["result"]["purged"], 2);
+        let again = confirm(
+            &c,
+            "purge_dlq",
+            json!({}),
+            &plan,
+            Some("cleanup after test"),
+        )
+        .await;
+        assert_eq!(again.body, r.body, "the repeat replays the first answer");
+        c.get(&format!("/api/v1/queue/jobs/{second}"))
+            .await
+            .assert_problem(404);
+        let rec = audit_records(&c, "ops.confirm")
+            .await
+            .into_iter()
+            .find(|x| x["seq"] == r.body["audit_seq"])
+            .expect("ops.confirm record");
+        assert_eq!(rec["detail"]["reason"], "cleanup after test");
+        assert_eq!(audit_records(&c, "queue.dlq.purge").await.len(), 1);
+
+        // self_heal_run runs the safe remediations.
+        let plan = dry_run(&c, "self_heal_run", json!({})).await;
+        assert_eq!(plan["plan"]["steps"].as_array().unwrap().len(), 3, "{plan}");
+        let r = confirm(&c, "self_heal_run", json!({}), &plan, None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            r.body["result"]["actions"].as_array().unwrap().len(),
+            3,
+            "{}",
+            r.text
+        );
+
+        // Telemetry now has a live queue component and queue depth samples.
+        let t = c.get("/api/v1/ops/telemetry").await;
+        assert_ne!(
+            t.body["components"]["queue"]["status"], "absent",
+            "{}",
+            t.text
+        );
+        assert!(
+            t.body["components"]["queue"]["details"]["depth"].is_object(),
+            "{}",
+            t.text
+        );
+        common::eventually(Duration::from_secs(10), "a queue_depth sample", || {
+            let c = c.clone();
+            async move {
+                let h = c.get("/api/v1/ops/telemetry/history?minutes=1").await;
+                h.body["samples"]
+                    .as_array()
+                    .and_then(|s| s.last().cloned())
+                    .filter(|s| s["queue_depth"].is_number())
+            }
+        })
+        .await;
+        let h = c.get("/api/v1/system-health").await;
+        assert_eq!(h.body["components"]["queue"]["status"], "ok", "{}", h.text);
+    }
+}
+
+async fn dry_run_status(c: &Client, verb: &str, args: Value, status: u16) {
+    c.post(CMD, json!({"verb": verb, "args": args, "confirm": false}))
+        .await
+        .assert_problem(status);
 }
