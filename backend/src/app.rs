@@ -36,6 +36,8 @@ pub struct Inner {
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     /// Background tasks (workers, scheduler, samplers) awaited on shutdown.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The scheduler (job registry, runs, leader election); set in `server::start_areas`.
+    pub jobs: std::sync::OnceLock<crate::jobs::Jobs>,
 }
 
 #[derive(Clone)]
@@ -65,6 +67,7 @@ impl AppState {
             shutdown,
             shutdown_tx,
             tasks: std::sync::Mutex::new(Vec::new()),
+            jobs: std::sync::OnceLock::new(),
         }))
     }
 

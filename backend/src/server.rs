@@ -103,6 +103,12 @@ pub async fn shutdown_signal() {
 }
 
 /// Start each area's background work and register its status-summary provider.
-async fn start_areas(_state: &AppState) -> anyhow::Result<()> {
+async fn start_areas(state: &AppState) -> anyhow::Result<()> {
+    // Scheduled jobs: every area registers its jobs here; the scheduler starts after.
+    let mut registry = crate::jobs::JobRegistry::new();
+    crate::jobs::builtin::register(&mut registry, &state.cfg)?;
+    let jobs = crate::jobs::start(state, registry).await?;
+    let _ = state.jobs.set(jobs);
+    state.add_summary(std::sync::Arc::new(crate::jobs::JobsSummary));
     Ok(())
 }
