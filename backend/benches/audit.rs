@@ -18,8 +18,15 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn rec(i: u64) -> NewAudit {
-    NewAudit::new("bench", "key_bench", "bench.append", &format!("target-{i}"), "ok", "bench")
-        .detail(serde_json::json!({"i": i}))
+    NewAudit::new(
+        "bench",
+        "key_bench",
+        "bench.append",
+        &format!("target-{i}"),
+        "ok",
+        "bench",
+    )
+    .detail(serde_json::json!({"i": i}))
 }
 
 async fn fill_to(store: &Store, target: u64) {
@@ -87,14 +94,25 @@ async fn proofs(store: &Store, samples: usize) {
         audit::consistency(store, seq.max(1), size).await.unwrap();
         cons.push(t.elapsed());
     }
-    for (name, v) in [("receipt", &mut receipt), ("chain (root+head)", &mut root), ("consistency", &mut cons)] {
+    for (name, v) in [
+        ("receipt", &mut receipt),
+        ("chain (root+head)", &mut root),
+        ("consistency", &mut cons),
+    ] {
         v.sort();
-        println!("  {name} at {size}: p50 {:?}, p99 {:?}", pct(v, 0.5), pct(v, 0.99));
+        println!(
+            "  {name} at {size}: p50 {:?}, p99 {:?}",
+            pct(v, 0.5),
+            pct(v, 0.99)
+        );
     }
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let sizes: Vec<u64> = std::env::var("AUDIT_BENCH_SIZES")
         .unwrap_or_else(|_| "100000,1000000".into())
         .split(',')
@@ -111,7 +129,12 @@ fn main() {
                 proofs(&store, 300).await;
                 let t = Instant::now();
                 let v = audit::verify(&store).await.unwrap();
-                println!("  full verify of {} records: {:?} (ok={})", v.size, t.elapsed(), v.ok);
+                println!(
+                    "  full verify of {} records: {:?} (ok={})",
+                    v.size,
+                    t.elapsed(),
+                    v.ok
+                );
             }
         }
     });
