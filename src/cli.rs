@@ -239,7 +239,11 @@ impl From<ConfigError> for Failure {
 
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
-        Failure::Runtime(e)
+        // Areas validate their config sections at start and return ConfigError through anyhow.
+        match e.downcast_ref::<ConfigError>() {
+            Some(c) => Failure::Config(c.to_string()),
+            None => Failure::Runtime(e),
+        }
     }
 }
 

@@ -57,11 +57,7 @@ async fn retries_then_success() {
     for backend in common::backends() {
         let srv = start(backend, &[]).await;
         let c = srv.client();
-        let id = enqueue(
-            &c,
-            json!({"kind": "fail", "payload": {"until_attempt": 3}}),
-        )
-        .await;
+        let id = enqueue(&c, json!({"kind": "fail", "payload": {"until_attempt": 3}})).await;
         let job = wait_state(&c, &id, "succeeded", 30).await;
         assert_eq!(job["attempts"], 3, "{backend}: {job}");
         assert_eq!(job["max_attempts"], 5);
@@ -99,7 +95,10 @@ async fn dead_letter_then_retry_and_purge() {
         .await;
         let job = wait_state(&c, &id, "dead", 30).await;
         assert_eq!(job["attempts"], 2, "{backend}: {job}");
-        assert!(job["error"].as_str().unwrap().contains("diagnostic failure"));
+        assert!(job["error"]
+            .as_str()
+            .unwrap()
+            .contains("diagnostic failure"));
         let dead = c.get("/api/v1/queue/jobs?state=dead").await;
         assert_eq!(dead.status, 200);
         assert_eq!(dead.body["jobs"].as_array().unwrap().len(), 1);
@@ -116,7 +115,9 @@ async fn dead_letter_then_retry_and_purge() {
             .await
             .assert_problem(404);
 
-        let r = c.post(&format!("/api/v1/queue/jobs/{id}/retry"), json!({})).await;
+        let r = c
+            .post(&format!("/api/v1/queue/jobs/{id}/retry"), json!({}))
+            .await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.body["state"], "queued");
         let job = wait_state(&c, &id, "dead", 30).await;
@@ -140,7 +141,11 @@ async fn dead_letter_then_retry_and_purge() {
             })
             .unwrap_or_default();
         for a in ["queue.enqueue", "queue.retry", "queue.dlq.purge"] {
-            assert!(actions.iter().any(|x| x == a), "{a} not audited: {}", audit.text);
+            assert!(
+                actions.iter().any(|x| x == a),
+                "{a} not audited: {}",
+                audit.text
+            );
         }
     }
 }
@@ -171,7 +176,12 @@ async fn idempotent_enqueue() {
         let other = send("order-43").await;
         assert_ne!(other.body["id"], a.body["id"]);
         let all = c.get("/api/v1/queue/jobs?kind=echo").await;
-        assert_eq!(all.body["jobs"].as_array().unwrap().len(), 2, "{}", all.text);
+        assert_eq!(
+            all.body["jobs"].as_array().unwrap().len(),
+            2,
+            "{}",
+            all.text
+        );
     }
 }
 
@@ -203,7 +213,10 @@ async fn lease_expiry_after_kill9() {
         assert_ne!(job["worker"].as_str().unwrap(), first_worker);
         assert_eq!(job["result"], json!({"slept_ms": 3000}));
         let logs = srv2.read_logs();
-        assert!(logs.contains("lease expired; job requeued"), "{backend}: reclaim not logged");
+        assert!(
+            logs.contains("lease expired; job requeued"),
+            "{backend}: reclaim not logged"
+        );
     }
 }
 
@@ -244,7 +257,9 @@ async fn two_replicas_run_each_job_exactly_once() {
             (h.body["depth"]["succeeded"] == 500).then_some(())
         })
         .await;
-        let list = ca.get("/api/v1/queue/jobs?state=succeeded&limit=1000").await;
+        let list = ca
+            .get("/api/v1/queue/jobs?state=succeeded&limit=1000")
+            .await;
         let jobs = list.body["jobs"].as_array().unwrap();
         assert_eq!(jobs.len(), 500);
         let mut per_replica: HashMap<String, usize> = HashMap::new();
@@ -267,7 +282,10 @@ async fn two_replicas_run_each_job_exactly_once() {
         );
         // Exactly once in the logs too: one success line per job across both replicas.
         let logs = format!("{}{}", a.read_logs(), b.read_logs());
-        let successes = logs.lines().filter(|l| l.contains("\"job succeeded\"")).count();
+        let successes = logs
+            .lines()
+            .filter(|l| l.contains("\"job succeeded\""))
+            .count();
         assert_eq!(successes, 500, "success log lines");
         let h = ca.get("/api/v1/queue/health").await;
         assert_eq!(h.body["workers"], 8, "two pools of 4: {}", h.text);
@@ -285,18 +303,30 @@ async fn pause_and_resume() {
         let id = enqueue(&c, json!({"kind": "echo", "payload": 7})).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let j = c.get(&format!("/api/v1/queue/jobs/{id}")).await;
-        assert_eq!(j.body["state"], "queued", "{backend}: paused queue ran a job");
+        assert_eq!(
+            j.body["state"], "queued",
+            "{backend}: paused queue ran a job"
+        );
         let h = c.get("/api/v1/queue/health").await;
         assert_eq!(h.body["paused"], true);
         assert_eq!(h.body["depth"]["queued"], 1);
-        for f in ["lag_ms", "oldest_ready_age_s", "throughput_per_min", "workers"] {
+        for f in [
+            "lag_ms",
+            "oldest_ready_age_s",
+            "throughput_per_min",
+            "workers",
+        ] {
             assert!(h.body[f].is_i64(), "{f}: {}", h.text);
         }
         let r = c.post("/api/v1/queue/resume", json!({})).await;
         assert_eq!(r.body, json!({"paused": false, "changed": true}));
         wait_state(&c, &id, "succeeded", 30).await;
         let summary = c.get("/api/v1/status/summary").await;
-        assert!(summary.body["queue"]["depth"]["succeeded"].is_i64(), "{}", summary.text);
+        assert!(
+            summary.body["queue"]["depth"]["succeeded"].is_i64(),
+            "{}",
+            summary.text
+        );
     }
 }
 
@@ -325,13 +355,23 @@ async fn tenant_isolation() {
         let list = other.get("/api/v1/queue/jobs").await;
         assert_eq!(list.body["jobs"], json!([]), "{backend}");
         let h = other.get("/api/v1/queue/health").await;
-        assert_eq!(h.body["depth"]["queued"].as_i64().unwrap() + h.body["depth"]["succeeded"].as_i64().unwrap(), 0);
+        assert_eq!(
+            h.body["depth"]["queued"].as_i64().unwrap()
+                + h.body["depth"]["succeeded"].as_i64().unwrap(),
+            0
+        );
         // A read-only key cannot enqueue.
         let ro = c
-            .post("/api/v1/keys", json!({"role": "readonly", "tenant": "acme"}))
+            .post(
+                "/api/v1/keys",
+                json!({"role": "readonly", "tenant": "acme"}),
+            )
             .await;
         c.with_key(ro.body["key"].as_str().unwrap())
-            .post("/api/v1/queue/enqueue", json!({"kind": "echo", "payload": 1}))
+            .post(
+                "/api/v1/queue/enqueue",
+                json!({"kind": "echo", "payload": 1}),
+            )
             .await
             .assert_problem(403);
     }
@@ -344,11 +384,23 @@ async fn bad_input_is_problem_json() {
         let c = srv.client();
         let cases = [
             (json!({"kind": "nope", "payload": {}}), 422),
-            (json!({"kind": "echo", "payload": {}, "priority": 5000}), 422),
-            (json!({"kind": "echo", "payload": {}, "priority": "high"}), 422),
-            (json!({"kind": "echo", "payload": {}, "run_at": "yesterday"}), 422),
+            (
+                json!({"kind": "echo", "payload": {}, "priority": 5000}),
+                422,
+            ),
+            (
+                json!({"kind": "echo", "payload": {}, "priority": "high"}),
+                422,
+            ),
+            (
+                json!({"kind": "echo", "payload": {}, "run_at": "yesterday"}),
+                422,
+            ),
             (json!({"kind": "echo", "payload": {}, "run_at": 12}), 422),
-            (json!({"kind": "echo", "payload": {}, "max_attempts": 0}), 422),
+            (
+                json!({"kind": "echo", "payload": {}, "max_attempts": 0}),
+                422,
+            ),
             (json!({"kind": "sleep", "payload": {"ms": -1}}), 422),
             (json!({"kind": "fail", "payload": {}}), 422),
             (json!({"kind": "echo", "payload": {}, "extra": 1}), 400),
@@ -368,10 +420,18 @@ async fn bad_input_is_problem_json() {
             )
             .await;
         r.assert_problem(400);
-        c.get("/api/v1/queue/jobs?state=bogus").await.assert_problem(422);
-        c.get("/api/v1/queue/jobs?limit=0").await.assert_problem(422);
-        c.get("/api/v1/queue/jobs?limit=abc").await.assert_problem(400);
-        c.get("/api/v1/queue/jobs/does-not-exist").await.assert_problem(404);
+        c.get("/api/v1/queue/jobs?state=bogus")
+            .await
+            .assert_problem(422);
+        c.get("/api/v1/queue/jobs?limit=0")
+            .await
+            .assert_problem(422);
+        c.get("/api/v1/queue/jobs?limit=abc")
+            .await
+            .assert_problem(400);
+        c.get("/api/v1/queue/jobs/does-not-exist")
+            .await
+            .assert_problem(404);
         // Nothing was half-written.
         let list = c.get("/api/v1/queue/jobs").await;
         assert_eq!(list.body["jobs"], json!([]), "{backend}: {}", list.text);

@@ -38,6 +38,8 @@ pub struct Inner {
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     /// Background tasks (workers, scheduler, samplers) awaited on shutdown.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The scheduler (job registry, runs, leader election); set in `server::start_areas`.
+    pub jobs: std::sync::OnceLock<crate::jobs::Jobs>,
     /// Ops verb registry; areas register their verbs at start.
     pub ops: crate::ops::Registry,
     /// Telemetry samples and latest host reading.
@@ -72,6 +74,7 @@ impl AppState {
             queue: std::sync::OnceLock::new(),
             shutdown_tx,
             tasks: std::sync::Mutex::new(Vec::new()),
+            jobs: std::sync::OnceLock::new(),
             ops: crate::ops::Registry::new(),
             telemetry: crate::telemetry::Telemetry::new(),
         }))

@@ -8,8 +8,15 @@ use echopilot_backend::store::testing;
 use echopilot_backend::Store;
 
 fn rec(i: usize) -> NewAudit {
-    NewAudit::new("t", "key_x", "test.append", &format!("obj-{i}"), "ok", "rid")
-        .detail(serde_json::json!({"i": i, "nested": {"b": 2, "a": [1, "x"]}}))
+    NewAudit::new(
+        "t",
+        "key_x",
+        "test.append",
+        &format!("obj-{i}"),
+        "ok",
+        "rid",
+    )
+    .detail(serde_json::json!({"i": i, "nested": {"b": 2, "a": [1, "x"]}}))
 }
 
 fn hashes(hex_list: &[String]) -> Vec<merkle::Hash> {
@@ -116,7 +123,10 @@ async fn keys_authenticate_and_revoke() {
             (row.role, row.tenant_id.as_str(), row.revoked),
             (Role::Operator, "acme", false)
         );
-        assert!(auth::authenticate(&store, "ep_wrong").await.unwrap().is_none());
+        assert!(auth::authenticate(&store, "ep_wrong")
+            .await
+            .unwrap()
+            .is_none());
         // Other tenants cannot revoke it; its own tenant can.
         assert!(matches!(
             auth::revoke_key(&store, &k.id, Some("globex"), actor())
@@ -130,7 +140,13 @@ async fn keys_authenticate_and_revoke() {
                 .unwrap(),
             auth::RevokeOutcome::Revoked(_)
         ));
-        assert!(auth::authenticate(&store, &k.key).await.unwrap().unwrap().revoked);
+        assert!(
+            auth::authenticate(&store, &k.key)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked
+        );
         // The key's hash, not the key, is stored.
         let stored: Vec<String> = sqlx::query_scalar("SELECT key_hash FROM api_keys")
             .fetch_all(store.reader())
