@@ -657,3 +657,135 @@ async fn dry_run_status(c: &Client, verb: &str, args: Value, status: u16) {
         .await
         .assert_problem(status);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduler_verbs() {
+    for backend in common::backends() {
+        let srv = start(backend).await;
+        let c = srv.client();
+        let r = c.get("/api/v1/ops/verbs").await;
+        let verbs = r.body["verbs"].as_array().unwrap().clone();
+        let run_job = verbs
+            .iter()
+            .find(|v| v["name"] == "run_job")
+            .expect("run_job");
+        assert_eq!(run_job["risk"], "low");
+        let names = run_job["args"]["properties"]["job"]["enum"]
+            .as_array()
+            .unwrap();
+        assert!(names.contains(&json!("health_probe")), "{run_job}");
+        let restart = verbs
+            .iter()
+            .find(|v| v["name"] == "restart_scheduler")
+            .expect("restart_scheduler");
+        assert_eq!(restart["risk"], "high");
+
+        // run_job: unknown job → 422 (not in the enum); a key of another tenant → 403.
+        dry_run_status(&c, "run_job", json!({"job": "nope"}), 422).await;
+        let (_, acme) = create_key(&c, "admin", "acme").await;
+        c.with_key(&acme)
+            .post(
+                CMD,
+                json!({"verb": "run_job", "args": {"job": "health_probe"}}),
+            )
+            .await
+            .assert_problem(403);
+        let manual_runs = |c: Client| async move {
+            let r = c.get("/api/v1/jobs/runs?job=health_probe").await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.body["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["trigger"] == "manual")
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let args = json!({"job": "health_probe"});
+        let plan = dry_run(&c, "run_job", args.clone()).await;
+        assert!(plan["plan"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("health_probe"));
+        assert!(
+            manual_runs(c.clone()).await.is_empty(),
+            "a dry-run started a run"
+        );
+        let r = confirm(&c, "run_job", args, &plan, None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let run_id = r.body["result"]["run_id"].as_str().unwrap().to_string();
+        common::eventually(Duration::from_secs(30), "the manual run", || {
+            let c = c.clone();
+            let run_id = run_id.clone();
+            async move {
+                manual_runs(c)
+                    .await
+                    .into_iter()
+                    .find(|r| r["id"] == json!(run_id) && r["outcome"] != "running")
+            }
+        })
+        .await;
+        assert!(audit_records(&c, "jobs.run")
+            .await
+            .iter()
+            .any(|r| r["detail"]["run_id"] == json!(run_id)));
+
+        // restart_scheduler brings a stopped scheduler back; the world must match the plan.
+        let status = |c: Client| async move {
+            let r = c.get("/api/v1/automations/status").await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.body["running"].as_bool().unwrap()
+        };
+        let plan = dry_run(&c, "restart_scheduler", json!({})).await;
+        assert_eq!(
+            c.post("/api/v1/automations/stop", json!({})).await.status,
+            200
+        );
+        confirm(&c, "restart_scheduler", json!({}), &plan, Some("test"))
+            .await
+            .assert_problem(409);
+        assert!(!status(c.clone()).await);
+        let plan = dry_run(&c, "restart_scheduler", json!({})).await;
+        assert!(
+            plan["plan"]["summary"]
+                .as_str()
+                .unwrap()
+                .contains("stopped"),
+            "{plan}"
+        );
+        confirm(&c, "restart_scheduler", json!({}), &plan, None)
+            .await
+            .assert_problem(422);
+        assert!(!status(c.clone()).await, "422 changed nothing");
+        let r = confirm(
+            &c,
+            "restart_scheduler",
+            json!({}),
+            &plan,
+            Some("scheduler was stopped"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["result"]["running"], true);
+        assert_eq!(r.body["result"]["was_running"], false);
+        assert!(status(c.clone()).await);
+        assert_eq!(audit_records(&c, "automations.start").await.len(), 1);
+
+        let t = c.get("/api/v1/ops/telemetry").await;
+        assert_ne!(
+            t.body["components"]["scheduler"]["status"], "absent",
+            "{}",
+            t.text
+        );
+        assert_eq!(
+            t.body["components"]["scheduler"]["details"]["running"],
+            true
+        );
+        let h = c.get("/api/v1/system-health").await;
+        assert_eq!(
+            h.body["components"]["scheduler"]["status"], "ok",
+            "{}",
+            h.text
+        );
+    }
+}

@@ -106,6 +106,7 @@ fn ctx_for(
         state: state.clone(),
         tenant: caller.tenant.clone(),
         key_id: caller.key_id.clone(),
+        key_tenant: caller.key_tenant.clone(),
         role: caller.role,
         request_id: caller.request_id.clone(),
         plan_id,

@@ -82,11 +82,26 @@ pub struct Ctx {
     /// Effective tenant of the request.
     pub tenant: String,
     pub key_id: String,
+    /// The key's own tenant (system-wide verbs need a key of the `default` tenant).
+    pub key_tenant: String,
     pub role: Role,
     pub request_id: String,
     /// Set on confirm: the plan being executed and the operator's reason.
     pub plan_id: Option<String>,
     pub reason: Option<String>,
+}
+
+impl Ctx {
+    /// The caller as the auth layer saw it, for area service calls that take a `Caller`.
+    pub fn caller(&self) -> crate::auth::Caller {
+        crate::auth::Caller {
+            key_id: self.key_id.clone(),
+            role: self.role,
+            key_tenant: self.key_tenant.clone(),
+            tenant: self.tenant.clone(),
+            request_id: self.request_id.clone(),
+        }
+    }
 }
 
 /// An ops verb. `args` passed to `plan`/`execute` are already validated against the
@@ -184,6 +199,10 @@ pub fn start(state: &AppState) -> anyhow::Result<()> {
         ops.register(Arc::new(verbs::queue::RetryJob::new()))?;
         ops.register(Arc::new(verbs::queue::PurgeDlq::new()))?;
         ops.register(Arc::new(verbs::selfheal::SelfHealRun::new()))?;
+    }
+    if let Some(jobs) = state.jobs.get() {
+        ops.register(Arc::new(verbs::jobs::RunJob::new(jobs.names())))?;
+        ops.register(Arc::new(verbs::jobs::RestartScheduler::new()))?;
     }
     Ok(())
 }

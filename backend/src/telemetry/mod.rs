@@ -464,6 +464,55 @@ async fn queue_component(state: &AppState, tenant: &str) -> Component {
     }
 }
 
+async fn scheduler_component(state: &AppState) -> Component {
+    let Some(j) = state.jobs.get() else {
+        return Component::absent("scheduler (jobs)");
+    };
+    let timeout = state.telemetry.probe_timeout();
+    let store = &state.store;
+    let (r, ms) = probe(timeout, async {
+        let running = crate::jobs::desired_running(store).await?;
+        let statuses = j.job_statuses(store, running).await?;
+        Ok((running, statuses))
+    })
+    .await;
+    match r {
+        Ok((running, statuses)) => {
+            let failed: Vec<&str> = statuses
+                .iter()
+                .filter(|s| s.last_run.as_ref().is_some_and(|r| r.outcome == "failed"))
+                .map(|s| s.name.as_str())
+                .collect();
+            let in_progress = statuses
+                .iter()
+                .filter(|s| s.last_run.as_ref().is_some_and(|r| r.outcome == "running"))
+                .count();
+            let next_run = statuses.iter().filter_map(|s| s.next_run.clone()).min();
+            // Stopped is an operator decision, failures need a look: both yellow.
+            let status = if !running || !failed.is_empty() {
+                "yellow"
+            } else {
+                "green"
+            };
+            Component::new(
+                status,
+                json!({
+                    "running": running,
+                    "leader": j.is_leader(),
+                    "replica_id": state.cfg.replica_id,
+                    "jobs": statuses.len(),
+                    "enabled": statuses.iter().filter(|s| s.enabled).count(),
+                    "in_progress": in_progress,
+                    "last_run_failed": failed,
+                    "next_run": next_run,
+                    "latency_ms": ms,
+                }),
+            )
+        }
+        Err(e) => Component::new("red", json!({"error": e, "latency_ms": ms})),
+    }
+}
+
 fn api_component() -> Component {
     let s = window::stats(API_WINDOW_MS);
     let err = s.error_rate.unwrap_or(0.0);
@@ -479,20 +528,18 @@ fn api_component() -> Component {
 
 /// Build the telemetry report now. Queue figures are the tenant's; the rest is fleet-wide.
 pub async fn report(state: &AppState, tenant: &str) -> TelemetryReport {
-    let (database, audit, queue) = tokio::join!(
+    let (database, audit, queue, scheduler) = tokio::join!(
         database_component(state),
         audit_component(state),
-        queue_component(state, tenant)
+        queue_component(state, tenant),
+        scheduler_component(state)
     );
     let mut components = std::collections::BTreeMap::new();
     components.insert("database".to_string(), database);
     components.insert("audit".to_string(), audit);
     components.insert("system".to_string(), system_component(state));
     components.insert("api".to_string(), api_component());
-    components.insert(
-        "scheduler".to_string(),
-        Component::absent("scheduler (jobs)"),
-    );
+    components.insert("scheduler".to_string(), scheduler);
     components.insert("queue".to_string(), queue);
     components.insert("alerts".to_string(), Component::absent("alerts"));
     let worst = components
@@ -623,8 +670,23 @@ pub async fn system_health(state: &AppState) -> SystemHealth {
             .await,
         )
     };
-    let (db, migrations, db_write, audit, disk, logs, sampler, queue) =
-        tokio::join!(db, migrations, db_write, audit, disk, logs, sampler, queue);
+    let scheduler = async {
+        let j = state.jobs.get()?;
+        Some(
+            probe(t, async {
+                let running = crate::jobs::desired_running(store).await?;
+                let role = if j.is_leader() { "leader" } else { "follower" };
+                Ok(if running {
+                    format!("running; this replica is {role}")
+                } else {
+                    format!("stopped by an operator; this replica is {role}")
+                })
+            })
+            .await,
+        )
+    };
+    let (db, migrations, db_write, audit, disk, logs, sampler, queue, scheduler) =
+        tokio::join!(db, migrations, db_write, audit, disk, logs, sampler, queue, scheduler);
     let mut components = std::collections::BTreeMap::new();
     for (name, r) in [
         ("database", db),
@@ -639,6 +701,9 @@ pub async fn system_health(state: &AppState) -> SystemHealth {
     }
     if let Some(q) = queue {
         components.insert("queue".to_string(), to_probe(q, t));
+    }
+    if let Some(s) = scheduler {
+        components.insert("scheduler".to_string(), to_probe(s, t));
     }
     for area in ["queue", "scheduler", "alerts"] {
         if components.contains_key(area) {
