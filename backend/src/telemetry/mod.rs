@@ -773,3 +773,51 @@ fn logs_writable(dir: &Path) -> anyhow::Result<String> {
     }
     Ok(format!("{} is writable", dir.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_slow_probe_is_reported_as_timeout_not_awaited() {
+        let t = Duration::from_millis(50);
+        let started = Instant::now();
+        let r = probe(t, async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok("never".to_string())
+        })
+        .await;
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let p = to_probe(r, t);
+        assert_eq!(p.status, "timeout");
+        assert!(p.detail.contains("timed out after 50 ms"));
+        let failed = to_probe((Err("boom".into()), 1.0), t);
+        assert_eq!(failed.status, "failed");
+        let degraded = to_probe((Ok("degraded: disk 91%".into()), 1.0), t);
+        assert_eq!(
+            (degraded.status.as_str(), degraded.detail.as_str()),
+            ("degraded", "disk 91%")
+        );
+    }
+
+    #[test]
+    fn history_keeps_one_hour() {
+        let t = Telemetry::new();
+        let now = now_ms();
+        for age_min in [90, 61, 59, 30, 1] {
+            let at = now - age_min * 60_000;
+            t.push(Sample {
+                ts: rfc3339_ms(at),
+                at_ms: at,
+                cpu_pct: Some(1.0),
+                mem_pct: None,
+                disk_pct: None,
+                queue_depth: None,
+                api_p95_ms: None,
+                error_rate: None,
+            });
+        }
+        assert_eq!(t.history(60).len(), 3);
+        assert_eq!(t.history(5).len(), 1);
+    }
+}
