@@ -107,6 +107,15 @@ async fn start_areas(state: &AppState) -> anyhow::Result<()> {
     // Scheduled jobs: every area registers its jobs here; the scheduler starts after.
     let mut registry = crate::jobs::JobRegistry::new();
     crate::jobs::builtin::register(&mut registry, &state.cfg)?;
+    // Alerts: the service must exist before the scheduler starts (rules run as a job).
+    let alerts = crate::alerts::Alerts::from_config(&state.cfg)?;
+    let _ = state.alerts.set(alerts);
+    crate::alerts::register(&mut registry);
+    state.add_summary(std::sync::Arc::new(crate::alerts::AlertsSummary));
+    // Other areas register their jobs here, before the scheduler starts, e.g.
+    // registry.register("self_heal", "0 0 * * * *", crate::jobs::handler(|ctx| async move {
+    //     crate::selfheal::run_safe(&ctx.state, "schedule").await
+    // }));
     let jobs = crate::jobs::start(state, registry).await?;
     let _ = state.jobs.set(jobs);
     state.add_summary(std::sync::Arc::new(crate::jobs::JobsSummary));
