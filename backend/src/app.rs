@@ -33,6 +33,8 @@ pub struct Inner {
     pub summaries: std::sync::RwLock<Vec<Arc<dyn SummaryProvider>>>,
     /// Flips to `true` when the server is shutting down; background loops watch it.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The durable queue service, set by `server::start_areas`.
+    pub queue: std::sync::OnceLock<crate::queue::Queue>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     /// Background tasks (workers, scheduler, samplers) awaited on shutdown.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -67,6 +69,7 @@ impl AppState {
             metrics: crate::api::metrics::handle(),
             summaries: std::sync::RwLock::new(Vec::new()),
             shutdown,
+            queue: std::sync::OnceLock::new(),
             shutdown_tx,
             tasks: std::sync::Mutex::new(Vec::new()),
             jobs: std::sync::OnceLock::new(),

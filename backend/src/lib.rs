@@ -12,6 +12,8 @@ pub mod error;
 pub mod jobs;
 pub mod logging;
 pub mod model;
+pub mod queue;
+pub mod selfheal;
 pub mod server;
 pub mod store;
 pub mod util;

@@ -42,7 +42,7 @@ impl Running {
         Ok(())
     }
 
-    /// Resolves when shutdown was requested through [`Running::shutdown_handle`].
+    /// A sender that, given `true`, stops the HTTP listener (as [`Running::shutdown`] does).
     pub fn shutdown_handle(&self) -> watch::Sender<bool> {
         self.shutdown.clone()
     }
@@ -104,18 +104,30 @@ pub async fn shutdown_signal() {
 
 /// Start each area's background work and register its status-summary provider.
 async fn start_areas(state: &AppState) -> anyhow::Result<()> {
+    let queue = crate::queue::start(state).await?;
+    let _ = state.queue.set(queue);
+    crate::selfheal::start(state);
     // Scheduled jobs: every area registers its jobs here; the scheduler starts after.
     let mut registry = crate::jobs::JobRegistry::new();
     crate::jobs::builtin::register(&mut registry, &state.cfg)?;
+    registry
+        .register(
+            "self_heal",
+            "0 10 * * * *",
+            crate::jobs::handler(|ctx| async move {
+                crate::selfheal::run_safe(&ctx.state, "schedule").await
+            }),
+        )
+        .describe("hourly: runs the safe self-heal remediations");
     // Alerts: the service must exist before the scheduler starts (rules run as a job).
     let alerts = crate::alerts::Alerts::from_config(&state.cfg)?;
+    alerts.set_selfheal_requeue_source(std::sync::Arc::new(|store| {
+        Box::pin(async move { Ok(crate::selfheal::requeue_count_24h(&store).await) })
+    }));
     let _ = state.alerts.set(alerts);
     crate::alerts::register(&mut registry);
     state.add_summary(std::sync::Arc::new(crate::alerts::AlertsSummary));
-    // Other areas register their jobs here, before the scheduler starts, e.g.
-    // registry.register("self_heal", "0 0 * * * *", crate::jobs::handler(|ctx| async move {
-    //     crate::selfheal::run_safe(&ctx.state, "schedule").await
-    // }));
+    // Other areas register their scheduled jobs above this line, before the scheduler starts.
     let jobs = crate::jobs::start(state, registry).await?;
     let _ = state.jobs.set(jobs);
     state.add_summary(std::sync::Arc::new(crate::jobs::JobsSummary));

@@ -30,7 +30,7 @@ use crate::error::ApiError;
 #[openapi(
     info(title = "EchoPilot OS API", description = "Operations platform API. Authenticate with the X-Dash-Key header; select a tenant with X-Tenant-Id. Errors are RFC 9457 problem+json."),
     modifiers(&SecurityAddon),
-    tags((name = "keys"), (name = "audit"), (name = "status"), (name = "jobs"), (name = "alerts"))
+    tags((name = "keys"), (name = "audit"), (name = "status"), (name = "queue"), (name = "selfheal"), (name = "jobs"), (name = "alerts"))
 )]
 struct ApiDoc;
 
@@ -58,6 +58,17 @@ fn area_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::consistency))
         .routes(routes!(audit::verify))
         .routes(routes!(status::summary))
+        .routes(routes!(crate::queue::api::enqueue))
+        .routes(routes!(crate::queue::api::list_jobs))
+        .routes(routes!(crate::queue::api::get_job))
+        .routes(routes!(crate::queue::api::retry_job))
+        .routes(routes!(crate::queue::api::purge_dlq))
+        .routes(routes!(crate::queue::api::health))
+        .routes(routes!(crate::queue::api::pause))
+        .routes(routes!(crate::queue::api::resume))
+        .routes(routes!(crate::selfheal::api::remediations))
+        .routes(routes!(crate::selfheal::api::history))
+        .routes(routes!(crate::selfheal::api::run))
         .routes(routes!(crate::jobs::api::list_runs))
         .routes(routes!(crate::jobs::api::run_now))
         .routes(routes!(crate::jobs::api::automations_status))

@@ -1,0 +1,298 @@
+//! `/api/v1/queue/*`: enqueue, inspect, retry, purge, health, pause/resume.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{EnqueueError, Enqueued, Health, Job, NewJob, Queue, RetryOutcome, STATES};
+use crate::api::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::app::AppState;
+use crate::audit::NewAudit;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::model::Role;
+
+fn queue(state: &AppState) -> ApiResult<&Queue> {
+    state
+        .queue
+        .get()
+        .ok_or_else(|| ApiError::Unavailable("the queue is not running".into()))
+}
+
+fn audit_rec(caller: &Caller, action: &str, target: &str) -> NewAudit {
+    NewAudit::new(
+        caller.tenant(),
+        &caller.key_id,
+        action,
+        target,
+        "ok",
+        &caller.request_id,
+    )
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnqueueRequest {
+    /// A registered kind: echo, sleep, fail, or one added by an area.
+    pub kind: String,
+    /// Handler input (any JSON).
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    /// -1000..=1000, higher runs first; default 0.
+    #[schema(value_type = Option<i64>)]
+    pub priority: Option<Value>,
+    /// RFC 3339 time before which the job does not run; default now.
+    #[schema(value_type = Option<String>)]
+    pub run_at: Option<Value>,
+    /// 1..=100; default `queue.max_attempts` (5).
+    #[schema(value_type = Option<i64>)]
+    pub max_attempts: Option<Value>,
+}
+
+fn int_field(v: &Option<Value>, name: &str, lo: i64, hi: i64) -> ApiResult<Option<i64>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => match x.as_i64() {
+            Some(n) if (lo..=hi).contains(&n) => Ok(Some(n)),
+            _ => Err(ApiError::Unprocessable(format!(
+                "{name} must be an integer between {lo} and {hi}, got {x}"
+            ))),
+        },
+    }
+}
+
+fn run_at_field(v: &Option<Value>) -> ApiResult<Option<i64>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| Some(t.timestamp_millis()))
+            .map_err(|_| {
+                ApiError::Unprocessable(format!(
+                    "run_at must be an RFC 3339 time like 2026-01-01T00:00:00Z, got {s:?}"
+                ))
+            }),
+        Some(x) => Err(ApiError::Unprocessable(format!(
+            "run_at must be an RFC 3339 time string, got {x}"
+        ))),
+    }
+}
+
+/// Enqueue a job. With `Idempotency-Key`, a repeat returns the same job.
+#[utoipa::path(post, path = "/api/v1/queue/enqueue", tag = "queue",
+    request_body = EnqueueRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe enqueue")),
+    responses((status = 201, body = Enqueued), (status = 400), (status = 401), (status = 403), (status = 422)),
+    security(("dash_key" = [])))]
+pub async fn enqueue(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<EnqueueRequest>,
+) -> ApiResult<(StatusCode, Json<Enqueued>)> {
+    caller
+        .require(&state, Role::Operator, "queue.enqueue")
+        .await?;
+    let q = queue(&state)?;
+    let idem = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .filter(|s| !s.is_empty() && s.len() <= 255)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(
+                        "Idempotency-Key must be 1-255 visible ASCII characters".into(),
+                    )
+                })?
+                .to_string(),
+        ),
+    };
+    let job = NewJob {
+        kind: req.kind.clone(),
+        payload: req.payload,
+        priority: int_field(&req.priority, "priority", -1000, 1000)?.unwrap_or(0),
+        run_at: run_at_field(&req.run_at)?,
+        max_attempts: int_field(&req.max_attempts, "max_attempts", 1, 100)?,
+        idempotency_key: idem.clone(),
+    };
+    let rec = audit_rec(&caller, "queue.enqueue", "").detail(json!({
+        "kind": job.kind,
+        "priority": job.priority,
+        "run_at": job.run_at.map(crate::util::rfc3339_ms),
+        "max_attempts": job.max_attempts,
+        "idempotency_key": idem.is_some(),
+    }));
+    match q.enqueue(caller.tenant(), job, Some(rec)).await {
+        Ok(e) => Ok((StatusCode::CREATED, Json(e))),
+        Err(EnqueueError::Invalid(m)) => Err(ApiError::Unprocessable(m)),
+        Err(EnqueueError::Db(e)) => Err(e.into()),
+    }
+}
+
+/// One job of the caller's tenant.
+#[utoipa::path(get, path = "/api/v1/queue/jobs/{id}", tag = "queue",
+    params(("id" = String, Path, description = "job id")),
+    responses((status = 200, body = Job), (status = 404), (status = 401), (status = 403)),
+    security(("dash_key" = [])))]
+pub async fn get_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Job>> {
+    caller.require(&state, Role::Readonly, "queue.read").await?;
+    let q = queue(&state)?;
+    q.get(caller.tenant(), &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id:?} in this tenant")))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// queued | running | succeeded | failed | dead
+    pub state: Option<String>,
+    pub kind: Option<String>,
+    /// 1..=1000, default 100.
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<Job>,
+}
+
+/// Jobs of the caller's tenant, newest first.
+#[utoipa::path(get, path = "/api/v1/queue/jobs", tag = "queue", params(ListQuery),
+    responses((status = 200, body = JobList), (status = 400), (status = 422)),
+    security(("dash_key" = [])))]
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(lq): ApiQuery<ListQuery>,
+) -> ApiResult<Json<JobList>> {
+    caller.require(&state, Role::Readonly, "queue.read").await?;
+    let q = queue(&state)?;
+    if let Some(s) = lq.state.as_deref().filter(|s| !s.is_empty()) {
+        if !STATES.contains(&s) {
+            return Err(ApiError::Unprocessable(format!(
+                "state must be one of {}, got {s:?}",
+                STATES.join(", ")
+            )));
+        }
+    }
+    let limit = lq.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::Unprocessable(
+            "limit must be between 1 and 1000".into(),
+        ));
+    }
+    let jobs = q
+        .list(
+            caller.tenant(),
+            lq.state.as_deref(),
+            lq.kind.as_deref(),
+            limit,
+        )
+        .await?;
+    Ok(Json(JobList { jobs }))
+}
+
+/// Retry a dead job (dead → queued, attempts reset). Other states → 409.
+#[utoipa::path(post, path = "/api/v1/queue/jobs/{id}/retry", tag = "queue",
+    params(("id" = String, Path, description = "job id")),
+    responses((status = 200, body = Enqueued), (status = 404), (status = 409), (status = 403)),
+    security(("dash_key" = [])))]
+pub async fn retry_job(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Enqueued>> {
+    caller
+        .require(&state, Role::Operator, "queue.retry")
+        .await?;
+    let q = queue(&state)?;
+    let rec = audit_rec(&caller, "queue.retry", &id);
+    match q.retry(caller.tenant(), &id, Some(rec)).await? {
+        RetryOutcome::Requeued => Ok(Json(Enqueued {
+            id,
+            state: "queued".into(),
+            created: false,
+        })),
+        RetryOutcome::NotDead(s) => Err(ApiError::Conflict(format!(
+            "job {id} is {s}; only dead jobs can be retried"
+        ))),
+        RetryOutcome::NotFound => Err(ApiError::NotFound(format!("no job {id:?} in this tenant"))),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Purged {
+    pub purged: u64,
+}
+
+/// Delete every dead job of the caller's tenant.
+#[utoipa::path(post, path = "/api/v1/queue/dlq/purge", tag = "queue",
+    responses((status = 200, body = Purged), (status = 403)),
+    security(("dash_key" = [])))]
+pub async fn purge_dlq(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Purged>> {
+    caller
+        .require(&state, Role::Operator, "queue.dlq.purge")
+        .await?;
+    let q = queue(&state)?;
+    let rec = audit_rec(&caller, "queue.dlq.purge", "dlq");
+    let purged = q.purge_dead(caller.tenant(), Some(rec)).await?;
+    Ok(Json(Purged { purged }))
+}
+
+/// Depth by state, lag, oldest ready job, throughput, live worker slots, pause flag.
+#[utoipa::path(get, path = "/api/v1/queue/health", tag = "queue",
+    responses((status = 200, body = Health), (status = 401)),
+    security(("dash_key" = [])))]
+pub async fn health(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Health>> {
+    caller.require(&state, Role::Readonly, "queue.read").await?;
+    Ok(Json(queue(&state)?.health(caller.tenant()).await?))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PauseState {
+    pub paused: bool,
+    /// False when the queue already was in the requested state.
+    pub changed: bool,
+}
+
+async fn set_paused(
+    state: &AppState,
+    caller: &Caller,
+    paused: bool,
+) -> ApiResult<Json<PauseState>> {
+    let action = if paused {
+        "queue.pause"
+    } else {
+        "queue.resume"
+    };
+    caller.require(state, Role::Operator, action).await?;
+    let q = queue(state)?;
+    let rec = audit_rec(caller, action, "queue");
+    let changed = q.set_paused(paused, &caller.key_id, Some(rec)).await?;
+    Ok(Json(PauseState { paused, changed }))
+}
+
+/// Pause the queue on every replica: workers stop claiming, in-flight jobs finish.
+#[utoipa::path(post, path = "/api/v1/queue/pause", tag = "queue",
+    responses((status = 200, body = PauseState), (status = 403)),
+    security(("dash_key" = [])))]
+pub async fn pause(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<PauseState>> {
+    set_paused(&state, &caller, true).await
+}
+
+/// Resume claiming on every replica.
+#[utoipa::path(post, path = "/api/v1/queue/resume", tag = "queue",
+    responses((status = 200, body = PauseState), (status = 403)),
+    security(("dash_key" = [])))]
+pub async fn resume(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<PauseState>> {
+    set_paused(&state, &caller, false).await
+}

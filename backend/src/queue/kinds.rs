@@ -1,0 +1,114 @@
+//! The handler registry (`kind → async fn(ctx, payload)`) and the built-in diagnostic
+//! kinds used by drills and smoke tests: `echo`, `sleep`, `fail`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use serde_json::Value;
+
+use crate::app::BoxFuture;
+use crate::store::Store;
+
+/// What a handler knows about the job it runs.
+#[derive(Clone)]
+pub struct JobCtx {
+    pub id: String,
+    pub tenant_id: String,
+    pub kind: String,
+    /// 1-based number of this attempt.
+    pub attempt: i64,
+    pub max_attempts: i64,
+    pub store: Store,
+}
+
+pub type HandlerFn =
+    Arc<dyn Fn(JobCtx, Value) -> BoxFuture<'static, Result<Value, String>> + Send + Sync>;
+pub type ValidateFn = Arc<dyn Fn(&Value) -> Result<(), String> + Send + Sync>;
+
+#[derive(Clone)]
+pub struct Kind {
+    pub handler: HandlerFn,
+    /// Checked at enqueue time, so a malformed payload is a 422 instead of a dead job.
+    pub validate: Option<ValidateFn>,
+}
+
+#[derive(Clone, Default)]
+pub struct Registry(Arc<RwLock<HashMap<String, Kind>>>);
+
+impl Registry {
+    /// Register (or replace) the handler of `kind`.
+    pub fn register<F, Fut>(&self, kind: &str, validate: Option<ValidateFn>, f: F)
+    where
+        F: Fn(JobCtx, Value) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Value, String>> + Send + 'static,
+    {
+        let handler: HandlerFn = Arc::new(move |ctx, payload| Box::pin(f(ctx, payload)));
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(kind.to_string(), Kind { handler, validate });
+    }
+
+    pub fn get(&self, kind: &str) -> Option<Kind> {
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(kind)
+            .cloned()
+    }
+
+    pub fn kinds(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Longest `sleep` accepted (10 minutes): longer diagnostic sleeps are mistakes.
+pub const MAX_SLEEP_MS: u64 = 600_000;
+
+pub fn register_builtins(reg: &Registry) {
+    reg.register("echo", None, |_ctx, payload| async move { Ok(payload) });
+
+    let sleep_validate: ValidateFn = Arc::new(|p| sleep_ms(p).map(|_| ()));
+    reg.register("sleep", Some(sleep_validate), |_ctx, payload| async move {
+        let ms = sleep_ms(&payload)?;
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        Ok(serde_json::json!({ "slept_ms": ms }))
+    });
+
+    let fail_validate: ValidateFn = Arc::new(|p| until_attempt(p).map(|_| ()));
+    reg.register("fail", Some(fail_validate), |ctx, payload| async move {
+        let until = until_attempt(&payload)?;
+        if ctx.attempt < until {
+            Err(format!(
+                "diagnostic failure: attempt {} of a job that fails until attempt {until}",
+                ctx.attempt
+            ))
+        } else {
+            Ok(serde_json::json!({ "succeeded_on_attempt": ctx.attempt }))
+        }
+    });
+}
+
+fn sleep_ms(p: &Value) -> Result<u64, String> {
+    match p.get("ms").and_then(Value::as_u64) {
+        Some(ms) if ms <= MAX_SLEEP_MS => Ok(ms),
+        _ => Err(format!(
+            "sleep payload must be {{\"ms\": n}} with 0 <= n <= {MAX_SLEEP_MS}"
+        )),
+    }
+}
+
+fn until_attempt(p: &Value) -> Result<i64, String> {
+    match p.get("until_attempt").and_then(Value::as_i64) {
+        Some(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err("fail payload must be {\"until_attempt\": n} with 1 <= n <= 1000".into()),
+    }
+}

@@ -1,0 +1,95 @@
+//! `/api/v1/selfheal/*`: the remediation library, history, and run-now.
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{Action, Actor, Remediation, REMEDIATIONS};
+use crate::api::extract::ApiQuery;
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::model::Role;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RemediationList {
+    pub remediations: Vec<Remediation>,
+}
+
+/// Every remediation with its safety tag.
+#[utoipa::path(get, path = "/api/v1/selfheal/remediations", tag = "selfheal",
+    responses((status = 200, body = RemediationList), (status = 401)),
+    security(("dash_key" = [])))]
+pub async fn remediations(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<RemediationList>> {
+    caller
+        .require(&state, Role::Readonly, "selfheal.read")
+        .await?;
+    Ok(Json(RemediationList {
+        remediations: REMEDIATIONS.to_vec(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Only this remediation.
+    pub remediation: Option<String>,
+    /// 1..=1000, default 100.
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct History {
+    pub actions: Vec<Action>,
+}
+
+/// Past actions, newest first.
+#[utoipa::path(get, path = "/api/v1/selfheal/history", tag = "selfheal", params(HistoryQuery),
+    responses((status = 200, body = History), (status = 400), (status = 422)),
+    security(("dash_key" = [])))]
+pub async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> ApiResult<Json<History>> {
+    caller
+        .require(&state, Role::Readonly, "selfheal.read")
+        .await?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::Unprocessable(
+            "limit must be between 1 and 1000".into(),
+        ));
+    }
+    if let Some(r) = q.remediation.as_deref().filter(|r| !r.is_empty()) {
+        if !REMEDIATIONS.iter().any(|x| x.name == r) {
+            return Err(ApiError::Unprocessable(format!(
+                "unknown remediation {r:?}"
+            )));
+        }
+    }
+    let actions = super::history(&state.store, q.remediation.as_deref(), limit).await?;
+    Ok(Json(History { actions }))
+}
+
+/// Run the safe remediations now; each action is audited and logged.
+#[utoipa::path(post, path = "/api/v1/selfheal/run", tag = "selfheal",
+    responses((status = 200, body = Object), (status = 403)),
+    security(("dash_key" = [])))]
+pub async fn run(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller
+        .require(&state, Role::Operator, "selfheal.run")
+        .await?;
+    let actor = Actor {
+        tenant: caller.tenant().to_string(),
+        id: caller.key_id.clone(),
+        request_id: caller.request_id.clone(),
+    };
+    let report = super::run_as(&state, "api", &actor).await?;
+    Ok(Json(report))
+}

@@ -1,0 +1,439 @@
+//! Durable queue end to end, against the real binary, on SQLite and PostgreSQL.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use common::{Opts, Server};
+use serde_json::{json, Value};
+
+/// Fast retries and lease sweeps so the tests take seconds; no rate limit in the way.
+fn fast_env() -> Vec<(String, String)> {
+    [
+        ("ECHOPILOT_QUEUE__BACKOFF_BASE_MS", "100"),
+        ("ECHOPILOT_QUEUE__BACKOFF_CAP_MS", "400"),
+        ("ECHOPILOT_QUEUE__POLL_INTERVAL_MS", "100"),
+        ("ECHOPILOT_RATE_LIMIT_PER_SEC", "100000"),
+        ("ECHOPILOT_RATE_LIMIT_BURST", "100000"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+async fn start(backend: &str, extra: &[(&str, &str)]) -> Server {
+    let mut env = fast_env();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Server::start_with(Opts {
+        database_url: common::fresh_database(backend).await,
+        env,
+        ..Default::default()
+    })
+}
+
+async fn wait_state(c: &common::Client, id: &str, state: &str, secs: u64) -> Value {
+    common::eventually(
+        Duration::from_secs(secs),
+        &format!("job {id} to be {state}"),
+        || async {
+            let r = c.get(&format!("/api/v1/queue/jobs/{id}")).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            (r.body["state"] == state).then_some(r.body)
+        },
+    )
+    .await
+}
+
+async fn enqueue(c: &common::Client, body: Value) -> String {
+    let r = c.post("/api/v1/queue/enqueue", body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["state"], "queued");
+    r.body["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_then_success() {
+    for backend in common::backends() {
+        let srv = start(backend, &[]).await;
+        let c = srv.client();
+        let id = enqueue(&c, json!({"kind": "fail", "payload": {"until_attempt": 3}})).await;
+        let job = wait_state(&c, &id, "succeeded", 30).await;
+        assert_eq!(job["attempts"], 3, "{backend}: {job}");
+        assert_eq!(job["max_attempts"], 5);
+        assert_eq!(job["result"], json!({"succeeded_on_attempt": 3}));
+        assert!(job["error"].is_null(), "{job}");
+        for f in ["enqueued_at", "started_at", "finished_at", "worker"] {
+            assert!(job[f].is_string(), "{f} missing: {job}");
+        }
+        // echo returns its payload.
+        let id = enqueue(&c, json!({"kind": "echo", "payload": {"hello": [1, 2]}})).await;
+        let job = wait_state(&c, &id, "succeeded", 30).await;
+        assert_eq!(job["result"], json!({"hello": [1, 2]}));
+        assert_eq!(job["attempts"], 1);
+        // Worker transitions are logged to queue.ndjson.
+        let logs = srv.read_logs();
+        assert!(
+            logs.lines()
+                .any(|l| l.contains("\"area\":\"queue\"") && l.contains("job attempt failed")),
+            "{backend}: failed attempts not in queue log"
+        );
+        let metrics = c.get("/metrics").await.text;
+        assert!(metrics.contains("echopilot_queue_jobs_total"), "{metrics}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letter_then_retry_and_purge() {
+    for backend in common::backends() {
+        let srv = start(backend, &[]).await;
+        let c = srv.client();
+        let id = enqueue(
+            &c,
+            json!({"kind": "fail", "payload": {"until_attempt": 100}, "max_attempts": 2}),
+        )
+        .await;
+        let job = wait_state(&c, &id, "dead", 30).await;
+        assert_eq!(job["attempts"], 2, "{backend}: {job}");
+        assert!(job["error"]
+            .as_str()
+            .unwrap()
+            .contains("diagnostic failure"));
+        let dead = c.get("/api/v1/queue/jobs?state=dead").await;
+        assert_eq!(dead.status, 200);
+        assert_eq!(dead.body["jobs"].as_array().unwrap().len(), 1);
+        let h = c.get("/api/v1/queue/health").await;
+        assert_eq!(h.body["depth"]["dead"], 1, "{}", h.text);
+
+        // Only dead jobs can be retried.
+        let ok = enqueue(&c, json!({"kind": "echo", "payload": 1})).await;
+        wait_state(&c, &ok, "succeeded", 30).await;
+        c.post(&format!("/api/v1/queue/jobs/{ok}/retry"), json!({}))
+            .await
+            .assert_problem(409);
+        c.post("/api/v1/queue/jobs/job_nope/retry", json!({}))
+            .await
+            .assert_problem(404);
+
+        let r = c
+            .post(&format!("/api/v1/queue/jobs/{id}/retry"), json!({}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["state"], "queued");
+        let job = wait_state(&c, &id, "dead", 30).await;
+        assert_eq!(job["attempts"], 2, "retry resets attempts: {job}");
+
+        let r = c.post("/api/v1/queue/dlq/purge", json!({})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["purged"], 1);
+        c.get(&format!("/api/v1/queue/jobs/{id}"))
+            .await
+            .assert_problem(404);
+
+        // Each API mutation is audited.
+        let audit = c.get("/api/v1/audit/records?limit=200").await;
+        let actions: Vec<String> = audit.body["records"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|r| r["action"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for a in ["queue.enqueue", "queue.retry", "queue.dlq.purge"] {
+            assert!(
+                actions.iter().any(|x| x == a),
+                "{a} not audited: {}",
+                audit.text
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idempotent_enqueue() {
+    for backend in common::backends() {
+        let srv = start(backend, &[]).await;
+        let c = srv.client();
+        let body = json!({"kind": "echo", "payload": {"n": 1}});
+        let send = |key: &'static str| {
+            let c = c.clone();
+            let body = body.clone();
+            async move {
+                c.send(
+                    c.req(reqwest::Method::POST, "/api/v1/queue/enqueue")
+                        .header("Idempotency-Key", key)
+                        .json(&body),
+                )
+                .await
+            }
+        };
+        let a = send("order-42").await;
+        let b = send("order-42").await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        assert_eq!(b.status, 201, "{}", b.text);
+        assert_eq!(a.body["id"], b.body["id"], "{backend}");
+        let other = send("order-43").await;
+        assert_ne!(other.body["id"], a.body["id"]);
+        let all = c.get("/api/v1/queue/jobs?kind=echo").await;
+        assert_eq!(
+            all.body["jobs"].as_array().unwrap().len(),
+            2,
+            "{}",
+            all.text
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lease_expiry_after_kill9() {
+    for backend in common::backends() {
+        let env = [
+            ("ECHOPILOT_QUEUE__LEASE_S", "2"),
+            ("ECHOPILOT_QUEUE__RECLAIM_INTERVAL_S", "1"),
+        ];
+        let mut srv = start(backend, &env).await;
+        let c = srv.client();
+        let id = enqueue(&c, json!({"kind": "sleep", "payload": {"ms": 3000}})).await;
+        let first = wait_state(&c, &id, "running", 30).await;
+        let first_worker = first["worker"].as_str().unwrap().to_string();
+        srv.kill9();
+
+        let mut extra = fast_env();
+        extra.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let srv2 = Server::start_with(Opts {
+            database_url: srv.database_url.clone(),
+            data_dir: Some(srv.data_dir.clone()),
+            key: Some(srv.key.clone()),
+            env: extra,
+        });
+        let c2 = srv2.client();
+        let job = wait_state(&c2, &id, "succeeded", 30).await;
+        assert_eq!(job["attempts"], 2, "{backend}: {job}");
+        assert_ne!(job["worker"].as_str().unwrap(), first_worker);
+        assert_eq!(job["result"], json!({"slept_ms": 3000}));
+        let logs = srv2.read_logs();
+        assert!(
+            logs.contains("lease expired; job requeued"),
+            "{backend}: reclaim not logged"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_run_each_job_exactly_once() {
+    for backend in common::backends() {
+        if backend != "postgres" {
+            // Replicas share one database only on PostgreSQL.
+            continue;
+        }
+        let db = common::fresh_database(backend).await;
+        let mk = |replica: &str, key: Option<String>| {
+            let mut env = fast_env();
+            env.push(("ECHOPILOT_REPLICA_ID".into(), replica.into()));
+            Server::start_with(Opts {
+                database_url: db.clone(),
+                env,
+                key,
+                ..Default::default()
+            })
+        };
+        let a = mk("replica-a", None);
+        let b = mk("replica-b", Some(a.key.clone()));
+        let (ca, cb) = (a.client(), b.client());
+        let mut tasks = Vec::new();
+        for i in 0..500 {
+            let c = if i % 2 == 0 { ca.clone() } else { cb.clone() };
+            tasks.push(tokio::spawn(async move {
+                enqueue(&c, json!({"kind": "echo", "payload": {"i": i}})).await
+            }));
+        }
+        let mut ids = Vec::new();
+        for t in tasks {
+            ids.push(t.await.unwrap());
+        }
+        common::eventually(Duration::from_secs(60), "500 jobs to succeed", || async {
+            let h = ca.get("/api/v1/queue/health").await;
+            (h.body["depth"]["succeeded"] == 500).then_some(())
+        })
+        .await;
+        let list = ca
+            .get("/api/v1/queue/jobs?state=succeeded&limit=1000")
+            .await;
+        let jobs = list.body["jobs"].as_array().unwrap();
+        assert_eq!(jobs.len(), 500);
+        let mut per_replica: HashMap<String, usize> = HashMap::new();
+        for j in jobs {
+            assert_eq!(j["attempts"], 1, "ran more than once: {j}");
+            let w = j["worker"].as_str().unwrap();
+            *per_replica
+                .entry(w.split('#').next().unwrap().to_string())
+                .or_default() += 1;
+        }
+        let seen: HashSet<String> = jobs
+            .iter()
+            .map(|j| j["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(seen, ids.into_iter().collect::<HashSet<_>>());
+        assert!(
+            per_replica.get("replica-a").copied().unwrap_or(0) > 0
+                && per_replica.get("replica-b").copied().unwrap_or(0) > 0,
+            "both replicas should work: {per_replica:?}"
+        );
+        // Exactly once in the logs too: one success line per job across both replicas.
+        let logs = format!("{}{}", a.read_logs(), b.read_logs());
+        let successes = logs
+            .lines()
+            .filter(|l| l.contains("\"job succeeded\""))
+            .count();
+        assert_eq!(successes, 500, "success log lines");
+        let h = ca.get("/api/v1/queue/health").await;
+        assert_eq!(h.body["workers"], 8, "two pools of 4: {}", h.text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pause_and_resume() {
+    for backend in common::backends() {
+        let srv = start(backend, &[]).await;
+        let c = srv.client();
+        let r = c.post("/api/v1/queue/pause", json!({})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body, json!({"paused": true, "changed": true}));
+        let id = enqueue(&c, json!({"kind": "echo", "payload": 7})).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let j = c.get(&format!("/api/v1/queue/jobs/{id}")).await;
+        assert_eq!(
+            j.body["state"], "queued",
+            "{backend}: paused queue ran a job"
+        );
+        let h = c.get("/api/v1/queue/health").await;
+        assert_eq!(h.body["paused"], true);
+        assert_eq!(h.body["depth"]["queued"], 1);
+        for f in [
+            "lag_ms",
+            "oldest_ready_age_s",
+            "throughput_per_min",
+            "workers",
+        ] {
+            assert!(h.body[f].is_i64(), "{f}: {}", h.text);
+        }
+        let r = c.post("/api/v1/queue/resume", json!({})).await;
+        assert_eq!(r.body, json!({"paused": false, "changed": true}));
+        wait_state(&c, &id, "succeeded", 30).await;
+        let summary = c.get("/api/v1/status/summary").await;
+        assert!(
+            summary.body["queue"]["depth"]["succeeded"].is_i64(),
+            "{}",
+            summary.text
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenant_isolation() {
+    for backend in common::backends() {
+        let srv = start(backend, &[]).await;
+        let c = srv.client();
+        let id = enqueue(&c, json!({"kind": "echo", "payload": "mine"})).await;
+        let k = c
+            .post(
+                "/api/v1/keys",
+                json!({"role": "operator", "tenant": "acme", "name": "acme-op"}),
+            )
+            .await;
+        assert_eq!(k.status, 201, "{}", k.text);
+        let other = c.with_key(k.body["key"].as_str().unwrap());
+        other
+            .get(&format!("/api/v1/queue/jobs/{id}"))
+            .await
+            .assert_problem(404);
+        other
+            .post(&format!("/api/v1/queue/jobs/{id}/retry"), json!({}))
+            .await
+            .assert_problem(404);
+        let list = other.get("/api/v1/queue/jobs").await;
+        assert_eq!(list.body["jobs"], json!([]), "{backend}");
+        let h = other.get("/api/v1/queue/health").await;
+        assert_eq!(
+            h.body["depth"]["queued"].as_i64().unwrap()
+                + h.body["depth"]["succeeded"].as_i64().unwrap(),
+            0
+        );
+        // A read-only key cannot enqueue.
+        let ro = c
+            .post(
+                "/api/v1/keys",
+                json!({"role": "readonly", "tenant": "acme"}),
+            )
+            .await;
+        c.with_key(ro.body["key"].as_str().unwrap())
+            .post(
+                "/api/v1/queue/enqueue",
+                json!({"kind": "echo", "payload": 1}),
+            )
+            .await
+            .assert_problem(403);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_problem_json() {
+    for backend in common::backends() {
+        let srv = start(backend, &[]).await;
+        let c = srv.client();
+        let cases = [
+            (json!({"kind": "nope", "payload": {}}), 422),
+            (
+                json!({"kind": "echo", "payload": {}, "priority": 5000}),
+                422,
+            ),
+            (
+                json!({"kind": "echo", "payload": {}, "priority": "high"}),
+                422,
+            ),
+            (
+                json!({"kind": "echo", "payload": {}, "run_at": "yesterday"}),
+                422,
+            ),
+            (json!({"kind": "echo", "payload": {}, "run_at": 12}), 422),
+            (
+                json!({"kind": "echo", "payload": {}, "max_attempts": 0}),
+                422,
+            ),
+            (json!({"kind": "sleep", "payload": {"ms": -1}}), 422),
+            (json!({"kind": "fail", "payload": {}}), 422),
+            (json!({"kind": "echo", "payload": {}, "extra": 1}), 400),
+            (json!({"kind": "echo"}), 400),
+            (json!([1, 2]), 400),
+        ];
+        for (body, status) in cases {
+            let r = c.post("/api/v1/queue/enqueue", body.clone()).await;
+            assert_eq!(r.status, status, "{backend} {body}: {}", r.text);
+            r.assert_problem(status);
+        }
+        let r = c
+            .send(
+                c.req(reqwest::Method::POST, "/api/v1/queue/enqueue")
+                    .header("content-type", "application/json")
+                    .body("{not json"),
+            )
+            .await;
+        r.assert_problem(400);
+        c.get("/api/v1/queue/jobs?state=bogus")
+            .await
+            .assert_problem(422);
+        c.get("/api/v1/queue/jobs?limit=0")
+            .await
+            .assert_problem(422);
+        c.get("/api/v1/queue/jobs?limit=abc")
+            .await
+            .assert_problem(400);
+        c.get("/api/v1/queue/jobs/does-not-exist")
+            .await
+            .assert_problem(404);
+        // Nothing was half-written.
+        let list = c.get("/api/v1/queue/jobs").await;
+        assert_eq!(list.body["jobs"], json!([]), "{backend}: {}", list.text);
+    }
+}
