@@ -83,6 +83,16 @@ async fn run_now_records_a_completed_run_and_is_audited() {
             }
         })
         .await;
+        // The daily health probe reports each probe.
+        let r = c.post("/api/v1/jobs/health_probe/run", json!({})).await;
+        assert_eq!(r.status, 202, "{}", r.text);
+        let run = wait_run(&c, "health_probe", r.body["run_id"].as_str().unwrap()).await;
+        assert_eq!(run["outcome"], "succeeded", "{backend}: {run}");
+        let res = &run["result"];
+        assert_eq!(res["database"]["ok"], true, "{res}");
+        assert_eq!(res["audit"]["ok"], true, "{res}");
+        assert!(res["audit"]["size"].as_i64().unwrap() >= 1, "{res}");
+        assert!(res["disk"]["used_pct"].is_number(), "{res}");
         // Metrics and summary counters.
         let m = c.get("/metrics").await;
         assert!(
