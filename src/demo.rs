@@ -49,15 +49,15 @@ pub async fn start(url: &str, admin_key: &str) -> anyhow::Result<tokio::task::Jo
 fn demo_jobs(tick: u64) -> Vec<Value> {
     let label = json!({"demo": true, "note": "synthetic demo activity"});
     let mut jobs = vec![json!({"kind": "echo", "payload": {"demo": label, "tick": tick}})];
-    if tick % 3 == 0 {
+    if tick.is_multiple_of(3) {
         jobs.push(
             json!({"kind": "sleep", "payload": {"ms": 200 + (tick * 37) % 1500, "demo": label}}),
         );
     }
-    if tick % 5 == 0 {
+    if tick.is_multiple_of(5) {
         jobs.push(json!({"kind": "fail", "payload": {"until_attempt": 3, "demo": label}, "max_attempts": 5}));
     }
-    if tick % 23 == 0 {
+    if tick.is_multiple_of(23) {
         jobs.push(json!({"kind": "fail", "payload": {"until_attempt": 99, "demo": label}, "max_attempts": 2}));
     }
     jobs

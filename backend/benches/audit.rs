@@ -41,7 +41,7 @@ async fn fill_to(store: &Store, target: u64) {
         }
         tx.commit().await.unwrap();
         size += n;
-        if size % 100_000 == 0 {
+        if size.is_multiple_of(100_000) {
             eprintln!("  … {size} records");
         }
     }
