@@ -61,6 +61,17 @@ check POST /api/v1/queue/dlq/purge 200
 check GET /api/v1/selfheal/remediations 200
 check GET /api/v1/selfheal/history 200
 check POST /api/v1/selfheal/run 200
+# Scheduler (run-now of the harmless heartbeat; stop then start again at once)
+check GET /api/v1/automations/status 200
+check POST /api/v1/jobs/scheduler_tick/run 202 '{}'
+check POST /api/v1/jobs/no_such_job/run 404 '{}'
+check GET "/api/v1/jobs/runs?job=scheduler_tick&limit=5" 200
+check GET "/api/v1/jobs/runs?limit=0" 400
+check POST /api/v1/automations/stop 200 '{}'
+check POST /api/v1/automations/start 200 '{}'
+# Alerts (a malformed test request: checks the route without paging anyone)
+check GET "/api/v1/alerts?limit=5" 200
+check POST /api/v1/alerts/test 400 '{"bogus":1}'
 
 echo
 echo "$((N-FAILS)) passed, $FAILS failed"

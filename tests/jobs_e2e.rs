@@ -83,6 +83,16 @@ async fn run_now_records_a_completed_run_and_is_audited() {
             }
         })
         .await;
+        // The daily health probe reports each probe.
+        let r = c.post("/api/v1/jobs/health_probe/run", json!({})).await;
+        assert_eq!(r.status, 202, "{}", r.text);
+        let run = wait_run(&c, "health_probe", r.body["run_id"].as_str().unwrap()).await;
+        assert_eq!(run["outcome"], "succeeded", "{backend}: {run}");
+        let res = &run["result"];
+        assert_eq!(res["database"]["ok"], true, "{res}");
+        assert_eq!(res["audit"]["ok"], true, "{res}");
+        assert!(res["audit"]["size"].as_i64().unwrap() >= 1, "{res}");
+        assert!(res["disk"]["used_pct"].is_number(), "{res}");
         // Metrics and summary counters.
         let m = c.get("/metrics").await;
         assert!(
@@ -315,14 +325,62 @@ async fn retention_keeps_the_newest_30_files_per_pattern_and_counts_deletions() 
         assert_eq!(count_prefix(&backups, "db-").len(), 30);
         assert!(backups.join("notes.txt").exists());
 
-        // A second pass has nothing left to delete.
+        // Age a finished queue job and a job run past the 14-day default, straight in the
+        // database; the next pass deletes exactly those (and no files: none are left over).
+        let q = c
+            .post(
+                "/api/v1/queue/enqueue",
+                json!({"kind": "echo", "payload": {"n": 1}}),
+            )
+            .await;
+        assert_eq!(q.status, 201, "{}", q.text);
+        let qid = q.body["id"].as_str().unwrap().to_string();
+        eventually(Duration::from_secs(30), "echo job succeeds", || async {
+            let r = c.get(&format!("/api/v1/queue/jobs/{qid}")).await;
+            (r.body["state"] == "succeeded").then_some(())
+        })
+        .await;
+        sqlx::any::install_default_drivers();
+        let url = srv
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", tmp.path().join("echopilot.db").display()));
+        let db = sqlx::AnyPool::connect(&url).await.unwrap();
+        let month_ago = chrono_now_ms() - 30 * 86_400_000;
+        sqlx::query("UPDATE queue_jobs SET finished_at = $1 WHERE id = $2")
+            .bind(month_ago)
+            .bind(&qid)
+            .execute(&db)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE job_runs SET started_at = $1 WHERE id = $2")
+            .bind(month_ago)
+            .bind(run["id"].as_str().unwrap())
+            .execute(&db)
+            .await
+            .unwrap();
+        db.close().await;
         let r = c.post("/api/v1/jobs/retention/run", json!({})).await;
         assert_eq!(r.status, 202, "{}", r.text);
         let run = wait_run(&c, "retention", r.body["run_id"].as_str().unwrap()).await;
         assert_eq!(run["outcome"], "succeeded", "{run}");
-        assert_eq!(run["result"]["files"]["deleted"], 0, "{run}");
+        let res = &run["result"];
+        assert_eq!(res["files"]["deleted"], 0, "{res}");
+        assert_eq!(res["job_runs"]["deleted"], 1, "{backend}: {res}");
+        assert_eq!(res["queue_jobs"]["deleted"], 1, "{backend}: {res}");
+        assert_eq!(res["deleted_total"], 2, "{res}");
+        c.get(&format!("/api/v1/queue/jobs/{qid}"))
+            .await
+            .assert_problem(404);
         drop(srv);
     }
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// `day(i)` = the date `i` days after y-m-d as `YYYY-MM-DD` (test data only; no leap-day care

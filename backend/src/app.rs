@@ -40,6 +40,8 @@ pub struct Inner {
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The scheduler (job registry, runs, leader election); set in `server::start_areas`.
     pub jobs: std::sync::OnceLock<crate::jobs::Jobs>,
+    /// Alert dispatcher and rules; set in `server::start_areas`.
+    pub alerts: std::sync::OnceLock<crate::alerts::Alerts>,
     /// Ops verb registry; areas register their verbs at start.
     pub ops: crate::ops::Registry,
     /// Telemetry samples and latest host reading.
@@ -75,6 +77,7 @@ impl AppState {
             shutdown_tx,
             tasks: std::sync::Mutex::new(Vec::new()),
             jobs: std::sync::OnceLock::new(),
+            alerts: std::sync::OnceLock::new(),
             ops: crate::ops::Registry::new(),
             telemetry: crate::telemetry::Telemetry::new(),
         }))

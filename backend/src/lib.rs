@@ -2,6 +2,7 @@
 //! the verifiable audit log, logs and metrics. Areas live in their own modules and
 //! plug their routes into [`api::router`] and their counters into the status summary.
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod audit;

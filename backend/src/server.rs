@@ -119,6 +119,15 @@ async fn start_areas(state: &AppState) -> anyhow::Result<()> {
             }),
         )
         .describe("hourly: runs the safe self-heal remediations");
+    // Alerts: the service must exist before the scheduler starts (rules run as a job).
+    let alerts = crate::alerts::Alerts::from_config(&state.cfg)?;
+    alerts.set_selfheal_requeue_source(std::sync::Arc::new(|store| {
+        Box::pin(async move { Ok(crate::selfheal::requeue_count_24h(&store).await) })
+    }));
+    let _ = state.alerts.set(alerts);
+    crate::alerts::register(&mut registry);
+    state.add_summary(std::sync::Arc::new(crate::alerts::AlertsSummary));
+    // Other areas register their scheduled jobs above this line, before the scheduler starts.
     let jobs = crate::jobs::start(state, registry).await?;
     let _ = state.jobs.set(jobs);
     state.add_summary(std::sync::Arc::new(crate::jobs::JobsSummary));

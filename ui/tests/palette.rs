@@ -56,3 +56,54 @@ fn highlights_cover_the_matched_label_chars() {
 fn no_match_is_empty() {
     assert!(ranked("zzzzqqq").is_empty());
 }
+
+/// Narrowing from the previous keystroke's matches gives exactly what a fresh full scan
+/// gives, for every prefix of several queries (including backspacing and new words).
+#[test]
+fn incremental_filtering_matches_a_fresh_scan() {
+    use echopilot_ui::popups::palette::{Entry, EntryKind, Filter, Target};
+    let words = [
+        "restart_scheduler",
+        "tail_logs",
+        "run_job",
+        "retry_job",
+        "purge_dlq",
+        "pause_queue",
+    ];
+    let entries: Vec<Entry> = (0..600)
+        .map(|i| {
+            let w = words[i % words.len()];
+            Entry::new(
+                EntryKind::QueueItem,
+                format!("{w}_{i}"),
+                format!("item {i} kind {w} tenant t{}", i % 7),
+                Target::QueueItem(i.to_string()),
+            )
+        })
+        .collect();
+    let mut incremental = Filter::default();
+    let sequences = ["restrt sched", "pur dlq", "tail", "r", "t7 job"];
+    for q in sequences {
+        let mut typed = String::new();
+        let mut keystrokes: Vec<String> = q
+            .chars()
+            .map(|c| {
+                typed.push(c);
+                typed.clone()
+            })
+            .collect();
+        // Then backspace twice and type again.
+        if q.len() > 3 {
+            keystrokes.push(q[..q.len() - 2].to_string());
+            keystrokes.push(q.to_string());
+        }
+        for k in keystrokes {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            incremental.rank(&entries, &k, &mut a);
+            Filter::default().rank(&entries, &k, &mut b);
+            let ia: Vec<(usize, u32)> = a.iter().map(|r| (r.index, r.score)).collect();
+            let ib: Vec<(usize, u32)> = b.iter().map(|r| (r.index, r.score)).collect();
+            assert_eq!(ia, ib, "query {k:?}");
+        }
+    }
+}

@@ -30,7 +30,7 @@ use crate::error::ApiError;
 #[openapi(
     info(title = "EchoPilot OS API", description = "Operations platform API. Authenticate with the X-Dash-Key header; select a tenant with X-Tenant-Id. Errors are RFC 9457 problem+json."),
     modifiers(&SecurityAddon),
-    tags((name = "keys"), (name = "audit"), (name = "status"), (name = "queue"), (name = "selfheal"), (name = "jobs"), (name = "ops"))
+    tags((name = "keys"), (name = "audit"), (name = "status"), (name = "queue"), (name = "selfheal"), (name = "jobs"), (name = "alerts"), (name = "ops"))
 )]
 struct ApiDoc;
 
@@ -74,6 +74,8 @@ fn area_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::jobs::api::automations_status))
         .routes(routes!(crate::jobs::api::automations_stop))
         .routes(routes!(crate::jobs::api::automations_start))
+        .routes(routes!(crate::alerts::api::list_alerts))
+        .routes(routes!(crate::alerts::api::test_alert))
         .routes(routes!(crate::ops::api::list_verbs))
         .routes(routes!(crate::ops::api::command))
         .routes(routes!(crate::telemetry::api::telemetry))

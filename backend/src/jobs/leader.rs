@@ -21,10 +21,14 @@ pub const PG_LEADER_LOCK: i64 = 0x6a6f_6273;
 /// How often followers try the lock and the leader checks its session.
 const BEAT: Duration = Duration::from_secs(2);
 const DB_TIMEOUT: Duration = Duration::from_secs(5);
+/// 1 while this replica leads.
+pub const LEADER_GAUGE: &str = "echopilot_scheduler_leader";
 
 pub async fn start(state: &AppState, flag: Arc<AtomicBool>) -> anyhow::Result<()> {
+    metrics::gauge!(LEADER_GAUGE).set(0.0);
     if state.store.dialect() == Dialect::Sqlite {
         flag.store(true, Ordering::SeqCst);
+        metrics::gauge!(LEADER_GAUGE).set(1.0);
         return Ok(());
     }
     let url = state.store.url().to_string();
@@ -41,6 +45,7 @@ pub async fn start(state: &AppState, flag: Arc<AtomicBool>) -> anyhow::Result<()
         }
         // Hand over at once on a clean stop instead of waiting for the session to end.
         flag.store(false, Ordering::SeqCst);
+        metrics::gauge!(LEADER_GAUGE).set(0.0);
         if let Some(mut c) = conn {
             let _ = tokio::time::timeout(
                 DB_TIMEOUT,
@@ -92,6 +97,7 @@ async fn beat(url: &str, replica: &str, conn: &mut Option<PgConnection>, flag: &
         Ok(Ok(true)) => {
             if !leading {
                 flag.store(true, Ordering::SeqCst);
+                metrics::gauge!(LEADER_GAUGE).set(1.0);
                 tracing::info!(target: "scheduler", replica, "became scheduler leader");
             }
         }
@@ -111,6 +117,7 @@ async fn beat(url: &str, replica: &str, conn: &mut Option<PgConnection>, flag: &
 fn lose(conn: &mut Option<PgConnection>, flag: &AtomicBool, leading: bool, replica: &str) {
     *conn = None;
     flag.store(false, Ordering::SeqCst);
+    metrics::gauge!(LEADER_GAUGE).set(0.0);
     if leading {
         tracing::warn!(target: "scheduler", replica, "lost scheduler leadership");
     }

@@ -525,18 +525,7 @@ async fn execute(ctx: JobContext, handler: JobHandler) {
         let error = error.map(|e| truncate(&crate::logging::redact_secrets(&e), ERROR_MAX_CHARS));
         let elapsed = started.elapsed();
         let duration_ms = elapsed.as_millis() as i64;
-        let result_text = result.as_ref().map(|v| v.to_string());
-        let finished = sqlx::query(
-            "UPDATE job_runs SET outcome = $1, error = $2, finished_at = $3, duration_ms = $4, result = $5 WHERE id = $6",
-        )
-        .bind(outcome)
-        .bind(&error)
-        .bind(now_ms())
-        .bind(duration_ms)
-        .bind(&result_text)
-        .bind(&run_id)
-        .execute(store.writer())
-        .await;
+        let finished = finish_run(&store, &run_id, outcome, error.as_deref(), result.as_ref(), duration_ms).await;
         if let Err(e) = finished {
             tracing::error!(target: "scheduler", job = %job, job_run_id = %run_id, error = %e, "could not record the run's end");
         }
@@ -549,6 +538,29 @@ async fn execute(ctx: JobContext, handler: JobHandler) {
     }
     .instrument(span)
     .await
+}
+
+/// Record the end of a run started with [`begin_run`].
+pub async fn finish_run(
+    store: &Store,
+    run_id: &str,
+    outcome: &str,
+    error: Option<&str>,
+    result: Option<&Value>,
+    duration_ms: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE job_runs SET outcome = $1, error = $2, finished_at = $3, duration_ms = $4, result = $5 WHERE id = $6",
+    )
+    .bind(outcome)
+    .bind(error)
+    .bind(now_ms())
+    .bind(duration_ms)
+    .bind(result.map(|v| v.to_string()))
+    .bind(run_id)
+    .execute(store.writer())
+    .await?;
+    Ok(())
 }
 
 fn item_errors(v: &Value) -> usize {

@@ -92,9 +92,23 @@ const LABEL_TIER: u32 = 1 << 20;
 pub const HIGHLIGHT_TOP: usize = 64;
 
 /// Reusable matcher state (nucleo's matcher holds scratch memory; keep one per palette).
+///
+/// Typing usually extends the query, and a fuzzy match can only get harder as the query
+/// grows (every atom keeps or gains characters, or a new atom is added), so the entries
+/// that matched the previous query are the only candidates for the next one. The filter
+/// remembers them and rescans just those, which is what keeps 10k entries well under a
+/// millisecond per keystroke.
 pub struct Filter {
     matcher: Matcher,
     pattern: Pattern,
+    /// Query, entry-set identity and matching indices of the last plain (non-fallback) run.
+    last: Option<LastRun>,
+}
+
+struct LastRun {
+    query: String,
+    entries: (usize, usize),
+    matched: Vec<usize>,
 }
 
 impl Default for Filter {
@@ -102,6 +116,7 @@ impl Default for Filter {
         Filter {
             matcher: Matcher::new(Config::DEFAULT),
             pattern: Pattern::default(),
+            last: None,
         }
     }
 }
@@ -135,7 +150,21 @@ impl Filter {
             return;
         }
         self.pattern = pattern(query);
-        self.score_all(entries, out);
+        let identity = (entries.as_ptr() as usize, entries.len());
+        let narrowed = self.last.take().filter(|l| {
+            l.entries == identity && query.starts_with(&l.query) && !l.query.trim().is_empty()
+        });
+        match narrowed {
+            Some(l) => self.score_some(entries, l.matched.iter().copied(), out),
+            None => self.score_some(entries, 0..entries.len(), out),
+        }
+        if !out.is_empty() {
+            self.last = Some(LastRun {
+                query: query.to_string(),
+                entries: identity,
+                matched: out.iter().map(|r| r.index).collect(),
+            });
+        }
         if out.is_empty() {
             // Typo fallback: drop one character from each word in turn.
             let words: Vec<&str> = query.split_whitespace().collect();
@@ -155,7 +184,7 @@ impl Filter {
                     q[wi] = variant;
                     self.pattern = pattern(&q.join(" "));
                     let mut more = Vec::new();
-                    self.score_all(entries, &mut more);
+                    self.score_some(entries, 0..entries.len(), &mut more);
                     for r in more {
                         match out.iter_mut().find(|o| o.index == r.index) {
                             Some(o) if o.score >= r.score => {}
@@ -166,23 +195,26 @@ impl Filter {
                 }
             }
         }
-        out.sort_by(|a, b| {
-            b.score
-                .cmp(&a.score)
-                .then_with(|| entries[a.index].kind.cmp(&entries[b.index].kind))
-                .then_with(|| {
-                    entries[a.index]
-                        .label
-                        .len()
-                        .cmp(&entries[b.index].label.len())
-                })
-                .then_with(|| entries[a.index].label.cmp(&entries[b.index].label))
+        // Best score first; ties: kind, then shorter label, then entry order. One integer
+        // key per result keeps sorting thousands of matches cheap (no string compares).
+        out.sort_unstable_by_key(|r| {
+            let e = &entries[r.index];
+            ((u32::MAX - r.score) as u128) << 96
+                | (e.kind as u128) << 64
+                | (e.label.len().min(u32::MAX as usize) as u128) << 32
+                | r.index as u128
         });
         self.fill_indices(entries, out, query);
     }
 
-    fn score_all(&mut self, entries: &[Entry], out: &mut Vec<Ranked>) {
-        for (index, e) in entries.iter().enumerate() {
+    fn score_some(
+        &mut self,
+        entries: &[Entry],
+        candidates: impl Iterator<Item = usize>,
+        out: &mut Vec<Ranked>,
+    ) {
+        for index in candidates {
+            let e = &entries[index];
             let score = match self.pattern.score(e.label_h.slice(..), &mut self.matcher) {
                 Some(s) => Some(s + LABEL_TIER),
                 None => self.pattern.score(e.full_h.slice(..), &mut self.matcher),

@@ -1,0 +1,105 @@
+//! Console benchmarks: full redraw of the busiest tab at 200×50 and palette filtering of
+//! 10,000 entries per keystroke. `cargo bench -p echopilot-ui --bench console`.
+//! (First frame and RSS are measured on the real binary: scripts/bench/console.sh.)
+
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use echopilot_ui::popups::palette::{Entry, EntryKind, Filter, Ranked, Target};
+use echopilot_ui::{load_fixtures, App, AppConfig, Tab, Theme};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+fn loaded_app(tab: Tab) -> App {
+    let mut app = App::new(
+        AppConfig {
+            base_url: "http://127.0.0.1:8080".into(),
+            tenant: None,
+            readonly: false,
+        },
+        Theme::builtin(false),
+        chrono::Utc::now(),
+    );
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    load_fixtures(&mut app, &dir).expect("fixtures");
+    app.tab = tab;
+    app
+}
+
+fn redraw(c: &mut Criterion) {
+    for (name, tab) in [
+        ("telemetry", Tab::Telemetry),
+        ("queue", Tab::Queue),
+        ("jobs", Tab::Jobs),
+    ] {
+        let app = loaded_app(tab);
+        let mut term = Terminal::new(TestBackend::new(200, 50)).unwrap();
+        c.bench_function(&format!("full redraw {name} 200x50"), |b| {
+            b.iter(|| {
+                term.draw(|f| echopilot_ui::ui::draw(f, &app)).unwrap();
+            })
+        });
+    }
+}
+
+fn palette(c: &mut Criterion) {
+    let verbs = [
+        "restart_scheduler",
+        "tail_logs",
+        "run_job",
+        "retry_job",
+        "purge_dlq",
+        "pause_queue",
+        "resume_queue",
+        "self_heal_run",
+        "run_backup",
+        "reconcile_payments",
+    ];
+    let entries: Vec<Entry> = (0..10_000)
+        .map(|i| {
+            let v = verbs[i % verbs.len()];
+            Entry::new(
+                EntryKind::QueueItem,
+                format!("{v}_{i}"),
+                format!("queue item {i} of kind {v} in tenant t{}", i % 17),
+                Target::QueueItem(i.to_string()),
+            )
+        })
+        .collect();
+    let mut filter = Filter::default();
+    let mut out: Vec<Ranked> = Vec::new();
+    // Each keystroke of "restrt sched" re-ranks all 10k entries.
+    let query = "restrt sched";
+    // Typing the whole query: 12 keystrokes (divide by 12 for the per-keystroke mean).
+    c.bench_function(
+        "palette type 'restrt sched' over 10k entries (12 keystrokes)",
+        |b| {
+            b.iter(|| {
+                for end in 1..=query.len() {
+                    filter.rank(&entries, &query[..end], &mut out);
+                }
+            })
+        },
+    );
+    // The worst keystroke: the first one, which scans every entry ("r" matches all).
+    c.bench_function("palette first keystroke over 10k entries", |b| {
+        b.iter(|| {
+            filter.rank(&entries, "", &mut out);
+            filter.rank(&entries, "r", &mut out);
+        })
+    });
+    // A keystroke that cannot narrow (query edited in the middle): full rescan.
+    c.bench_function("palette full rescan 'sched' over 10k entries", |b| {
+        b.iter(|| {
+            filter.rank(&entries, "", &mut out);
+            filter.rank(&entries, "sched", &mut out);
+        })
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(3));
+    targets = redraw, palette
+}
+criterion_main!(benches);
