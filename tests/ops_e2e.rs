@@ -337,6 +337,15 @@ async fn telemetry_history_and_system_health() {
             assert!(comp["details"].is_object(), "{name}: {comp}");
         }
         assert_eq!(comps["database"]["status"], "green", "{}", r.text);
+        // Every area of this build reports live figures, none is absent.
+        for name in ["scheduler", "queue", "alerts"] {
+            assert_ne!(comps[name]["status"], "absent", "{name}: {}", r.text);
+        }
+        assert!(
+            comps["alerts"]["details"]["channels"].is_array(),
+            "{}",
+            r.text
+        );
         assert!(comps["api"]["details"]["requests"].as_u64().unwrap() >= 6);
         assert!(comps["api"]["details"]["p95_ms"].is_number());
         assert!(comps["audit"]["details"]["records"].as_i64().unwrap() >= 1);
@@ -409,6 +418,9 @@ async fn telemetry_history_and_system_health() {
         }
         assert_eq!(comps["database"]["status"], "ok");
         assert_eq!(comps["migrations"]["status"], "ok");
+        for name in ["queue", "scheduler", "alerts"] {
+            assert_eq!(comps[name]["status"], "ok", "{name}: {}", r.text);
+        }
         if r.body["ok"] == true {
             assert!(r.body["issues"].as_array().unwrap().is_empty());
         } else {

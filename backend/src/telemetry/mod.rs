@@ -513,6 +513,63 @@ async fn scheduler_component(state: &AppState) -> Component {
     }
 }
 
+async fn alerts_component(state: &AppState) -> Component {
+    let Some(a) = state.alerts.get() else {
+        return Component::absent("alerts");
+    };
+    let timeout = state.telemetry.probe_timeout();
+    let (r, ms) = probe(timeout, async {
+        Ok(crate::alerts::list(&state.store, 500).await?)
+    })
+    .await;
+    let list = match r {
+        Ok(l) => l,
+        Err(e) => return Component::new("red", json!({"error": e, "latency_ms": ms})),
+    };
+    let now = now_ms();
+    let age_ms = |ts: &str| {
+        chrono::DateTime::parse_from_rfc3339(ts)
+            .map(|t| now - t.timestamp_millis())
+            .unwrap_or(i64::MAX)
+    };
+    let last_hour: Vec<_> = list.iter().filter(|x| age_ms(&x.ts) <= 3_600_000).collect();
+    let day = list.iter().filter(|x| age_ms(&x.ts) <= 86_400_000).count();
+    // Raised, not suppressed by its cooldown, and not accepted by every channel.
+    let failed = last_hour
+        .iter()
+        .filter(|x| !x.delivered && !x.suppressed && !x.channels.is_empty())
+        .count();
+    let critical = last_hour
+        .iter()
+        .filter(|x| x.severity == "critical")
+        .count();
+    let warning = last_hour.iter().filter(|x| x.severity == "warning").count();
+    let status = if failed > 0 || critical > 0 {
+        "red"
+    } else if warning > 0 {
+        "yellow"
+    } else {
+        "green"
+    };
+    let latest = list.first().map(|x| {
+        json!({"ts": x.ts, "key": x.key, "severity": x.severity, "title": x.title,
+               "delivered": x.delivered, "suppressed": x.suppressed})
+    });
+    Component::new(
+        status,
+        json!({
+            "channels": a.channels(),
+            "last_hour": last_hour.len(),
+            "last_hour_critical": critical,
+            "last_hour_warning": warning,
+            "last_hour_undelivered": failed,
+            "last_24h": day,
+            "latest": latest,
+            "latency_ms": ms,
+        }),
+    )
+}
+
 fn api_component() -> Component {
     let s = window::stats(API_WINDOW_MS);
     let err = s.error_rate.unwrap_or(0.0);
@@ -528,11 +585,12 @@ fn api_component() -> Component {
 
 /// Build the telemetry report now. Queue figures are the tenant's; the rest is fleet-wide.
 pub async fn report(state: &AppState, tenant: &str) -> TelemetryReport {
-    let (database, audit, queue, scheduler) = tokio::join!(
+    let (database, audit, queue, scheduler, alerts) = tokio::join!(
         database_component(state),
         audit_component(state),
         queue_component(state, tenant),
-        scheduler_component(state)
+        scheduler_component(state),
+        alerts_component(state)
     );
     let mut components = std::collections::BTreeMap::new();
     components.insert("database".to_string(), database);
@@ -541,7 +599,7 @@ pub async fn report(state: &AppState, tenant: &str) -> TelemetryReport {
     components.insert("api".to_string(), api_component());
     components.insert("scheduler".to_string(), scheduler);
     components.insert("queue".to_string(), queue);
-    components.insert("alerts".to_string(), Component::absent("alerts"));
+    components.insert("alerts".to_string(), alerts);
     let worst = components
         .values()
         .map(|c| rank(&c.status))
@@ -685,8 +743,28 @@ pub async fn system_health(state: &AppState) -> SystemHealth {
             .await,
         )
     };
-    let (db, migrations, db_write, audit, disk, logs, sampler, queue, scheduler) =
-        tokio::join!(db, migrations, db_write, audit, disk, logs, sampler, queue, scheduler);
+    let alerts = async {
+        let a = state.alerts.get()?;
+        Some(
+            probe(t, async {
+                let last = crate::alerts::list(store, 1).await?;
+                let ch = a.channels();
+                let channels = if ch.is_empty() {
+                    "no delivery channel configured".to_string()
+                } else {
+                    format!("channels: {}", ch.join(", "))
+                };
+                Ok(match last.first() {
+                    Some(x) => format!("{channels}; last alert {} at {}", x.key, x.ts),
+                    None => format!("{channels}; no alert raised yet"),
+                })
+            })
+            .await,
+        )
+    };
+    let (db, migrations, db_write, audit, disk, logs, sampler, queue, scheduler, alerts) = tokio::join!(
+        db, migrations, db_write, audit, disk, logs, sampler, queue, scheduler, alerts
+    );
     let mut components = std::collections::BTreeMap::new();
     for (name, r) in [
         ("database", db),
@@ -704,6 +782,9 @@ pub async fn system_health(state: &AppState) -> SystemHealth {
     }
     if let Some(s) = scheduler {
         components.insert("scheduler".to_string(), to_probe(s, t));
+    }
+    if let Some(a) = alerts {
+        components.insert("alerts".to_string(), to_probe(a, t));
     }
     for area in ["queue", "scheduler", "alerts"] {
         if components.contains_key(area) {
