@@ -42,6 +42,10 @@ pub struct Inner {
     pub jobs: std::sync::OnceLock<crate::jobs::Jobs>,
     /// Alert dispatcher and rules; set in `server::start_areas`.
     pub alerts: std::sync::OnceLock<crate::alerts::Alerts>,
+    /// Ops verb registry; areas register their verbs at start.
+    pub ops: crate::ops::Registry,
+    /// Telemetry samples and latest host reading.
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 #[derive(Clone)]
@@ -74,6 +78,8 @@ impl AppState {
             tasks: std::sync::Mutex::new(Vec::new()),
             jobs: std::sync::OnceLock::new(),
             alerts: std::sync::OnceLock::new(),
+            ops: crate::ops::Registry::new(),
+            telemetry: crate::telemetry::Telemetry::new(),
         }))
     }
 

@@ -12,10 +12,12 @@ pub mod error;
 pub mod jobs;
 pub mod logging;
 pub mod model;
+pub mod ops;
 pub mod queue;
 pub mod selfheal;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod util;
 
 pub use app::AppState;

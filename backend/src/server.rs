@@ -131,5 +131,7 @@ async fn start_areas(state: &AppState) -> anyhow::Result<()> {
     let jobs = crate::jobs::start(state, registry).await?;
     let _ = state.jobs.set(jobs);
     state.add_summary(std::sync::Arc::new(crate::jobs::JobsSummary));
+    crate::telemetry::start(state)?;
+    crate::ops::start(state)?;
     Ok(())
 }

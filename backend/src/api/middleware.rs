@@ -92,6 +92,7 @@ pub async fn observe(mut req: Request, next: Next) -> Response {
     }
     let secs = start.elapsed().as_secs_f64();
     crate::api::metrics::record_request(&route, method.as_str(), status.as_u16(), secs);
+    crate::telemetry::window::record(status.as_u16(), secs);
     span.in_scope(|| {
         tracing::info!(
             target: "server",

@@ -30,7 +30,7 @@ use crate::error::ApiError;
 #[openapi(
     info(title = "EchoPilot OS API", description = "Operations platform API. Authenticate with the X-Dash-Key header; select a tenant with X-Tenant-Id. Errors are RFC 9457 problem+json."),
     modifiers(&SecurityAddon),
-    tags((name = "keys"), (name = "audit"), (name = "status"), (name = "queue"), (name = "selfheal"), (name = "jobs"), (name = "alerts"))
+    tags((name = "keys"), (name = "audit"), (name = "status"), (name = "queue"), (name = "selfheal"), (name = "jobs"), (name = "alerts"), (name = "ops"))
 )]
 struct ApiDoc;
 
@@ -76,6 +76,11 @@ fn area_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::jobs::api::automations_start))
         .routes(routes!(crate::alerts::api::list_alerts))
         .routes(routes!(crate::alerts::api::test_alert))
+        .routes(routes!(crate::ops::api::list_verbs))
+        .routes(routes!(crate::ops::api::command))
+        .routes(routes!(crate::telemetry::api::telemetry))
+        .routes(routes!(crate::telemetry::api::history))
+        .routes(routes!(crate::telemetry::api::system_health))
 }
 
 /// The OpenAPI document of every route.

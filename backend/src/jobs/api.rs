@@ -153,7 +153,8 @@ pub async fn automations_status(
     Ok(Json(status(&state).await?))
 }
 
-async fn set_running(
+/// Set the fleet-wide desired scheduler state (also used by the `restart_scheduler` ops verb).
+pub async fn set_running(
     state: &AppState,
     caller: &Caller,
     running: bool,

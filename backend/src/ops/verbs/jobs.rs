@@ -1,0 +1,255 @@
+//! Scheduler verbs: `run_job` and `restart_scheduler`, through the jobs service
+//! (`state.jobs`). Scheduled jobs are system-wide, so like the jobs HTTP routes they need
+//! an operator key of the `default` tenant (or a superadmin).
+
+use serde_json::{json, Value};
+
+use crate::app::BoxFuture;
+use crate::audit::{self, NewAudit};
+use crate::auth::DEFAULT_TENANT;
+use crate::error::{ApiError, ApiResult};
+use crate::jobs::{Begin, Jobs, Trigger};
+use crate::model::Role;
+use crate::ops::{Ctx, Plan, Planned, Risk, Verb, VerbSpec};
+
+fn jobs(ctx: &Ctx) -> ApiResult<&Jobs> {
+    ctx.state
+        .jobs
+        .get()
+        .ok_or_else(|| ApiError::Unavailable("the scheduler is not started".into()))
+}
+
+/// Same rule as the jobs routes; a refusal is audited like theirs.
+async fn require_system(ctx: &Ctx, action: &str) -> ApiResult<()> {
+    if ctx.key_tenant == DEFAULT_TENANT || ctx.role == Role::Superadmin {
+        return Ok(());
+    }
+    let reason = "scheduled jobs are system-wide: this needs a key of the `default` tenant";
+    crate::auth::deny(
+        &ctx.state,
+        &ctx.caller(),
+        action,
+        &ctx.tenant,
+        json!({"reason": reason}),
+    )
+    .await;
+    Err(ApiError::Forbidden(reason.into()))
+}
+
+/// Whether a run of `job` is in progress anywhere in the fleet (its newest run is `running`).
+async fn in_progress(ctx: &Ctx, job: &str) -> ApiResult<Option<crate::jobs::JobRun>> {
+    let last = crate::jobs::list_runs(&ctx.state.store, Some(job), 1)
+        .await?
+        .into_iter()
+        .next();
+    Ok(last)
+}
+
+// ------------------------------------------------------------------ run_job
+
+pub struct RunJob {
+    spec: VerbSpec,
+}
+
+impl RunJob {
+    pub fn new(names: Vec<String>) -> RunJob {
+        RunJob {
+            spec: VerbSpec {
+                name: "run_job".into(),
+                aliases: vec!["run_now".into(), "job_run".into()],
+                description: "Run a scheduled job now on this replica (recorded as a manual run)"
+                    .into(),
+                args: json!({
+                    "type": "object",
+                    "properties": {
+                        "job": {"type": "string", "enum": names,
+                                "description": "registered job name (GET /api/v1/automations/status)"}
+                    },
+                    "required": ["job"],
+                    "additionalProperties": false
+                }),
+                risk: Risk::Low,
+                min_role: Role::Operator,
+                mutating: true,
+            },
+        }
+    }
+}
+
+fn job_arg(args: &Value) -> ApiResult<&str> {
+    args["job"]
+        .as_str()
+        .ok_or_else(|| ApiError::Unprocessable("argument \"job\" is required".into()))
+}
+
+impl Verb for RunJob {
+    fn spec(&self) -> &VerbSpec {
+        &self.spec
+    }
+
+    fn plan<'a>(&'a self, ctx: &'a Ctx, args: &'a Value) -> BoxFuture<'a, ApiResult<Planned>> {
+        Box::pin(async move {
+            require_system(ctx, "jobs.run").await?;
+            let name = job_arg(args)?;
+            let j = jobs(ctx)?;
+            if !j.contains(name) {
+                return Err(ApiError::NotFound(format!(
+                    "no job named {name:?}; jobs: {}",
+                    j.names().join(", ")
+                )));
+            }
+            let last = in_progress(ctx, name).await?;
+            if let Some(r) = last.as_ref().filter(|r| r.outcome == "running") {
+                return Err(ApiError::Conflict(format!(
+                    "job {name:?} is already running (run {} started {} on {}); a second run would be skipped",
+                    r.id, r.started_at, r.replica
+                )));
+            }
+            let last_line = match &last {
+                Some(r) => format!(
+                    "Last run: {} at {} ({})",
+                    r.outcome, r.started_at, r.trigger
+                ),
+                None => "The job has never run".into(),
+            };
+            Ok(Planned {
+                plan: Plan {
+                    summary: format!("Run job {name} now on replica {}", ctx.state.cfg.replica_id),
+                    steps: vec![
+                        "Claim the job's single running slot (fleet-wide no-overlap)".into(),
+                        "Run it in the background as a manual run; its result lands in /api/v1/jobs/runs".into(),
+                        last_line,
+                    ],
+                    effects: vec![format!(
+                        "Whatever job {name} does (see GET /api/v1/automations/status for its description)"
+                    )],
+                },
+                world: json!({"job": name, "running": false}),
+            })
+        })
+    }
+
+    fn execute<'a>(&'a self, ctx: &'a Ctx, args: &'a Value) -> BoxFuture<'a, ApiResult<Value>> {
+        Box::pin(async move {
+            let name = job_arg(args)?;
+            let j = jobs(ctx)?;
+            let begin = j.run(&ctx.state, name, Trigger::Manual).await?;
+            let (outcome, run_id) = match &begin {
+                Begin::Started(id) => ("ok", id.clone()),
+                Begin::Overlap { skipped_id } => ("conflict", skipped_id.clone()),
+            };
+            // The same record the run-now route writes.
+            let rec = NewAudit::new(
+                DEFAULT_TENANT,
+                &ctx.key_id,
+                "jobs.run",
+                name,
+                outcome,
+                &ctx.request_id,
+            )
+            .detail(json!({"run_id": run_id, "replica": ctx.state.cfg.replica_id, "via": "ops"}));
+            audit::record(&ctx.state.store, rec).await?;
+            match begin {
+                Begin::Started(run_id) => {
+                    tracing::info!(target: "scheduler", job = %name, job_run_id = %run_id, key_id = %ctx.key_id, "run requested via ops");
+                    Ok(json!({"job": name, "run_id": run_id, "replica": ctx.state.cfg.replica_id}))
+                }
+                Begin::Overlap { skipped_id } => Err(ApiError::Conflict(format!(
+                    "job {name:?} is already running; this request was recorded as skipped run {skipped_id}"
+                ))),
+            }
+        })
+    }
+}
+
+// ------------------------------------------------------------------ restart_scheduler
+
+pub struct RestartScheduler {
+    spec: VerbSpec,
+}
+
+impl Default for RestartScheduler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RestartScheduler {
+    pub fn new() -> RestartScheduler {
+        RestartScheduler {
+            spec: VerbSpec {
+                name: "restart_scheduler".into(),
+                aliases: vec!["scheduler_restart".into(), "restart_sched".into()],
+                description: "Restart scheduled runs fleet-wide: stop the scheduler, then start it (a stopped scheduler comes back; runs in progress finish)".into(),
+                args: json!({"type": "object", "properties": {}, "additionalProperties": false}),
+                risk: Risk::High,
+                min_role: Role::Operator,
+                mutating: true,
+            },
+        }
+    }
+}
+
+impl Verb for RestartScheduler {
+    fn spec(&self) -> &VerbSpec {
+        &self.spec
+    }
+
+    fn plan<'a>(&'a self, ctx: &'a Ctx, _args: &'a Value) -> BoxFuture<'a, ApiResult<Planned>> {
+        Box::pin(async move {
+            require_system(ctx, "automations.stop").await?;
+            let j = jobs(ctx)?;
+            let running = crate::jobs::desired_running(&ctx.state.store).await?;
+            let statuses = j
+                .job_statuses(&ctx.state.store, running)
+                .await
+                .map_err(ApiError::from)?;
+            let enabled = statuses.iter().filter(|s| s.enabled).count();
+            let in_flight: Vec<&str> = statuses
+                .iter()
+                .filter(|s| s.last_run.as_ref().is_some_and(|r| r.outcome == "running"))
+                .map(|s| s.name.as_str())
+                .collect();
+            let summary = if running {
+                format!(
+                    "Restart the scheduler fleet-wide ({enabled} enabled jobs): stop, then start"
+                )
+            } else {
+                format!(
+                    "Start the stopped scheduler fleet-wide ({enabled} enabled jobs) after a stop/start cycle"
+                )
+            };
+            Ok(Planned {
+                plan: Plan {
+                    summary,
+                    steps: vec![
+                        "Set the fleet-wide scheduler state to stopped (audited automations.stop)".into(),
+                        "Set it to running again (audited automations.start); the leader resumes firing on the next tick".into(),
+                    ],
+                    effects: vec![
+                        "Scheduled fires due during the cycle are not replayed".into(),
+                        if in_flight.is_empty() {
+                            "No run is in progress".to_string()
+                        } else {
+                            format!("Runs in progress finish undisturbed: {}", in_flight.join(", "))
+                        },
+                    ],
+                },
+                world: json!({"running": running}),
+            })
+        })
+    }
+
+    fn execute<'a>(&'a self, ctx: &'a Ctx, _args: &'a Value) -> BoxFuture<'a, ApiResult<Value>> {
+        Box::pin(async move {
+            let caller = ctx.caller();
+            let was = crate::jobs::desired_running(&ctx.state.store).await?;
+            crate::jobs::api::set_running(&ctx.state, &caller, false).await?;
+            let status = crate::jobs::api::set_running(&ctx.state, &caller, true).await?;
+            tracing::info!(target: "scheduler", key_id = %ctx.key_id, was_running = was, "scheduler restarted via ops");
+            let mut v = serde_json::to_value(&status).map_err(ApiError::internal)?;
+            v["was_running"] = Value::Bool(was);
+            Ok(v)
+        })
+    }
+}

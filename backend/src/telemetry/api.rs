@@ -1,0 +1,80 @@
+//! `GET /api/v1/ops/telemetry`, `/api/v1/ops/telemetry/history`, `/api/v1/system-health`.
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{Sample, SystemHealth, TelemetryReport};
+use crate::api::extract::ApiQuery;
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::model::Role;
+
+/// Status of scheduler, queue, database, system, alerts, audit and api, and the overall colour.
+#[utoipa::path(get, path = "/api/v1/ops/telemetry", tag = "ops",
+    responses((status = 200, body = TelemetryReport), (status = 401), (status = 403)),
+    security(("dash_key" = [])))]
+pub async fn telemetry(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<TelemetryReport>> {
+    caller
+        .require(&state, Role::Readonly, "telemetry.read")
+        .await?;
+    Ok(Json(super::report(&state, caller.tenant()).await))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// 1–60, default 60.
+    pub minutes: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct History {
+    pub interval_s: u64,
+    /// Oldest first.
+    pub samples: Vec<Sample>,
+}
+
+/// Samples taken every `telemetry.sample_interval_secs` (default 10 s), kept for an hour.
+#[utoipa::path(get, path = "/api/v1/ops/telemetry/history", tag = "ops", params(HistoryQuery),
+    responses((status = 200, body = History), (status = 401), (status = 403), (status = 422)),
+    security(("dash_key" = [])))]
+pub async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> ApiResult<Json<History>> {
+    caller
+        .require(&state, Role::Readonly, "telemetry.read")
+        .await?;
+    let minutes = q.minutes.unwrap_or(60);
+    if !(1..=60).contains(&minutes) {
+        return Err(ApiError::Unprocessable(
+            "minutes must be between 1 and 60".into(),
+        ));
+    }
+    Ok(Json(History {
+        interval_s: state.telemetry.interval_secs(),
+        samples: state.telemetry.history(minutes),
+    }))
+}
+
+/// Every health probe, run concurrently with a per-probe timeout: a slow probe is
+/// reported as `timeout`, it never hangs the answer.
+#[utoipa::path(get, path = "/api/v1/system-health", tag = "ops",
+    responses((status = 200, body = SystemHealth), (status = 401), (status = 403)),
+    security(("dash_key" = [])))]
+pub async fn system_health(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<SystemHealth>> {
+    caller
+        .require(&state, Role::Readonly, "telemetry.read")
+        .await?;
+    Ok(Json(super::system_health(&state).await))
+}
