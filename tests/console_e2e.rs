@@ -74,7 +74,7 @@ async fn palette_dry_run_confirm_is_audited_on_the_real_server() {
             .unwrap_or_else(|| panic!("no ops.confirm record with seq {seq}: {conf:?}"));
         assert_eq!(confirm["target"], "restart_scheduler");
         assert_eq!(confirm["outcome"], "ok");
-        assert!(dry.iter().any(|r| r["seq"].as_i64() < Some(seq)));
+        assert!(dry.iter().any(|r| r["seq"].as_u64() < Some(seq)));
         // The receipt of that record verifies as part of the tree (shape check here;
         // proofs are verified independently in api_e2e).
         let receipt = c.get(&format!("/api/v1/audit/receipt/{seq}")).await;
