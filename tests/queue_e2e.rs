@@ -57,11 +57,7 @@ async fn retries_then_success() {
     for backend in common::backends() {
         let srv = start(backend, &[]).await;
         let c = srv.client();
-        let id = enqueue(
-            &c,
-            json!({"kind": "fail", "payload": {"until_attempt": 3}}),
-        )
-        .await;
+        let id = enqueue(&c, json!({"kind": "fail", "payload": {"until_attempt": 3}})).await;
         let job = wait_state(&c, &id, "succeeded", 30).await;
         assert_eq!(job["attempts"], 3, "{backend}: {job}");
         assert_eq!(job["max_attempts"], 5);
@@ -99,7 +95,10 @@ async fn dead_letter_then_retry_and_purge() {
         .await;
         let job = wait_state(&c, &id, "dead", 30).await;
         assert_eq!(job["attempts"], 2, "{backend}: {job}");
-        assert!(job["error"].as_str().unwrap().contains("diagnostic failure"));
+        assert!(job["error"]
+            .as_str()
+            .unwrap()
+            .contains("diagnostic failure"));
         let dead = c.get("/api/v1/queue/jobs?state=dead").await;
         assert_eq!(dead.status, 200);
         assert_eq!(dead.body["jobs"].as_array().unwrap().len(), 1);
@@ -116,7 +115,9 @@ async fn dead_letter_then_retry_and_purge() {
             .await
             .assert_problem(404);
 
-        let r = c.post(&format!("/api/v1/queue/jobs/{id}/retry"), json!({})).await;
+        let r = c
+            .post(&format!("/api/v1/queue/jobs/{id}/retry"), json!({}))
+            .await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.body["state"], "queued");
         let job = wait_state(&c, &id, "dead", 30).await;
@@ -140,7 +141,11 @@ async fn dead_letter_then_retry_and_purge() {
             })
             .unwrap_or_default();
         for a in ["queue.enqueue", "queue.retry", "queue.dlq.purge"] {
-            assert!(actions.iter().any(|x| x == a), "{a} not audited: {}", audit.text);
+            assert!(
+                actions.iter().any(|x| x == a),
+                "{a} not audited: {}",
+                audit.text
+            );
         }
     }
 }
@@ -171,7 +176,12 @@ async fn idempotent_enqueue() {
         let other = send("order-43").await;
         assert_ne!(other.body["id"], a.body["id"]);
         let all = c.get("/api/v1/queue/jobs?kind=echo").await;
-        assert_eq!(all.body["jobs"].as_array().unwrap().len(), 2, "{}", all.text);
+        assert_eq!(
+            all.body["jobs"].as_array().unwrap().len(),
+            2,
+            "{}",
+            all.text
+        );
     }
 }
 
@@ -203,7 +213,10 @@ async fn lease_expiry_after_kill9() {
         assert_ne!(job["worker"].as_str().unwrap(), first_worker);
         assert_eq!(job["result"], json!({"slept_ms": 3000}));
         let logs = srv2.read_logs();
-        assert!(logs.contains("lease expired; job requeued"), "{backend}: reclaim not logged");
+        assert!(
+            logs.contains("lease expired; job requeued"),
+            "{backend}: reclaim not logged"
+        );
     }
 }
 
@@ -244,7 +257,9 @@ async fn two_replicas_run_each_job_exactly_once() {
             (h.body["depth"]["succeeded"] == 500).then_some(())
         })
         .await;
-        let list = ca.get("/api/v1/queue/jobs?state=succeeded&limit=1000").await;
+        let list = ca
+            .get("/api/v1/queue/jobs?state=succeeded&limit=1000")
+            .await;
         let jobs = list.body["jobs"].as_array().unwrap();
         assert_eq!(jobs.len(), 500);
         let mut per_replica: HashMap<String, usize> = HashMap::new();
@@ -267,7 +282,10 @@ async fn two_replicas_run_each_job_exactly_once() {
         );
         // Exactly once in the logs too: one success line per job across both replicas.
         let logs = format!("{}{}", a.read_logs(), b.read_logs());
-        let successes = logs.lines().filter(|l| l.contains("\"job succeeded\"")).count();
+        let successes = logs
+            .lines()
+            .filter(|l| l.contains("\"job succeeded\""))
+            .count();
         assert_eq!(successes, 500, "success log lines");
         let h = ca.get("/api/v1/queue/health").await;
         assert_eq!(h.body["workers"], 8, "two pools of 4: {}", h.text);
@@ -285,18 +303,30 @@ async fn pause_and_resume() {
         let id = enqueue(&c, json!({"kind": "echo", "payload": 7})).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let j = c.get(&format!("/api/v1/queue/jobs/{id}")).await;
-        assert_eq!(j.body["state"], "queued", "{backend}: paused queue ran a job");
+        assert_eq!(
+            j.body["state"], "queued",
+            "{backend}: paused queue ran a job"
+        );
         let h = c.get("/api/v1/queue/health").await;
         assert_eq!(h.body["paused"], true);
         assert_eq!(h.body["depth"]["queued"], 1);
-        for f in ["lag_ms", "oldest_ready_age_s", "throughput_per_min", "workers"] {
+        for f in [
+            "lag_ms",
+            "oldest_ready_age_s",
+            "throughput_per_min",
+            "workers",
+        ] {
             assert!(h.body[f].is_i64(), "{f}: {}", h.text);
         }
         let r = c.post("/api/v1/queue/resume", json!({})).await;
         assert_eq!(r.body, json!({"paused": false, "changed": true}));
         wait_state(&c, &id, "succeeded", 30).await;
         let summary = c.get("/api/v1/status/summary").await;
-        assert!(summary.body["queue"]["depth"]["succeeded"].is_i64(), "{}", summary.text);
+        assert!(
+            summary.body["queue"]["depth"]["succeeded"].is_i64(),
+            "{}",
+            summary.text
+        );
     }
 }
 
@@ -325,13 +355,23 @@ async fn tenant_isolation() {
         let list = other.get("/api/v1/queue/jobs").await;
         assert_eq!(list.body["jobs"], json!([]), "{backend}");
         let h = other.get("/api/v1/queue/health").await;
-        assert_eq!(h.body["depth"]["queued"].as_i64().unwrap() + h.body["depth"]["succeeded"].as_i64().unwrap(), 0);
+        assert_eq!(
+            h.body["depth"]["queued"].as_i64().unwrap()
+                + h.body["depth"]["succeeded"].as_i64().unwrap(),
+            0
+        );
         // A read-only key cannot enqueue.
         let ro = c
-            .post("/api/v1/keys", json!({"role": "readonly", "tenant": "acme"}))
+            .post(
+                "/api/v1/keys",
+                json!({"role": "readonly", "tenant": "acme"}),
+            )
             .await;
         c.with_key(ro.body["key"].as_str().unwrap())
-            .post("/api/v1/queue/enqueue", json!({"kind": "echo", "payload": 1}))
+            .post(
+                "/api/v1/queue/enqueue",
+                json!({"kind": "echo", "payload": 1}),
+            )
             .await
             .assert_problem(403);
     }
@@ -344,11 +384,23 @@ async fn bad_input_is_problem_json() {
         let c = srv.client();
         let cases = [
             (json!({"kind": "nope", "payload": {}}), 422),
-            (json!({"kind": "echo", "payload": {}, "priority": 5000}), 422),
-            (json!({"kind": "echo", "payload": {}, "priority": "high"}), 422),
-            (json!({"kind": "echo", "payload": {}, "run_at": "yesterday"}), 422),
+            (
+                json!({"kind": "echo", "payload": {}, "priority": 5000}),
+                422,
+            ),
+            (
+                json!({"kind": "echo", "payload": {}, "priority": "high"}),
+                422,
+            ),
+            (
+                json!({"kind": "echo", "payload": {}, "run_at": "yesterday"}),
+                422,
+            ),
             (json!({"kind": "echo", "payload": {}, "run_at": 12}), 422),
-            (json!({"kind": "echo", "payload": {}, "max_attempts": 0}), 422),
+            (
+                json!({"kind": "echo", "payload": {}, "max_attempts": 0}),
+                422,
+            ),
             (json!({"kind": "sleep", "payload": {"ms": -1}}), 422),
             (json!({"kind": "fail", "payload": {}}), 422),
             (json!({"kind": "echo", "payload": {}, "extra": 1}), 400),
@@ -368,12 +420,125 @@ async fn bad_input_is_problem_json() {
             )
             .await;
         r.assert_problem(400);
-        c.get("/api/v1/queue/jobs?state=bogus").await.assert_problem(422);
-        c.get("/api/v1/queue/jobs?limit=0").await.assert_problem(422);
-        c.get("/api/v1/queue/jobs?limit=abc").await.assert_problem(400);
-        c.get("/api/v1/queue/jobs/does-not-exist").await.assert_problem(404);
+        c.get("/api/v1/queue/jobs?state=bogus")
+            .await
+            .assert_problem(422);
+        c.get("/api/v1/queue/jobs?limit=0")
+            .await
+            .assert_problem(422);
+        c.get("/api/v1/queue/jobs?limit=abc")
+            .await
+            .assert_problem(400);
+        c.get("/api/v1/queue/jobs/does-not-exist")
+            .await
+            .assert_problem(404);
         // Nothing was half-written.
         let list = c.get("/api/v1/queue/jobs").await;
         assert_eq!(list.body["jobs"], json!([]), "{backend}: {}", list.text);
+    }
+}
+
+/// HTTP benchmark (not run by default; figures printed, never asserted):
+/// `scripts/bench/queue_http.sh` or
+/// `cargo test --test queue_e2e bench_http -- --ignored --nocapture`.
+/// Knobs: BENCH_JOBS (5000), BENCH_CLIENTS (64 concurrent HTTP clients),
+/// BENCH_CONCURRENCY (64 worker slots per server), BENCH_REPLICAS (PostgreSQL: 2).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark; run explicitly"]
+async fn bench_http() {
+    let num = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let jobs = num("BENCH_JOBS", 5000);
+    let clients = num("BENCH_CLIENTS", 64);
+    let conc = num("BENCH_CONCURRENCY", 64).to_string();
+    for backend in common::backends() {
+        let replicas = if backend == "postgres" {
+            num("BENCH_REPLICAS", 2)
+        } else {
+            1
+        };
+        let db = common::fresh_database(backend).await;
+        let mut servers: Vec<Server> = Vec::new();
+        for r in 0..replicas {
+            let mut env = fast_env();
+            env.push(("ECHOPILOT_QUEUE__CONCURRENCY".into(), conc.clone()));
+            env.push(("ECHOPILOT_QUEUE__POLL_INTERVAL_MS".into(), "50".into()));
+            env.push(("ECHOPILOT_REPLICA_ID".into(), format!("bench-{r}")));
+            env.push(("ECHOPILOT_LOG_LEVEL".into(), "warn".into()));
+            servers.push(Server::start_with(Opts {
+                database_url: db.clone(),
+                env,
+                key: servers.first().map(|s| s.key.clone()),
+                ..Default::default()
+            }));
+        }
+        let cs: Vec<common::Client> = servers.iter().map(|s| s.client()).collect();
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let start = std::time::Instant::now();
+        let mut tasks = Vec::new();
+        for t in 0..clients {
+            let c = cs[t % cs.len()].clone();
+            let next = next.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= jobs {
+                        return lat;
+                    }
+                    let t0 = std::time::Instant::now();
+                    let r = c
+                        .post(
+                            "/api/v1/queue/enqueue",
+                            json!({"kind": "echo", "payload": {"i": i}}),
+                        )
+                        .await;
+                    assert_eq!(r.status, 201, "{}", r.text);
+                    lat.push(t0.elapsed().as_micros() as i64);
+                }
+            }));
+        }
+        let mut req_lat = Vec::new();
+        for t in tasks {
+            req_lat.extend(t.await.unwrap());
+        }
+        let enq = start.elapsed();
+        common::eventually(Duration::from_secs(600), "all jobs to succeed", || async {
+            let h = cs[0].get("/api/v1/queue/health").await;
+            (h.body["depth"]["succeeded"].as_u64() == Some(jobs as u64)).then_some(())
+        })
+        .await;
+        let total = start.elapsed();
+        let url = match &servers[0].database_url {
+            Some(u) => u.clone(),
+            None => echopilot_backend::store::sqlite_url(&servers[0].data_dir.join("echopilot.db")),
+        };
+        let store = echopilot_backend::Store::connect(&url, 2).await.unwrap();
+        let mut start_lat: Vec<i64> =
+            sqlx::query_scalar("SELECT started_at - enqueued_at FROM queue_jobs")
+                .fetch_all(store.reader())
+                .await
+                .unwrap();
+        start_lat.sort_unstable();
+        req_lat.sort_unstable();
+        let p = |v: &[i64], q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "HTTP {backend} replicas={replicas} clients={clients} worker_slots={conc} jobs={jobs}: \
+             enqueue {:.0} req/s (request p50={:.1} ms p99={:.1} ms), end-to-end {:.0} jobs/s ({:.2} s); \
+             enqueue→start ms p50={} p95={} p99={}",
+            jobs as f64 / enq.as_secs_f64(),
+            p(&req_lat, 0.5) as f64 / 1000.0,
+            p(&req_lat, 0.99) as f64 / 1000.0,
+            jobs as f64 / total.as_secs_f64(),
+            total.as_secs_f64(),
+            p(&start_lat, 0.5),
+            p(&start_lat, 0.95),
+            p(&start_lat, 0.99),
+        );
+        store.close().await;
     }
 }

@@ -15,7 +15,9 @@ async fn store_of(srv: &Server) -> Store {
         Some(u) => u.clone(),
         None => echopilot_backend::store::sqlite_url(&srv.data_dir.join("echopilot.db")),
     };
-    Store::connect(&url, 2).await.expect("connect to the server's database")
+    Store::connect(&url, 2)
+        .await
+        .expect("connect to the server's database")
 }
 
 async fn job(c: &common::Client, id: &str) -> Value {
@@ -58,7 +60,10 @@ async fn stuck_job_is_resolved_and_recorded() {
         // A job held by a worker that died: running, lease long expired.
         assert_eq!(c.post("/api/v1/queue/pause", json!({})).await.status, 200);
         let r = c
-            .post("/api/v1/queue/enqueue", json!({"kind": "echo", "payload": {"stuck": true}}))
+            .post(
+                "/api/v1/queue/enqueue",
+                json!({"kind": "echo", "payload": {"stuck": true}}),
+            )
             .await;
         assert_eq!(r.status, 201, "{}", r.text);
         let id = r.body["id"].as_str().unwrap().to_string();
@@ -78,7 +83,11 @@ async fn stuck_job_is_resolved_and_recorded() {
         assert_eq!(n, 1);
         assert_eq!(c.post("/api/v1/queue/resume", json!({})).await.status, 200);
         tokio::time::sleep(Duration::from_millis(800)).await;
-        assert_eq!(job(&c, &id).await["state"], "running", "{backend}: nothing else may unstick it");
+        assert_eq!(
+            job(&c, &id).await["state"],
+            "running",
+            "{backend}: nothing else may unstick it"
+        );
 
         let run = c.post("/api/v1/selfheal/run", json!({})).await;
         assert_eq!(run.status, 200, "{}", run.text);
@@ -90,7 +99,9 @@ async fn stuck_job_is_resolved_and_recorded() {
             .unwrap();
         assert_eq!(requeue["outcome"], "applied", "{}", run.text);
         assert_eq!(requeue["affected"], 1);
-        assert!(actions.iter().all(|a| a["remediation"] != "rotate_signing_keys"));
+        assert!(actions
+            .iter()
+            .all(|a| a["remediation"] != "rotate_signing_keys"));
 
         let done = common::eventually(Duration::from_secs(30), "stuck job to finish", || async {
             let j = job(&c, &id).await;
@@ -119,9 +130,18 @@ async fn stuck_job_is_resolved_and_recorded() {
         let audit = c
             .get("/api/v1/audit/records?action=selfheal.requeue_expired_leases")
             .await;
-        assert_eq!(audit.body["records"].as_array().unwrap().len(), 1, "{}", audit.text);
+        assert_eq!(
+            audit.body["records"].as_array().unwrap().len(),
+            1,
+            "{}",
+            audit.text
+        );
         let summary = c.get("/api/v1/status/summary").await;
-        assert_eq!(summary.body["self_heal"]["requeued_24h"], 1, "{}", summary.text);
+        assert_eq!(
+            summary.body["self_heal"]["requeued_24h"], 1,
+            "{}",
+            summary.text
+        );
 
         // Poison: fails at once on every attempt; quarantined before it burns all 10.
         let r = c
@@ -131,28 +151,40 @@ async fn stuck_job_is_resolved_and_recorded() {
             )
             .await;
         let poison = r.body["id"].as_str().unwrap().to_string();
-        let dead = common::eventually(Duration::from_secs(30), "poison job quarantined", || async {
-            let r = c.post("/api/v1/selfheal/run", json!({})).await;
-            assert_eq!(r.status, 200, "{}", r.text);
-            let j = job(&c, &poison).await;
-            (j["state"] == "dead").then_some(j)
-        })
+        let dead = common::eventually(
+            Duration::from_secs(30),
+            "poison job quarantined",
+            || async {
+                let r = c.post("/api/v1/selfheal/run", json!({})).await;
+                assert_eq!(r.status, 200, "{}", r.text);
+                let j = job(&c, &poison).await;
+                (j["state"] == "dead").then_some(j)
+            },
+        )
         .await;
         assert!(
-            dead["error"].as_str().unwrap().contains("quarantined by self-heal"),
+            dead["error"]
+                .as_str()
+                .unwrap()
+                .contains("quarantined by self-heal"),
             "{dead}"
         );
         assert!(dead["attempts"].as_i64().unwrap() < 10, "{dead}");
 
         // Read-only keys cannot run remediations.
         let ro = c
-            .post("/api/v1/keys", json!({"role": "readonly", "tenant": "default"}))
+            .post(
+                "/api/v1/keys",
+                json!({"role": "readonly", "tenant": "default"}),
+            )
             .await;
         c.with_key(ro.body["key"].as_str().unwrap())
             .post("/api/v1/selfheal/run", json!({}))
             .await
             .assert_problem(403);
-        c.get("/api/v1/selfheal/history?limit=0").await.assert_problem(422);
+        c.get("/api/v1/selfheal/history?limit=0")
+            .await
+            .assert_problem(422);
         c.get("/api/v1/selfheal/history?remediation=nope")
             .await
             .assert_problem(422);

@@ -24,8 +24,8 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 fn config(concurrency: usize, batch: usize) -> QueueConfig {
     let dir = std::env::temp_dir();
-    let mut cfg = QueueConfig::from_config(&echopilot_backend::Config::for_data_dir(&dir))
-        .expect("defaults");
+    let mut cfg =
+        QueueConfig::from_config(&echopilot_backend::Config::for_data_dir(&dir)).expect("defaults");
     cfg.concurrency = concurrency;
     cfg.batch_size = batch;
     cfg.poll_interval_ms = 50;
@@ -91,7 +91,10 @@ async fn throughput(backend: &str, pools: usize) {
         let batch: Vec<NewJob> = (0..n)
             .map(|k| NewJob::new("echo", json!({ "i": i + k })))
             .collect();
-        producer.enqueue_many("default", batch).await.expect("enqueue");
+        producer
+            .enqueue_many("default", batch)
+            .await
+            .expect("enqueue");
         i += n;
         left -= n;
     }

@@ -42,7 +42,9 @@ pub fn random_key() -> String {
     // Not for production: tests only need distinct 64-hex-char keys.
     let mut x = seed ^ (std::process::id() as u128) << 64;
     for _ in 0..32 {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         write!(s, "{:02x}", (x >> 64) as u8).unwrap();
     }
     s
@@ -144,7 +146,10 @@ impl Server {
     /// SIGTERM and wait for a clean exit; returns the exit code.
     pub fn terminate(&mut self) -> Option<i32> {
         let mut c = self.child.take()?;
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(st)) = c.try_wait() {
@@ -261,10 +266,17 @@ impl Resp {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        assert!(ct.starts_with("application/problem+json"), "content-type {ct}");
+        assert!(
+            ct.starts_with("application/problem+json"),
+            "content-type {ct}"
+        );
         assert_eq!(self.body["status"], status, "{}", self.text);
         for f in ["type", "title", "detail", "instance"] {
-            assert!(self.body[f].is_string(), "problem field {f} missing: {}", self.text);
+            assert!(
+                self.body[f].is_string(),
+                "problem field {f} missing: {}",
+                self.text
+            );
         }
         self
     }

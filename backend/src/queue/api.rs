@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Enqueued, EnqueueError, Health, Job, NewJob, Queue, RetryOutcome, STATES};
+use super::{EnqueueError, Enqueued, Health, Job, NewJob, Queue, RetryOutcome, STATES};
 use crate::api::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::app::AppState;
 use crate::audit::NewAudit;
@@ -264,8 +264,16 @@ pub struct PauseState {
     pub changed: bool,
 }
 
-async fn set_paused(state: &AppState, caller: &Caller, paused: bool) -> ApiResult<Json<PauseState>> {
-    let action = if paused { "queue.pause" } else { "queue.resume" };
+async fn set_paused(
+    state: &AppState,
+    caller: &Caller,
+    paused: bool,
+) -> ApiResult<Json<PauseState>> {
+    let action = if paused {
+        "queue.pause"
+    } else {
+        "queue.resume"
+    };
     caller.require(state, Role::Operator, action).await?;
     let q = queue(state)?;
     let rec = audit_rec(caller, action, "queue");

@@ -21,7 +21,8 @@ pub struct JobCtx {
     pub store: Store,
 }
 
-pub type HandlerFn = Arc<dyn Fn(JobCtx, Value) -> BoxFuture<'static, Result<Value, String>> + Send + Sync>;
+pub type HandlerFn =
+    Arc<dyn Fn(JobCtx, Value) -> BoxFuture<'static, Result<Value, String>> + Send + Sync>;
 pub type ValidateFn = Arc<dyn Fn(&Value) -> Result<(), String> + Send + Sync>;
 
 #[derive(Clone)]

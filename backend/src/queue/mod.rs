@@ -563,12 +563,7 @@ impl Queue {
             .await?
             .rows_affected();
         if let Some(rec) = audit_rec {
-            audit::append(
-                &self.store,
-                &mut tx,
-                rec.detail(json!({ "purged": n })),
-            )
-            .await?;
+            audit::append(&self.store, &mut tx, rec.detail(json!({ "purged": n }))).await?;
         }
         tx.commit().await?;
         tracing::info!(target: "queue", tenant, purged = n, "dead-letter queue purged");
@@ -842,7 +837,8 @@ impl Queue {
         .bind(now)
         .fetch_one(self.store.reader())
         .await?;
-        metrics::gauge!("echopilot_queue_lag_ms").set(due.map(|d| (now - d).max(0)).unwrap_or(0) as f64);
+        metrics::gauge!("echopilot_queue_lag_ms")
+            .set(due.map(|d| (now - d).max(0)).unwrap_or(0) as f64);
         metrics::gauge!("echopilot_queue_paused").set(self.is_paused_db().await? as i64 as f64);
         Ok(())
     }
@@ -951,7 +947,8 @@ mod tests {
             let other = q.enqueue("acme", j, None).await.unwrap();
             assert!(other.created && other.id != a.id, "keys are per tenant");
             assert!(matches!(
-                q.enqueue("default", NewJob::new("nope", Value::Null), None).await,
+                q.enqueue("default", NewJob::new("nope", Value::Null), None)
+                    .await,
                 Err(EnqueueError::Invalid(_))
             ));
         }

@@ -89,10 +89,15 @@ impl Pool {
         let _ = self.dispatcher.await;
         // In-flight handlers finish (bounded) while the heartbeat keeps their leases.
         let all = self.sem.acquire_many(q.cfg.concurrency as u32);
-        let drained = tokio::time::timeout(Duration::from_secs(20), all).await.is_ok();
+        let drained = tokio::time::timeout(Duration::from_secs(20), all)
+            .await
+            .is_ok();
         self.heartbeat.abort();
         let acker = self.acker;
-        if tokio::time::timeout(Duration::from_secs(5), acker).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), acker)
+            .await
+            .is_err()
+        {
             tracing::warn!(target: "queue", "acknowledger did not finish in time");
         }
         // Anything still marked running by this worker goes back to the queue without
@@ -230,14 +235,18 @@ async fn promote_due(q: &Queue) -> Result<(), sqlx::Error> {
 pub(crate) async fn claim(q: &Queue, n: usize) -> Result<Vec<Claimed>, sqlx::Error> {
     let now = now_ms();
     let select = match q.store.dialect() {
-        Dialect::Sqlite => "id IN (SELECT id FROM queue_jobs WHERE state = 'queued' AND run_at <= $3 \
-                            ORDER BY priority DESC, run_at LIMIT $4)",
+        Dialect::Sqlite => {
+            "id IN (SELECT id FROM queue_jobs WHERE state = 'queued' AND run_at <= $3 \
+                            ORDER BY priority DESC, run_at LIMIT $4)"
+        }
         // SKIP LOCKED: concurrent replicas take disjoint batches without waiting.
         // `run_at + 0` keeps the due check out of the index condition, so the planner walks
         // queue_jobs_claim in order and stops at the limit (an ordered index scan also
         // marks dead entries of finished jobs, which a bitmap scan would revisit).
-        Dialect::Postgres => "id = ANY(ARRAY(SELECT id FROM queue_jobs WHERE state = 'queued' AND run_at + 0 <= $3 \
-                              ORDER BY priority DESC, run_at LIMIT $4 FOR UPDATE SKIP LOCKED))",
+        Dialect::Postgres => {
+            "id = ANY(ARRAY(SELECT id FROM queue_jobs WHERE state = 'queued' AND run_at + 0 <= $3 \
+                              ORDER BY priority DESC, run_at LIMIT $4 FOR UPDATE SKIP LOCKED))"
+        }
     };
     let rows = sqlx::query(&format!(
         "UPDATE queue_jobs SET state = 'running', attempts = attempts + 1, worker = $1, \
@@ -285,7 +294,10 @@ pub(crate) async fn claim(q: &Queue, n: usize) -> Result<Vec<Claimed>, sqlx::Err
 async fn run_job(q: Queue, job: Claimed, permit: OwnedSemaphorePermit, ack_tx: mpsc::Sender<Ack>) {
     let started = Instant::now();
     let outcome: Result<Value, String> = match q.registry.get(&job.kind) {
-        None => Err(format!("no handler for kind {:?} in this process", job.kind)),
+        None => Err(format!(
+            "no handler for kind {:?} in this process",
+            job.kind
+        )),
         Some(kind) => {
             let ctx = JobCtx {
                 id: job.id.clone(),

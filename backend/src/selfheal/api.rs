@@ -68,7 +68,9 @@ pub async fn history(
     }
     if let Some(r) = q.remediation.as_deref().filter(|r| !r.is_empty()) {
         if !REMEDIATIONS.iter().any(|x| x.name == r) {
-            return Err(ApiError::Unprocessable(format!("unknown remediation {r:?}")));
+            return Err(ApiError::Unprocessable(format!(
+                "unknown remediation {r:?}"
+            )));
         }
     }
     let actions = super::history(&state.store, q.remediation.as_deref(), limit).await?;
