@@ -539,6 +539,40 @@ async fn bench_http() {
             p(&start_lat, 0.95),
             p(&start_lat, 0.99),
         );
+        // Idle latency: one enqueue at a time, as an interactive caller sees it.
+        let idle_from: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue_jobs")
+            .fetch_one(store.reader())
+            .await
+            .unwrap();
+        for i in 0..200 {
+            let c = &cs[i % cs.len()];
+            let r = c
+                .post(
+                    "/api/v1/queue/enqueue",
+                    json!({"kind": "echo", "payload": i}),
+                )
+                .await;
+            assert_eq!(r.status, 201);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        common::eventually(Duration::from_secs(60), "idle jobs to succeed", || async {
+            let h = cs[0].get("/api/v1/queue/health").await;
+            (h.body["depth"]["succeeded"].as_i64() == Some(idle_from + 200)).then_some(())
+        })
+        .await;
+        let mut idle: Vec<i64> = sqlx::query_scalar(
+            "SELECT started_at - enqueued_at FROM queue_jobs ORDER BY enqueued_at DESC LIMIT 200",
+        )
+        .fetch_all(store.reader())
+        .await
+        .unwrap();
+        idle.sort_unstable();
+        println!(
+            "HTTP {backend} idle enqueue→start latency ms (200 jobs, one at a time): p50={} p95={} p99={}",
+            p(&idle, 0.5),
+            p(&idle, 0.95),
+            p(&idle, 0.99)
+        );
         store.close().await;
     }
 }
