@@ -289,6 +289,19 @@ async fn two_replicas_run_each_job_exactly_once() {
         assert_eq!(successes, 500, "success log lines");
         let h = ca.get("/api/v1/queue/health").await;
         assert_eq!(h.body["workers"], 8, "two pools of 4: {}", h.text);
+
+        // Pause is fleet-wide: paused through A, B does not run what is enqueued through B.
+        let r = ca.post("/api/v1/queue/pause", json!({})).await;
+        assert_eq!(r.body["paused"], true, "{}", r.text);
+        let held = enqueue(&cb, json!({"kind": "echo", "payload": "held"})).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            cb.get(&format!("/api/v1/queue/jobs/{held}")).await.body["state"],
+            "queued"
+        );
+        assert_eq!(cb.get("/api/v1/queue/health").await.body["paused"], true);
+        cb.post("/api/v1/queue/resume", json!({})).await;
+        wait_state(&ca, &held, "succeeded", 30).await;
     }
 }
 

@@ -232,12 +232,15 @@ async fn promote_due(q: &Queue) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// The pause flag is checked inside the claim itself, so a pause is exact across replicas
+/// even before the cached flag (NOTIFY / heartbeat) catches up.
 pub(crate) async fn claim(q: &Queue, n: usize) -> Result<Vec<Claimed>, sqlx::Error> {
     let now = now_ms();
     let select = match q.store.dialect() {
         Dialect::Sqlite => {
             "id IN (SELECT id FROM queue_jobs WHERE state = 'queued' AND run_at <= $3 \
-                            ORDER BY priority DESC, run_at LIMIT $4)"
+             AND (SELECT paused FROM queue_control WHERE id = 1) = 0 \
+             ORDER BY priority DESC, run_at LIMIT $4)"
         }
         // SKIP LOCKED: concurrent replicas take disjoint batches without waiting.
         // `run_at + 0` keeps the due check out of the index condition, so the planner walks
@@ -245,7 +248,8 @@ pub(crate) async fn claim(q: &Queue, n: usize) -> Result<Vec<Claimed>, sqlx::Err
         // marks dead entries of finished jobs, which a bitmap scan would revisit).
         Dialect::Postgres => {
             "id = ANY(ARRAY(SELECT id FROM queue_jobs WHERE state = 'queued' AND run_at + 0 <= $3 \
-                              ORDER BY priority DESC, run_at LIMIT $4 FOR UPDATE SKIP LOCKED))"
+             AND (SELECT paused FROM queue_control WHERE id = 1) = 0 \
+             ORDER BY priority DESC, run_at LIMIT $4 FOR UPDATE SKIP LOCKED))"
         }
     };
     let rows = sqlx::query(&format!(
