@@ -174,10 +174,16 @@ async fn dispatch(
             wait(&q, &mut stop, poll).await;
             continue;
         }
-        let first = tokio::select! {
-            p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = stop.changed() => break,
+        // All slots busy (long jobs) is healthy: keep the tick fresh while waiting, so
+        // self-heal does not mistake a full pool for a stalled one.
+        let acquired = loop {
+            tokio::select! {
+                p = sem.clone().acquire_owned() => break p.ok(),
+                _ = tokio::time::sleep(poll) => q.last_tick.store(now_ms(), Ordering::Relaxed),
+                _ = stop.changed() => break None,
+            }
         };
+        let Some(first) = acquired else { break };
         let mut permits: Vec<OwnedSemaphorePermit> = vec![first];
         while permits.len() < q.cfg.batch_size {
             match sem.clone().try_acquire_owned() {
