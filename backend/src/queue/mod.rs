@@ -844,6 +844,41 @@ impl Queue {
     }
 }
 
+/// Delete finished jobs (succeeded, and dead too when `include_dead`) that finished before
+/// `before_ms`, in chunks so no single statement holds the writer for long. For the
+/// retention job; returns how many were deleted.
+pub async fn prune_finished(
+    store: &Store,
+    before_ms: i64,
+    include_dead: bool,
+) -> Result<u64, sqlx::Error> {
+    let states = if include_dead {
+        "('succeeded', 'dead')"
+    } else {
+        "('succeeded')"
+    };
+    let sql = format!(
+        "DELETE FROM queue_jobs WHERE id IN (SELECT id FROM queue_jobs \
+         WHERE state IN {states} AND finished_at < $1 LIMIT 5000)"
+    );
+    let mut total = 0;
+    loop {
+        let n = sqlx::query(&sql)
+            .bind(before_ms)
+            .execute(store.writer())
+            .await?
+            .rows_affected();
+        total += n;
+        if n < 5000 {
+            break;
+        }
+    }
+    if total > 0 {
+        tracing::info!(target: "queue", deleted = total, include_dead, "finished jobs pruned");
+    }
+    Ok(total)
+}
+
 /// Status-summary section `queue`.
 struct Summary;
 
@@ -951,6 +986,54 @@ mod tests {
                     .await,
                 Err(EnqueueError::Invalid(_))
             ));
+        }
+    }
+
+    #[tokio::test]
+    async fn prune_finished_keeps_recent_and_unfinished_jobs() {
+        for b in testing::backends() {
+            let (store, _db) = testing::fresh(b).await;
+            let (q, _stop) = queue(store.clone());
+            let jobs = (0..12).map(|i| NewJob::new("echo", json!(i))).collect();
+            let ids: Vec<String> = q
+                .enqueue_many("default", jobs)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect();
+            let old = now_ms() - 10 * 86_400_000;
+            for (i, id) in ids.iter().enumerate() {
+                let (state, fin) = match i % 4 {
+                    0 => ("succeeded", Some(old)),
+                    1 => ("dead", Some(old)),
+                    2 => ("succeeded", Some(now_ms())),
+                    _ => ("queued", None),
+                };
+                sqlx::query("UPDATE queue_jobs SET state = $1, finished_at = $2 WHERE id = $3")
+                    .bind(state)
+                    .bind(fin)
+                    .bind(id)
+                    .execute(store.writer())
+                    .await
+                    .unwrap();
+            }
+            let cutoff = now_ms() - 86_400_000;
+            assert_eq!(
+                prune_finished(&store, cutoff, false).await.unwrap(),
+                3,
+                "{b}"
+            );
+            assert_eq!(
+                prune_finished(&store, cutoff, true).await.unwrap(),
+                3,
+                "{b}"
+            );
+            let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue_jobs")
+                .fetch_one(store.reader())
+                .await
+                .unwrap();
+            assert_eq!(left, 6);
         }
     }
 
