@@ -16,11 +16,17 @@ const EXIT_CONFIG: u8 = 2;
     name = "echopilot",
     version,
     about = "EchoPilot OS: operations platform for a SaaS business",
-    long_about = "EchoPilot OS: the headless backend (`serve`), key management (`keys`) and tools.\nConfiguration: defaults < echopilot.toml < ECHOPILOT_* env < flags."
+    long_about = "EchoPilot OS. With no subcommand: start an embedded backend (SQLite in the data dir) and open the operator console on it.\nConfiguration: defaults < echopilot.toml < ECHOPILOT_* env < flags."
 )]
 struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
+    /// Console colour theme: default, light, high-contrast (or a themes/*.toml name).
+    #[arg(long, default_value = "default", global = true)]
+    theme: String,
+    /// Hide mutating verbs in the console (the server enforces roles anyway).
+    #[arg(long, global = true)]
+    readonly: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -51,6 +57,47 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Open the console on a remote backend.
+    Tui {
+        /// Backend URL.
+        #[arg(long, env = "ECHOPILOT_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// API key (or ECHOPILOT_KEY).
+        #[arg(long, env = "ECHOPILOT_KEY", hide_env_values = true)]
+        key: String,
+        /// Tenant to view (X-Tenant-Id).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Run an ops command: prints the dry-run plan; --confirm executes exactly that plan.
+    /// Without VERB, lists the verbs.
+    Ctl {
+        /// Verb name (see `echopilot ctl` for the list).
+        verb: Option<String>,
+        /// Verb argument as key=value (JSON values allowed); repeatable.
+        #[arg(long = "arg", value_name = "K=V")]
+        args: Vec<String>,
+        /// Execute the plan after showing it.
+        #[arg(long)]
+        confirm: bool,
+        /// Why (required for high-risk verbs).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Backend URL.
+        #[arg(long, env = "ECHOPILOT_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// API key (default: ECHOPILOT_KEY, else <data-dir>/admin.key).
+        #[arg(long, env = "ECHOPILOT_KEY", hide_env_values = true)]
+        key: Option<String>,
+        /// Tenant (X-Tenant-Id).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// The embedded console plus a clearly labelled demo tenant with synthetic activity.
+    Demo,
     /// Print the version.
     Version,
     /// Print shell completions.
@@ -108,9 +155,72 @@ pub fn main() -> ExitCode {
         }
         Some(Command::Serve { addr }) => run(serve(cli.global, addr)),
         Some(Command::Keys { command }) => run(keys(cli.global, command)),
+        Some(Command::Tui { url, key, tenant }) => {
+            let c = crate::console::ConsoleArgs {
+                theme: cli.theme,
+                readonly: cli.readonly,
+                tenant,
+            };
+            run(async move { Ok(crate::console::remote(url, key, c).await?) })
+        }
+        Some(Command::Ctl {
+            verb,
+            args,
+            confirm,
+            reason,
+            json,
+            url,
+            key,
+            tenant,
+        }) => {
+            let g = cli.global;
+            run(async move {
+                let key = match key {
+                    Some(k) => k,
+                    None => {
+                        let cfg = load_config(&g, None)?;
+                        auth::read_admin_key(&cfg).ok_or_else(|| {
+                            Failure::Config("no API key: pass --key, set ECHOPILOT_KEY, or run where <data-dir>/admin.key exists".into())
+                        })?
+                    }
+                };
+                crate::ctl::run(crate::ctl::CtlArgs {
+                    url,
+                    key,
+                    tenant,
+                    verb,
+                    args,
+                    confirm,
+                    reason,
+                    json,
+                })
+                .await?;
+                Ok(())
+            })
+        }
+        Some(Command::Demo) => {
+            let c = crate::console::ConsoleArgs {
+                theme: cli.theme,
+                readonly: cli.readonly,
+                tenant: None,
+            };
+            let g = cli.global;
+            run(async move {
+                let cfg = load_config(&g, None)?;
+                Ok(crate::console::embedded(cfg, c, true).await?)
+            })
+        }
         None => {
-            let _ = Cli::command().print_help();
-            ExitCode::from(EXIT_CONFIG)
+            let c = crate::console::ConsoleArgs {
+                theme: cli.theme,
+                readonly: cli.readonly,
+                tenant: None,
+            };
+            let g = cli.global;
+            run(async move {
+                let cfg = load_config(&g, None)?;
+                Ok(crate::console::embedded(cfg, c, false).await?)
+            })
         }
     }
 }
@@ -129,7 +239,11 @@ impl From<ConfigError> for Failure {
 
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
-        Failure::Runtime(e)
+        // Areas validate their config sections at start and return ConfigError through anyhow.
+        match e.downcast_ref::<ConfigError>() {
+            Some(c) => Failure::Config(c.to_string()),
+            None => Failure::Runtime(e),
+        }
     }
 }
 

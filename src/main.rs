@@ -2,6 +2,9 @@
 //! issue, the ui) together behind one clap CLI.
 
 mod cli;
+mod console;
+mod ctl;
+mod demo;
 
 use std::process::ExitCode;
 

@@ -38,6 +38,8 @@ pub struct Inner {
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     /// Background tasks (workers, scheduler, samplers) awaited on shutdown.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The scheduler (job registry, runs, leader election); set in `server::start_areas`.
+    pub jobs: std::sync::OnceLock<crate::jobs::Jobs>,
 }
 
 #[derive(Clone)]
@@ -68,6 +70,7 @@ impl AppState {
             queue: std::sync::OnceLock::new(),
             shutdown_tx,
             tasks: std::sync::Mutex::new(Vec::new()),
+            jobs: std::sync::OnceLock::new(),
         }))
     }
 

@@ -95,6 +95,11 @@ impl ConfigMap {
         }
     }
 
+    /// An error about `key` that names where its value came from (for areas' own checks).
+    pub fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        self.err(key, message)
+    }
+
     pub fn contains(&self, key: &str) -> bool {
         self.entries.contains_key(key)
     }

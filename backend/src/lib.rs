@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod jobs;
 pub mod logging;
 pub mod model;
 pub mod queue;

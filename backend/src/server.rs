@@ -42,7 +42,7 @@ impl Running {
         Ok(())
     }
 
-    /// Resolves when shutdown was requested through [`Running::shutdown_handle`].
+    /// A sender that, given `true`, stops the HTTP listener (as [`Running::shutdown`] does).
     pub fn shutdown_handle(&self) -> watch::Sender<bool> {
         self.shutdown.clone()
     }
@@ -107,5 +107,20 @@ async fn start_areas(state: &AppState) -> anyhow::Result<()> {
     let queue = crate::queue::start(state).await?;
     let _ = state.queue.set(queue);
     crate::selfheal::start(state);
+    // Scheduled jobs: every area registers its jobs here; the scheduler starts after.
+    let mut registry = crate::jobs::JobRegistry::new();
+    crate::jobs::builtin::register(&mut registry, &state.cfg)?;
+    registry
+        .register(
+            "self_heal",
+            "0 10 * * * *",
+            crate::jobs::handler(|ctx| async move {
+                crate::selfheal::run_safe(&ctx.state, "schedule").await
+            }),
+        )
+        .describe("hourly: runs the safe self-heal remediations");
+    let jobs = crate::jobs::start(state, registry).await?;
+    let _ = state.jobs.set(jobs);
+    state.add_summary(std::sync::Arc::new(crate::jobs::JobsSummary));
     Ok(())
 }

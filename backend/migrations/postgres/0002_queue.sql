@@ -24,10 +24,6 @@ CREATE TABLE queue_jobs (
     updated_at       BIGINT NOT NULL
 );
 -- NULL keys are distinct, so only jobs enqueued with a key are constrained.
--- Every job row is updated a few times in seconds: vacuum and analyze it eagerly so dead
--- index entries and stale statistics do not slow claims down.
-ALTER TABLE queue_jobs SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_analyze_scale_factor = 0.02,
-    autovacuum_vacuum_cost_delay = 0);
 CREATE UNIQUE INDEX queue_jobs_idem ON queue_jobs(tenant_id, idempotency_key);
 -- Claims: the highest priority, then the earliest due, among ready jobs.
 CREATE INDEX queue_jobs_claim ON queue_jobs(state, priority DESC, run_at);

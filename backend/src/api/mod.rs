@@ -30,7 +30,7 @@ use crate::error::ApiError;
 #[openapi(
     info(title = "EchoPilot OS API", description = "Operations platform API. Authenticate with the X-Dash-Key header; select a tenant with X-Tenant-Id. Errors are RFC 9457 problem+json."),
     modifiers(&SecurityAddon),
-    tags((name = "keys"), (name = "audit"), (name = "status"), (name = "queue"), (name = "selfheal"))
+    tags((name = "keys"), (name = "audit"), (name = "status"), (name = "queue"), (name = "selfheal"), (name = "jobs"))
 )]
 struct ApiDoc;
 
@@ -69,6 +69,11 @@ fn area_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::selfheal::api::remediations))
         .routes(routes!(crate::selfheal::api::history))
         .routes(routes!(crate::selfheal::api::run))
+        .routes(routes!(crate::jobs::api::list_runs))
+        .routes(routes!(crate::jobs::api::run_now))
+        .routes(routes!(crate::jobs::api::automations_status))
+        .routes(routes!(crate::jobs::api::automations_stop))
+        .routes(routes!(crate::jobs::api::automations_start))
 }
 
 /// The OpenAPI document of every route.

@@ -50,7 +50,7 @@ fn split(n: u64) -> u64 {
 pub fn subtree<F: FnMut(u32, u64) -> Hash + ?Sized>(lo: u64, hi: u64, node: &mut F) -> Hash {
     let n = hi - lo;
     debug_assert!(n >= 1);
-    if n.is_power_of_two() && lo % n == 0 {
+    if n.is_power_of_two() && lo.is_multiple_of(n) {
         return node(n.trailing_zeros(), lo >> n.trailing_zeros());
     }
     let k = split(n);

@@ -708,6 +708,13 @@ impl Queue {
     pub async fn start_workers(&self) -> anyhow::Result<()> {
         self.is_paused_db().await?;
         if self.store.dialect() == Dialect::Postgres {
+            // Every job row is updated a few times within seconds: vacuum and analyze the
+            // table eagerly so dead index entries and stale statistics do not slow claims.
+            // Set at start rather than in migration 0002 (already applied in the field);
+            // only a warning when it cannot be set (not the owner, lock busy).
+            if let Err(e) = self.tune_autovacuum().await {
+                tracing::warn!(target: "queue", error = %e, "could not tune autovacuum for queue_jobs");
+            }
             let mut l = self.listener.lock().unwrap_or_else(|e| e.into_inner());
             if l.is_none() {
                 *l = Some(tokio::spawn(worker::listen(self.clone())));
@@ -718,6 +725,30 @@ impl Queue {
             *pool = Some(worker::Pool::start(self.clone()).await?);
         }
         Ok(())
+    }
+
+    async fn tune_autovacuum(&self) -> Result<(), sqlx::Error> {
+        let opts: String = sqlx::query_scalar(
+            "SELECT COALESCE(array_to_string(reloptions, ','), '') FROM pg_class \
+             WHERE oid = 'queue_jobs'::regclass",
+        )
+        .fetch_one(self.store.reader())
+        .await?;
+        if opts.contains("autovacuum_vacuum_scale_factor=0.01") {
+            return Ok(());
+        }
+        let mut tx = self.store.begin_write().await?;
+        // Never wait behind a running vacuum at start.
+        sqlx::query("SET LOCAL lock_timeout = '2s'")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "ALTER TABLE queue_jobs SET (autovacuum_vacuum_scale_factor = 0.01, \
+             autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
     }
 
     /// Stop the worker pool: no new claims, in-flight handlers finish (bounded), results

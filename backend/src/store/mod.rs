@@ -178,13 +178,5 @@ pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }
 
-/// Helpers for dialect-neutral SQL fragments.
-impl Dialect {
-    /// `INSERT … ON CONFLICT DO NOTHING` works on both engines; kept as one place to change.
-    pub fn on_conflict_do_nothing(self) -> &'static str {
-        "ON CONFLICT DO NOTHING"
-    }
-}
-
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;

@@ -1,0 +1,320 @@
+//! The `retention` job: keep the newest N files per pattern under `<data-dir>/logs/` and
+//! `<data-dir>/backups/`, prune old job runs and finished queue jobs. Every deletion is
+//! counted; a failure is recorded for its item and the batch carries on.
+//!
+//! A file's pattern is its name with the date part replaced by `*` (`queue.2026-11-22.ndjson`
+//! → `queue.*.ndjson`); files without a date are not part of a rotated series and are kept.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use super::JobContext;
+use crate::config::Config;
+use crate::store::{Dialect, Store};
+use crate::util::now_ms;
+
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    pub keep_files: usize,
+    pub job_runs_days: u64,
+    pub queue_days: u64,
+    pub dirs: Vec<PathBuf>,
+}
+
+impl RetentionConfig {
+    pub fn from_config(cfg: &Config) -> Result<Self, crate::config::ConfigError> {
+        let raw = &cfg.raw;
+        Ok(RetentionConfig {
+            keep_files: raw.u64_in("retention.keep_files", 30, 1, 100_000)? as usize,
+            job_runs_days: raw.u64_in("retention.job_runs_days", 14, 1, 3650)?,
+            queue_days: raw.u64_in("retention.queue_days", 14, 1, 3650)?,
+            dirs: vec![cfg.logs_dir(), cfg.data_dir.join("backups")],
+        })
+    }
+}
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+const DELETE_BATCH: i64 = 5000;
+
+pub async fn run(ctx: JobContext, cfg: RetentionConfig) -> anyhow::Result<Value> {
+    let mut errors: Vec<Value> = Vec::new();
+    let mut dirs = Vec::new();
+    let mut files_deleted = 0u64;
+    for dir in &cfg.dirs {
+        let d = prune_dir(dir, cfg.keep_files, &mut errors).await;
+        files_deleted += d["deleted"].as_u64().unwrap_or(0);
+        dirs.push(d);
+    }
+    let now = now_ms();
+    let runs_cutoff = now - cfg.job_runs_days as i64 * DAY_MS;
+    let job_runs = match prune_job_runs(&ctx.state.store, runs_cutoff).await {
+        Ok(n) => json!({"deleted": n, "older_than_days": cfg.job_runs_days}),
+        Err(e) => {
+            errors.push(json!({"item": "job_runs", "error": format!("{e:#}")}));
+            json!({"deleted": 0, "older_than_days": cfg.job_runs_days, "error": format!("{e:#}")})
+        }
+    };
+    let queue_cutoff = now - cfg.queue_days as i64 * DAY_MS;
+    let queue = match prune_queue(&ctx.state.store, queue_cutoff).await {
+        Ok(Some(n)) => json!({"deleted": n, "older_than_days": cfg.queue_days}),
+        Ok(None) => json!({"deleted": 0, "skipped": "table queue_jobs does not exist"}),
+        Err(e) => {
+            errors.push(json!({"item": "queue_jobs", "error": format!("{e:#}")}));
+            json!({"deleted": 0, "older_than_days": cfg.queue_days, "error": format!("{e:#}")})
+        }
+    };
+    let total = files_deleted
+        + job_runs["deleted"].as_u64().unwrap_or(0)
+        + queue["deleted"].as_u64().unwrap_or(0);
+    tracing::info!(target: "scheduler", job_run_id = %ctx.run_id, files_deleted, deleted_total = total, errors = errors.len(), "retention pass done");
+    Ok(json!({
+        "keep_files": cfg.keep_files,
+        "files": {"deleted": files_deleted, "dirs": dirs},
+        "job_runs": job_runs,
+        "queue_jobs": queue,
+        "deleted_total": total,
+        "errors": errors,
+    }))
+}
+
+struct Candidate {
+    path: PathBuf,
+    date: String,
+    mtime: std::time::SystemTime,
+    name: String,
+}
+
+async fn prune_dir(dir: &Path, keep: usize, errors: &mut Vec<Value>) -> Value {
+    let shown = dir.display().to_string();
+    let mut rd = match tokio::fs::read_dir(dir).await {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return json!({"dir": shown, "exists": false, "deleted": 0, "kept": 0, "patterns": {}});
+        }
+        Err(e) => {
+            errors.push(json!({"item": shown, "error": e.to_string()}));
+            return json!({"dir": shown, "deleted": 0, "kept": 0, "error": e.to_string()});
+        }
+    };
+    let mut groups: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
+    loop {
+        let entry = match rd.next_entry().await {
+            Ok(Some(e)) => e,
+            Ok(None) => break,
+            Err(e) => {
+                errors.push(json!({"item": shown, "error": e.to_string()}));
+                break;
+            }
+        };
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let meta = match entry.metadata().await {
+            Ok(m) => m,
+            Err(e) => {
+                errors.push(
+                    json!({"item": entry.path().display().to_string(), "error": e.to_string()}),
+                );
+                continue;
+            }
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        let Some((pattern, date)) = split_date(&name) else {
+            continue;
+        };
+        groups.entry(pattern).or_default().push(Candidate {
+            path: entry.path(),
+            date,
+            mtime: meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+            name,
+        });
+    }
+    let mut deleted = 0u64;
+    let mut kept = 0u64;
+    let mut patterns = serde_json::Map::new();
+    for (pattern, mut files) in groups {
+        // Newest first: the date in the name, then modification time, then name.
+        files.sort_by(|a, b| {
+            b.date
+                .cmp(&a.date)
+                .then(b.mtime.cmp(&a.mtime))
+                .then(b.name.cmp(&a.name))
+        });
+        let mut p_deleted = 0u64;
+        let p_kept = files.len().min(keep) as u64;
+        for f in files.iter().skip(keep) {
+            match tokio::fs::remove_file(&f.path).await {
+                Ok(()) => p_deleted += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => errors
+                    .push(json!({"item": f.path.display().to_string(), "error": e.to_string()})),
+            }
+        }
+        deleted += p_deleted;
+        kept += p_kept;
+        patterns.insert(pattern, json!({"kept": p_kept, "deleted": p_deleted}));
+    }
+    json!({"dir": shown, "exists": true, "deleted": deleted, "kept": kept, "patterns": patterns})
+}
+
+async fn prune_job_runs(store: &Store, cutoff: i64) -> anyhow::Result<u64> {
+    let mut total = 0;
+    // Batches keep each write short: on SQLite every other writer waits behind it.
+    loop {
+        let n = sqlx::query(
+            "DELETE FROM job_runs WHERE id IN (SELECT id FROM job_runs \
+             WHERE started_at < $1 AND outcome <> 'running' LIMIT $2)",
+        )
+        .bind(cutoff)
+        .bind(DELETE_BATCH)
+        .execute(store.writer())
+        .await?
+        .rows_affected();
+        total += n;
+        if n < DELETE_BATCH as u64 {
+            return Ok(total);
+        }
+    }
+}
+
+/// `None` when the queue is not installed (no `queue_jobs` table).
+async fn prune_queue(store: &Store, cutoff: i64) -> anyhow::Result<Option<u64>> {
+    let exists: i64 =
+        match store.dialect() {
+            Dialect::Sqlite => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'queue_jobs'",
+            )
+            .fetch_one(store.reader())
+            .await?,
+            Dialect::Postgres => {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_name = 'queue_jobs' AND table_schema = current_schema()",
+                )
+                .fetch_one(store.reader())
+                .await?
+            }
+        };
+    if exists == 0 {
+        return Ok(None);
+    }
+    let n = sqlx::query(
+        "DELETE FROM queue_jobs WHERE state IN ('succeeded', 'dead') AND finished_at < $1",
+    )
+    .bind(cutoff)
+    .execute(store.writer())
+    .await?
+    .rows_affected();
+    Ok(Some(n))
+}
+
+/// Split a file name into (pattern with the date replaced by `*`, sortable date text).
+/// Dates: `YYYY-MM-DD` or `YYYYMMDD`, optionally followed by a time
+/// (`[T_-]HH[-:]MM([-:]SS)?Z?`).
+pub fn split_date(name: &str) -> Option<(String, String)> {
+    let b = name.as_bytes();
+    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    let digits = |from: usize, n: usize| (from..from + n).all(digit);
+    for start in 0..b.len() {
+        if start > 0 && digit(start - 1) {
+            continue;
+        }
+        let (mut end, date) = if digits(start, 4)
+            && b.get(start + 4) == Some(&b'-')
+            && digits(start + 5, 2)
+            && b.get(start + 7) == Some(&b'-')
+            && digits(start + 8, 2)
+            && !digit(start + 10)
+        {
+            (
+                start + 10,
+                format!(
+                    "{}{}{}",
+                    &name[start..start + 4],
+                    &name[start + 5..start + 7],
+                    &name[start + 8..start + 10]
+                ),
+            )
+        } else if digits(start, 8) && !digit(start + 8) {
+            (start + 8, name[start..start + 8].to_string())
+        } else {
+            continue;
+        };
+        let month: u32 = date[4..6].parse().ok()?;
+        let day: u32 = date[6..8].parse().ok()?;
+        if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+            continue;
+        }
+        let mut key = date;
+        // Optional time part.
+        let t = end;
+        if matches!(b.get(t), Some(b'T' | b'_' | b'-')) && digits(t + 1, 2) {
+            let mut p = t + 3;
+            let sep = |p: usize| matches!(b.get(p), Some(b'-' | b':'));
+            let mut time = name[t + 1..t + 3].to_string();
+            let mut ok = false;
+            if sep(p) && digits(p + 1, 2) {
+                time.push_str(&name[p + 1..p + 3]);
+                p += 3;
+                ok = true;
+            } else if digits(p, 2) {
+                time.push_str(&name[p..p + 2]);
+                p += 2;
+                ok = true;
+            }
+            if ok {
+                if sep(p) && digits(p + 1, 2) && !digit(p + 3) {
+                    time.push_str(&name[p + 1..p + 3]);
+                    p += 3;
+                } else if digits(p, 2) && !digit(p + 2) {
+                    time.push_str(&name[p..p + 2]);
+                    p += 2;
+                }
+                if !digit(p) {
+                    if b.get(p) == Some(&b'Z') {
+                        p += 1;
+                    }
+                    end = p;
+                    key.push_str(&time);
+                }
+            }
+        }
+        let pattern = format!("{}*{}", &name[..start], &name[end..]);
+        return Some((pattern, key));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_date;
+
+    #[test]
+    fn date_part_becomes_a_star() {
+        let p = |n: &str| split_date(n).map(|(p, _)| p);
+        assert_eq!(
+            p("queue.2026-11-22.ndjson").as_deref(),
+            Some("queue.*.ndjson")
+        );
+        assert_eq!(
+            p("backup-20261122T023000Z.tar.gz").as_deref(),
+            Some("backup-*.tar.gz")
+        );
+        assert_eq!(
+            p("db-2026-11-22T02-30-00Z.sqlite").as_deref(),
+            Some("db-*.sqlite")
+        );
+        assert_eq!(
+            p("db-2026-11-22_0230.sqlite").as_deref(),
+            Some("db-*.sqlite")
+        );
+        assert_eq!(p("echopilot.db"), None);
+        assert_eq!(p("build-123456789.log"), None, "9 digits are not a date");
+        assert_eq!(p("x-20261399.log"), None, "month 13 is not a date");
+        let (_, a) = split_date("q.2026-11-22.ndjson").unwrap();
+        let (_, b) = split_date("q.2026-11-03.ndjson").unwrap();
+        assert!(a > b);
+    }
+}

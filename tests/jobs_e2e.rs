@@ -1,0 +1,445 @@
+//! Scheduler end-to-end: run-now, unknown job, automations stop/start, retention counts,
+//! config errors, and leader failover between two real `serve` processes on PostgreSQL.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, Opts, Server};
+use serde_json::{json, Value};
+
+async fn start(backend: &str, env: Vec<(String, String)>) -> Server {
+    let database_url = common::fresh_database(backend).await;
+    Server::start_with(Opts {
+        database_url,
+        env,
+        ..Default::default()
+    })
+}
+
+async fn wait_run(c: &common::Client, job: &str, run_id: &str) -> Value {
+    eventually(
+        Duration::from_secs(30),
+        &format!("run {run_id} of {job} finishes"),
+        || async {
+            let r = c
+                .get(&format!("/api/v1/jobs/runs?job={job}&limit=50"))
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.body["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["id"] == run_id && x["outcome"] != "running")
+                .cloned()
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_now_records_a_completed_run_and_is_audited() {
+    for backend in common::backends() {
+        let srv = start(backend, vec![]).await;
+        let c = srv.client();
+        let r = c.post("/api/v1/jobs/scheduler_tick/run", json!({})).await;
+        assert_eq!(r.status, 202, "{backend}: {}", r.text);
+        let run_id = r.body["run_id"].as_str().expect("run_id").to_string();
+        let run = wait_run(&c, "scheduler_tick", &run_id).await;
+        assert_eq!(run["outcome"], "succeeded", "{backend}: {run}");
+        assert_eq!(run["job"], "scheduler_tick");
+        assert_eq!(run["trigger"], "manual");
+        assert!(run["error"].is_null());
+        assert!(run["duration_ms"].as_i64().unwrap() >= 0);
+        assert!(run["replica"].as_str().is_some_and(|s| !s.is_empty()));
+        for f in ["started_at", "finished_at"] {
+            let ts = run[f].as_str().unwrap();
+            assert!(
+                ts.ends_with('Z') && ts.contains('T'),
+                "{f} is RFC 3339: {ts}"
+            );
+        }
+        let audit = c.get("/api/v1/audit/records?action=jobs.run").await;
+        let recs = audit.body["records"].as_array().expect("records");
+        assert!(
+            recs.iter()
+                .any(|r| r["target"] == "scheduler_tick" && r["detail"]["run_id"] == run_id),
+            "{backend}: run-now audited: {}",
+            audit.text
+        );
+        // Both the start and the finish of the run are in scheduler.ndjson with its id.
+        let run_id2 = run_id.clone();
+        eventually(Duration::from_secs(10), "scheduler log lines", || {
+            let logs = srv.read_logs();
+            let id = run_id2.clone();
+            async move {
+                let lines: Vec<Value> = logs
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                    .filter(|l| l["area"] == "scheduler" && l["job_run_id"] == id.as_str())
+                    .collect();
+                let msgs: Vec<&str> = lines.iter().filter_map(|l| l["msg"].as_str()).collect();
+                (msgs.contains(&"run started") && msgs.contains(&"run finished")).then_some(())
+            }
+        })
+        .await;
+        // Metrics and summary counters.
+        let m = c.get("/metrics").await;
+        assert!(
+            m.text.contains("echopilot_job_runs_total"),
+            "{backend}: metrics"
+        );
+        assert!(
+            m.text.contains("echopilot_job_duration_seconds"),
+            "{backend}: histogram"
+        );
+        let s = c.get("/api/v1/status/summary").await;
+        assert!(
+            s.body["jobs"]["registered"].as_i64().unwrap() >= 3,
+            "{}",
+            s.text
+        );
+        assert!(
+            s.body["jobs"]["runs_24h"]["succeeded"].as_i64().unwrap() >= 1,
+            "{}",
+            s.text
+        );
+        assert!(s.body["jobs"]["last_tick_age_s"].is_i64(), "{}", s.text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_job_is_404_and_readonly_cannot_run() {
+    for backend in common::backends() {
+        let srv = start(backend, vec![]).await;
+        let c = srv.client();
+        c.post("/api/v1/jobs/no_such_job/run", json!({}))
+            .await
+            .assert_problem(404);
+        let bad = c.get("/api/v1/jobs/runs?limit=0").await;
+        bad.assert_problem(400);
+        let k = c
+            .post(
+                "/api/v1/keys",
+                json!({"role": "readonly", "tenant": "default"}),
+            )
+            .await;
+        assert_eq!(k.status, 201, "{}", k.text);
+        let ro = c.with_key(k.body["key"].as_str().unwrap());
+        ro.post("/api/v1/jobs/scheduler_tick/run", json!({}))
+            .await
+            .assert_problem(403);
+        ro.post("/api/v1/automations/stop", json!({}))
+            .await
+            .assert_problem(403);
+        let runs = ro.get("/api/v1/jobs/runs").await;
+        assert_eq!(runs.status, 200, "readonly reads runs: {}", runs.text);
+        assert!(runs.body["runs"].is_array());
+        // Another tenant's operator cannot pause the fleet's scheduler.
+        let k = c
+            .post(
+                "/api/v1/keys",
+                json!({"role": "operator", "tenant": "acme"}),
+            )
+            .await;
+        assert_eq!(k.status, 201, "{}", k.text);
+        let op = c.with_key(k.body["key"].as_str().unwrap());
+        op.post("/api/v1/automations/stop", json!({}))
+            .await
+            .assert_problem(403);
+        assert_eq!(
+            c.get("/api/v1/automations/status").await.body["running"],
+            true,
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn automations_stop_and_start_flip_running_and_are_audited() {
+    for backend in common::backends() {
+        let srv = start(backend, vec![]).await;
+        let c = srv.client();
+        let s = c.get("/api/v1/automations/status").await;
+        assert_eq!(s.status, 200, "{}", s.text);
+        assert_eq!(s.body["running"], true, "{backend}: {}", s.text);
+        assert_eq!(
+            s.body["leader"], true,
+            "{backend}: single replica leads: {}",
+            s.text
+        );
+        assert!(s.body["replica_id"].is_string());
+        let names: Vec<&str> = s.body["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["name"].as_str().unwrap())
+            .collect();
+        for n in ["scheduler_tick", "retention", "health_probe"] {
+            assert!(names.contains(&n), "{backend}: {n} registered: {names:?}");
+        }
+        let tick = s.body["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == "scheduler_tick")
+            .unwrap();
+        assert_eq!(tick["schedule"], "0 * * * * *");
+        assert_eq!(tick["enabled"], true);
+        assert!(
+            tick["next_run"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{tick}"
+        );
+        let retention = s.body["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == "retention")
+            .unwrap();
+        assert!(
+            retention["last_run"].is_object(),
+            "startup retention run is the last run: {retention}"
+        );
+
+        let r = c.post("/api/v1/automations/stop", json!({})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["running"], false);
+        let s = c.get("/api/v1/automations/status").await;
+        assert_eq!(s.body["running"], false, "{backend}: {}", s.text);
+        assert!(
+            s.body["jobs"][0]["next_run"].is_null(),
+            "stopped: no next run"
+        );
+        // Run-now still works while scheduled runs are stopped.
+        let r = c.post("/api/v1/jobs/scheduler_tick/run", json!({})).await;
+        assert_eq!(r.status, 202, "{}", r.text);
+
+        let r = c.post("/api/v1/automations/start", json!({})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            c.get("/api/v1/automations/status").await.body["running"],
+            true
+        );
+
+        for action in ["automations.stop", "automations.start"] {
+            let a = c
+                .get(&format!("/api/v1/audit/records?action={action}"))
+                .await;
+            let recs = a.body["records"].as_array().expect("records");
+            assert_eq!(
+                recs.len(),
+                1,
+                "{backend}: {action} audited once: {}",
+                a.text
+            );
+            assert_eq!(recs[0]["target"], "scheduler");
+        }
+    }
+}
+
+fn count_prefix(dir: &std::path::Path, prefix: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_keeps_the_newest_30_files_per_pattern_and_counts_deletions() {
+    for backend in common::backends() {
+        let tmp = tempfile::tempdir().unwrap();
+        let logs = tmp.path().join("logs");
+        let backups = tmp.path().join("backups");
+        std::fs::create_dir_all(&logs).unwrap();
+        std::fs::create_dir_all(&backups).unwrap();
+        let day0 = chrono_like_day(2025, 1, 1);
+        for i in 0..40 {
+            std::fs::write(logs.join(format!("drill.{}.ndjson", day0(i))), "{}\n").unwrap();
+        }
+        for i in 0..35 {
+            std::fs::write(
+                backups.join(format!("db-{}.tar.gz", day0(i).replace('-', ""))),
+                "x",
+            )
+            .unwrap();
+        }
+        std::fs::write(backups.join("notes.txt"), "undated: never pruned").unwrap();
+        let database_url = common::fresh_database(backend).await;
+        let srv = Server::start_with(Opts {
+            database_url,
+            data_dir: Some(tmp.path().to_path_buf()),
+            ..Default::default()
+        });
+        let c = srv.client();
+        // The startup run did the pruning.
+        let run = eventually(Duration::from_secs(30), "startup retention run", || async {
+            let r = c.get("/api/v1/jobs/runs?job=retention").await;
+            r.body["runs"].as_array().and_then(|a| {
+                a.iter()
+                    .find(|x| x["trigger"] == "startup" && x["outcome"] != "running")
+                    .cloned()
+            })
+        })
+        .await;
+        assert_eq!(run["outcome"], "succeeded", "{backend}: {run}");
+        let res = &run["result"];
+        assert_eq!(
+            res["files"]["deleted"], 15,
+            "{backend}: 10 logs + 5 backups: {res}"
+        );
+        assert_eq!(res["errors"], json!([]));
+        let dirs = res["files"]["dirs"].as_array().unwrap();
+        assert_eq!(
+            dirs[0]["patterns"]["drill.*.ndjson"],
+            json!({"kept": 30, "deleted": 10}),
+            "{res}"
+        );
+        assert_eq!(
+            dirs[1]["patterns"]["db-*.tar.gz"],
+            json!({"kept": 30, "deleted": 5}),
+            "{res}"
+        );
+        assert!(res["deleted_total"].as_u64().unwrap() >= 15);
+        assert!(res["queue_jobs"].is_object());
+        let kept = count_prefix(&logs, "drill.");
+        assert_eq!(kept.len(), 30, "{backend}");
+        assert_eq!(
+            kept[0],
+            format!("drill.{}.ndjson", day0(10)),
+            "the oldest 10 went"
+        );
+        assert_eq!(count_prefix(&backups, "db-").len(), 30);
+        assert!(backups.join("notes.txt").exists());
+
+        // A second pass has nothing left to delete.
+        let r = c.post("/api/v1/jobs/retention/run", json!({})).await;
+        assert_eq!(r.status, 202, "{}", r.text);
+        let run = wait_run(&c, "retention", r.body["run_id"].as_str().unwrap()).await;
+        assert_eq!(run["outcome"], "succeeded", "{run}");
+        assert_eq!(run["result"]["files"]["deleted"], 0, "{run}");
+        drop(srv);
+    }
+}
+
+/// `day(i)` = the date `i` days after y-m-d as `YYYY-MM-DD` (test data only; no leap-day care
+/// needed for 2025's first 40 days).
+fn chrono_like_day(y: i32, m: u32, d: u32) -> impl Fn(u32) -> String {
+    move |i| {
+        let days_in = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        let (mut mm, mut dd) = (m, d + i);
+        while dd > days_in[(mm - 1) as usize] {
+            dd -= days_in[(mm - 1) as usize];
+            mm += 1;
+        }
+        format!("{y:04}-{mm:02}-{dd:02}")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_schedule_is_a_config_error_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_echopilot"))
+        .arg("serve")
+        .arg("--addr")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(tmp.path())
+        .env("ECHOPILOT_CONFIG", "/dev/null")
+        .env_remove("ECHOPILOT_DATABASE_URL")
+        .env("ECHOPILOT_JOBS__RETENTION__SCHEDULE", "every day")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("jobs.retention.schedule"), "{err}");
+    assert!(err.contains("ECHOPILOT_JOBS__RETENTION__SCHEDULE"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disabled_job_has_no_next_run() {
+    let srv = start(
+        "sqlite",
+        vec![(
+            "ECHOPILOT_JOBS__HEALTH_PROBE__ENABLED".into(),
+            "false".into(),
+        )],
+    )
+    .await;
+    let s = srv.client().get("/api/v1/automations/status").await;
+    let hp = s.body["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["name"] == "health_probe")
+        .unwrap()
+        .clone();
+    assert_eq!(hp["enabled"], false, "{hp}");
+    assert!(hp["next_run"].is_null(), "{hp}");
+}
+
+async fn leader_of(c: &common::Client) -> Option<bool> {
+    let r = c.get("/api/v1/automations/status").await;
+    (r.status == 200).then(|| r.body["leader"].as_bool().unwrap_or(false))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leader_fails_over_when_the_leader_is_killed() {
+    if !common::backends().contains(&"postgres") {
+        return;
+    }
+    let url = common::fresh_database("postgres").await;
+    // One database, one bootstrap key: the second replica finds the key already installed.
+    let opts = Opts {
+        database_url: url.clone(),
+        key: Some(common::random_key()),
+        ..Default::default()
+    };
+    let a = Server::start_with(opts.clone());
+    let b = Server::start_with(opts);
+    let (ca, cb) = (a.client(), b.client());
+    // Exactly one leader, and it stays that way across several looks.
+    let first = eventually(Duration::from_secs(15), "one replica leads", || async {
+        match (leader_of(&ca).await, leader_of(&cb).await) {
+            (Some(x), Some(y)) if x != y => Some(if x { 'a' } else { 'b' }),
+            _ => None,
+        }
+    })
+    .await;
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (x, y) = (leader_of(&ca).await.unwrap(), leader_of(&cb).await.unwrap());
+        assert!(x ^ y, "exactly one leader: a={x} b={y}");
+    }
+    let (mut dead, alive) = if first == 'a' { (a, b) } else { (b, a) };
+    dead.kill9();
+    let c = alive.client();
+    eventually(
+        Duration::from_secs(15),
+        "the surviving replica takes over",
+        || async { leader_of(&c).await.filter(|l| *l) },
+    )
+    .await;
+    // The new leader runs the scheduled heartbeat (fires at second 0 of each minute).
+    eventually(
+        Duration::from_secs(75),
+        "scheduled tick on the new leader",
+        || async {
+            let r = c.get("/api/v1/jobs/runs?job=scheduler_tick").await;
+            let me = c.get("/api/v1/automations/status").await.body["replica_id"].clone();
+            r.body["runs"].as_array().and_then(|a| {
+                a.iter()
+                    .find(|x| {
+                        x["trigger"] == "schedule"
+                            && x["replica"] == me
+                            && x["outcome"] == "succeeded"
+                    })
+                    .cloned()
+            })
+        },
+    )
+    .await;
+}
