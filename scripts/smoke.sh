@@ -5,9 +5,9 @@
 set -uo pipefail
 URL=${1:?usage: smoke.sh URL KEY}; KEY=${2:?usage: smoke.sh URL KEY}
 FAILS=0; N=0
-check() { # METHOD PATH EXPECTED [JSON BODY] [extra curl args…]
+check() { # METHOD PATH EXPECTED [JSON BODY] [extra curl args…]; AS_KEY=… overrides the key
   local method=$1 path=$2 want=$3 body=${4:-}; shift 4 2>/dev/null || shift $#
-  local args=(-s -o /tmp/smoke.body -w '%{http_code}' -X "$method" -H "X-Dash-Key: $KEY")
+  local args=(-s -o /tmp/smoke.body -w '%{http_code}' -X "$method" -H "X-Dash-Key: ${AS_KEY:-$KEY}")
   [ -n "$body" ] && args+=(-H 'content-type: application/json' --data "$body")
   local got; got=$(curl "${args[@]}" "$@" "$URL$path")
   N=$((N+1))
@@ -27,7 +27,7 @@ check GET /api/v1/openapi.json 200
 # Auth and conventions
 check GET /api/v1/status/summary 200
 check GET /api/status/summary 200
-check GET /api/v1/status/summary 401 "" -H "X-Dash-Key: wrong"
+AS_KEY=wrong check GET /api/v1/status/summary 401
 check GET /api/v1/nope 404
 # Keys and tenants
 check POST /api/v1/keys 201 '{"role":"readonly","tenant":"smoke","name":"smoke test"}'

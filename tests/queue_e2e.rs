@@ -289,6 +289,19 @@ async fn two_replicas_run_each_job_exactly_once() {
         assert_eq!(successes, 500, "success log lines");
         let h = ca.get("/api/v1/queue/health").await;
         assert_eq!(h.body["workers"], 8, "two pools of 4: {}", h.text);
+
+        // Pause is fleet-wide: paused through A, B does not run what is enqueued through B.
+        let r = ca.post("/api/v1/queue/pause", json!({})).await;
+        assert_eq!(r.body["paused"], true, "{}", r.text);
+        let held = enqueue(&cb, json!({"kind": "echo", "payload": "held"})).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            cb.get(&format!("/api/v1/queue/jobs/{held}")).await.body["state"],
+            "queued"
+        );
+        assert_eq!(cb.get("/api/v1/queue/health").await.body["paused"], true);
+        cb.post("/api/v1/queue/resume", json!({})).await;
+        wait_state(&ca, &held, "succeeded", 30).await;
     }
 }
 
@@ -435,5 +448,144 @@ async fn bad_input_is_problem_json() {
         // Nothing was half-written.
         let list = c.get("/api/v1/queue/jobs").await;
         assert_eq!(list.body["jobs"], json!([]), "{backend}: {}", list.text);
+    }
+}
+
+/// HTTP benchmark (not run by default; figures printed, never asserted):
+/// `scripts/bench/queue_http.sh` or
+/// `cargo test --test queue_e2e bench_http -- --ignored --nocapture`.
+/// Knobs: BENCH_JOBS (5000), BENCH_CLIENTS (64 concurrent HTTP clients),
+/// BENCH_CONCURRENCY (64 worker slots per server), BENCH_REPLICAS (PostgreSQL: 2).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark; run explicitly"]
+async fn bench_http() {
+    let num = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let jobs = num("BENCH_JOBS", 5000);
+    let clients = num("BENCH_CLIENTS", 64);
+    let conc = num("BENCH_CONCURRENCY", 64).to_string();
+    for backend in common::backends() {
+        let replicas = if backend == "postgres" {
+            num("BENCH_REPLICAS", 2)
+        } else {
+            1
+        };
+        let db = common::fresh_database(backend).await;
+        let mut servers: Vec<Server> = Vec::new();
+        for r in 0..replicas {
+            let mut env = fast_env();
+            env.push(("ECHOPILOT_QUEUE__CONCURRENCY".into(), conc.clone()));
+            env.push(("ECHOPILOT_QUEUE__POLL_INTERVAL_MS".into(), "50".into()));
+            env.push(("ECHOPILOT_REPLICA_ID".into(), format!("bench-{r}")));
+            env.push(("ECHOPILOT_LOG_LEVEL".into(), "warn".into()));
+            servers.push(Server::start_with(Opts {
+                database_url: db.clone(),
+                env,
+                key: servers.first().map(|s| s.key.clone()),
+                ..Default::default()
+            }));
+        }
+        let cs: Vec<common::Client> = servers.iter().map(|s| s.client()).collect();
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let start = std::time::Instant::now();
+        let mut tasks = Vec::new();
+        for t in 0..clients {
+            let c = cs[t % cs.len()].clone();
+            let next = next.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= jobs {
+                        return lat;
+                    }
+                    let t0 = std::time::Instant::now();
+                    let r = c
+                        .post(
+                            "/api/v1/queue/enqueue",
+                            json!({"kind": "echo", "payload": {"i": i}}),
+                        )
+                        .await;
+                    assert_eq!(r.status, 201, "{}", r.text);
+                    lat.push(t0.elapsed().as_micros() as i64);
+                }
+            }));
+        }
+        let mut req_lat = Vec::new();
+        for t in tasks {
+            req_lat.extend(t.await.unwrap());
+        }
+        let enq = start.elapsed();
+        common::eventually(Duration::from_secs(600), "all jobs to succeed", || async {
+            let h = cs[0].get("/api/v1/queue/health").await;
+            (h.body["depth"]["succeeded"].as_u64() == Some(jobs as u64)).then_some(())
+        })
+        .await;
+        let total = start.elapsed();
+        let url = match &servers[0].database_url {
+            Some(u) => u.clone(),
+            None => echopilot_backend::store::sqlite_url(&servers[0].data_dir.join("echopilot.db")),
+        };
+        let store = echopilot_backend::Store::connect(&url, 2).await.unwrap();
+        let mut start_lat: Vec<i64> =
+            sqlx::query_scalar("SELECT started_at - enqueued_at FROM queue_jobs")
+                .fetch_all(store.reader())
+                .await
+                .unwrap();
+        start_lat.sort_unstable();
+        req_lat.sort_unstable();
+        let p = |v: &[i64], q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        println!(
+            "HTTP {backend} replicas={replicas} clients={clients} worker_slots={conc} jobs={jobs}: \
+             enqueue {:.0} req/s (request p50={:.1} ms p99={:.1} ms), end-to-end {:.0} jobs/s ({:.2} s); \
+             enqueue→start ms p50={} p95={} p99={}",
+            jobs as f64 / enq.as_secs_f64(),
+            p(&req_lat, 0.5) as f64 / 1000.0,
+            p(&req_lat, 0.99) as f64 / 1000.0,
+            jobs as f64 / total.as_secs_f64(),
+            total.as_secs_f64(),
+            p(&start_lat, 0.5),
+            p(&start_lat, 0.95),
+            p(&start_lat, 0.99),
+        );
+        // Idle latency: one enqueue at a time, as an interactive caller sees it.
+        let idle_from: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue_jobs")
+            .fetch_one(store.reader())
+            .await
+            .unwrap();
+        for i in 0..200 {
+            let c = &cs[i % cs.len()];
+            let r = c
+                .post(
+                    "/api/v1/queue/enqueue",
+                    json!({"kind": "echo", "payload": i}),
+                )
+                .await;
+            assert_eq!(r.status, 201);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        common::eventually(Duration::from_secs(60), "idle jobs to succeed", || async {
+            let h = cs[0].get("/api/v1/queue/health").await;
+            (h.body["depth"]["succeeded"].as_i64() == Some(idle_from + 200)).then_some(())
+        })
+        .await;
+        let mut idle: Vec<i64> = sqlx::query_scalar(
+            "SELECT started_at - enqueued_at FROM queue_jobs ORDER BY enqueued_at DESC LIMIT 200",
+        )
+        .fetch_all(store.reader())
+        .await
+        .unwrap();
+        idle.sort_unstable();
+        println!(
+            "HTTP {backend} idle enqueue→start latency ms (200 jobs, one at a time): p50={} p95={} p99={}",
+            p(&idle, 0.5),
+            p(&idle, 0.95),
+            p(&idle, 0.99)
+        );
+        store.close().await;
     }
 }

@@ -204,6 +204,14 @@ pub async fn size(store: &Store) -> Result<i64, sqlx::Error> {
 
 /// Fetch stored nodes by id in one query. Ids are computed integers, never user input.
 async fn fetch_nodes(store: &Store, ids: &[i64]) -> Result<HashMap<i64, Hash>, sqlx::Error> {
+    let mut conn = store.reader().acquire().await?;
+    fetch_nodes_on(&mut conn, ids).await
+}
+
+async fn fetch_nodes_on(
+    conn: &mut sqlx::AnyConnection,
+    ids: &[i64],
+) -> Result<HashMap<i64, Hash>, sqlx::Error> {
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         if chunk.is_empty() {
@@ -217,7 +225,7 @@ async fn fetch_nodes(store: &Store, ids: &[i64]) -> Result<HashMap<i64, Hash>, s
         let rows = sqlx::query(&format!(
             "SELECT id, hash FROM audit_nodes WHERE id IN ({list})"
         ))
-        .fetch_all(store.reader())
+        .fetch_all(&mut *conn)
         .await?;
         for row in rows {
             let id: i64 = row.try_get("id")?;
@@ -436,7 +444,23 @@ pub async fn consistency(
 /// and compare with what is stored. Names the first record that no longer matches.
 pub async fn verify(store: &Store) -> Result<AuditVerify, sqlx::Error> {
     const PAGE: i64 = 5000;
-    let size = size(store).await?;
+    // One consistent snapshot: appends that land while we read must not look like
+    // records outside the tree.
+    let mut tx = match store.dialect() {
+        crate::store::Dialect::Postgres => {
+            store
+                .reader()
+                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await?
+        }
+        // A SQLite read transaction in WAL mode sees one snapshot from its first read.
+        crate::store::Dialect::Sqlite => store.reader().begin().await?,
+    };
+    let size: i64 = sqlx::query_scalar(&format!(
+        "SELECT COALESCE(MAX(id) + 1, 0) FROM audit_nodes WHERE id < {LEVEL1_BASE}"
+    ))
+    .fetch_one(&mut *tx)
+    .await?;
     let bad = |seq: i64, reason: String| AuditVerify {
         ok: false,
         size,
@@ -452,12 +476,12 @@ pub async fn verify(store: &Store) -> Result<AuditVerify, sqlx::Error> {
         ))
         .bind(next_seq)
         .bind(end)
-        .fetch_all(store.reader())
+        .fetch_all(&mut *tx)
         .await?;
         let leaves = sqlx::query("SELECT id, hash FROM audit_nodes WHERE id >= $1 AND id < $2")
             .bind(next_seq)
             .bind(end)
-            .fetch_all(store.reader())
+            .fetch_all(&mut *tx)
             .await?;
         let mut stored_leaf = HashMap::with_capacity(leaves.len());
         for row in &leaves {
@@ -498,7 +522,7 @@ pub async fn verify(store: &Store) -> Result<AuditVerify, sqlx::Error> {
             return Ok(bad(expect, format!("record {expect} is missing")));
         }
         let ids: Vec<i64> = completed.iter().map(|(id, _)| *id).collect();
-        let stored = fetch_nodes(store, &ids).await?;
+        let stored = fetch_nodes_on(&mut tx, &ids).await?;
         for (id, h) in completed {
             if stored.get(&id) != Some(&h) {
                 let level = (id >> 48) as u32;
@@ -516,7 +540,7 @@ pub async fn verify(store: &Store) -> Result<AuditVerify, sqlx::Error> {
     // Rows beyond the committed tree are records whose leaves were never committed.
     let extra: Option<i64> = sqlx::query_scalar("SELECT MIN(seq) FROM audit_log WHERE seq >= $1")
         .bind(size)
-        .fetch_one(store.reader())
+        .fetch_one(&mut *tx)
         .await?;
     if let Some(seq) = extra {
         return Ok(bad(

@@ -341,7 +341,14 @@ impl Queue {
         }
         let mut out = Vec::with_capacity(jobs.len());
         let mut tx = self.store.begin_write().await?;
-        for j in &jobs {
+        // Jobs without an idempotency key cannot conflict: insert them many rows per
+        // statement (one round trip per 500 on PostgreSQL instead of one per job).
+        let (plain, keyed): (Vec<&NewJob>, Vec<&NewJob>) =
+            jobs.iter().partition(|j| j.idempotency_key.is_none());
+        for chunk in plain.chunks(500) {
+            out.extend(self.insert_plain(&mut tx, tenant, chunk).await?);
+        }
+        for j in keyed {
             out.push(self.insert_job(&mut tx, tenant, j).await?);
         }
         self.notify_tx(&mut tx).await?;
@@ -349,6 +356,57 @@ impl Queue {
         metrics::counter!("echopilot_queue_enqueued_total", "kind" => "batch")
             .increment(out.iter().filter(|e| e.created).count() as u64);
         self.wake.notify_one();
+        Ok(out)
+    }
+
+    async fn insert_plain(
+        &self,
+        tx: &mut Tx,
+        tenant: &str,
+        jobs: &[&NewJob],
+    ) -> Result<Vec<Enqueued>, sqlx::Error> {
+        let now = now_ms();
+        let mut sql = String::from(
+            "INSERT INTO queue_jobs (id, tenant_id, kind, payload, priority, state, attempts, \
+             max_attempts, run_at, enqueued_at, updated_at) VALUES ",
+        );
+        for i in 0..jobs.len() {
+            let b = i * 7;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, 'queued', 0, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                jobs.len() * 7 + 1,
+                jobs.len() * 7 + 1
+            ));
+        }
+        let mut q = sqlx::query(&sql);
+        let mut out = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            let id = random_id("job_", 10);
+            q = q
+                .bind(id.clone())
+                .bind(tenant.to_string())
+                .bind(j.kind.clone())
+                .bind(j.payload.to_string())
+                .bind(j.priority)
+                .bind(j.max_attempts.unwrap_or(self.cfg.default_max_attempts))
+                .bind(j.run_at.unwrap_or(now));
+            out.push(Enqueued {
+                id,
+                state: "queued".into(),
+                created: true,
+            });
+        }
+        q.bind(now).execute(&mut **tx).await?;
         Ok(out)
     }
 
@@ -650,6 +708,13 @@ impl Queue {
     pub async fn start_workers(&self) -> anyhow::Result<()> {
         self.is_paused_db().await?;
         if self.store.dialect() == Dialect::Postgres {
+            // Every job row is updated a few times within seconds: vacuum and analyze the
+            // table eagerly so dead index entries and stale statistics do not slow claims.
+            // Set at start rather than in migration 0002 (already applied in the field);
+            // only a warning when it cannot be set (not the owner, lock busy).
+            if let Err(e) = self.tune_autovacuum().await {
+                tracing::warn!(target: "queue", error = %e, "could not tune autovacuum for queue_jobs");
+            }
             let mut l = self.listener.lock().unwrap_or_else(|e| e.into_inner());
             if l.is_none() {
                 *l = Some(tokio::spawn(worker::listen(self.clone())));
@@ -660,6 +725,30 @@ impl Queue {
             *pool = Some(worker::Pool::start(self.clone()).await?);
         }
         Ok(())
+    }
+
+    async fn tune_autovacuum(&self) -> Result<(), sqlx::Error> {
+        let opts: String = sqlx::query_scalar(
+            "SELECT COALESCE(array_to_string(reloptions, ','), '') FROM pg_class \
+             WHERE oid = 'queue_jobs'::regclass",
+        )
+        .fetch_one(self.store.reader())
+        .await?;
+        if opts.contains("autovacuum_vacuum_scale_factor=0.01") {
+            return Ok(());
+        }
+        let mut tx = self.store.begin_write().await?;
+        // Never wait behind a running vacuum at start.
+        sqlx::query("SET LOCAL lock_timeout = '2s'")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "ALTER TABLE queue_jobs SET (autovacuum_vacuum_scale_factor = 0.01, \
+             autovacuum_analyze_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
     }
 
     /// Stop the worker pool: no new claims, in-flight handlers finish (bounded), results
@@ -786,6 +875,41 @@ impl Queue {
     }
 }
 
+/// Delete finished jobs (succeeded, and dead too when `include_dead`) that finished before
+/// `before_ms`, in chunks so no single statement holds the writer for long. For the
+/// retention job; returns how many were deleted.
+pub async fn prune_finished(
+    store: &Store,
+    before_ms: i64,
+    include_dead: bool,
+) -> Result<u64, sqlx::Error> {
+    let states = if include_dead {
+        "('succeeded', 'dead')"
+    } else {
+        "('succeeded')"
+    };
+    let sql = format!(
+        "DELETE FROM queue_jobs WHERE id IN (SELECT id FROM queue_jobs \
+         WHERE state IN {states} AND finished_at < $1 LIMIT 5000)"
+    );
+    let mut total = 0;
+    loop {
+        let n = sqlx::query(&sql)
+            .bind(before_ms)
+            .execute(store.writer())
+            .await?
+            .rows_affected();
+        total += n;
+        if n < 5000 {
+            break;
+        }
+    }
+    if total > 0 {
+        tracing::info!(target: "queue", deleted = total, include_dead, "finished jobs pruned");
+    }
+    Ok(total)
+}
+
 /// Status-summary section `queue`.
 struct Summary;
 
@@ -893,6 +1017,54 @@ mod tests {
                     .await,
                 Err(EnqueueError::Invalid(_))
             ));
+        }
+    }
+
+    #[tokio::test]
+    async fn prune_finished_keeps_recent_and_unfinished_jobs() {
+        for b in testing::backends() {
+            let (store, _db) = testing::fresh(b).await;
+            let (q, _stop) = queue(store.clone());
+            let jobs = (0..12).map(|i| NewJob::new("echo", json!(i))).collect();
+            let ids: Vec<String> = q
+                .enqueue_many("default", jobs)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.id)
+                .collect();
+            let old = now_ms() - 10 * 86_400_000;
+            for (i, id) in ids.iter().enumerate() {
+                let (state, fin) = match i % 4 {
+                    0 => ("succeeded", Some(old)),
+                    1 => ("dead", Some(old)),
+                    2 => ("succeeded", Some(now_ms())),
+                    _ => ("queued", None),
+                };
+                sqlx::query("UPDATE queue_jobs SET state = $1, finished_at = $2 WHERE id = $3")
+                    .bind(state)
+                    .bind(fin)
+                    .bind(id)
+                    .execute(store.writer())
+                    .await
+                    .unwrap();
+            }
+            let cutoff = now_ms() - 86_400_000;
+            assert_eq!(
+                prune_finished(&store, cutoff, false).await.unwrap(),
+                3,
+                "{b}"
+            );
+            assert_eq!(
+                prune_finished(&store, cutoff, true).await.unwrap(),
+                3,
+                "{b}"
+            );
+            let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue_jobs")
+                .fetch_one(store.reader())
+                .await
+                .unwrap();
+            assert_eq!(left, 6);
         }
     }
 

@@ -174,10 +174,16 @@ async fn dispatch(
             wait(&q, &mut stop, poll).await;
             continue;
         }
-        let first = tokio::select! {
-            p = sem.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = stop.changed() => break,
+        // All slots busy (long jobs) is healthy: keep the tick fresh while waiting, so
+        // self-heal does not mistake a full pool for a stalled one.
+        let acquired = loop {
+            tokio::select! {
+                p = sem.clone().acquire_owned() => break p.ok(),
+                _ = tokio::time::sleep(poll) => q.last_tick.store(now_ms(), Ordering::Relaxed),
+                _ = stop.changed() => break None,
+            }
         };
+        let Some(first) = acquired else { break };
         let mut permits: Vec<OwnedSemaphorePermit> = vec![first];
         while permits.len() < q.cfg.batch_size {
             match sem.clone().try_acquire_owned() {
@@ -232,17 +238,24 @@ async fn promote_due(q: &Queue) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// The pause flag is checked inside the claim itself, so a pause is exact across replicas
+/// even before the cached flag (NOTIFY / heartbeat) catches up.
 pub(crate) async fn claim(q: &Queue, n: usize) -> Result<Vec<Claimed>, sqlx::Error> {
     let now = now_ms();
     let select = match q.store.dialect() {
         Dialect::Sqlite => {
             "id IN (SELECT id FROM queue_jobs WHERE state = 'queued' AND run_at <= $3 \
-                            ORDER BY priority DESC, run_at LIMIT $4)"
+             AND (SELECT paused FROM queue_control WHERE id = 1) = 0 \
+             ORDER BY priority DESC, run_at LIMIT $4)"
         }
         // SKIP LOCKED: concurrent replicas take disjoint batches without waiting.
+        // `run_at + 0` keeps the due check out of the index condition, so the planner walks
+        // queue_jobs_claim in order and stops at the limit (an ordered index scan also
+        // marks dead entries of finished jobs, which a bitmap scan would revisit).
         Dialect::Postgres => {
-            "id = ANY(ARRAY(SELECT id FROM queue_jobs WHERE state = 'queued' AND run_at <= $3 \
-                              ORDER BY priority DESC, run_at LIMIT $4 FOR UPDATE SKIP LOCKED))"
+            "id = ANY(ARRAY(SELECT id FROM queue_jobs WHERE state = 'queued' AND run_at + 0 <= $3 \
+             AND (SELECT paused FROM queue_control WHERE id = 1) = 0 \
+             ORDER BY priority DESC, run_at LIMIT $4 FOR UPDATE SKIP LOCKED))"
         }
     };
     let rows = sqlx::query(&format!(
@@ -414,8 +427,10 @@ async fn acker(q: Queue, mut rx: mpsc::Receiver<Ack>) {
     }
 }
 
-/// One statement for the whole batch; fenced on (worker, attempt, running) so a job that
-/// was reclaimed and re-run elsewhere is never overwritten by a stale result.
+/// One statement for the whole batch; fenced on (worker, attempt, holding a lease) so a
+/// job that was reclaimed and re-run elsewhere is never overwritten by a stale result.
+/// Only running jobs hold a lease; the fence avoids `state` on purpose so PostgreSQL
+/// joins on the primary key instead of scanning the (churning) state index.
 async fn write_acks(q: &Queue, batch: &[Ack]) -> Result<(), sqlx::Error> {
     let mut values = String::new();
     for i in 0..batch.len() {
@@ -435,7 +450,7 @@ async fn write_acks(q: &Queue, batch: &[Ack]) -> Result<(), sqlx::Error> {
          run_at = COALESCE(v.run_at, queue_jobs.run_at), finished_at = v.finished_at, \
          fast_failures = v.fast_failures, lease_until = NULL, updated_at = ${} \
          FROM v WHERE queue_jobs.id = v.id AND queue_jobs.attempts = v.attempt \
-         AND queue_jobs.state = 'running' AND queue_jobs.worker = ${}",
+         AND queue_jobs.lease_until IS NOT NULL AND queue_jobs.worker = ${}",
         n + 1,
         n + 2
     );

@@ -458,4 +458,58 @@ mod tests {
             assert!(keys.iter().all(|(_, s)| s.len() == 32));
         }
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn run_safe_restarts_a_stopped_pool_and_records_every_action() {
+        for b in testing::backends() {
+            let (store, _db) = testing::fresh(b).await;
+            let dir = tempfile::tempdir().unwrap();
+            let state = AppState::new(crate::Config::for_data_dir(dir.path()), store.clone());
+            let q = crate::queue::start(&state).await.unwrap();
+            let _ = state.queue.set(q.clone());
+            q.stop_workers().await;
+            assert!(!q.pool_healthy().await);
+
+            let report = run_safe(&state, "test").await.unwrap();
+            let actions = report["actions"].as_array().unwrap();
+            assert_eq!(actions.len(), 3, "{report}");
+            let restart = actions
+                .iter()
+                .find(|a| a["remediation"] == RESTART_WORKER_POOL)
+                .unwrap();
+            assert_eq!(restart["outcome"], "applied", "{b}: {report}");
+            assert!(q.pool_healthy().await);
+
+            // The restarted pool works.
+            let e = q
+                .enqueue("default", crate::queue::NewJob::new("echo", json!(1)), None)
+                .await
+                .unwrap();
+            let mut state_now = String::new();
+            for _ in 0..100 {
+                state_now = q.get("default", &e.id).await.unwrap().unwrap().state;
+                if state_now == "succeeded" {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            assert_eq!(state_now, "succeeded", "{b}");
+
+            // Healthy now: a second run changes nothing; history has both runs.
+            let again = run_safe(&state, "test").await.unwrap();
+            assert!(
+                again["actions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|a| a["outcome"] == "noop"),
+                "{again}"
+            );
+            assert_eq!(history(&store, None, 100).await.unwrap().len(), 6);
+            assert_eq!(requeue_count_24h(&store).await, 0);
+            state
+                .stop_background(std::time::Duration::from_secs(5))
+                .await;
+        }
+    }
 }

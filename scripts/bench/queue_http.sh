@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# End-to-end HTTP queue benchmark: starts real `echopilot serve` processes (SQLite: one;
+# PostgreSQL: BENCH_REPLICAS, default 2, when ECHOPILOT_TEST_PG_URL is set), enqueues
+# BENCH_JOBS echo jobs from BENCH_CLIENTS concurrent clients through
+# POST /api/v1/queue/enqueue, waits until all succeeded, prints req/s, jobs/s and
+# enqueue→start latency percentiles. Figures are printed, never asserted.
+#   scripts/bench/queue_http.sh                 # dev profile
+#   PROFILE=release scripts/bench/queue_http.sh # optimized binary
+# Knobs: BENCH_JOBS (5000) BENCH_CLIENTS (64) BENCH_CONCURRENCY (64) BENCH_REPLICAS (2)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+flags=()
+[ "${PROFILE:-dev}" = release ] && flags+=(--release)
+exec cargo test "${flags[@]}" --test queue_e2e bench_http -- --ignored --nocapture
