@@ -719,3 +719,67 @@ async fn cli_keys_config_errors_and_graceful_shutdown() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Fleet-wide switches (queue pause, self-heal, the scheduler) are not one tenant's to
+/// flip: another tenant's operator is refused and the refusal is audited.
+#[tokio::test(flavor = "multi_thread")]
+async fn system_wide_actions_need_the_system_tenant() {
+    let srv = start("sqlite", vec![]).await;
+    let root = srv.client();
+    let acme = root
+        .post(
+            "/api/v1/keys",
+            json!({"role": "operator", "tenant": "acme"}),
+        )
+        .await;
+    let acme = root.with_key(acme.body["key"].as_str().unwrap());
+    let ops = root
+        .post(
+            "/api/v1/keys",
+            json!({"role": "operator", "tenant": "default"}),
+        )
+        .await;
+    let ops = root.with_key(ops.body["key"].as_str().unwrap());
+    for path in [
+        "/api/v1/queue/pause",
+        "/api/v1/selfheal/run",
+        "/api/v1/automations/stop",
+    ] {
+        acme.post(path, json!({})).await.assert_problem(403);
+    }
+    let plan = acme
+        .post(
+            "/api/v1/ops/command",
+            json!({"verb": "pause_queue", "args": {}, "confirm": false}),
+        )
+        .await;
+    assert_eq!(plan.status, 200, "{}", plan.text);
+    acme.post(
+        "/api/v1/ops/command",
+        json!({"verb": "pause_queue", "args": {}, "confirm": true, "plan_id": plan.body["plan_id"]}),
+    )
+    .await
+    .assert_problem(403);
+    assert_eq!(root.get("/api/v1/queue/health").await.body["paused"], false);
+    let denied = root
+        .with_tenant("acme")
+        .get("/api/v1/audit/records?action=queue.pause")
+        .await;
+    assert!(denied.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["outcome"] == "denied"));
+    assert!(
+        !denied.body["records"].as_array().unwrap().is_empty(),
+        "{}",
+        denied.text
+    );
+    // The system tenant's operator may.
+    assert_eq!(ops.post("/api/v1/queue/pause", json!({})).await.status, 200);
+    assert_eq!(root.get("/api/v1/queue/health").await.body["paused"], true);
+    assert_eq!(
+        ops.post("/api/v1/queue/resume", json!({})).await.status,
+        200
+    );
+}

@@ -49,6 +49,33 @@ impl Caller {
         )))
     }
 
+    /// For fleet-wide actions (the scheduler, the queue's pause flag, self-heal): at least
+    /// `min`, and a key of the system tenant `default` or a superadmin, so one tenant's
+    /// operator cannot stop work for every tenant. Refusals are audited.
+    pub async fn require_system(
+        &self,
+        state: &AppState,
+        min: Role,
+        action: &str,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        self.require(state, min, action).await?;
+        if self.key_tenant == DEFAULT_TENANT || self.is_superadmin() {
+            return Ok(());
+        }
+        let reason =
+            format!("{what} is system-wide: this needs a key of the `{DEFAULT_TENANT}` tenant");
+        deny(
+            state,
+            self,
+            action,
+            &self.tenant,
+            serde_json::json!({"reason": reason}),
+        )
+        .await;
+        Err(ApiError::Forbidden(reason))
+    }
+
     pub fn is_superadmin(&self) -> bool {
         self.role == Role::Superadmin
     }

@@ -31,20 +31,9 @@ fn jobs(state: &AppState) -> ApiResult<&Jobs> {
 
 /// Operator or above, and a key of the system tenant (or a superadmin).
 async fn require_system_operator(state: &AppState, caller: &Caller, action: &str) -> ApiResult<()> {
-    caller.require(state, Role::Operator, action).await?;
-    if caller.key_tenant != DEFAULT_TENANT && !caller.is_superadmin() {
-        let reason = "scheduled jobs are system-wide: this needs a key of the `default` tenant";
-        crate::auth::deny(
-            state,
-            caller,
-            action,
-            &caller.tenant,
-            json!({"reason": reason}),
-        )
-        .await;
-        return Err(ApiError::Forbidden(reason.into()));
-    }
-    Ok(())
+    caller
+        .require_system(state, Role::Operator, action, "the scheduler")
+        .await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -274,7 +274,9 @@ async fn set_paused(
     } else {
         "queue.resume"
     };
-    caller.require(state, Role::Operator, action).await?;
+    caller
+        .require_system(state, Role::Operator, action, "the queue's pause flag")
+        .await?;
     let q = queue(state)?;
     let rec = audit_rec(caller, action, "queue");
     let changed = q.set_paused(paused, &caller.key_id, Some(rec)).await?;

@@ -83,7 +83,7 @@ pub async fn history(
     security(("dash_key" = [])))]
 pub async fn run(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller
-        .require(&state, Role::Operator, "selfheal.run")
+        .require_system(&state, Role::Operator, "selfheal.run", "self-heal")
         .await?;
     let actor = Actor {
         tenant: caller.tenant().to_string(),

@@ -21,19 +21,9 @@ fn jobs(ctx: &Ctx) -> ApiResult<&Jobs> {
 
 /// Same rule as the jobs routes; a refusal is audited like theirs.
 async fn require_system(ctx: &Ctx, action: &str) -> ApiResult<()> {
-    if ctx.key_tenant == DEFAULT_TENANT || ctx.role == Role::Superadmin {
-        return Ok(());
-    }
-    let reason = "scheduled jobs are system-wide: this needs a key of the `default` tenant";
-    crate::auth::deny(
-        &ctx.state,
-        &ctx.caller(),
-        action,
-        &ctx.tenant,
-        json!({"reason": reason}),
-    )
-    .await;
-    Err(ApiError::Forbidden(reason.into()))
+    ctx.caller()
+        .require_system(&ctx.state, ctx.role, action, "the scheduler")
+        .await
 }
 
 /// Whether a run of `job` is in progress anywhere in the fleet (its newest run is `running`).

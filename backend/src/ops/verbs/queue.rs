@@ -136,6 +136,9 @@ impl Verb for SetPaused {
             } else {
                 "queue.resume"
             };
+            ctx.caller()
+                .require_system(&ctx.state, ctx.role, action, "the queue's pause flag")
+                .await?;
             let changed = q
                 .set_paused(
                     self.paused,

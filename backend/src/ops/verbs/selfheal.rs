@@ -62,6 +62,9 @@ impl Verb for SelfHealRun {
 
     fn execute<'a>(&'a self, ctx: &'a Ctx, _args: &'a Value) -> BoxFuture<'a, ApiResult<Value>> {
         Box::pin(async move {
+            ctx.caller()
+                .require_system(&ctx.state, ctx.role, "selfheal.run", "self-heal")
+                .await?;
             let actor = Actor {
                 tenant: ctx.tenant.clone(),
                 id: ctx.key_id.clone(),
