@@ -62,7 +62,7 @@ fn rule<'a>(run: &'a Value, name: &str) -> &'a Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn telegram_alert_is_delivered_once_then_suppressed_and_the_token_never_logged() {
     for backend in common::backends() {
-        let tg = MockServer::start().await;
+        let tg = MockServer::builder().start().await;
         Mock::given(method("POST"))
             .and(path(format!("/bot{TOKEN}/sendMessage")))
             .respond_with(
@@ -153,7 +153,7 @@ async fn telegram_alert_is_delivered_once_then_suppressed_and_the_token_never_lo
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_delivery_is_recorded_redacted_and_retried_next_time() {
     for backend in common::backends() {
-        let tg = MockServer::start().await;
+        let tg = MockServer::builder().start().await;
         Mock::given(method("POST"))
             .respond_with(ResponseTemplate::new(500).set_body_string("upstream exploded"))
             .mount(&tg)
@@ -190,6 +190,8 @@ async fn failed_delivery_is_recorded_redacted_and_retried_next_time() {
             list.text
         );
         // Unreachable endpoint: the transport error names no URL (it holds the token).
+        // Exclusive (non-pooled) mock servers: dropping one really closes its port, so no
+        // other test's mock can answer for it.
         drop(tg);
         let run = run_rules(&c).await;
         assert_eq!(rule(&run, "disk_usage")["delivered"], false);
@@ -224,7 +226,7 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn slack_and_signed_webhook_receive_a_test_alert() {
     for backend in common::backends() {
-        let mock = MockServer::start().await;
+        let mock = MockServer::builder().start().await;
         Mock::given(method("POST"))
             .and(path("/services/T0/B0/slacksecret"))
             .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
