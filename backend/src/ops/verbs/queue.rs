@@ -82,6 +82,15 @@ impl Verb for SetPaused {
 
     fn plan<'a>(&'a self, ctx: &'a Ctx, _args: &'a Value) -> BoxFuture<'a, ApiResult<Planned>> {
         Box::pin(async move {
+            // Checked when planning; a confirm re-plans, so it is checked again there.
+            let action = if self.paused {
+                "queue.pause"
+            } else {
+                "queue.resume"
+            };
+            ctx.caller()
+                .require_system(&ctx.state, ctx.role, action, "the queue's pause flag")
+                .await?;
             let q = queue(ctx)?;
             let paused = q.is_paused_db().await?;
             let h = q.health(&ctx.tenant).await?;
@@ -136,9 +145,6 @@ impl Verb for SetPaused {
             } else {
                 "queue.resume"
             };
-            ctx.caller()
-                .require_system(&ctx.state, ctx.role, action, "the queue's pause flag")
-                .await?;
             let changed = q
                 .set_paused(
                     self.paused,

@@ -40,8 +40,12 @@ impl Verb for SelfHealRun {
         &self.spec
     }
 
-    fn plan<'a>(&'a self, _ctx: &'a Ctx, _args: &'a Value) -> BoxFuture<'a, ApiResult<Planned>> {
+    fn plan<'a>(&'a self, ctx: &'a Ctx, _args: &'a Value) -> BoxFuture<'a, ApiResult<Planned>> {
         Box::pin(async move {
+            // Checked when planning; a confirm re-plans, so it is checked again there.
+            ctx.caller()
+                .require_system(&ctx.state, ctx.role, "selfheal.run", "self-heal")
+                .await?;
             let safe: Vec<_> = REMEDIATIONS.iter().filter(|r| r.safe).collect();
             Ok(Planned {
                 plan: Plan {
@@ -62,9 +66,6 @@ impl Verb for SelfHealRun {
 
     fn execute<'a>(&'a self, ctx: &'a Ctx, _args: &'a Value) -> BoxFuture<'a, ApiResult<Value>> {
         Box::pin(async move {
-            ctx.caller()
-                .require_system(&ctx.state, ctx.role, "selfheal.run", "self-heal")
-                .await?;
             let actor = Actor {
                 tenant: ctx.tenant.clone(),
                 id: ctx.key_id.clone(),
