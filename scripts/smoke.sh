@@ -66,12 +66,24 @@ check GET /api/v1/automations/status 200
 check POST /api/v1/jobs/scheduler_tick/run 202 '{}'
 check POST /api/v1/jobs/no_such_job/run 404 '{}'
 check GET "/api/v1/jobs/runs?job=scheduler_tick&limit=5" 200
-check GET "/api/v1/jobs/runs?limit=0" 400
+check GET "/api/v1/jobs/runs?limit=0" 422
 check POST /api/v1/automations/stop 200 '{}'
 check POST /api/v1/automations/start 200 '{}'
 # Alerts (a malformed test request: checks the route without paging anyone)
 check GET "/api/v1/alerts?limit=5" 200
 check POST /api/v1/alerts/test 400 '{"bogus":1}'
+
+# Ops commands and telemetry
+check GET /api/v1/ops/verbs 200
+check POST /api/v1/ops/command 200 '{"verb":"tail_logs","args":{"area":"server","lines":5},"confirm":false}'
+PLAN=$(jq_get "['plan_id']")
+check POST /api/v1/ops/command 200 "{\"verb\":\"tail_logs\",\"args\":{\"area\":\"server\",\"lines\":5},\"confirm\":true,\"plan_id\":\"$PLAN\"}"
+check POST /api/v1/ops/command 400 '{"verb":"no_such_verb","args":{},"confirm":false}'
+check POST /api/v1/ops/command 409 '{"verb":"tail_logs","args":{},"confirm":true,"plan_id":"plan_doesnotexist"}'
+check GET /api/v1/ops/telemetry 200
+check GET "/api/v1/ops/telemetry/history?minutes=60" 200
+check GET "/api/v1/ops/telemetry/history?minutes=0" 422
+check GET /api/v1/system-health 200
 
 echo
 echo "$((N-FAILS)) passed, $FAILS failed"

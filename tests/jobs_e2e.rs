@@ -127,7 +127,7 @@ async fn unknown_job_is_404_and_readonly_cannot_run() {
             .await
             .assert_problem(404);
         let bad = c.get("/api/v1/jobs/runs?limit=0").await;
-        bad.assert_problem(400);
+        bad.assert_problem(422);
         let k = c
             .post(
                 "/api/v1/keys",

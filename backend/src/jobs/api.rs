@@ -57,7 +57,7 @@ pub async fn list_runs(
     caller.require(&state, Role::Readonly, "jobs.read").await?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
+        return Err(ApiError::Unprocessable(format!(
             "limit must be between 1 and 500, got {limit}"
         )));
     }
