@@ -287,7 +287,7 @@ async fn slack_and_signed_webhook_receive_a_test_alert() {
         c.post("/api/v1/alerts/test", json!({"bogus": 1}))
             .await
             .assert_problem(400);
-        c.get("/api/v1/alerts?limit=9999").await.assert_problem(400);
+        c.get("/api/v1/alerts?limit=9999").await.assert_problem(422);
         assert!(
             !srv.read_logs().contains("slacksecret"),
             "webhook URL leaked into logs"
