@@ -36,12 +36,7 @@ pub async fn list_alerts(
     caller
         .require(&state, Role::Readonly, "alerts.read")
         .await?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::Unprocessable(format!(
-            "limit must be between 1 and 500, got {limit}"
-        )));
-    }
+    let limit = crate::api::extract::bounded("limit", q.limit, 50, 1..=500)?;
     Ok(Json(AlertList {
         alerts: super::list(&state.store, limit).await?,
     }))

@@ -61,12 +61,7 @@ pub async fn records(
     ApiQuery(q): ApiQuery<RecordsQuery>,
 ) -> ApiResult<Json<AuditRecords>> {
     caller.require(&state, Role::Readonly, "audit.read").await?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::Unprocessable(
-            "limit must be between 1 and 1000".into(),
-        ));
-    }
+    let limit = crate::api::extract::bounded("limit", q.limit, 100, 1..=1000)?;
     if q.after.is_some_and(|a| a < -1) {
         return Err(ApiError::Unprocessable("after must be ≥ -1".into()));
     }

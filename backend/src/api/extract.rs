@@ -82,3 +82,22 @@ where
             })
     }
 }
+
+/// An optional numeric query parameter with a default: out of `range` → 422 naming it.
+pub fn bounded(
+    name: &str,
+    value: Option<i64>,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<i64, ApiError> {
+    let v = value.unwrap_or(default);
+    if range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(ApiError::Unprocessable(format!(
+            "{name} must be between {} and {}, got {v}",
+            range.start(),
+            range.end()
+        )))
+    }
+}

@@ -55,12 +55,7 @@ pub async fn list_runs(
     ApiQuery(q): ApiQuery<RunsQuery>,
 ) -> ApiResult<Json<JobRuns>> {
     caller.require(&state, Role::Readonly, "jobs.read").await?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::Unprocessable(format!(
-            "limit must be between 1 and 500, got {limit}"
-        )));
-    }
+    let limit = crate::api::extract::bounded("limit", q.limit, 50, 1..=500)?;
     let runs = super::list_runs(
         &state.store,
         q.job.as_deref().filter(|j| !j.is_empty()),

@@ -184,12 +184,7 @@ pub async fn list_jobs(
             )));
         }
     }
-    let limit = lq.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::Unprocessable(
-            "limit must be between 1 and 1000".into(),
-        ));
-    }
+    let limit = crate::api::extract::bounded("limit", lq.limit, 100, 1..=1000)?;
     let jobs = q
         .list(
             caller.tenant(),

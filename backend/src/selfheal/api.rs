@@ -60,12 +60,7 @@ pub async fn history(
     caller
         .require(&state, Role::Readonly, "selfheal.read")
         .await?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::Unprocessable(
-            "limit must be between 1 and 1000".into(),
-        ));
-    }
+    let limit = crate::api::extract::bounded("limit", q.limit, 100, 1..=1000)?;
     if let Some(r) = q.remediation.as_deref().filter(|r| !r.is_empty()) {
         if !REMEDIATIONS.iter().any(|x| x.name == r) {
             return Err(ApiError::Unprocessable(format!(

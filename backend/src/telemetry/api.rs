@@ -9,7 +9,7 @@ use super::{Sample, SystemHealth, TelemetryReport};
 use crate::api::extract::ApiQuery;
 use crate::app::AppState;
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::model::Role;
 
 /// Status of scheduler, queue, database, system, alerts, audit and api, and the overall colour.
@@ -52,12 +52,7 @@ pub async fn history(
     caller
         .require(&state, Role::Readonly, "telemetry.read")
         .await?;
-    let minutes = q.minutes.unwrap_or(60);
-    if !(1..=60).contains(&minutes) {
-        return Err(ApiError::Unprocessable(
-            "minutes must be between 1 and 60".into(),
-        ));
-    }
+    let minutes = crate::api::extract::bounded("minutes", q.minutes, 60, 1..=60)?;
     Ok(Json(History {
         interval_s: state.telemetry.interval_secs(),
         samples: state.telemetry.history(minutes),
