@@ -59,6 +59,7 @@ fn area_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(audit::verify))
         .routes(routes!(status::summary))
         .routes(routes!(crate::queue::api::enqueue))
+        .routes(routes!(crate::queue::api::enqueue_batch))
         .routes(routes!(crate::queue::api::list_jobs))
         .routes(routes!(crate::queue::api::get_job))
         .routes(routes!(crate::queue::api::retry_job))

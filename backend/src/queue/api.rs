@@ -132,6 +132,100 @@ pub async fn enqueue(
     }
 }
 
+/// Most jobs in one batch request.
+pub const MAX_BATCH: usize = 1000;
+
+/// One job of a batch: the enqueue fields plus an optional per-job idempotency key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchJob {
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    #[schema(value_type = Option<i64>)]
+    pub priority: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    pub run_at: Option<Value>,
+    #[schema(value_type = Option<i64>)]
+    pub max_attempts: Option<Value>,
+    /// Like the `Idempotency-Key` header of a single enqueue: a repeat returns the same job.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnqueueBatchRequest {
+    /// 1..=1000 jobs, enqueued all-or-nothing.
+    pub jobs: Vec<BatchJob>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnqueuedBatch {
+    /// One entry per requested job, in request order.
+    pub jobs: Vec<Enqueued>,
+}
+
+/// Enqueue up to 1000 jobs in one request, all-or-nothing: any invalid job → 422 naming
+/// it and nothing is enqueued. One audit record lists the created job ids.
+#[utoipa::path(post, path = "/api/v1/queue/enqueue/batch", tag = "queue",
+    request_body = EnqueueBatchRequest,
+    responses((status = 201, body = EnqueuedBatch), (status = 400), (status = 401), (status = 403), (status = 413), (status = 422)),
+    security(("dash_key" = [])))]
+pub async fn enqueue_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<EnqueueBatchRequest>,
+) -> ApiResult<(StatusCode, Json<EnqueuedBatch>)> {
+    caller
+        .require(&state, Role::Operator, "queue.enqueue")
+        .await?;
+    let q = queue(&state)?;
+    if req.jobs.is_empty() || req.jobs.len() > MAX_BATCH {
+        return Err(ApiError::Unprocessable(format!(
+            "jobs must hold 1 to {MAX_BATCH} jobs, got {}",
+            req.jobs.len()
+        )));
+    }
+    let mut jobs = Vec::with_capacity(req.jobs.len());
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    for (i, j) in req.jobs.into_iter().enumerate() {
+        let key = match j.idempotency_key {
+            Some(k) if k.is_empty() || k.len() > 255 => {
+                return Err(ApiError::Unprocessable(format!(
+                    "jobs[{i}].idempotency_key must be 1-255 characters"
+                )))
+            }
+            k => k,
+        };
+        *kinds.entry(j.kind.clone()).or_default() += 1;
+        jobs.push(NewJob {
+            kind: j.kind,
+            payload: j.payload,
+            priority: int_field(&j.priority, &format!("jobs[{i}].priority"), -1000, 1000)?
+                .unwrap_or(0),
+            run_at: run_at_field(&j.run_at).map_err(|e| prefix_error(e, i))?,
+            max_attempts: int_field(&j.max_attempts, &format!("jobs[{i}].max_attempts"), 1, 100)?,
+            idempotency_key: key,
+        });
+    }
+    let rec = audit_rec(&caller, "queue.enqueue_batch", "").detail(json!({
+        "jobs": jobs.len(),
+        "kinds": kinds,
+    }));
+    match q.enqueue_batch(caller.tenant(), jobs, Some(rec)).await {
+        Ok(e) => Ok((StatusCode::CREATED, Json(EnqueuedBatch { jobs: e }))),
+        Err(EnqueueError::Invalid(m)) => Err(ApiError::Unprocessable(m)),
+        Err(EnqueueError::Db(e)) => Err(e.into()),
+    }
+}
+
+fn prefix_error(e: ApiError, i: usize) -> ApiError {
+    match e {
+        ApiError::Unprocessable(m) => ApiError::Unprocessable(format!("jobs[{i}].{m}")),
+        other => other,
+    }
+}
+
 /// One job of the caller's tenant.
 #[utoipa::path(get, path = "/api/v1/queue/jobs/{id}", tag = "queue",
     params(("id" = String, Path, description = "job id")),

@@ -11,6 +11,7 @@
 //! a due `failed` job is promoted back to `queued`; `dead → queued` via retry.
 
 pub mod api;
+mod commit;
 pub mod kinds;
 pub mod worker;
 
@@ -209,6 +210,8 @@ pub struct QueueInner {
     shutdown: tokio::sync::watch::Receiver<bool>,
     /// Listener task (PostgreSQL), started once.
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The group committer every enqueue goes through, started on first use.
+    committer: std::sync::OnceLock<tokio::sync::mpsc::Sender<commit::Unit>>,
 }
 
 /// The queue service; cheap to clone.
@@ -256,6 +259,7 @@ impl Queue {
             last_tick: AtomicI64::new(now_ms()),
             shutdown,
             listener: Mutex::new(None),
+            committer: std::sync::OnceLock::new(),
         }))
     }
 
@@ -303,7 +307,8 @@ impl Queue {
 
     /// Enqueue one job for `tenant`. With an idempotency key, a repeat returns the earlier
     /// job (enforced by the unique (tenant_id, idempotency_key) index). `audit` is
-    /// appended in the same transaction when a job is created.
+    /// appended in the same transaction when a job is created. Concurrent enqueues are
+    /// group-committed (see [`commit`]).
     pub async fn enqueue(
         &self,
         tenant: &str,
@@ -311,59 +316,64 @@ impl Queue {
         audit_rec: Option<NewAudit>,
     ) -> Result<Enqueued, EnqueueError> {
         self.validate(&job).map_err(EnqueueError::Invalid)?;
-        let mut tx = self.store.begin_write().await?;
-        let res = self.insert_job(&mut tx, tenant, &job).await?;
-        if res.created {
-            if let Some(mut rec) = audit_rec {
-                rec.target = res.id.clone();
-                audit::append(&self.store, &mut tx, rec).await?;
-            }
-            self.notify_tx(&mut tx).await?;
-        }
-        tx.commit().await?;
-        if res.created {
-            metrics::counter!("echopilot_queue_enqueued_total", "kind" => job.kind.clone())
-                .increment(1);
-            tracing::debug!(target: "queue", job_id = %res.id, kind = %job.kind, tenant, "job enqueued");
-            self.wake.notify_one();
-        }
-        Ok(res)
+        let mut out = self.submit(tenant, vec![job], audit_rec).await?;
+        out.pop()
+            .ok_or_else(|| EnqueueError::Db(sqlx::Error::Protocol("enqueue lost".into())))
     }
 
-    /// Enqueue many jobs in one transaction (in-process producers and benchmarks).
+    /// Enqueue several jobs for `tenant` all-or-nothing in one transaction, with one
+    /// audit record (its detail lists the created job ids). Every job is validated first.
+    pub async fn enqueue_batch(
+        &self,
+        tenant: &str,
+        jobs: Vec<NewJob>,
+        audit_rec: Option<NewAudit>,
+    ) -> Result<Vec<Enqueued>, EnqueueError> {
+        for (i, j) in jobs.iter().enumerate() {
+            self.validate(j)
+                .map_err(|m| EnqueueError::Invalid(format!("jobs[{i}]: {m}")))?;
+        }
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.submit(tenant, jobs, audit_rec).await
+    }
+
+    /// Enqueue many jobs without an audit record (trusted in-process producers, benchmarks).
     pub async fn enqueue_many(
         &self,
         tenant: &str,
         jobs: Vec<NewJob>,
     ) -> Result<Vec<Enqueued>, EnqueueError> {
-        for j in &jobs {
-            self.validate(j).map_err(EnqueueError::Invalid)?;
-        }
-        let mut out = Vec::with_capacity(jobs.len());
-        let mut tx = self.store.begin_write().await?;
-        // Jobs without an idempotency key cannot conflict: insert them many rows per
-        // statement (one round trip per 500 on PostgreSQL instead of one per job).
-        let (plain, keyed): (Vec<&NewJob>, Vec<&NewJob>) =
-            jobs.iter().partition(|j| j.idempotency_key.is_none());
-        for chunk in plain.chunks(500) {
-            out.extend(self.insert_plain(&mut tx, tenant, chunk).await?);
-        }
-        for j in keyed {
-            out.push(self.insert_job(&mut tx, tenant, j).await?);
-        }
-        self.notify_tx(&mut tx).await?;
-        tx.commit().await?;
-        metrics::counter!("echopilot_queue_enqueued_total", "kind" => "batch")
-            .increment(out.iter().filter(|e| e.created).count() as u64);
-        self.wake.notify_one();
-        Ok(out)
+        self.enqueue_batch(tenant, jobs, None).await
     }
 
+    async fn submit(
+        &self,
+        tenant: &str,
+        jobs: Vec<NewJob>,
+        audit: Option<NewAudit>,
+    ) -> Result<Vec<Enqueued>, EnqueueError> {
+        let gone = || EnqueueError::Db(sqlx::Error::PoolClosed);
+        let committer = self.0.committer.get_or_init(|| commit::spawn(&self.0));
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        committer
+            .send(commit::Unit {
+                tenant: tenant.to_string(),
+                jobs,
+                audit,
+                reply,
+            })
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// Insert jobs without idempotency keys, many rows per statement.
     async fn insert_plain(
         &self,
         tx: &mut Tx,
-        tenant: &str,
-        jobs: &[&NewJob],
+        jobs: &[(&str, &NewJob)],
     ) -> Result<Vec<Enqueued>, sqlx::Error> {
         let now = now_ms();
         let mut sql = String::from(
@@ -390,7 +400,7 @@ impl Queue {
         }
         let mut q = sqlx::query(&sql);
         let mut out = Vec::with_capacity(jobs.len());
-        for j in jobs {
+        for (tenant, j) in jobs {
             let id = random_id("job_", 10);
             q = q
                 .bind(id.clone())
