@@ -156,7 +156,7 @@ pub async fn append_many(
         .map(|l| (l, (n >> l) - 1))
         .collect();
     let ids: Vec<i64> = edge.iter().map(|(l, i)| merkle::node_id(*l, *i)).collect();
-    let stored = fetch_nodes_on(&mut **tx, &ids).await?;
+    let stored = fetch_nodes_on(tx, &ids).await?;
     let mut known: HashMap<(u32, u64), Hash> = HashMap::with_capacity(edge.len() + 2 * recs.len());
     for (l, i) in edge {
         let h = stored.get(&merkle::node_id(l, i)).ok_or_else(|| {
