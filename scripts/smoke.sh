@@ -52,6 +52,10 @@ check GET "/api/v1/queue/jobs/$JID" 200
 check GET "/api/v1/queue/jobs?limit=5" 200
 check GET /api/v1/queue/health 200
 check POST /api/v1/queue/enqueue 422 '{"kind":"no_such_kind","payload":{}}'
+check POST /api/v1/queue/enqueue/batch 201 '{"jobs":[{"kind":"echo","payload":1},{"kind":"echo","payload":2,"idempotency_key":"smoke-b"}]}'
+check POST /api/v1/queue/enqueue/batch 422 '{"jobs":[{"kind":"echo","payload":1},{"kind":"no_such_kind","payload":1}]}'
+check POST /api/v1/queue/enqueue/batch 422 '{"jobs":[]}'
+check POST /api/v1/queue/enqueue/batch 400 '{"jobs":[{"kind":"echo","payload":1,"bogus":1}]}'
 check POST "/api/v1/queue/jobs/$JID/retry" 409
 check GET /api/v1/queue/jobs/999999999 404
 check POST /api/v1/queue/pause 200
