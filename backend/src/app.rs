@@ -46,6 +46,8 @@ pub struct Inner {
     pub ops: crate::ops::Registry,
     /// Telemetry samples and latest host reading.
     pub telemetry: crate::telemetry::Telemetry,
+    /// Shares status-summary computations between concurrent requests.
+    pub summary_share: crate::api::status::SummaryShare,
 }
 
 #[derive(Clone)]
@@ -80,6 +82,7 @@ impl AppState {
             alerts: std::sync::OnceLock::new(),
             ops: crate::ops::Registry::new(),
             telemetry: crate::telemetry::Telemetry::new(),
+            summary_share: Default::default(),
         }))
     }
 

@@ -56,12 +56,85 @@ pub async fn summary(State(state): State<AppState>, caller: Caller) -> ApiResult
     caller
         .require(&state, Role::Readonly, "status.read")
         .await?;
+    let tenant = caller.tenant().to_string();
+    let v = state
+        .summary_share
+        .get(&tenant, || compute_summary(state.clone(), tenant.clone()))
+        .await?;
+    Ok(Json(v))
+}
+
+/// Shares summary computations between concurrent requests of one tenant without ever
+/// answering with data older than the request: a request reuses only a computation that
+/// *started after it arrived*; otherwise it waits its turn and computes. Under load at
+/// most one computation per tenant runs at a time and each serves everyone who arrived
+/// before it started — so dashboards polling from many consoles cost a few computations
+/// per second however many requests there are, and a client still reads its own writes.
+#[derive(Default)]
+pub struct SummaryShare {
+    ticket: std::sync::atomic::AtomicU64,
+    tenants: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<SummarySlot>>>,
+}
+
+#[derive(Default)]
+struct SummarySlot {
+    /// (ticket when the computation started, its result).
+    last: tokio::sync::Mutex<Option<(u64, Value)>>,
+}
+
+impl SummaryShare {
+    pub async fn get<F, Fut>(&self, tenant: &str, compute: F) -> ApiResult<Value>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = ApiResult<Value>>,
+    {
+        use std::sync::atomic::Ordering::SeqCst;
+        let arrived = self.ticket.fetch_add(1, SeqCst);
+        let slot = self
+            .tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(tenant.to_string())
+            .or_default()
+            .clone();
+        let mut last = slot.last.lock().await;
+        if let Some((started, v)) = &*last {
+            if *started > arrived {
+                return Ok(v.clone());
+            }
+        }
+        let started = self.ticket.fetch_add(1, SeqCst);
+        let v = compute().await?;
+        *last = Some((started, v.clone()));
+        Ok(v)
+    }
+}
+
+/// Every section at once: the area providers run concurrently, so the summary takes as
+/// long as its slowest area, not the sum of them.
+async fn compute_summary(state: AppState, tenant: String) -> ApiResult<Value> {
+    let providers = state
+        .summaries
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut areas = tokio::task::JoinSet::new();
+    for (i, p) in providers.into_iter().enumerate() {
+        let (state, tenant) = (state.clone(), tenant.clone());
+        areas.spawn(async move {
+            let v = match p.summary(&state, &tenant).await {
+                Ok(v) => v,
+                Err(e) => json!({ "error": format!("{e:#}") }),
+            };
+            (i, p.area(), v)
+        });
+    }
     let store = &state.store;
     let audit_size = crate::audit::size(store).await?;
     let keys_active: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL",
     )
-    .bind(caller.tenant())
+    .bind(&tenant)
     .fetch_one(store.reader())
     .await?;
     let mut out = Map::new();
@@ -72,22 +145,96 @@ pub async fn summary(State(state): State<AppState>, caller: Caller) -> ApiResult
             "uptime_s": state.started_at.elapsed().as_secs(),
             "replica_id": state.cfg.replica_id,
             "database": match store.dialect() { crate::store::Dialect::Sqlite => "sqlite", crate::store::Dialect::Postgres => "postgres" },
-            "tenant": caller.tenant(),
+            "tenant": tenant,
         }),
     );
     out.insert("audit".into(), json!({ "records": audit_size }));
     out.insert("keys".into(), json!({ "active": keys_active }));
-    let providers = state
-        .summaries
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    for p in providers {
-        let v = match p.summary(&state, caller.tenant()).await {
-            Ok(v) => v,
-            Err(e) => json!({ "error": format!("{e:#}") }),
-        };
-        out.insert(p.area().into(), v);
+    let mut sections = Vec::new();
+    while let Some(r) = areas.join_next().await {
+        match r {
+            Ok(s) => sections.push(s),
+            Err(e) => tracing::error!(target: "server", error = %e, "a summary provider failed"),
+        }
     }
-    Ok(Json(Value::Object(out)))
+    // Registration order, as before: stable JSON for clients that diff it.
+    sections.sort_by_key(|(i, _, _)| *i);
+    for (_, area, v) in sections {
+        out.insert(area.into(), v);
+    }
+    Ok(Value::Object(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SummaryShare;
+    use serde_json::{json, Value};
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// Reads the "database" at the start, then takes a while, like a real summary.
+    async fn slow_read(db: Arc<AtomicI64>, runs: Arc<AtomicI64>) -> crate::error::ApiResult<Value> {
+        runs.fetch_add(1, Ordering::SeqCst);
+        let v = db.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        Ok(json!(v))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_never_gets_a_result_that_started_before_it_arrived() {
+        let share = Arc::new(SummaryShare::default());
+        let db = Arc::new(AtomicI64::new(1));
+        let runs = Arc::new(AtomicI64::new(0));
+        let first = {
+            let (share, db, runs) = (share.clone(), db.clone(), runs.clone());
+            tokio::spawn(async move { share.get("t", || slow_read(db, runs)).await.unwrap() })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // A write lands while the first computation is in flight; a request after it
+        // must see it, not share the computation that read the old value.
+        db.store(2, Ordering::SeqCst);
+        let second = share
+            .get("t", || slow_read(db.clone(), runs.clone()))
+            .await
+            .unwrap();
+        assert_eq!(first.await.unwrap(), json!(1));
+        assert_eq!(second, json!(2));
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_share_computations_per_tenant() {
+        let share = Arc::new(SummaryShare::default());
+        let db = Arc::new(AtomicI64::new(7));
+        let runs = Arc::new(AtomicI64::new(0));
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let (share, db, runs) = (share.clone(), db.clone(), runs.clone());
+            let tenant = if i % 2 == 0 { "a" } else { "b" };
+            tasks.push(tokio::spawn(async move {
+                share.get(tenant, || slow_read(db, runs)).await.unwrap()
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), json!(7));
+        }
+        // 20 requests per tenant arrive at once: the first computes, everyone who arrived
+        // while it ran shares the next one. Two per tenant (a third only if a request
+        // arrived after the second computation started).
+        let n = runs.load(Ordering::SeqCst);
+        assert!((2..=6).contains(&n), "{n} computations for 40 requests");
+        // Errors are not shared or kept: the next request computes again.
+        let err = share
+            .get("a", || async {
+                Err::<Value, _>(crate::error::ApiError::Unavailable("down".into()))
+            })
+            .await;
+        assert!(err.is_err());
+        let after = share
+            .get("a", || slow_read(db.clone(), runs.clone()))
+            .await
+            .unwrap();
+        assert_eq!(after, json!(7));
+    }
 }
