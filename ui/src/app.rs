@@ -272,6 +272,15 @@ impl App {
         self.visible_verbs().find(|v| v.name == name)
     }
 
+    /// Called when no event is waiting: finish work deferred to keep keystrokes fast (the
+    /// palette's exact ranking). Returns whether the screen needs a redraw.
+    pub fn on_idle(&mut self) -> bool {
+        match &mut self.popup {
+            Some(Popup::Palette(p)) => p.refine(),
+            _ => false,
+        }
+    }
+
     /// The single entry point: update state, return the work to do.
     pub fn handle_event(&mut self, event: Event) -> Vec<Effect> {
         match event {

@@ -193,6 +193,10 @@ async fn event_loop(term: &mut Term, mut app: App, client: Client) -> anyhow::Re
                 break;
             }
             term.draw(|f| crate::ui::draw(f, &app))?;
+            // Nothing waiting: finish deferred work (exact palette order) and show it.
+            if rx.is_empty() && app.on_idle() {
+                term.draw(|f| crate::ui::draw(f, &app))?;
+            }
         }
         Ok(())
     }
@@ -272,6 +276,8 @@ impl Harness {
             }
             // pending == 0 means every answer was sent; an empty channel means all handled.
             if self.exec.pending() == 0 && self.rx.is_empty() {
+                // What the event loop does when nothing is waiting.
+                self.app.on_idle();
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {

@@ -107,3 +107,122 @@ fn incremental_filtering_matches_a_fresh_scan() {
         }
     }
 }
+
+/// Over 10,000 entries the filter scores greedily and rescores only its head exactly; the
+/// first screenfuls must be what scoring every entry exactly (nucleo's optimal match,
+/// label matches above description-only ones) would show.
+#[test]
+fn greedy_prescoring_keeps_the_exact_top_results() {
+    use echopilot_ui::popups::palette::{Entry, EntryKind, Filter, Target};
+    use nucleo::pattern::{AtomKind, CaseMatching, Normalization, Pattern};
+    use nucleo::{Config, Matcher, Utf32String};
+    let verbs = [
+        "restart_scheduler",
+        "tail_logs",
+        "run_job",
+        "retry_job",
+        "purge_dlq",
+        "pause_queue",
+        "resume_queue",
+        "self_heal_run",
+        "run_backup",
+        "reconcile_payments",
+    ];
+    let entries: Vec<Entry> = (0..10_000)
+        .map(|i| {
+            let v = verbs[i % verbs.len()];
+            Entry::new(
+                EntryKind::QueueItem,
+                format!("{v}_{i}"),
+                format!("queue item {i} of kind {v} in tenant t{}", i % 17),
+                Target::QueueItem(i.to_string()),
+            )
+        })
+        .collect();
+    let mut matcher = Matcher::new(Config::DEFAULT);
+    for q in [
+        "r",
+        "re",
+        "rest",
+        "restrt sched",
+        "q t3",
+        "job 99",
+        "pay",
+        "ue",
+    ] {
+        let p = Pattern::new(
+            q,
+            CaseMatching::Ignore,
+            Normalization::Smart,
+            AtomKind::Fuzzy,
+        );
+        let mut exact: Vec<(bool, u32, usize, usize)> = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                let label = Utf32String::from(e.label.as_str());
+                let full = Utf32String::from(e.text().as_str());
+                match p.score(label.slice(..), &mut matcher) {
+                    Some(s) => Some((true, s, e.label.len(), i)),
+                    None => p
+                        .score(full.slice(..), &mut matcher)
+                        .map(|s| (false, s, e.label.len(), i)),
+                }
+            })
+            .collect();
+        exact.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then(b.1.cmp(&a.1))
+                .then(a.2.cmp(&b.2))
+                .then(a.3.cmp(&b.3))
+        });
+        let mut out = Vec::new();
+        let mut f = Filter::default();
+        f.rank(&entries, q, &mut out);
+        assert_eq!(out.len(), exact.len(), "query {q:?}: same entries match");
+        let mut first: Vec<usize> = out.iter().map(|r| r.index).collect();
+        // Once refined (the console does it as soon as no key is waiting), the whole
+        // order is exact.
+        f.refine(&entries, q, &mut out);
+        assert!(!f.is_approximate());
+        let got: Vec<usize> = out.iter().map(|r| r.index).collect();
+        let want: Vec<usize> = exact.iter().map(|e| e.3).collect();
+        assert_eq!(got[..60], want[..60], "query {q:?}: top 60");
+        assert_eq!(got, want, "query {q:?}: whole order");
+        first.sort_unstable();
+        let mut all = want.clone();
+        all.sort_unstable();
+        assert_eq!(
+            first, all,
+            "query {q:?}: the fast ranking has the same entries"
+        );
+    }
+}
+
+/// Refining keeps the operator's selection on the same entry.
+#[test]
+fn refining_keeps_the_selected_entry() {
+    use echopilot_ui::popups::palette::{Entry, EntryKind, PaletteState, Target};
+    let entries: Vec<Entry> = (0..5000)
+        .map(|i| {
+            Entry::new(
+                EntryKind::QueueItem,
+                format!("item_{i}"),
+                format!("queue item {i} in tenant t{}", i % 13),
+                Target::QueueItem(i.to_string()),
+            )
+        })
+        .collect();
+    let mut p = PaletteState::new(entries);
+    p.query = "q t3".into();
+    p.refilter();
+    assert!(
+        p.filter.is_approximate(),
+        "a broad description-only query over 5000 entries"
+    );
+    p.move_by(7);
+    let chosen = p.selected_entry().unwrap().label.clone();
+    assert!(p.refine(), "refinement changes the ranking state");
+    assert_eq!(p.selected_entry().unwrap().label, chosen);
+    assert!(!p.refine(), "nothing left to refine");
+}

@@ -90,6 +90,8 @@ pub struct Ranked {
 const LABEL_TIER: u32 = 1 << 20;
 /// Only this many top results get highlight indices (they are all that can be shown).
 pub const HIGHLIGHT_TOP: usize = 64;
+/// Results ranked with nucleo's exact (optimal) score; the rest keep the greedy order.
+pub const RESCORE_TOP: usize = 256;
 
 /// Reusable matcher state (nucleo's matcher holds scratch memory; keep one per palette).
 ///
@@ -103,6 +105,8 @@ pub struct Filter {
     pattern: Pattern,
     /// Query, entry-set identity and matching indices of the last plain (non-fallback) run.
     last: Option<LastRun>,
+    /// The last ranking ordered its tail by greedy scores: [`Filter::refine`] makes it exact.
+    approximate: bool,
 }
 
 struct LastRun {
@@ -117,6 +121,7 @@ impl Default for Filter {
             matcher: Matcher::new(Config::DEFAULT),
             pattern: Pattern::default(),
             last: None,
+            approximate: false,
         }
     }
 }
@@ -141,6 +146,7 @@ impl Filter {
     /// given order. Highlight indices are filled for the first [`HIGHLIGHT_TOP`] results.
     pub fn rank(&mut self, entries: &[Entry], query: &str, out: &mut Vec<Ranked>) {
         out.clear();
+        self.approximate = false;
         if query.trim().is_empty() {
             out.extend((0..entries.len()).map(|index| Ranked {
                 index,
@@ -155,8 +161,8 @@ impl Filter {
             l.entries == identity && query.starts_with(&l.query) && !l.query.trim().is_empty()
         });
         match narrowed {
-            Some(l) => self.score_some(entries, l.matched.iter().copied(), out),
-            None => self.score_some(entries, 0..entries.len(), out),
+            Some(l) => self.score_some(entries, l.matched.iter().copied(), out, true),
+            None => self.score_some(entries, 0..entries.len(), out, true),
         }
         if !out.is_empty() {
             self.last = Some(LastRun {
@@ -165,8 +171,10 @@ impl Filter {
                 matched: out.iter().map(|r| r.index).collect(),
             });
         }
-        if out.is_empty() {
-            // Typo fallback: drop one character from each word in turn.
+        let exact = out.is_empty();
+        if exact {
+            // Typo fallback: drop one character from each word in turn (rare, so scored
+            // exactly right away).
             let words: Vec<&str> = query.split_whitespace().collect();
             for (wi, w) in words.iter().enumerate() {
                 let chars: Vec<char> = w.chars().collect();
@@ -184,7 +192,7 @@ impl Filter {
                     q[wi] = variant;
                     self.pattern = pattern(&q.join(" "));
                     let mut more = Vec::new();
-                    self.score_some(entries, 0..entries.len(), &mut more);
+                    self.score_some(entries, 0..entries.len(), &mut more, false);
                     for r in more {
                         match out.iter_mut().find(|o| o.index == r.index) {
                             Some(o) if o.score >= r.score => {}
@@ -195,29 +203,116 @@ impl Filter {
                 }
             }
         }
+        self.rescore_head(entries, out, exact);
+        self.fill_indices(entries, out, query);
+    }
+
+    /// True when the last [`Filter::rank`] ordered results beyond the first
+    /// [`RESCORE_TOP`] by greedy scores only.
+    pub fn is_approximate(&self) -> bool {
+        self.approximate
+    }
+
+    /// Rescore every result of the last [`Filter::rank`] exactly and sort them all. The
+    /// console calls this when no input is waiting, so a keystroke shows its results at
+    /// once and the exact order follows before the next one.
+    pub fn refine(&mut self, entries: &[Entry], query: &str, out: &mut [Ranked]) {
+        if !self.approximate {
+            return;
+        }
+        self.pattern = pattern(query);
+        for r in out.iter_mut() {
+            if let Some(s) = self.optimal(&entries[r.index]) {
+                r.score = s;
+            }
+        }
+        self.rescore_head(entries, out, true);
+        self.fill_indices(entries, out, query);
+    }
+
+    /// Candidates were scored greedily (linear time; optimal scoring of thousands of long
+    /// descriptions is what made broad queries cost milliseconds). Only the best
+    /// [`RESCORE_TOP`] by that score — more than a screen can show — are rescored with
+    /// nucleo's optimal scoring and sorted exactly; the rest follow in greedy order.
+    /// `exact`: the scores are optimal already (typo fallback); only sort.
+    fn rescore_head(&mut self, entries: &[Entry], out: &mut [Ranked], exact: bool) {
         // Best score first; ties: kind, then shorter label, then entry order. One integer
         // key per result keeps sorting thousands of matches cheap (no string compares).
-        out.sort_unstable_by_key(|r| {
+        let key = |r: &Ranked| {
             let e = &entries[r.index];
             ((u32::MAX - r.score) as u128) << 96
                 | (e.kind as u128) << 64
                 | (e.label.len().min(u32::MAX as usize) as u128) << 32
                 | r.index as u128
-        });
-        self.fill_indices(entries, out, query);
+        };
+        let head = if exact {
+            out.len()
+        } else {
+            out.len().min(RESCORE_TOP)
+        };
+        self.approximate = head < out.len();
+        if out.len() > head {
+            out.select_nth_unstable_by_key(head - 1, key);
+        }
+        if !exact {
+            for r in out[..head].iter_mut() {
+                if let Some(s) = self.optimal(&entries[r.index]) {
+                    r.score = s;
+                }
+            }
+        }
+        out[..head].sort_unstable_by_key(key);
+        // The tail (beyond any screen until scrolled to) by score, then entry order: a
+        // key from the result alone, no lookup into the entries per comparison.
+        out[head..].sort_unstable_by_key(|r| ((u32::MAX - r.score) as u64) << 32 | r.index as u64);
     }
 
+    /// nucleo's optimal score with the label tier (None only if the entry no longer
+    /// matches the current pattern, e.g. a typo-fallback result).
+    fn optimal(&mut self, e: &Entry) -> Option<u32> {
+        match self.pattern.score(e.label_h.slice(..), &mut self.matcher) {
+            Some(s) => Some(s + LABEL_TIER),
+            None => self.pattern.score(e.full_h.slice(..), &mut self.matcher),
+        }
+    }
+
+    /// Linear-time score: greedy for fuzzy atoms, nucleo's own scoring for the rest
+    /// (exact, prefix, negated … atoms are linear already). Matches exactly the entries
+    /// the optimal scoring matches; only the score can be lower.
+    fn greedy(&mut self, hay: Utf32Str<'_>) -> Option<u32> {
+        let mut total = 0u32;
+        for atom in &self.pattern.atoms {
+            let s = if atom.kind == AtomKind::Fuzzy && !atom.negative {
+                // What Atom::score sets for our patterns (CaseMatching::Ignore,
+                // Normalization::Smart).
+                self.matcher.config.ignore_case = true;
+                self.matcher.config.normalize = true;
+                self.matcher.fuzzy_match_greedy(hay, atom.needle_text())
+            } else {
+                atom.score(hay, &mut self.matcher)
+            };
+            total += s? as u32;
+        }
+        Some(total)
+    }
+
+    /// `greedy`: linear-time scores (rescored later for the head); else optimal.
     fn score_some(
         &mut self,
         entries: &[Entry],
         candidates: impl Iterator<Item = usize>,
         out: &mut Vec<Ranked>,
+        greedy: bool,
     ) {
         for index in candidates {
             let e = &entries[index];
-            let score = match self.pattern.score(e.label_h.slice(..), &mut self.matcher) {
-                Some(s) => Some(s + LABEL_TIER),
-                None => self.pattern.score(e.full_h.slice(..), &mut self.matcher),
+            let score = if greedy {
+                match self.greedy(e.label_h.slice(..)) {
+                    Some(s) => Some(s + LABEL_TIER),
+                    None => self.greedy(e.full_h.slice(..)),
+                }
+            } else {
+                self.optimal(e)
             };
             if let Some(score) = score {
                 out.push(Ranked {
@@ -282,6 +377,26 @@ impl PaletteState {
         self.filter.rank(&self.entries, &self.query, &mut results);
         self.results = results;
         self.selected = 0;
+    }
+
+    /// Make an approximate ranking exact, keeping the selected entry selected. Returns
+    /// whether anything changed (then the palette needs a redraw).
+    pub fn refine(&mut self) -> bool {
+        if !self.filter.is_approximate() {
+            return false;
+        }
+        let selected = self.results.get(self.selected).map(|r| r.index);
+        let mut results = std::mem::take(&mut self.results);
+        self.filter.refine(&self.entries, &self.query, &mut results);
+        self.results = results;
+        if let Some(index) = selected {
+            self.selected = self
+                .results
+                .iter()
+                .position(|r| r.index == index)
+                .unwrap_or(0);
+        }
+        true
     }
 
     pub fn selected_entry(&self) -> Option<&Entry> {
