@@ -22,6 +22,15 @@ const PG_AUDIT_LOCK: i64 = 0x6962_0001;
 /// Ids below this are level-0 nodes (leaf hashes), i.e. the leaf index itself.
 const LEVEL1_BASE: i64 = 1 << 48;
 
+/// The right edge of the tree: at most one node per bit of the size (64 slots).
+static FRONTIER_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let slots: Vec<String> = (1..=64).map(|k| format!("${k}")).collect();
+    format!(
+        "SELECT id, hash FROM audit_nodes WHERE id IN ({})",
+        slots.join(", ")
+    )
+});
+
 /// A record to append; `seq` and `ts` are assigned by the log.
 #[derive(Debug, Clone)]
 pub struct NewAudit {
@@ -155,8 +164,18 @@ pub async fn append_many(
         .filter(|l| (n >> l) & 1 == 1)
         .map(|l| (l, (n >> l) - 1))
         .collect();
-    let ids: Vec<i64> = edge.iter().map(|(l, i)| merkle::node_id(*l, *i)).collect();
-    let stored = fetch_nodes_on(tx, &ids).await?;
+    // One constant statement (ids bound, unused slots -1, which no node has), so it is
+    // prepared once per connection instead of once per append.
+    let mut q = sqlx::query(FRONTIER_SQL.as_str());
+    for k in 0..64 {
+        q = q.bind(edge.get(k).map_or(-1, |(l, i)| merkle::node_id(*l, *i)));
+    }
+    let mut stored = HashMap::with_capacity(edge.len());
+    for row in q.fetch_all(&mut **tx).await? {
+        let id: i64 = row.try_get("id")?;
+        let hash: Vec<u8> = row.try_get("hash")?;
+        stored.insert(id, to_hash(&hash)?);
+    }
     let mut known: HashMap<(u32, u64), Hash> = HashMap::with_capacity(edge.len() + 2 * recs.len());
     for (l, i) in edge {
         let h = stored.get(&merkle::node_id(l, i)).ok_or_else(|| {
