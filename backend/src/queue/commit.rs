@@ -22,6 +22,8 @@ use crate::audit::{self, NewAudit};
 
 /// Most requests combined into one transaction.
 const MAX_GROUP: usize = 256;
+/// Most jobs in one combined transaction (a single larger unit still commits alone).
+const MAX_GROUP_JOBS: usize = 5000;
 
 /// One caller's enqueue: one job (the enqueue route) or several (the batch route), and
 /// the audit record to append when anything is created.
@@ -44,30 +46,56 @@ async fn run(q: Weak<QueueInner>, mut rx: mpsc::Receiver<Unit>) {
     while rx.recv_many(&mut buf, MAX_GROUP).await > 0 {
         let Some(inner) = q.upgrade() else { break };
         let q = Queue(inner);
-        let units = std::mem::take(&mut buf);
-        metrics::histogram!("echopilot_queue_enqueue_group_size").record(units.len() as f64);
-        if units.len() > 1 {
-            match q.write_units(&units).await {
-                Ok(results) => {
-                    for (u, r) in units.into_iter().zip(results) {
-                        let _ = u.reply.send(Ok(r));
-                    }
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(target: "queue", error = %e, requests = units.len(),
-                        "group commit failed; committing each request on its own");
-                }
+        for units in groups(std::mem::take(&mut buf)) {
+            commit_group(&q, units).await;
+        }
+    }
+}
+
+/// Split what arrived into transactions of at most [`MAX_GROUP_JOBS`] jobs (a unit is
+/// never split: it is all-or-nothing), so batch requests arriving together do not make
+/// one huge transaction.
+fn groups(units: Vec<Unit>) -> Vec<Vec<Unit>> {
+    let mut out: Vec<Vec<Unit>> = Vec::new();
+    let mut jobs = 0;
+    for u in units {
+        match out.last_mut() {
+            Some(g) if jobs + u.jobs.len() <= MAX_GROUP_JOBS => {
+                jobs += u.jobs.len();
+                g.push(u);
+            }
+            _ => {
+                jobs = u.jobs.len();
+                out.push(vec![u]);
             }
         }
-        for u in units {
-            let r = q
-                .write_units(std::slice::from_ref(&u))
-                .await
-                .map(|mut v| v.pop().unwrap_or_default())
-                .map_err(EnqueueError::Db);
-            let _ = u.reply.send(r);
+    }
+    out
+}
+
+async fn commit_group(q: &Queue, units: Vec<Unit>) {
+    metrics::histogram!("echopilot_queue_enqueue_group_size").record(units.len() as f64);
+    if units.len() > 1 {
+        match q.write_units(&units).await {
+            Ok(results) => {
+                for (u, r) in units.into_iter().zip(results) {
+                    let _ = u.reply.send(Ok(r));
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(target: "queue", error = %e, requests = units.len(),
+                    "group commit failed; committing each request on its own");
+            }
         }
+    }
+    for u in units {
+        let r = q
+            .write_units(std::slice::from_ref(&u))
+            .await
+            .map(|mut v| v.pop().unwrap_or_default())
+            .map_err(EnqueueError::Db);
+        let _ = u.reply.send(r);
     }
 }
 
@@ -136,5 +164,45 @@ impl Queue {
             self.wake.notify_one();
         }
         Ok(results)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(jobs: usize) -> Unit {
+        Unit {
+            tenant: "t".into(),
+            jobs: (0..jobs)
+                .map(|_| NewJob::new("echo", Value::Null))
+                .collect(),
+            audit: None,
+            reply: oneshot::channel().0,
+        }
+    }
+
+    #[test]
+    fn groups_cap_jobs_per_transaction_and_never_split_a_unit() {
+        let sizes = |g: &Vec<Vec<Unit>>| -> Vec<Vec<usize>> {
+            g.iter()
+                .map(|u| u.iter().map(|u| u.jobs.len()).collect())
+                .collect()
+        };
+        let g = groups((0..10).map(|_| unit(1)).collect());
+        assert_eq!(sizes(&g), vec![vec![1; 10]]);
+        let g = groups(vec![
+            unit(1000),
+            unit(3000),
+            unit(1000),
+            unit(1),
+            unit(7000),
+            unit(2),
+        ]);
+        assert_eq!(
+            sizes(&g),
+            vec![vec![1000, 3000, 1000], vec![1], vec![7000], vec![2]]
+        );
+        assert!(groups(Vec::new()).is_empty());
     }
 }
