@@ -46,21 +46,57 @@ pub struct TestDb {
     pub url: String,
 }
 
-/// Create a uniquely named database on the test server and return its URL.
+/// Prefix of test database names: `ep_t<unix seconds>_<random>`.
+const PG_TEST_PREFIX: &str = "ep_t";
+/// Test databases older than this are dropped by the next test run that starts.
+const PG_TEST_MAX_AGE_S: i64 = 3 * 3600;
+
+/// Create a uniquely named database on the test server and return its URL. The first
+/// call in a process also drops test databases left by runs hours ago (tests cannot drop
+/// their own: servers under test may still hold connections when a test ends), so a CI
+/// machine does not collect thousands of them.
 pub async fn create_pg_database() -> String {
     use sqlx::Connection;
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     let admin = std::env::var("ECHOPILOT_TEST_PG_URL").expect("ECHOPILOT_TEST_PG_URL");
     sqlx::any::install_default_drivers();
-    let name = crate::util::random_id("ep_test_", 8);
+    let now_s = crate::util::now_ms() / 1000;
+    let name = format!("{PG_TEST_PREFIX}{now_s}_{}", crate::util::random_id("", 6));
     let mut conn = sqlx::AnyConnection::connect(&admin)
         .await
         .expect("connect to ECHOPILOT_TEST_PG_URL");
+    SWEPT
+        .get_or_init(|| async {
+            let names: Vec<String> = sqlx::query_scalar(
+                "SELECT CAST(datname AS TEXT) FROM pg_database WHERE datname LIKE 'ep\\_t%'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
+            for old in names.iter().filter(|n| is_stale_test_db(n, now_s)) {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {old} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+            }
+        })
+        .await;
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
         .expect("create test database");
     let _ = conn.close().await;
     replace_db_name(&admin, &name)
+}
+
+/// `ep_t<secs>_…` older than the limit, or the earlier naming `ep_test_<hex>`.
+fn is_stale_test_db(name: &str, now_s: i64) -> bool {
+    if name.starts_with("ep_test_") {
+        return true;
+    }
+    name.strip_prefix(PG_TEST_PREFIX)
+        .and_then(|rest| rest.split_once('_'))
+        .and_then(|(secs, _)| secs.parse::<i64>().ok())
+        .is_some_and(|t| now_s - t > PG_TEST_MAX_AGE_S)
 }
 
 fn replace_db_name(url: &str, name: &str) -> String {
@@ -76,5 +112,18 @@ fn replace_db_name(url: &str, name: &str) -> String {
     match query {
         Some(q) => format!("{base}/{name}?{q}"),
         None => format!("{base}/{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_old_test_databases_are_stale() {
+        let now = 1_800_000_000;
+        assert!(super::is_stale_test_db("ep_t1799980000_abcdef", now));
+        assert!(!super::is_stale_test_db("ep_t1799999000_abcdef", now));
+        assert!(super::is_stale_test_db("ep_test_0a1b2c3d4e5f6a7b", now));
+        assert!(!super::is_stale_test_db("ep_tx_abc", now));
+        assert!(!super::is_stale_test_db("echopilot", now));
     }
 }
