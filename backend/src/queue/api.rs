@@ -64,19 +64,49 @@ fn int_field(v: &Option<Value>, name: &str, lo: i64, hi: i64) -> ApiResult<Optio
     }
 }
 
-fn run_at_field(v: &Option<Value>) -> ApiResult<Option<i64>> {
+fn run_at_field(v: &Option<Value>, name: &str) -> ApiResult<Option<i64>> {
     match v {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
             .map(|t| Some(t.timestamp_millis()))
             .map_err(|_| {
                 ApiError::Unprocessable(format!(
-                    "run_at must be an RFC 3339 time like 2026-01-01T00:00:00Z, got {s:?}"
+                    "{name} must be an RFC 3339 time like 2026-01-01T00:00:00Z, got {s:?}"
                 ))
             }),
         Some(x) => Err(ApiError::Unprocessable(format!(
-            "run_at must be an RFC 3339 time string, got {x}"
+            "{name} must be an RFC 3339 time string, got {x}"
         ))),
+    }
+}
+
+/// The job fields both enqueue routes accept, checked; `at` prefixes field names in
+/// errors (`""` for a single enqueue, `"jobs[3]."` in a batch).
+fn new_job(
+    kind: String,
+    payload: Value,
+    priority: &Option<Value>,
+    run_at: &Option<Value>,
+    max_attempts: &Option<Value>,
+    idempotency_key: Option<String>,
+    at: &str,
+) -> ApiResult<NewJob> {
+    Ok(NewJob {
+        kind,
+        payload,
+        priority: int_field(priority, &format!("{at}priority"), -1000, 1000)?.unwrap_or(0),
+        run_at: run_at_field(run_at, &format!("{at}run_at"))?,
+        max_attempts: int_field(max_attempts, &format!("{at}max_attempts"), 1, 100)?,
+        idempotency_key,
+    })
+}
+
+impl From<EnqueueError> for ApiError {
+    fn from(e: EnqueueError) -> ApiError {
+        match e {
+            EnqueueError::Invalid(m) => ApiError::Unprocessable(m),
+            EnqueueError::Db(e) => e.into(),
+        }
     }
 }
 
@@ -110,14 +140,15 @@ pub async fn enqueue(
                 .to_string(),
         ),
     };
-    let job = NewJob {
-        kind: req.kind.clone(),
-        payload: req.payload,
-        priority: int_field(&req.priority, "priority", -1000, 1000)?.unwrap_or(0),
-        run_at: run_at_field(&req.run_at)?,
-        max_attempts: int_field(&req.max_attempts, "max_attempts", 1, 100)?,
-        idempotency_key: idem.clone(),
-    };
+    let job = new_job(
+        req.kind,
+        req.payload,
+        &req.priority,
+        &req.run_at,
+        &req.max_attempts,
+        idem.clone(),
+        "",
+    )?;
     let rec = audit_rec(&caller, "queue.enqueue", "").detail(json!({
         "kind": job.kind,
         "priority": job.priority,
@@ -125,11 +156,8 @@ pub async fn enqueue(
         "max_attempts": job.max_attempts,
         "idempotency_key": idem.is_some(),
     }));
-    match q.enqueue(caller.tenant(), job, Some(rec)).await {
-        Ok(e) => Ok((StatusCode::CREATED, Json(e))),
-        Err(EnqueueError::Invalid(m)) => Err(ApiError::Unprocessable(m)),
-        Err(EnqueueError::Db(e)) => Err(e.into()),
-    }
+    let e = q.enqueue(caller.tenant(), job, Some(rec)).await?;
+    Ok((StatusCode::CREATED, Json(e)))
 }
 
 /// Most jobs in one batch request.
@@ -198,32 +226,22 @@ pub async fn enqueue_batch(
             k => k,
         };
         *kinds.entry(j.kind.clone()).or_default() += 1;
-        jobs.push(NewJob {
-            kind: j.kind,
-            payload: j.payload,
-            priority: int_field(&j.priority, &format!("jobs[{i}].priority"), -1000, 1000)?
-                .unwrap_or(0),
-            run_at: run_at_field(&j.run_at).map_err(|e| prefix_error(e, i))?,
-            max_attempts: int_field(&j.max_attempts, &format!("jobs[{i}].max_attempts"), 1, 100)?,
-            idempotency_key: key,
-        });
+        jobs.push(new_job(
+            j.kind,
+            j.payload,
+            &j.priority,
+            &j.run_at,
+            &j.max_attempts,
+            key,
+            &format!("jobs[{i}]."),
+        )?);
     }
     let rec = audit_rec(&caller, "queue.enqueue_batch", "").detail(json!({
         "jobs": jobs.len(),
         "kinds": kinds,
     }));
-    match q.enqueue_batch(caller.tenant(), jobs, Some(rec)).await {
-        Ok(e) => Ok((StatusCode::CREATED, Json(EnqueuedBatch { jobs: e }))),
-        Err(EnqueueError::Invalid(m)) => Err(ApiError::Unprocessable(m)),
-        Err(EnqueueError::Db(e)) => Err(e.into()),
-    }
-}
-
-fn prefix_error(e: ApiError, i: usize) -> ApiError {
-    match e {
-        ApiError::Unprocessable(m) => ApiError::Unprocessable(format!("jobs[{i}].{m}")),
-        other => other,
-    }
+    let jobs = q.enqueue_batch(caller.tenant(), jobs, Some(rec)).await?;
+    Ok((StatusCode::CREATED, Json(EnqueuedBatch { jobs })))
 }
 
 /// One job of the caller's tenant.
