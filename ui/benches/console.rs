@@ -5,7 +5,10 @@
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use echopilot_ui::popups::palette::{Entry, EntryKind, Filter, Ranked, Target};
+#[path = "../tests/common/palette_corpus.rs"]
+mod palette_corpus;
+
+use echopilot_ui::popups::palette::{Filter, Ranked};
 use echopilot_ui::{load_fixtures, App, AppConfig, Tab, Theme};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -43,29 +46,7 @@ fn redraw(c: &mut Criterion) {
 }
 
 fn palette(c: &mut Criterion) {
-    let verbs = [
-        "restart_scheduler",
-        "tail_logs",
-        "run_job",
-        "retry_job",
-        "purge_dlq",
-        "pause_queue",
-        "resume_queue",
-        "self_heal_run",
-        "run_backup",
-        "reconcile_payments",
-    ];
-    let entries: Vec<Entry> = (0..10_000)
-        .map(|i| {
-            let v = verbs[i % verbs.len()];
-            Entry::new(
-                EntryKind::QueueItem,
-                format!("{v}_{i}"),
-                format!("queue item {i} of kind {v} in tenant t{}", i % 17),
-                Target::QueueItem(i.to_string()),
-            )
-        })
-        .collect();
+    let entries = palette_corpus::queue_items(10_000);
     let mut filter = Filter::default();
     let mut out: Vec<Ranked> = Vec::new();
     // Each keystroke of "restrt sched" re-ranks all 10k entries.

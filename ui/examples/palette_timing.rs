@@ -1,33 +1,13 @@
 //! Prints the time of each keystroke when typing a query over 10k palette entries, and
 //! the time the console spends afterwards (when no key is waiting) to make the order exact.
 //! `cargo run --release -p echopilot-ui --example palette_timing`
-use echopilot_ui::popups::palette::{Entry, EntryKind, Filter, Target};
+#[path = "../tests/common/palette_corpus.rs"]
+mod palette_corpus;
+use echopilot_ui::popups::palette::Filter;
 use std::time::Instant;
 
 fn main() {
-    let verbs = [
-        "restart_scheduler",
-        "tail_logs",
-        "run_job",
-        "retry_job",
-        "purge_dlq",
-        "pause_queue",
-        "resume_queue",
-        "self_heal_run",
-        "run_backup",
-        "reconcile_payments",
-    ];
-    let entries: Vec<Entry> = (0..10_000)
-        .map(|i| {
-            let v = verbs[i % verbs.len()];
-            Entry::new(
-                EntryKind::QueueItem,
-                format!("{v}_{i}"),
-                format!("queue item {i} of kind {v} in tenant t{}", i % 17),
-                Target::QueueItem(i.to_string()),
-            )
-        })
-        .collect();
+    let entries = palette_corpus::queue_items(10_000);
     let mut f = Filter::default();
     let mut out = Vec::new();
     let q = std::env::args()

@@ -113,32 +113,10 @@ fn incremental_filtering_matches_a_fresh_scan() {
 /// label matches above description-only ones) would show.
 #[test]
 fn greedy_prescoring_keeps_the_exact_top_results() {
-    use echopilot_ui::popups::palette::{Entry, EntryKind, Filter, Target};
+    use echopilot_ui::popups::palette::Filter;
     use nucleo::pattern::{AtomKind, CaseMatching, Normalization, Pattern};
     use nucleo::{Config, Matcher, Utf32String};
-    let verbs = [
-        "restart_scheduler",
-        "tail_logs",
-        "run_job",
-        "retry_job",
-        "purge_dlq",
-        "pause_queue",
-        "resume_queue",
-        "self_heal_run",
-        "run_backup",
-        "reconcile_payments",
-    ];
-    let entries: Vec<Entry> = (0..10_000)
-        .map(|i| {
-            let v = verbs[i % verbs.len()];
-            Entry::new(
-                EntryKind::QueueItem,
-                format!("{v}_{i}"),
-                format!("queue item {i} of kind {v} in tenant t{}", i % 17),
-                Target::QueueItem(i.to_string()),
-            )
-        })
-        .collect();
+    let entries = common::palette_corpus::queue_items(10_000);
     let mut matcher = Matcher::new(Config::DEFAULT);
     for q in [
         "r",

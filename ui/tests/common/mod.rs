@@ -1,5 +1,7 @@
 #![allow(dead_code)]
 
+pub mod palette_corpus;
+
 use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, Utc};
