@@ -220,27 +220,10 @@ pub async fn append_many(
     }
     // 9 parameters per row: 400 rows stay far below both engines' parameter limits.
     for chunk in records.chunks(400) {
-        let mut sql = String::from(
-            "INSERT INTO audit_log (seq, ts, tenant_id, actor, action, target, outcome, request_id, detail) VALUES ",
+        let sql = format!(
+            "INSERT INTO audit_log (seq, ts, tenant_id, actor, action, target, outcome, request_id, detail) VALUES {}",
+            crate::store::values_rows(chunk.len(), 9)
         );
-        for i in 0..chunk.len() {
-            let b = i * 9;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9
-            ));
-        }
         let mut q = sqlx::query(&sql);
         for r in chunk {
             q = q
@@ -257,13 +240,10 @@ pub async fn append_many(
         q.execute(&mut **tx).await?;
     }
     for chunk in nodes.chunks(1000) {
-        let mut sql = String::from("INSERT INTO audit_nodes (id, hash) VALUES ");
-        for i in 0..chunk.len() {
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
-        }
+        let sql = format!(
+            "INSERT INTO audit_nodes (id, hash) VALUES {}",
+            crate::store::values_rows(chunk.len(), 2)
+        );
         let mut q = sqlx::query(&sql);
         for (id, h) in chunk {
             q = q.bind(*id).bind(h.to_vec());

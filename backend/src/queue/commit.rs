@@ -146,7 +146,8 @@ impl Queue {
             results.push(out);
         }
         audit::append_many(&self.store, &mut tx, records).await?;
-        if results.iter().flatten().any(|e| e.created) {
+        let any_created = results.iter().flatten().any(|e| e.created);
+        if any_created {
             self.notify_tx(&mut tx).await?;
         }
         tx.commit().await?;
@@ -160,7 +161,7 @@ impl Queue {
                 }
             }
         }
-        if results.iter().flatten().any(|e| e.created) {
+        if any_created {
             self.wake.notify_one();
         }
         Ok(results)

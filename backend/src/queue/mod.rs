@@ -369,7 +369,10 @@ impl Queue {
         answer.await.map_err(|_| gone())?
     }
 
-    /// Insert jobs without idempotency keys, many rows per statement.
+    /// Insert jobs without idempotency keys, many rows per statement. State, attempts and
+    /// the timestamps are written into the SQL rather than bound per row (unlike
+    /// `store::values_rows`): binding them too halved SQLite enqueue throughput in the
+    /// in-process bench (20k → 9k jobs/s).
     async fn insert_plain(
         &self,
         tx: &mut Tx,

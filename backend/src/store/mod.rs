@@ -174,9 +174,39 @@ impl Store {
     }
 }
 
+/// `($1, $2, …), (…)`: placeholders for a multi-row `VALUES` of `rows` rows of `cols`
+/// bound columns each (both dialects take `$n`).
+pub fn values_rows(rows: usize, cols: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * cols + c + 1).to_string());
+        }
+        out.push(')');
+    }
+    out
+}
+
 pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_rows_numbers_placeholders_row_by_row() {
+        assert_eq!(super::values_rows(1, 1), "($1)");
+        assert_eq!(super::values_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
+}
