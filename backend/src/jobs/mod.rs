@@ -601,7 +601,7 @@ pub async fn desired_running(store: &Store) -> Result<bool, sqlx::Error> {
 }
 
 /// One recorded run, as returned by the API.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct JobRun {
     pub id: String,
     pub job: String,
@@ -619,12 +619,12 @@ pub struct JobRun {
     pub result: Option<Value>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct JobRuns {
     pub runs: Vec<JobRun>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct JobStatus {
     pub name: String,
     /// Effective six-field cron schedule (UTC).
@@ -637,7 +637,7 @@ pub struct JobStatus {
     pub last_run: Option<JobRun>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct AutomationsStatus {
     /// Fleet-wide desired state: scheduled jobs run only while true.
     pub running: bool,

@@ -272,7 +272,7 @@ pub struct ListQuery {
     pub limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct JobList {
     pub jobs: Vec<Job>,
 }

@@ -73,7 +73,7 @@ impl QueueConfig {
 }
 
 /// A job as the API shows it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct Job {
     pub id: String,
     pub kind: String,
@@ -163,7 +163,7 @@ pub enum EnqueueError {
     Db(#[from] sqlx::Error),
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct Depth {
     pub queued: i64,
     pub running: i64,
@@ -172,7 +172,7 @@ pub struct Depth {
     pub succeeded: i64,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct Health {
     pub depth: Depth,
     /// How late the oldest ready job is (now − its due time), ms.
