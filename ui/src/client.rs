@@ -13,6 +13,18 @@ pub struct Problem {
     pub title: String,
     pub detail: Option<String>,
     pub kind: Option<String>,
+    /// Set when a per-tenant module is disabled: the route exists but is switched off.
+    pub module: Option<String>,
+    /// `tenant` or `fleet` (with `module`).
+    pub scope: Option<String>,
+}
+
+/// A route answered "module disabled" (404 problem+json with a `module` member).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disabled {
+    pub module: String,
+    /// Turned off fleet-wide (`[modules] <name> = false`), not just for this tenant.
+    pub fleet: bool,
 }
 
 impl std::fmt::Display for Problem {
@@ -43,6 +55,17 @@ impl ClientError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ClientError::Problem(p) => Some(p.status),
+            _ => None,
+        }
+    }
+
+    /// The module-disabled answer, as opposed to a plain 404 (route not installed).
+    pub fn disabled(&self) -> Option<Disabled> {
+        match self {
+            ClientError::Problem(p) if p.status == 404 => p.module.as_ref().map(|m| Disabled {
+                module: m.clone(),
+                fleet: p.scope.as_deref() == Some("fleet"),
+            }),
             _ => None,
         }
     }
@@ -149,6 +172,8 @@ pub fn parse_problem(status: u16, body: &[u8]) -> Problem {
         title: text("title").unwrap_or(reason),
         detail,
         kind: text("type"),
+        module: text("module"),
+        scope: text("scope"),
     }
 }
 

@@ -1,10 +1,18 @@
 //! The one command registry. Every key the console understands is declared here once; the
 //! same table resolves key presses, builds the key bar, fills the help overlay and contributes
 //! the non-verb entries of the palette. Server verbs (from `/ops/verbs`) join it at runtime.
+//!
+//! Global and dialog keys are declared in [`COMMANDS`]; each tab declares its own keys next
+//! to its code (`Tab::commands`, scope [`Scope::OnTab`]) and [`registry`] joins them, so the
+//! registry stays one list without naming every tab here.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use crate::tabs::Tab;
+
+/// A tab-specific action, interpreted by the tab that declared it (`Tab::on_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TabAction(pub &'static str);
 
 /// Everything a key can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,11 +31,8 @@ pub enum Action {
     PageDown,
     Top,
     Bottom,
-    SwitchPane,
-    RunNow,
-    Retry,
-    PurgeDlq,
-    CycleState,
+    /// Declared by a tab, handled by it.
+    Tab(TabAction),
     /// Leave the filter editor keeping the filter.
     FilterApply,
     /// Leave the filter editor and clear the filter.
@@ -79,8 +84,8 @@ pub enum Scope {
     Normal,
     /// Normal mode on a tab that shows a table.
     Table,
-    /// Normal mode on one tab.
-    OnTab(Tab),
+    /// Normal mode on one tab (its title).
+    OnTab(&'static str),
     /// One of these dialog/editor modes.
     Modes(&'static [Mode]),
 }
@@ -102,11 +107,11 @@ pub struct KeyCommand {
     pub in_key_bar: bool,
 }
 
-const NONE: KeyModifiers = KeyModifiers::NONE;
-const CTRL: KeyModifiers = KeyModifiers::CONTROL;
-const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
+pub const NONE: KeyModifiers = KeyModifiers::NONE;
+pub const CTRL: KeyModifiers = KeyModifiers::CONTROL;
+pub const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
 
-const fn cmd(
+pub const fn cmd(
     action: Action,
     keys: &'static [(KeyCode, KeyModifiers)],
     display: &'static str,
@@ -126,12 +131,12 @@ const fn cmd(
     }
 }
 
-const fn hidden(mut c: KeyCommand) -> KeyCommand {
+pub const fn hidden(mut c: KeyCommand) -> KeyCommand {
     c.in_key_bar = false;
     c
 }
 
-const fn mutating(mut c: KeyCommand) -> KeyCommand {
+pub const fn mutating(mut c: KeyCommand) -> KeyCommand {
     c.mutating = true;
     c
 }
@@ -407,59 +412,19 @@ pub const COMMANDS: &[KeyCommand] = &[
         "Last row",
         Scope::Table,
     )),
-    cmd(
-        Action::SwitchPane,
-        &[
-            (KeyCode::Char('h'), NONE),
-            (KeyCode::Char('l'), NONE),
-            (KeyCode::Left, NONE),
-            (KeyCode::Right, NONE),
-        ],
-        "h/l",
-        "pane",
-        "Switch between the job registry and the run history",
-        Scope::OnTab(Tab::Jobs),
-    ),
-    mutating(cmd(
-        Action::RunNow,
-        &[(KeyCode::Enter, NONE)],
-        "Enter",
-        "run now",
-        "Run the selected scheduled job now (dry-run plan, then confirm)",
-        Scope::OnTab(Tab::Jobs),
-    )),
-    cmd(
-        Action::CycleState,
-        &[(KeyCode::Char('s'), NONE)],
-        "s",
-        "state",
-        "Cycle the queue job list's state filter (all, queued, running, failed, dead, succeeded)",
-        Scope::OnTab(Tab::Queue),
-    ),
-    mutating(cmd(
-        Action::Retry,
-        &[(KeyCode::Enter, NONE)],
-        "Enter",
-        "retry",
-        "Retry the selected dead job (dry-run plan, then confirm)",
-        Scope::OnTab(Tab::Queue),
-    )),
-    mutating(cmd(
-        Action::PurgeDlq,
-        &[(KeyCode::Char('D'), SHIFT), (KeyCode::Char('D'), NONE)],
-        "D",
-        "purge dead",
-        "Purge the dead-letter queue (purge_dlq verb, confirm required)",
-        Scope::OnTab(Tab::Queue),
-    )),
 ];
 
 /// What decides which commands apply right now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Context {
     pub mode: Mode,
-    pub tab: Tab,
+    /// Title of the current tab.
+    pub tab: &'static str,
+    /// The current tab shows a selectable, filterable table.
+    pub has_table: bool,
     pub readonly: bool,
+    /// The current tab's own keys.
+    pub tab_commands: &'static [KeyCommand],
 }
 
 impl KeyCommand {
@@ -470,7 +435,7 @@ impl KeyCommand {
         match self.scope {
             Scope::Always => true,
             Scope::Normal => ctx.mode == Mode::Normal,
-            Scope::Table => ctx.mode == Mode::Normal && ctx.tab.has_table(),
+            Scope::Table => ctx.mode == Mode::Normal && ctx.has_table,
             Scope::OnTab(t) => ctx.mode == Mode::Normal && ctx.tab == t,
             Scope::Modes(ms) => ms.contains(&ctx.mode),
         }
@@ -484,10 +449,19 @@ impl KeyCommand {
     }
 }
 
+/// Every declared command: the global ones, then each tab's in tab order.
+pub fn registry(tabs: &[Box<dyn Tab>]) -> impl Iterator<Item = &'static KeyCommand> + '_ {
+    COMMANDS.iter().chain(tabs.iter().flat_map(|t| t.commands().iter()))
+}
+
+/// The commands that can apply in `ctx`: global ones first, then the current tab's.
+fn in_context(ctx: &Context) -> impl Iterator<Item = &'static KeyCommand> {
+    COMMANDS.iter().chain(ctx.tab_commands.iter())
+}
+
 /// Resolves a key press to an action in `ctx` (first matching declaration wins).
 pub fn resolve(key: &KeyEvent, ctx: &Context) -> Option<Action> {
-    COMMANDS
-        .iter()
+    in_context(ctx)
         .find(|c| c.applies(ctx) && c.matches(key))
         .map(|c| c.action)
 }
@@ -502,8 +476,7 @@ pub fn key_bar(ctx: &Context) -> Vec<(&'static str, &'static str)> {
         Scope::Normal => 3,
         Scope::Always => 4,
     };
-    let mut cmds: Vec<&KeyCommand> = COMMANDS
-        .iter()
+    let mut cmds: Vec<&KeyCommand> = in_context(ctx)
         .filter(|c| c.in_key_bar && c.applies(ctx))
         .collect();
     cmds.sort_by_key(|c| rank(c.scope));
@@ -522,7 +495,7 @@ pub fn scope_name(scope: Scope) -> String {
         Scope::Always => "anywhere".into(),
         Scope::Normal => "tabs".into(),
         Scope::Table => "tables".into(),
-        Scope::OnTab(t) => format!("{} tab", t.title()),
+        Scope::OnTab(t) => format!("{t} tab"),
         Scope::Modes(ms) => {
             let names: Vec<&str> = ms
                 .iter()
@@ -548,14 +521,15 @@ pub fn scope_name(scope: Scope) -> String {
 }
 
 /// Palette entries contributed by keys: tab switches and plain actions.
-pub fn palette_actions() -> Vec<(String, String, PaletteAction)> {
-    let mut out: Vec<(String, String, PaletteAction)> = Tab::ALL
+pub fn palette_actions(tabs: &[Box<dyn Tab>]) -> Vec<(String, String, PaletteAction)> {
+    let mut out: Vec<(String, String, PaletteAction)> = tabs
         .iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(i, t)| {
             (
                 format!("go to {}", t.title().to_lowercase()),
-                format!("tab {} ({})", t.number(), t.title()),
-                PaletteAction::Tab(*t),
+                format!("tab {} ({})", i + 1, t.title()),
+                PaletteAction::Tab(i),
             )
         })
         .collect();
@@ -580,7 +554,8 @@ pub fn palette_actions() -> Vec<(String, String, PaletteAction)> {
 /// What a non-verb palette action does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PaletteAction {
-    Tab(Tab),
+    /// Go to the tab at this index of the tab list.
+    Tab(usize),
     Key(Action),
 }
 
@@ -588,13 +563,20 @@ pub enum PaletteAction {
 mod tests {
     use super::*;
 
-    fn ctx(mode: Mode, tab: Tab) -> Context {
+    fn ctx(mode: Mode, tab: usize) -> Context {
+        let tabs = crate::tabs::all();
+        let t = &tabs[tab];
         Context {
             mode,
-            tab,
+            tab: t.title(),
+            has_table: t.has_table(),
             readonly: false,
+            tab_commands: t.commands(),
         }
     }
+
+    const JOBS: usize = 1;
+    const QUEUE: usize = 2;
 
     fn key(code: KeyCode) -> KeyEvent {
         KeyEvent::new(code, KeyModifiers::NONE)
@@ -603,10 +585,7 @@ mod tests {
     #[test]
     fn q_only_quits_in_normal_mode() {
         let q = key(KeyCode::Char('q'));
-        assert_eq!(
-            resolve(&q, &ctx(Mode::Normal, Tab::Jobs)),
-            Some(Action::Quit)
-        );
+        assert_eq!(resolve(&q, &ctx(Mode::Normal, JOBS)), Some(Action::Quit));
         for m in [
             Mode::Palette,
             Mode::Help,
@@ -614,7 +593,7 @@ mod tests {
             Mode::ConfirmLow,
             Mode::ArgsForm,
         ] {
-            assert_ne!(resolve(&q, &ctx(m, Tab::Jobs)), Some(Action::Quit), "{m:?}");
+            assert_ne!(resolve(&q, &ctx(m, JOBS)), Some(Action::Quit), "{m:?}");
         }
     }
 
@@ -622,23 +601,24 @@ mod tests {
     fn enter_depends_on_tab_and_readonly() {
         let e = key(KeyCode::Enter);
         assert_eq!(
-            resolve(&e, &ctx(Mode::Normal, Tab::Jobs)),
-            Some(Action::RunNow)
+            resolve(&e, &ctx(Mode::Normal, JOBS)),
+            Some(Action::Tab(crate::tabs::jobs::RUN_NOW))
         );
         assert_eq!(
-            resolve(&e, &ctx(Mode::Normal, Tab::Queue)),
-            Some(Action::Retry)
+            resolve(&e, &ctx(Mode::Normal, QUEUE)),
+            Some(Action::Tab(crate::tabs::queue::RETRY))
         );
         let ro = Context {
             readonly: true,
-            ..ctx(Mode::Normal, Tab::Jobs)
+            ..ctx(Mode::Normal, JOBS)
         };
         assert_eq!(resolve(&e, &ro), None);
+        assert_eq!(resolve(&e, &ctx(Mode::Normal, 0)), None, "telemetry has no Enter");
     }
 
     #[test]
     fn key_bar_has_no_duplicates() {
-        let bar = key_bar(&ctx(Mode::Normal, Tab::Queue));
+        let bar = key_bar(&ctx(Mode::Normal, QUEUE));
         let labels: Vec<_> = bar.iter().map(|(_, l)| *l).collect();
         assert!(labels.contains(&"filter") && labels.contains(&"retry"));
         let mut d = labels.clone();

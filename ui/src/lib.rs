@@ -9,12 +9,14 @@
 //! * [`popups::palette::Filter::rank`] — the palette's fuzzy ranking, for benches.
 
 pub mod app;
+pub mod cache;
 pub mod client;
 pub mod commands;
 pub mod components;
 pub mod event;
 pub mod model;
 pub mod popups;
+pub mod resources;
 mod runtime;
 pub mod tabs;
 pub mod theme;
@@ -29,6 +31,7 @@ pub use client::{Client, ClientError, Problem};
 pub use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 pub use event::{Effect, Event, PostOp, Resource};
 pub use runtime::{Executor, Harness};
+pub use cache::{Cache, Res};
 pub use tabs::Tab;
 pub use theme::Theme;
 
@@ -88,21 +91,24 @@ impl App {
     }
 }
 
-/// File names [`load_fixtures`] understands, with the resource each one answers.
-pub const FIXTURE_FILES: [(&str, Resource); 9] = [
-    ("telemetry.json", Resource::Telemetry),
-    ("history.json", Resource::History),
-    ("verbs.json", Resource::Verbs),
-    ("automations.json", Resource::Automations),
-    ("runs.json", Resource::JobRuns),
-    ("queue_health.json", Resource::QueueHealth),
-    ("queue_jobs.json", Resource::QueueJobs),
-    ("audit.json", Resource::Audit),
-    ("summary.json", Resource::Summary),
+/// File names [`load_fixtures`] understands, with the resource each one answers. The files
+/// are recorded from a real backend (`ui/tests/record_fixtures.rs`).
+pub const FIXTURE_FILES: [(&str, Resource); 10] = [
+    ("telemetry.json", resources::TELEMETRY.res),
+    ("history.json", tabs::telemetry::HISTORY.res),
+    ("verbs.json", resources::VERBS.res),
+    ("automations.json", tabs::jobs::AUTOMATIONS.res),
+    ("runs.json", tabs::jobs::RUNS.res),
+    ("queue_health.json", tabs::queue::HEALTH.res),
+    ("queue_jobs.json", tabs::queue::JOBS.res),
+    ("audit.json", resources::AUDIT.res),
+    ("summary.json", tabs::telemetry::SUMMARY.res),
+    ("tenants.json", resources::TENANTS.res),
 ];
 
 /// Loads every [`FIXTURE_FILES`] entry present in `dir` into `app` (for snapshot tests and
-/// benches; the console itself never reads fixtures). Returns how many were loaded.
+/// benches; the console itself never reads fixtures). A file that does not parse into its
+/// backend type is an error. Returns how many were loaded.
 pub fn load_fixtures(app: &mut App, dir: &std::path::Path) -> anyhow::Result<usize> {
     let mut n = 0;
     for (file, resource) in FIXTURE_FILES {
@@ -112,6 +118,9 @@ pub fn load_fixtures(app: &mut App, dir: &std::path::Path) -> anyhow::Result<usi
             let json: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             app.load(resource, json);
+            if let Some(e) = app.cache.meta(resource).error {
+                anyhow::bail!("{}: {e}", path.display());
+            }
             n += 1;
         }
     }

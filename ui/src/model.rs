@@ -1,40 +1,29 @@
-//! Tolerant view types for the backend's JSON.
-//!
-//! The console does not link the backend crate, so these mirror the documented shapes loosely:
-//! unknown fields are ignored, missing optional fields default, ids may be numbers or strings.
-//! Parsing happens once when a response arrives, never in the draw path.
-
-use std::collections::BTreeMap;
+//! The console's data types are the backend's own serde types (`echopilot_backend::model`
+//! and the area types); this module only adds console-side views computed once when an
+//! answer arrives (flattened component details, sparkline series) and small helpers.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-/// Accepts a string, a number or a bool and keeps its text form; null/absent → empty.
-fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Null => String::new(),
-        Value::String(s) => s,
-        other => other.to_string(),
-    })
-}
+pub use echopilot_backend::jobs::{AutomationsStatus, JobRun, JobRuns, JobStatus};
+pub use echopilot_backend::model::{AuditChain, TenantList};
+pub use echopilot_backend::ops::api::VerbList;
+pub use echopilot_backend::ops::command::DryRunResponse;
+pub use echopilot_backend::ops::{Risk, VerbSpec as Verb};
+pub use echopilot_backend::queue::api::JobList;
+pub use echopilot_backend::queue::{Health as QueueHealth, Job as QueueJob};
+pub use echopilot_backend::telemetry::api::History;
+pub use echopilot_backend::telemetry::TelemetryReport;
 
-fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let s = lenient_string(d)?;
-    Ok((!s.is_empty()).then_some(s))
-}
-
-fn lenient_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    })
-}
-
-fn yes() -> bool {
-    true
-}
+crate::serde_view!(
+    AutomationsStatus,
+    JobRuns,
+    AuditChain,
+    TenantList,
+    VerbList,
+    JobList,
+    QueueHealth
+);
 
 /// Parses an RFC 3339 timestamp; anything else is `None`.
 pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
@@ -82,22 +71,9 @@ pub fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
     }
 }
 
-/// Unwraps `{"<key>": [..]}` or a bare array into its items.
-pub fn list_items<'a>(v: &'a Value, keys: &[&str]) -> &'a [Value] {
-    if let Value::Array(items) = v {
-        return items;
-    }
-    for k in keys {
-        if let Some(Value::Array(items)) = v.get(*k) {
-            return items;
-        }
-    }
-    &[]
-}
-
 // ---------------------------------------------------------------- telemetry
 
-/// One component of `GET /api/v1/ops/telemetry`.
+/// One component of the telemetry report, details flattened for display.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Component {
     pub name: String,
@@ -106,61 +82,34 @@ pub struct Component {
     pub details: Vec<(String, String)>,
 }
 
-/// `GET /api/v1/ops/telemetry` → `{"overall", "components": {name: {status, ...}}}`.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// `GET /api/v1/ops/telemetry`: the backend's report plus its components ready to draw.
+#[derive(Debug, Clone)]
 pub struct Telemetry {
-    pub overall: Option<String>,
+    pub report: TelemetryReport,
     pub components: Vec<Component>,
 }
 
-impl Telemetry {
-    pub fn from_json(v: &Value) -> Telemetry {
-        let overall = v.get("overall").map(scalar_text);
-        let mut components = Vec::new();
-        let mut push = |name: String, c: &Value| {
-            let status = c
-                .get("status")
-                .map(scalar_text)
-                .unwrap_or_else(|| "unknown".into());
-            let mut flat = Vec::new();
-            flatten("", c, &mut flat);
-            let details = flat
-                .into_iter()
-                .filter(|(k, _)| k != "status" && k != "name")
-                .map(|(k, v)| {
-                    let k = k.strip_prefix("details.").unwrap_or(&k).to_string();
-                    (k, scalar_text(&v))
-                })
-                .collect();
-            components.push(Component {
-                name,
-                status,
-                details,
-            });
-        };
-        match v.get("components") {
-            Some(Value::Object(map)) => {
-                for (name, c) in map {
-                    push(name.clone(), c);
+impl crate::cache::View for Telemetry {
+    fn from_json(v: Value) -> Result<Self, String> {
+        let report: TelemetryReport = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        let components = report
+            .components
+            .iter()
+            .map(|(name, c)| {
+                let mut flat = Vec::new();
+                flatten("", &c.details, &mut flat);
+                Component {
+                    name: name.clone(),
+                    status: c.status.clone(),
+                    details: flat.into_iter().map(|(k, v)| (k, scalar_text(&v))).collect(),
                 }
-            }
-            Some(Value::Array(items)) => {
-                for c in items {
-                    let name = c.get("name").map(scalar_text).unwrap_or_default();
-                    push(name, c);
-                }
-            }
-            _ => {}
-        }
-        Telemetry {
-            overall,
-            components,
-        }
+            })
+            .collect();
+        Ok(Telemetry { report, components })
     }
 }
 
-/// Which metric a sparkline shows, and the sample keys that may carry it (first match wins;
-/// a key matches a flattened path exactly or as its last dotted segments).
+/// Which metric a sparkline shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
     Cpu,
@@ -194,107 +143,58 @@ impl Metric {
         }
     }
 
-    fn keys(self) -> &'static [&'static str] {
+    fn value(self, s: &echopilot_backend::telemetry::Sample) -> Option<f64> {
         match self {
-            Metric::Cpu => &["cpu_pct", "cpu_percent", "cpu_usage_pct", "cpu"],
-            Metric::Memory => &[
-                "mem_pct",
-                "memory_pct",
-                "mem_percent",
-                "memory_percent",
-                "memory_used_pct",
-                "mem",
-                "memory",
-            ],
-            Metric::QueueDepth => &[
-                "queue_depth",
-                "queue.depth",
-                "depth.queued",
-                "queued",
-                "depth",
-            ],
-            Metric::ApiP95 => &[
-                "api_p95_ms",
-                "p95_ms",
-                "latency_p95_ms",
-                "api.p95_ms",
-                "p95",
-            ],
+            Metric::Cpu => s.cpu_pct,
+            Metric::Memory => s.mem_pct,
+            Metric::QueueDepth => s.queue_depth.map(|d| d as f64),
+            Metric::ApiP95 => s.api_p95_ms,
         }
     }
 }
 
-/// `GET /api/v1/ops/telemetry/history?minutes=60` → `{"samples": [{"ts", ...metrics}]}`.
+/// `GET /api/v1/ops/telemetry/history`: one series per [`Metric::ALL`] entry, oldest first.
+/// A sample whose source had no data (`null`) is skipped, never drawn as zero.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct History {
-    /// One series per [`Metric::ALL`] entry, oldest first; empty when the metric is absent.
+pub struct HistoryView {
     pub series: [Vec<f64>; 4],
     pub samples: usize,
 }
 
-impl History {
-    pub fn from_json(v: &Value) -> History {
-        let samples = list_items(v, &["samples", "points", "history", "items"]);
+impl crate::cache::View for HistoryView {
+    fn from_json(v: Value) -> Result<Self, String> {
+        let h: History = serde_json::from_value(v).map_err(|e| e.to_string())?;
         let mut series: [Vec<f64>; 4] = Default::default();
-        let mut flat = Vec::new();
-        for s in samples {
-            flat.clear();
-            flatten("", s, &mut flat);
+        for s in &h.samples {
             for (i, m) in Metric::ALL.iter().enumerate() {
-                if let Some(val) = pick_metric(&flat, m.keys()) {
+                if let Some(val) = m.value(s) {
                     series[i].push(val);
                 }
             }
         }
-        History {
+        Ok(HistoryView {
             series,
-            samples: samples.len(),
-        }
+            samples: h.samples.len(),
+        })
     }
-}
-
-fn pick_metric(flat: &[(String, Value)], keys: &[&str]) -> Option<f64> {
-    for key in keys {
-        for (path, v) in flat {
-            let hit = path == key || path.ends_with(&format!(".{key}"));
-            if hit {
-                if let Some(f) = v.as_f64() {
-                    return Some(f);
-                }
-            }
-        }
-    }
-    None
 }
 
 // ---------------------------------------------------------------- verbs / ops
 
-/// One entry of `GET /api/v1/ops/verbs`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct Verb {
-    pub name: String,
-    #[serde(default)]
-    pub aliases: Vec<String>,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
-    pub args: Value,
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub risk: String,
-    #[serde(default, deserialize_with = "lenient_opt_string")]
-    pub min_role: Option<String>,
-    /// Missing means "assume it changes something" so `--readonly` errs on the safe side.
-    #[serde(default = "yes")]
-    pub mutating: bool,
+/// Console-side helpers on the backend's verb declaration.
+pub trait VerbExt {
+    fn is_high_risk(&self) -> bool;
+    /// `(name, type, required)` for each property of the args schema.
+    fn arg_props(&self) -> Vec<(String, String, bool)>;
+    fn default_for(&self, prop: &str) -> Option<&Value>;
 }
 
-impl Verb {
-    pub fn is_high_risk(&self) -> bool {
-        !self.risk.eq_ignore_ascii_case("low")
+impl VerbExt for Verb {
+    fn is_high_risk(&self) -> bool {
+        self.risk != Risk::Low
     }
 
-    /// `(name, type, required)` for each property of the args schema.
-    pub fn arg_props(&self) -> Vec<(String, String, bool)> {
+    fn arg_props(&self) -> Vec<(String, String, bool)> {
         let required: Vec<&str> = self
             .args
             .get("required")
@@ -320,19 +220,12 @@ impl Verb {
             .unwrap_or_default()
     }
 
-    pub fn default_for(&self, prop: &str) -> Option<&Value> {
+    fn default_for(&self, prop: &str) -> Option<&Value> {
         self.args.get("properties")?.get(prop)?.get("default")
     }
 }
 
-pub fn parse_verbs(v: &Value) -> Vec<Verb> {
-    list_items(v, &["verbs"])
-        .iter()
-        .filter_map(|item| serde_json::from_value(item.clone()).ok())
-        .collect()
-}
-
-/// `POST /api/v1/ops/command` dry-run answer.
+/// What the plan dialog shows: a dry-run answer, or a local description of a plain call.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     pub plan_id: String,
@@ -343,266 +236,66 @@ pub struct Plan {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-fn text_list(v: Option<&Value>) -> Vec<String> {
-    match v {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|i| match i {
-                Value::Object(o) => o
-                    .get("description")
-                    .or_else(|| o.get("summary"))
-                    .or_else(|| o.get("text"))
-                    .map(scalar_text)
-                    .unwrap_or_else(|| i.to_string()),
-                other => scalar_text(other),
-            })
-            .collect(),
-        Some(Value::Null) | None => Vec::new(),
-        Some(other) => vec![scalar_text(other)],
-    }
-}
-
 impl Plan {
-    pub fn from_json(v: &Value) -> Plan {
-        let plan = v.get("plan").unwrap_or(&Value::Null);
+    pub fn from_dry_run(d: DryRunResponse) -> Plan {
         Plan {
-            plan_id: v.get("plan_id").map(scalar_text).unwrap_or_default(),
-            summary: plan.get("summary").map(scalar_text).unwrap_or_default(),
-            steps: text_list(plan.get("steps")),
-            effects: text_list(plan.get("effects")),
-            risk: v
-                .get("risk")
-                .or_else(|| plan.get("risk"))
-                .map(scalar_text)
-                .unwrap_or_default(),
-            expires_at: v
-                .get("expires_at")
-                .and_then(Value::as_str)
-                .and_then(parse_ts),
+            plan_id: d.plan_id,
+            summary: d.plan.summary,
+            steps: d.plan.steps,
+            effects: d.plan.effects,
+            risk: d.risk.as_str().to_string(),
+            expires_at: parse_ts(&d.expires_at),
         }
     }
 }
 
-/// Finds the audit sequence number in a command result, wherever the backend put it.
+/// The audit sequence number of a command result (`audit_seq` of the confirm answer).
 pub fn audit_seq(v: &Value) -> Option<u64> {
-    let candidates = [
-        v.get("audit_seq"),
-        v.get("audit").and_then(|a| a.get("seq")),
-        v.get("seq"),
-        v.get("result").and_then(|r| r.get("audit_seq")),
-    ];
-    candidates.into_iter().flatten().find_map(|x| {
-        x.as_u64()
-            .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
-    })
+    v.get("audit_seq").and_then(Value::as_u64)
 }
 
-// ---------------------------------------------------------------- jobs
+// ---------------------------------------------------------------- summary / areas
 
-/// A scheduled job from `GET /api/v1/automations/status`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
-pub struct SchedJob {
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub name: String,
-    #[serde(default, deserialize_with = "lenient_opt_string")]
-    pub schedule: Option<String>,
-    #[serde(default)]
-    pub enabled: Option<bool>,
-    #[serde(default, deserialize_with = "lenient_opt_string")]
-    pub next_run: Option<String>,
-    /// A timestamp or an object (`{"started_at", "outcome", ...}`).
-    #[serde(default)]
-    pub last_run: Value,
+/// One top-level section of `GET /api/v1/status/summary`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Section {
+    /// Counters, flattened (`records 12`).
+    Fields(Vec<(String, String)>),
+    /// `{"disabled": true, "scope": ...}`: the area's module is off for this tenant/fleet.
+    Disabled { fleet: bool },
 }
 
-impl SchedJob {
-    pub fn last_run_at(&self) -> Option<DateTime<Utc>> {
-        match &self.last_run {
-            Value::String(s) => parse_ts(s),
-            Value::Object(o) => o
-                .get("started_at")
-                .or_else(|| o.get("finished_at"))
-                .and_then(Value::as_str)
-                .and_then(parse_ts),
-            _ => None,
-        }
-    }
-
-    pub fn last_outcome(&self) -> Option<String> {
-        self.last_run.get("outcome").map(scalar_text)
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
-pub struct Automations {
-    #[serde(default)]
-    pub running: Option<bool>,
-    #[serde(default)]
-    pub leader: Option<bool>,
-    #[serde(default, deserialize_with = "lenient_opt_string")]
-    pub replica_id: Option<String>,
-    #[serde(default)]
-    pub jobs: Vec<SchedJob>,
-}
-
-/// One record of `GET /api/v1/jobs/runs`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
-pub struct JobRun {
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub id: String,
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub job: String,
-    #[serde(default, deserialize_with = "lenient_opt_string")]
-    pub started_at: Option<String>,
-    #[serde(default, deserialize_with = "lenient_opt_string")]
-    pub finished_at: Option<String>,
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub outcome: String,
-    #[serde(default, deserialize_with = "lenient_opt_string")]
-    pub error: Option<String>,
-    #[serde(default, deserialize_with = "lenient_f64")]
-    pub duration_ms: Option<f64>,
-    #[serde(default, deserialize_with = "lenient_opt_string")]
-    pub replica: Option<String>,
-}
-
-pub fn parse_runs(v: &Value) -> Vec<JobRun> {
-    list_items(v, &["runs", "items"])
-        .iter()
-        .filter_map(|i| serde_json::from_value(i.clone()).ok())
-        .collect()
-}
-
-// ---------------------------------------------------------------- queue
-
-/// `GET /api/v1/queue/health`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct QueueHealth {
-    /// Depth by state in the documented order, then any extra states the backend reports.
-    pub depth: Vec<(String, u64)>,
-    pub lag_ms: Option<f64>,
-    pub oldest_ready_age_s: Option<f64>,
-    pub throughput_per_min: Option<f64>,
-    pub workers: Option<String>,
-}
-
-pub const QUEUE_STATES: [&str; 5] = ["queued", "running", "failed", "dead", "succeeded"];
-
-impl QueueHealth {
-    pub fn from_json(v: &Value) -> QueueHealth {
-        let mut depth = Vec::new();
-        if let Some(Value::Object(map)) = v.get("depth") {
-            let mut m: BTreeMap<&str, u64> = map
-                .iter()
-                .filter_map(|(k, v)| v.as_u64().map(|n| (k.as_str(), n)))
-                .collect();
-            for s in QUEUE_STATES {
-                if let Some(n) = m.remove(s) {
-                    depth.push((s.to_string(), n));
-                }
-            }
-            depth.extend(m.into_iter().map(|(k, n)| (k.to_string(), n)));
-        }
-        let num = |k: &str| v.get(k).and_then(Value::as_f64);
-        let workers = match v.get("workers") {
-            Some(Value::Array(a)) => Some(a.len().to_string()),
-            Some(Value::Null) | None => None,
-            Some(Value::Object(o)) => o
-                .get("count")
-                .or_else(|| o.get("active"))
-                .map(scalar_text)
-                .or_else(|| Some(format!("{} fields", o.len()))),
-            Some(other) => Some(scalar_text(other)),
-        };
-        QueueHealth {
-            depth,
-            lag_ms: num("lag_ms"),
-            oldest_ready_age_s: num("oldest_ready_age_s"),
-            throughput_per_min: num("throughput_per_min"),
-            workers,
-        }
-    }
-}
-
-/// One job of `GET /api/v1/queue/jobs`.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
-pub struct QueueJob {
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub id: String,
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub kind: String,
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub state: String,
-    #[serde(default, deserialize_with = "lenient_f64")]
-    pub attempts: Option<f64>,
-    #[serde(default, deserialize_with = "lenient_f64")]
-    pub max_attempts: Option<f64>,
-    #[serde(default, deserialize_with = "lenient_opt_string")]
-    pub error: Option<String>,
-    #[serde(default, deserialize_with = "lenient_opt_string")]
-    pub worker: Option<String>,
-    #[serde(default, deserialize_with = "lenient_opt_string")]
-    pub enqueued_at: Option<String>,
-    #[serde(default, deserialize_with = "lenient_opt_string")]
-    pub started_at: Option<String>,
-    #[serde(default, deserialize_with = "lenient_opt_string")]
-    pub finished_at: Option<String>,
-}
-
-pub fn parse_queue_jobs(v: &Value) -> Vec<QueueJob> {
-    list_items(v, &["jobs", "items"])
-        .iter()
-        .filter_map(|i| serde_json::from_value(i.clone()).ok())
-        .collect()
-}
-
-// ---------------------------------------------------------------- audit / summary
-
-/// `GET /api/v1/audit/chain` → `{"size", "root", "head"}`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AuditChain {
-    pub size: u64,
-    pub root: String,
-    pub head_action: Option<String>,
-    pub head_ts: Option<String>,
-}
-
-impl AuditChain {
-    pub fn from_json(v: &Value) -> AuditChain {
-        let head = v.get("head").unwrap_or(&Value::Null);
-        AuditChain {
-            size: v.get("size").and_then(Value::as_u64).unwrap_or(0),
-            root: v.get("root").map(scalar_text).unwrap_or_default(),
-            head_action: head.get("action").map(scalar_text),
-            head_ts: head.get("ts").map(scalar_text),
-        }
-    }
-}
-
-/// `GET /api/v1/status/summary`: shown as flattened counters; tenants feed the palette.
+/// `GET /api/v1/status/summary` (free-form by design: each area adds its own section).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Summary {
-    pub fields: Vec<(String, String)>,
-    pub tenants: Vec<String>,
+    pub sections: Vec<(String, Section)>,
 }
 
-impl Summary {
-    pub fn from_json(v: &Value) -> Summary {
-        let mut flat = Vec::new();
-        flatten("", v, &mut flat);
-        let fields = flat
+impl crate::cache::View for Summary {
+    fn from_json(v: Value) -> Result<Self, String> {
+        let Value::Object(map) = v else {
+            return Err("the status summary is not a JSON object".into());
+        };
+        let sections = map
             .into_iter()
-            .map(|(k, v)| (k, scalar_text(&v)))
-            .collect();
-        let tenants = list_items(v.get("tenants").unwrap_or(&Value::Null), &["items"])
-            .iter()
-            .filter_map(|t| match t {
-                Value::String(s) => Some(s.clone()),
-                Value::Object(o) => o.get("id").or_else(|| o.get("name")).map(scalar_text),
-                _ => None,
+            .map(|(name, v)| {
+                let section = if v.get("disabled") == Some(&Value::Bool(true)) {
+                    Section::Disabled {
+                        fleet: v.get("scope").and_then(Value::as_str) == Some("fleet"),
+                    }
+                } else {
+                    let mut flat = Vec::new();
+                    flatten("", &v, &mut flat);
+                    Section::Fields(
+                        flat.into_iter()
+                            .map(|(k, v)| (k, scalar_text(&v)))
+                            .collect(),
+                    )
+                };
+                (name, section)
             })
             .collect();
-        Summary { fields, tenants }
+        Ok(Summary { sections })
     }
 }
 
@@ -612,11 +305,11 @@ pub struct AreaData {
     pub fields: Vec<(String, String)>,
 }
 
-impl AreaData {
-    pub fn from_json(v: &Value) -> AreaData {
+impl crate::cache::View for AreaData {
+    fn from_json(v: Value) -> Result<Self, String> {
         let mut flat = Vec::new();
-        flatten("", v, &mut flat);
-        AreaData {
+        flatten("", &v, &mut flat);
+        Ok(AreaData {
             fields: flat
                 .into_iter()
                 .map(|(k, v)| {
@@ -626,6 +319,6 @@ impl AreaData {
                     )
                 })
                 .collect(),
-        }
+        })
     }
 }

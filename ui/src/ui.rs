@@ -13,7 +13,8 @@ use crate::commands::key_bar;
 use crate::components::badge::badge;
 use crate::components::keybar::KeyBar;
 use crate::components::Component;
-use crate::tabs::{self, Tab};
+use crate::resources::{AUDIT, TELEMETRY};
+use crate::tabs;
 use crate::util::fmt_age;
 
 /// Smallest usable terminal.
@@ -77,13 +78,11 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
     if let Some(t) = &app.tenant {
         spans.push(Span::raw(format!("  tenant {t}")));
     }
-    if let Some(t) = &app.telemetry.data {
-        if let Some(o) = &t.overall {
-            spans.push(Span::raw("  overall "));
-            spans.push(badge(o, theme));
-        }
+    if let Some(t) = app.data(TELEMETRY) {
+        spans.push(Span::raw("  overall "));
+        spans.push(badge(&t.report.overall, theme));
     }
-    if let Some(a) = &app.audit.data {
+    if let Some(a) = app.data(AUDIT) {
         spans.push(Span::styled(format!("  audit #{}", a.size), theme.muted));
     }
     if app.config.readonly {
@@ -95,9 +94,9 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
 fn draw_tabs(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
     let mut spans = Vec::new();
-    for t in Tab::ALL {
-        let label = format!("{} {}", t.number(), t.title());
-        if t == app.tab {
+    for (i, t) in app.tabs.iter().enumerate() {
+        let label = format!("{} {}", i + 1, t.title());
+        if i == app.current {
             // Brackets + reverse: the current tab is visible without colour.
             spans.push(Span::styled(
                 format!(" [{label}]"),
@@ -118,7 +117,7 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
             format!(
                 "[OFFLINE] backend unreachable for {} · {}",
                 fmt_age((app.now - since).num_seconds()),
-                if app.telemetry.data.is_some() || app.verbs.data.is_some() {
+                if app.cache.has_any_data() {
                     "showing last good data"
                 } else {
                     "nothing received yet"
@@ -129,7 +128,7 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
         if let Some(s) = app.next_retry_in() {
             spans.push(Span::styled(format!(" · retry in {s}s"), theme.muted));
         }
-    } else if let Some(t) = app.telemetry.updated_at {
+    } else if let Some(t) = app.cache.last_ok() {
         spans.push(Span::styled(
             format!(
                 "[LIVE] updated {} ago",

@@ -12,7 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders};
 use ratatui::Frame;
 
-use crate::app::Remote;
+use crate::cache::Remote;
 use crate::client::ClientError;
 use crate::theme::Theme;
 use crate::util::fmt_age;

@@ -7,8 +7,67 @@ use ratatui::widgets::{Block, HighlightSpacing, Paragraph, Row, Table, TableStat
 use ratatui::Frame;
 
 use super::Component;
-use crate::app::TableView;
 use crate::theme::Theme;
+
+/// A table's selection and `/` filter. `visible` holds indices into the data, filtered.
+#[derive(Debug, Clone, Default)]
+pub struct TableView {
+    pub selected: usize,
+    pub filter: String,
+    pub visible: Vec<usize>,
+    /// Row keys of `visible`, same order.
+    pub keys: Vec<String>,
+    /// Key of the selected row, so a refresh that reorders rows keeps the selection.
+    pub selected_key: Option<String>,
+}
+
+impl TableView {
+    /// Recomputes `visible` from `(key, searchable text)` rows.
+    pub fn refilter(&mut self, rows: impl Iterator<Item = (String, String)>) {
+        let terms: Vec<String> = self
+            .filter
+            .split_whitespace()
+            .map(str::to_lowercase)
+            .collect();
+        self.visible.clear();
+        self.keys.clear();
+        for (i, (key, text)) in rows.enumerate() {
+            let text = text.to_lowercase();
+            if terms.iter().all(|t| text.contains(t.as_str())) {
+                self.visible.push(i);
+                self.keys.push(key);
+            }
+        }
+        if let Some(k) = &self.selected_key {
+            if let Some(pos) = self.keys.iter().position(|x| x == k) {
+                self.selected = pos;
+            }
+        }
+        self.selected = self.selected.min(self.visible.len().saturating_sub(1));
+        self.selected_key = self.keys.get(self.selected).cloned();
+    }
+
+    /// Index into the data of the selected row.
+    pub fn selected_index(&self) -> Option<usize> {
+        self.visible.get(self.selected).copied()
+    }
+
+    /// Moves the selection to visible row `pos` (clamped).
+    pub fn move_to(&mut self, pos: isize) {
+        if self.visible.is_empty() {
+            return;
+        }
+        let max = self.visible.len() as isize - 1;
+        self.selected = pos.clamp(0, max) as usize;
+        self.selected_key = self.keys.get(self.selected).cloned();
+    }
+
+    /// Selects the row with `key` on the next refilter (palette jump), with no filter.
+    pub fn select_key(&mut self, key: &str) {
+        self.filter.clear();
+        self.selected_key = Some(key.to_string());
+    }
+}
 
 pub struct DataTable<'a> {
     pub block: Block<'a>,

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use tui_textarea::TextArea;
 
 use super::palette::centered;
-use crate::model::Verb;
+use crate::model::{Verb, VerbExt};
 use crate::theme::Theme;
 
 pub struct ArgsForm {

@@ -8,7 +8,9 @@ use ratatui::Frame;
 
 use super::palette::centered;
 use crate::app::App;
-use crate::commands::{scope_name, Scope, COMMANDS};
+use crate::commands::{registry, scope_name, Scope};
+use crate::model::VerbExt;
+use crate::resources::VERBS;
 
 pub fn lines(app: &App) -> Vec<Line<'static>> {
     let theme = &app.theme;
@@ -23,7 +25,7 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
         Scope::Always => 3,
         Scope::Modes(_) => 4,
     };
-    let mut cmds: Vec<_> = COMMANDS.iter().collect();
+    let mut cmds: Vec<_> = registry(&app.tabs).collect();
     cmds.sort_by_key(|c| rank(c.scope));
     for c in cmds {
         if c.mutating && app.config.readonly {
@@ -50,7 +52,7 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
     )));
     if verbs.is_empty() {
         out.push(Line::from(Span::styled(
-            match &app.verbs.error {
+            match &app.cache.meta(VERBS.res).error {
                 Some(e) => format!("  Verb list unavailable: {e}"),
                 None => "  Verb list not loaded yet (GET /api/v1/ops/verbs).".into(),
             },
@@ -63,9 +65,7 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
         if !v.aliases.is_empty() {
             desc.push_str(&format!(" (aliases: {})", v.aliases.join(", ")));
         }
-        if let Some(r) = &v.min_role {
-            desc.push_str(&format!(" · min role {r}"));
-        }
+        desc.push_str(&format!(" · min role {}", v.min_role));
         out.push(Line::from(vec![
             Span::styled(format!("  {:<20}", v.name), theme.accent),
             Span::styled(

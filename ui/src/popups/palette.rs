@@ -21,18 +21,27 @@ use crate::theme::Theme;
 pub enum EntryKind {
     Verb,
     Action,
-    Job,
-    QueueItem,
+    /// Something a tab lists (its tag: `job`, `queue`…).
+    Entity(&'static str),
     Tenant,
 }
 
 impl EntryKind {
+    /// Tie-break order between kinds (verbs first).
+    pub fn rank(self) -> u8 {
+        match self {
+            EntryKind::Verb => 0,
+            EntryKind::Action => 1,
+            EntryKind::Entity(_) => 2,
+            EntryKind::Tenant => 3,
+        }
+    }
+
     pub fn tag(self) -> &'static str {
         match self {
             EntryKind::Verb => "verb",
             EntryKind::Action => "action",
-            EntryKind::Job => "job",
-            EntryKind::QueueItem => "queue",
+            EntryKind::Entity(tag) => tag,
             EntryKind::Tenant => "tenant",
         }
     }
@@ -43,8 +52,8 @@ impl EntryKind {
 pub enum Target {
     Verb(String),
     Action(PaletteAction),
-    Job(String),
-    QueueItem(String),
+    /// Open the tab with this title and select `key` there (`Tab::open_entity`).
+    Entity { tab: &'static str, key: String },
     Tenant(String),
 }
 
@@ -241,7 +250,7 @@ impl Filter {
         let key = |r: &Ranked| {
             let e = &entries[r.index];
             ((u32::MAX - r.score) as u128) << 96
-                | (e.kind as u128) << 64
+                | (e.kind.rank() as u128) << 64
                 | (e.label.len().min(u32::MAX as usize) as u128) << 32
                 | r.index as u128
         };
@@ -552,10 +561,13 @@ mod tests {
         .chain(
             ["scheduler_tick", "retention", "self_heal", "health_probe"].map(|j| {
                 Entry::new(
-                    EntryKind::Job,
+                    EntryKind::Entity("job"),
                     j.into(),
                     "scheduled job".into(),
-                    Target::Job(j.into()),
+                    Target::Entity {
+                        tab: "Jobs",
+                        key: j.into(),
+                    },
                 )
             }),
         )

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::palette::centered;
 use crate::commands::Mode;
 use crate::event::PostOp;
-use crate::model::{Plan, Verb};
+use crate::model::{Plan, Verb, VerbExt};
 use crate::theme::Theme;
 use crate::util::fmt_duration;
 

@@ -1,14 +1,15 @@
-//! Costs tab: probes `Area::Costs`'s route; live once the backend area exists.
+//! Costs tab: probes its area's route; live once the backend area exists.
 
-use ratatui::layout::Rect;
-use ratatui::Frame;
+use super::area::{AreaSpec, AreaTab};
+use super::Tab;
+use crate::cache::Res;
 
-use crate::app::App;
-use crate::event::Area;
+pub static SPEC: AreaSpec = AreaSpec {
+    title: "Costs",
+    res: Res::new("area.costs", "/api/v1/costs/summary", 60),
+    about: "Cloud and vendor spend by service and tenant, budgets and anomalies.",
+};
 
-/// What the area covers, shown while it is not installed.
-pub const ABOUT: &str = "Cloud and vendor spend by service and tenant, budgets and anomalies.";
-
-pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
-    super::area_tab(frame, area, app, Area::Costs, ABOUT);
+pub fn tab() -> Box<dyn Tab> {
+    Box::new(AreaTab(&SPEC))
 }

@@ -1,14 +1,15 @@
-//! DR tab: probes `Area::Dr`'s route; live once the backend area exists.
+//! DR tab: probes its area's route; live once the backend area exists.
 
-use ratatui::layout::Rect;
-use ratatui::Frame;
+use super::area::{AreaSpec, AreaTab};
+use super::Tab;
+use crate::cache::Res;
 
-use crate::app::App;
-use crate::event::Area;
+pub static SPEC: AreaSpec = AreaSpec {
+    title: "DR",
+    res: Res::new("area.dr", "/api/v1/dr/status", 60),
+    about: "Backups, restore drills (dr_verify) and recovery-point age.",
+};
 
-/// What the area covers, shown while it is not installed.
-pub const ABOUT: &str = "Backups, restore drills (dr_verify) and recovery-point age.";
-
-pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
-    super::area_tab(frame, area, app, Area::Dr, ABOUT);
+pub fn tab() -> Box<dyn Tab> {
+    Box::new(AreaTab(&SPEC))
 }

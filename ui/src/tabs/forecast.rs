@@ -1,14 +1,15 @@
-//! Forecast tab: probes `Area::Forecast`'s route; live once the backend area exists.
+//! Forecast tab: probes its area's route; live once the backend area exists.
 
-use ratatui::layout::Rect;
-use ratatui::Frame;
+use super::area::{AreaSpec, AreaTab};
+use super::Tab;
+use crate::cache::Res;
 
-use crate::app::App;
-use crate::event::Area;
+pub static SPEC: AreaSpec = AreaSpec {
+    title: "Forecast",
+    res: Res::new("area.forecast", "/api/v1/forecast", 60),
+    about: "Capacity and demand forecasts refreshed by forecast_refresh.",
+};
 
-/// What the area covers, shown while it is not installed.
-pub const ABOUT: &str = "Capacity and demand forecasts refreshed by forecast_refresh.";
-
-pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
-    super::area_tab(frame, area, app, Area::Forecast, ABOUT);
+pub fn tab() -> Box<dyn Tab> {
+    Box::new(AreaTab(&SPEC))
 }

@@ -1,14 +1,15 @@
-//! Integrations tab: probes `Area::Integrations`'s route; live once the backend area exists.
+//! Integrations tab: probes its area's route; live once the backend area exists.
 
-use ratatui::layout::Rect;
-use ratatui::Frame;
+use super::area::{AreaSpec, AreaTab};
+use super::Tab;
+use crate::cache::Res;
 
-use crate::app::App;
-use crate::event::Area;
+pub static SPEC: AreaSpec = AreaSpec {
+    title: "Integrations",
+    res: Res::new("area.integrations", "/api/v1/integrations", 60),
+    about: "Connected third-party services and their sync health.",
+};
 
-/// What the area covers, shown while it is not installed.
-pub const ABOUT: &str = "Connected third-party services and their sync health.";
-
-pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
-    super::area_tab(frame, area, app, Area::Integrations, ABOUT);
+pub fn tab() -> Box<dyn Tab> {
+    Box::new(AreaTab(&SPEC))
 }

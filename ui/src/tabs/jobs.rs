@@ -1,152 +1,356 @@
 //! Jobs tab: the scheduler registry (schedule, enabled, next/last run and outcome) and the
 //! run history. Enter runs the selected job now through the dry-run → confirm flow.
 
+use std::any::Any;
+
+use crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row};
 use ratatui::Frame;
+use serde_json::{Map, Value};
 
-use crate::app::{App, JobsPane};
+use super::{Direct, Intent, Tab};
+use crate::app::App;
+use crate::cache::{Cache, Res, Resource};
+use crate::commands::{cmd, mutating, Action, KeyCommand, Scope, TabAction, NONE};
 use crate::components::badge::badge;
-use crate::components::table::DataTable;
+use crate::components::table::{DataTable, TableView};
 use crate::components::{empty_message, freshness, panel, Component};
-use crate::event::Resource;
-use crate::util::{fmt_num, rel, rel_time};
+use crate::model::{AutomationsStatus, JobRuns};
+use crate::popups::palette::{Entry, EntryKind, Target};
+use crate::util::{fmt_num, rel_time};
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
-    let [top, bottom] =
-        Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
-    registry(frame, top, app);
-    history(frame, bottom, app);
+const TITLE: &str = "Jobs";
+
+/// The scheduler registry.
+pub const AUTOMATIONS: Res<AutomationsStatus> =
+    Res::new("automations.status", "/api/v1/automations/status", 10);
+/// Newest runs first.
+pub const RUNS: Res<JobRuns> = Res::new("jobs.runs", "/api/v1/jobs/runs?limit=50", 10);
+
+pub const SWITCH_PANE: TabAction = TabAction("jobs.switch_pane");
+pub const RUN_NOW: TabAction = TabAction("jobs.run_now");
+
+static COMMANDS: &[KeyCommand] = &[
+    cmd(
+        Action::Tab(SWITCH_PANE),
+        &[
+            (KeyCode::Char('h'), NONE),
+            (KeyCode::Char('l'), NONE),
+            (KeyCode::Left, NONE),
+            (KeyCode::Right, NONE),
+        ],
+        "h/l",
+        "pane",
+        "Switch between the job registry and the run history",
+        Scope::OnTab(TITLE),
+    ),
+    mutating(cmd(
+        Action::Tab(RUN_NOW),
+        &[(KeyCode::Enter, NONE)],
+        "Enter",
+        "run now",
+        "Run the selected scheduled job now (dry-run plan, then confirm)",
+        Scope::OnTab(TITLE),
+    )),
+];
+
+/// Which table has focus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Registry,
+    Runs,
 }
 
-fn registry(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = &app.theme;
-    let route = Resource::Automations.route();
-    let f = freshness(&app.automations, route, app.now);
-    let focused = app.jobs_pane == JobsPane::Registry;
-    let mut block = panel("Scheduled jobs", &f, focused, theme);
-    if let Some(a) = &app.automations.data {
-        let mut s = vec![match a.running {
-            Some(true) => "scheduler running".to_string(),
-            Some(false) => "scheduler STOPPED".to_string(),
-            None => "scheduler state unknown".to_string(),
-        }];
-        if let Some(l) = a.leader {
-            s.push(if l {
-                "leader".into()
+pub struct JobsTab {
+    pub pane: Pane,
+    pub registry: TableView,
+    pub runs: TableView,
+}
+
+pub fn tab() -> Box<dyn Tab> {
+    Box::new(JobsTab {
+        pane: Pane::Registry,
+        registry: TableView::default(),
+        runs: TableView::default(),
+    })
+}
+
+impl Tab for JobsTab {
+    fn title(&self) -> &'static str {
+        TITLE
+    }
+
+    fn resources(&self) -> Vec<Resource> {
+        vec![AUTOMATIONS.res, RUNS.res]
+    }
+
+    fn palette_resources(&self) -> Vec<Resource> {
+        vec![AUTOMATIONS.res]
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, app: &App) {
+        let [top, bottom] =
+            Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(area);
+        self.draw_registry(frame, top, app);
+        self.draw_history(frame, bottom, app);
+    }
+
+    fn commands(&self) -> &'static [KeyCommand] {
+        COMMANDS
+    }
+
+    fn on_action(&mut self, action: TabAction, cache: &Cache) -> Intent {
+        match action {
+            SWITCH_PANE => {
+                self.pane = match self.pane {
+                    Pane::Registry => Pane::Runs,
+                    Pane::Runs => Pane::Registry,
+                };
+                Intent::Nothing
+            }
+            RUN_NOW => {
+                let name = match self.pane {
+                    Pane::Registry => self.registry.selected_index().and_then(|i| {
+                        cache.get(AUTOMATIONS)?.jobs.get(i).map(|j| j.name.clone())
+                    }),
+                    Pane::Runs => self
+                        .runs
+                        .selected_index()
+                        .and_then(|i| cache.get(RUNS)?.runs.get(i).map(|r| r.job.clone())),
+                };
+                match name {
+                    Some(n) => run_job(&n, cache),
+                    None => Intent::Notify("No job selected.".into()),
+                }
+            }
+            _ => Intent::Nothing,
+        }
+    }
+
+    fn table(&self) -> Option<&TableView> {
+        Some(match self.pane {
+            Pane::Registry => &self.registry,
+            Pane::Runs => &self.runs,
+        })
+    }
+
+    fn table_mut(&mut self) -> Option<&mut TableView> {
+        Some(match self.pane {
+            Pane::Registry => &mut self.registry,
+            Pane::Runs => &mut self.runs,
+        })
+    }
+
+    fn refilter(&mut self, cache: &Cache) {
+        let jobs = cache
+            .get(AUTOMATIONS)
+            .map(|a| a.jobs.as_slice())
+            .unwrap_or(&[]);
+        self.registry.refilter(jobs.iter().map(|j| {
+            let text = format!(
+                "{} {} {} {}",
+                j.name,
+                j.schedule,
+                if j.enabled {
+                    "on enabled"
+                } else {
+                    "off disabled"
+                },
+                j.last_run.as_ref().map(|r| r.outcome.as_str()).unwrap_or("")
+            );
+            (j.name.clone(), text)
+        }));
+        let runs = cache.get(RUNS).map(|r| r.runs.as_slice()).unwrap_or(&[]);
+        self.runs.refilter(runs.iter().map(|r| {
+            let text = format!(
+                "{} {} {} {} {}",
+                r.id,
+                r.job,
+                r.outcome,
+                r.replica,
+                r.error.as_deref().unwrap_or("")
+            );
+            (r.id.clone(), text)
+        }));
+    }
+
+    fn palette_entries(&self, cache: &Cache, out: &mut Vec<Entry>) {
+        let jobs = cache
+            .get(AUTOMATIONS)
+            .map(|a| a.jobs.as_slice())
+            .unwrap_or(&[]);
+        for j in jobs {
+            let detail = format!(
+                "scheduled job  {}{}",
+                j.schedule,
+                if j.enabled { "" } else { "  disabled" }
+            );
+            out.push(Entry::new(
+                EntryKind::Entity("job"),
+                j.name.clone(),
+                detail,
+                Target::Entity {
+                    tab: TITLE,
+                    key: j.name.clone(),
+                },
+            ));
+        }
+    }
+
+    fn open_entity(&mut self, key: &str, cache: &Cache) {
+        self.pane = Pane::Registry;
+        self.registry.select_key(key);
+        self.refilter(cache);
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The `run_job` verb when the backend has it (argument name taken from its schema), else
+/// the plain run endpoint.
+fn run_job(job: &str, cache: &Cache) -> Intent {
+    let mut args = Map::new();
+    if let Some(v) = super::find_verb(cache, "run_job") {
+        let key = super::pick_arg(v, &["job", "name", "job_name"]);
+        args.insert(key, Value::from(job));
+    }
+    Intent::Verb {
+        name: "run_job",
+        args,
+        fallback: Some(Direct {
+            path: format!("/api/v1/jobs/{job}/run"),
+            summary: format!("Run scheduled job {job} now"),
+            what: format!("run job {job}"),
+        }),
+    }
+}
+
+impl JobsTab {
+    fn draw_registry(&self, frame: &mut Frame, area: Rect, app: &App) {
+        let theme = &app.theme;
+        let route = AUTOMATIONS.res.route;
+        let automations = app.cache.remote(AUTOMATIONS);
+        let f = freshness(&automations, route, app.now);
+        let focused = self.pane == Pane::Registry;
+        let mut block = panel("Scheduled jobs", &f, focused, theme);
+        if let Some(a) = automations.data {
+            let s = [
+                if a.running {
+                    "scheduler running"
+                } else {
+                    "scheduler STOPPED"
+                }
+                .to_string(),
+                if a.leader { "leader" } else { "follower" }.to_string(),
+                format!("replica {}", a.replica_id),
+            ];
+            block = block.title_bottom(Line::from(Span::styled(
+                format!(" {} ", s.join(" · ")),
+                theme.muted,
+            )));
+        }
+        let jobs = automations.data.map(|a| a.jobs.as_slice()).unwrap_or(&[]);
+        let runs = app.cache.get(RUNS).map(|r| r.runs.as_slice()).unwrap_or(&[]);
+        let row = |i: usize| {
+            let j = &jobs[i];
+            // Prefer the registry's own last-run record; else the newest run in the history.
+            let last = j
+                .last_run
+                .as_ref()
+                .or_else(|| runs.iter().find(|r| r.job == j.name));
+            let last_at = last
+                .map(|r| rel_time(Some(&r.started_at), app.now))
+                .unwrap_or_else(|| "never".into());
+            Row::new(vec![
+                Cell::from(j.name.clone()),
+                Cell::from(j.schedule.clone()),
+                Cell::from(if j.enabled {
+                    Span::raw("[on]")
+                } else {
+                    Span::styled("[off]", theme.warn)
+                }),
+                Cell::from(rel_time(j.next_run.as_deref(), app.now)),
+                Cell::from(last_at),
+                Cell::from(match last {
+                    Some(r) => badge(&r.outcome, theme),
+                    None => Span::styled("-", theme.muted),
+                }),
+            ])
+        };
+        DataTable {
+            block,
+            header: &["Job", "Schedule", "On", "Next run", "Last run", "Outcome"],
+            widths: &[
+                Constraint::Fill(3),
+                Constraint::Fill(2),
+                Constraint::Length(5),
+                Constraint::Length(10),
+                Constraint::Length(10),
+                Constraint::Length(9),
+            ],
+            view: &self.registry,
+            row: &row,
+            focused,
+            editing: focused && app.filtering,
+            empty: if automations.data.is_some() {
+                "The scheduler has no registered jobs.".into()
             } else {
-                "follower".into()
-            });
+                empty_message(&f, route)
+            },
+            total: jobs.len(),
         }
-        if let Some(r) = &a.replica_id {
-            s.push(format!("replica {r}"));
-        }
-        block = block.title_bottom(Line::from(Span::styled(
-            format!(" {} ", s.join(" · ")),
-            theme.muted,
-        )));
+        .render(frame, area, theme);
     }
-    let jobs = app
-        .automations
-        .data
-        .as_ref()
-        .map(|a| a.jobs.as_slice())
-        .unwrap_or(&[]);
-    let runs = app.runs.data.as_deref().unwrap_or(&[]);
-    let row = |i: usize| {
-        let j = &jobs[i];
-        // Prefer the registry's own last-run record; else the newest run in the history.
-        let last = runs.iter().find(|r| r.job == j.name);
-        let last_at = j
-            .last_run_at()
-            .map(|t| rel(t, app.now))
-            .or_else(|| last.map(|r| rel_time(r.started_at.as_deref(), app.now)))
-            .unwrap_or_else(|| "never".into());
-        let outcome = j.last_outcome().or_else(|| last.map(|r| r.outcome.clone()));
-        Row::new(vec![
-            Cell::from(j.name.clone()),
-            Cell::from(j.schedule.clone().unwrap_or_else(|| "-".into())),
-            Cell::from(match j.enabled {
-                Some(false) => Span::styled("[off]", theme.warn),
-                _ => Span::raw("[on]"),
-            }),
-            Cell::from(rel_time(j.next_run.as_deref(), app.now)),
-            Cell::from(last_at),
-            Cell::from(match outcome {
-                Some(o) => badge(&o, theme),
-                None => Span::styled("-", theme.muted),
-            }),
-        ])
-    };
-    DataTable {
-        block,
-        header: &["Job", "Schedule", "On", "Next run", "Last run", "Outcome"],
-        widths: &[
-            Constraint::Fill(3),
-            Constraint::Fill(2),
-            Constraint::Length(5),
-            Constraint::Length(10),
-            Constraint::Length(10),
-            Constraint::Length(9),
-        ],
-        view: &app.jobs_table,
-        row: &row,
-        focused,
-        editing: focused && app.filtering,
-        empty: if app.automations.data.is_some() {
-            "The scheduler has no registered jobs.".into()
-        } else {
-            empty_message(&f, route)
-        },
-        total: jobs.len(),
-    }
-    .render(frame, area, theme);
-}
 
-fn history(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = &app.theme;
-    let route = Resource::JobRuns.route();
-    let f = freshness(&app.runs, route, app.now);
-    let focused = app.jobs_pane == JobsPane::Runs;
-    let block = panel("Run history", &f, focused, theme);
-    let runs = app.runs.data.as_deref().unwrap_or(&[]);
-    let row = |i: usize| {
-        let r = &runs[i];
-        Row::new(vec![
-            Cell::from(rel_time(r.started_at.as_deref(), app.now)),
-            Cell::from(r.job.clone()),
-            Cell::from(badge(&r.outcome, theme)),
-            Cell::from(
-                r.duration_ms
-                    .map(|d| format!("{} ms", fmt_num(d)))
-                    .unwrap_or_else(|| "-".into()),
-            ),
-            Cell::from(r.replica.clone().unwrap_or_else(|| "-".into())),
-            Cell::from(r.error.clone().unwrap_or_default()),
-        ])
-    };
-    DataTable {
-        block,
-        header: &["Started", "Job", "Outcome", "Duration", "Replica", "Error"],
-        widths: &[
-            Constraint::Length(9),
-            Constraint::Length(16),
-            Constraint::Length(9),
-            Constraint::Length(9),
-            Constraint::Length(8),
-            Constraint::Fill(1),
-        ],
-        view: &app.runs_table,
-        row: &row,
-        focused,
-        editing: focused && app.filtering,
-        empty: if app.runs.data.is_some() {
-            "No runs recorded yet.".into()
-        } else {
-            empty_message(&f, route)
-        },
-        total: runs.len(),
+    fn draw_history(&self, frame: &mut Frame, area: Rect, app: &App) {
+        let theme = &app.theme;
+        let route = RUNS.res.route;
+        let remote = app.cache.remote(RUNS);
+        let f = freshness(&remote, route, app.now);
+        let focused = self.pane == Pane::Runs;
+        let block = panel("Run history", &f, focused, theme);
+        let runs = remote.data.map(|r| r.runs.as_slice()).unwrap_or(&[]);
+        let row = |i: usize| {
+            let r = &runs[i];
+            Row::new(vec![
+                Cell::from(rel_time(Some(&r.started_at), app.now)),
+                Cell::from(r.job.clone()),
+                Cell::from(badge(&r.outcome, theme)),
+                Cell::from(
+                    r.duration_ms
+                        .map(|d| format!("{} ms", fmt_num(d as f64)))
+                        .unwrap_or_else(|| "-".into()),
+                ),
+                Cell::from(r.replica.clone()),
+                Cell::from(r.error.clone().unwrap_or_default()),
+            ])
+        };
+        DataTable {
+            block,
+            header: &["Started", "Job", "Outcome", "Duration", "Replica", "Error"],
+            widths: &[
+                Constraint::Length(9),
+                Constraint::Length(16),
+                Constraint::Length(9),
+                Constraint::Length(9),
+                Constraint::Length(8),
+                Constraint::Fill(1),
+            ],
+            view: &self.runs,
+            row: &row,
+            focused,
+            editing: focused && app.filtering,
+            empty: if remote.data.is_some() {
+                "No runs recorded yet.".into()
+            } else {
+                empty_message(&f, route)
+            },
+            total: runs.len(),
+        }
+        .render(frame, area, theme);
     }
-    .render(frame, area, theme);
 }

@@ -1,6 +1,13 @@
-//! The eight tabs. Telemetry, Jobs and Queue are live; the other five probe their area's route
-//! and say plainly when the backend does not have that area.
+//! The tabs. Each is one file implementing [`Tab`]; [`all`] is the one list (order = the
+//! number keys). Telemetry, Jobs and Queue are live; the optional areas probe their route and
+//! say plainly when the backend does not have that area or its module is disabled.
+//!
+//! Adding a tab: write `tabs/<name>.rs` with a type implementing [`Tab`] (title, the
+//! [`Res`](crate::cache::Res) constants it reads, draw, its keys as `KeyCommand`s with
+//! `Scope::OnTab(title)`, palette entries) and a `pub fn tab() -> Box<dyn Tab>`, then add one
+//! line to [`all`]. The cache, fetch loop, key bar, help and palette pick it up from there.
 
+pub mod area;
 pub mod costs;
 pub mod dr;
 pub mod forecast;
@@ -10,162 +17,188 @@ pub mod queue;
 pub mod security;
 pub mod telemetry;
 
+use std::any::Any;
+
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
+use serde_json::{Map, Value};
 
 use crate::app::App;
-use crate::components::{empty_message, freshness, panel, Freshness};
-use crate::event::Area;
+use crate::cache::{Cache, Resource};
+use crate::client::Disabled;
+use crate::commands::{KeyCommand, TabAction};
+use crate::components::table::TableView;
+use crate::components::{panel, Freshness};
+use crate::popups::palette::Entry;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Tab {
-    Telemetry,
-    Jobs,
-    Queue,
-    Costs,
-    Security,
-    Dr,
-    Forecast,
-    Integrations,
+/// The one list of tabs, in key order (`1`–`8`).
+pub fn all() -> Vec<Box<dyn Tab>> {
+    vec![
+        telemetry::tab(),
+        jobs::tab(),
+        queue::tab(),
+        costs::tab(),
+        security::tab(),
+        dr::tab(),
+        forecast::tab(),
+        integrations::tab(),
+    ]
 }
 
-impl Tab {
-    pub const ALL: [Tab; 8] = [
-        Tab::Telemetry,
-        Tab::Jobs,
-        Tab::Queue,
-        Tab::Costs,
-        Tab::Security,
-        Tab::Dr,
-        Tab::Forecast,
-        Tab::Integrations,
-    ];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Tab::Telemetry => "Telemetry",
-            Tab::Jobs => "Jobs",
-            Tab::Queue => "Queue",
-            Tab::Costs => "Costs",
-            Tab::Security => "Security",
-            Tab::Dr => "DR",
-            Tab::Forecast => "Forecast",
-            Tab::Integrations => "Integrations",
-        }
-    }
-
-    /// 1-based number (the key that selects it).
-    pub fn number(self) -> usize {
-        Tab::ALL.iter().position(|t| *t == self).unwrap_or(0) + 1
-    }
-
-    pub fn from_number(n: usize) -> Option<Tab> {
-        n.checked_sub(1).and_then(|i| Tab::ALL.get(i).copied())
-    }
-
-    pub fn next(self) -> Tab {
-        Tab::ALL[self.number() % Tab::ALL.len()]
-    }
-
-    pub fn prev(self) -> Tab {
-        Tab::ALL[(self.number() + Tab::ALL.len() - 2) % Tab::ALL.len()]
-    }
-
-    /// Tabs whose body is a selectable, filterable table.
-    pub fn has_table(self) -> bool {
-        matches!(self, Tab::Jobs | Tab::Queue)
-    }
-
-    /// The optional backend area behind this tab.
-    pub fn area(self) -> Option<Area> {
-        match self {
-            Tab::Costs => Some(Area::Costs),
-            Tab::Security => Some(Area::Security),
-            Tab::Dr => Some(Area::Dr),
-            Tab::Forecast => Some(Area::Forecast),
-            Tab::Integrations => Some(Area::Integrations),
-            _ => None,
-        }
-    }
+/// What a tab asks the app to do after one of its keys or a palette jump.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Intent {
+    Nothing,
+    Notify(String),
+    /// Run this ops verb (args form if needed, dry-run, confirm). When the backend offers no
+    /// such verb, confirm `fallback` (a plain API call) with `y` instead.
+    Verb {
+        name: &'static str,
+        args: Map<String, Value>,
+        fallback: Option<Direct>,
+    },
+    /// The tab changed a request parameter (e.g. a filter): fetch this resource now.
+    Refetch(Resource),
 }
 
+/// A plain POST confirmed in the console.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Direct {
+    pub path: String,
+    /// Plan summary shown before `y`.
+    pub summary: String,
+    /// Result title ("run job retention").
+    pub what: String,
+}
+
+/// One console tab: its data needs, drawing, keys and palette entries, with its own state
+/// (selection, filters, panes).
+pub trait Tab: Any {
+    fn title(&self) -> &'static str;
+
+    /// Resources kept fresh while this tab is shown.
+    fn resources(&self) -> Vec<Resource>;
+
+    /// Resources its palette entries come from (fetched while the palette is open).
+    fn palette_resources(&self) -> Vec<Resource> {
+        Vec::new()
+    }
+
+    /// The request path for `r` when it depends on this tab's state (query parameters).
+    fn path(&self, _r: Resource) -> Option<String> {
+        None
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, app: &App);
+
+    /// This tab's keys (scope `Scope::OnTab(self.title())`).
+    fn commands(&self) -> &'static [KeyCommand] {
+        &[]
+    }
+
+    /// Runs one of this tab's [`commands`](Tab::commands).
+    fn on_action(&mut self, _action: TabAction, _cache: &Cache) -> Intent {
+        Intent::Nothing
+    }
+
+    /// Whether the body is a selectable, filterable table (enables `/`, `j`/`k`…).
+    fn has_table(&self) -> bool {
+        self.table().is_some()
+    }
+
+    /// The table the selection keys and `/` act on.
+    fn table(&self) -> Option<&TableView> {
+        None
+    }
+
+    fn table_mut(&mut self) -> Option<&mut TableView> {
+        None
+    }
+
+    /// Rebuilds the visible rows of its tables from the cache (after new data or a filter
+    /// edit).
+    fn refilter(&mut self, _cache: &Cache) {}
+
+    /// Entities it contributes to the palette.
+    fn palette_entries(&self, _cache: &Cache, _out: &mut Vec<Entry>) {}
+
+    /// The palette's Enter on one of this tab's entities: select it.
+    fn open_entity(&mut self, _key: &str, _cache: &Cache) {}
+
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// The module-disabled answer of one of the tab's resources, if any.
+pub fn disabled(tab: &dyn Tab, cache: &Cache) -> Option<Disabled> {
+    tab.resources()
+        .into_iter()
+        .find_map(|r| cache.meta(r).disabled())
+}
+
+/// Draws the current tab, or the module-disabled notice instead of its body.
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
-    match app.tab {
-        Tab::Telemetry => telemetry::draw(frame, area, app),
-        Tab::Jobs => jobs::draw(frame, area, app),
-        Tab::Queue => queue::draw(frame, area, app),
-        Tab::Costs => costs::draw(frame, area, app),
-        Tab::Security => security::draw(frame, area, app),
-        Tab::Dr => dr::draw(frame, area, app),
-        Tab::Forecast => forecast::draw(frame, area, app),
-        Tab::Integrations => integrations::draw(frame, area, app),
+    let tab = app.current();
+    match disabled(tab, &app.cache) {
+        Some(d) => draw_disabled(frame, area, app, tab.title(), &d),
+        None => tab.draw(frame, area, app),
     }
 }
 
-/// Shared body of the optional-area tabs: not installed (404), waiting, failing, or the
-/// fields the route returned, shown as they are.
-pub(crate) fn area_tab(frame: &mut Frame, rect: Rect, app: &App, a: Area, about: &str) {
+/// "Module X is disabled": an answer, not an error, so no backoff and no red.
+pub fn draw_disabled(frame: &mut Frame, rect: Rect, app: &App, title: &str, d: &Disabled) {
     let theme = &app.theme;
-    let remote = app.area(a);
-    let route = a.route();
-    let title = match app.tab {
-        t if t.area() == Some(a) => t.title(),
-        _ => "Area",
-    };
-    let not_installed = remote.error.as_ref().and_then(|e| e.status()) == Some(404);
-    let f = if not_installed {
-        Freshness::Fresh
+    let block = panel(title, &Freshness::Fresh, true, theme);
+    let name = &d.module;
+    let mut lines = vec![Line::from(Span::styled(
+        if d.fleet {
+            format!("Module {name} is turned off fleet-wide.")
+        } else {
+            format!("Module {name} is disabled for this tenant.")
+        },
+        theme.warn,
+    ))];
+    lines.push(Line::default());
+    if d.fleet {
+        lines.push(Line::from(format!(
+            "The server config has `[modules] {name} = false`; an operator of the fleet can set it back to true and restart."
+        )));
     } else {
-        freshness(remote, route, app.now)
-    };
-    let block = panel(title, &f, true, theme);
-    let mut lines: Vec<Line> = Vec::new();
-    if not_installed {
-        lines.push(Line::from(Span::styled(
-            format!("This area is not installed on this backend (GET {route} answered 404)."),
-            theme.warn,
+        lines.push(Line::from(format!(
+            "To enable it: palette (:) → toggle_module with module={name} enabled=true (admin role)."
         )));
-        lines.push(Line::default());
-        lines.push(Line::from(Span::styled(about.to_string(), theme.muted)));
-        lines.push(Line::from(Span::styled(
-            "Nothing is shown until the backend serves this route; it is probed again every minute.",
-            theme.muted,
-        )));
-    } else if let Some(d) = &remote.data {
-        lines.push(Line::from(Span::styled(
-            format!("GET {route}"),
-            theme.muted,
-        )));
-        if d.fields.is_empty() {
-            lines.push(Line::from("The route answered with no fields."));
-        }
-        let kw = d
-            .fields
-            .iter()
-            .map(|(k, _)| k.len())
-            .max()
-            .unwrap_or(0)
-            .min(40);
-        for (k, v) in &d.fields {
-            lines.push(Line::from(vec![
-                Span::styled(format!("{k:<kw$}  "), theme.accent),
-                Span::raw(v.clone()),
-            ]));
-        }
-    } else {
-        lines.push(Line::from(Span::styled(
-            empty_message(&f, route),
-            theme.muted,
-        )));
-        lines.push(Line::default());
-        lines.push(Line::from(Span::styled(about.to_string(), theme.muted)));
     }
+    lines.push(Line::from(Span::styled(
+        "Nothing is shown meanwhile; the console checks again every minute.",
+        theme.muted,
+    )));
     frame.render_widget(
         Paragraph::new(lines)
             .block(block)
             .wrap(Wrap { trim: false }),
         rect,
     );
+}
+
+/// The verb `name` if the backend offers it (tabs use it to fill in arguments).
+pub fn find_verb<'a>(cache: &'a Cache, name: &str) -> Option<&'a crate::model::Verb> {
+    cache
+        .get(crate::resources::VERBS)?
+        .verbs
+        .iter()
+        .find(|v| v.name == name)
+}
+
+/// Picks the verb's argument name among `candidates` (else its first required one).
+pub fn pick_arg(v: &crate::model::Verb, candidates: &[&str]) -> String {
+    use crate::model::VerbExt;
+    let props = v.arg_props();
+    candidates
+        .iter()
+        .find(|c| props.iter().any(|(k, _, _)| k == *c))
+        .map(|c| c.to_string())
+        .or_else(|| props.iter().find(|(_, _, r)| *r).map(|(k, _, _)| k.clone()))
+        .or_else(|| props.first().map(|(k, _, _)| k.clone()))
+        .unwrap_or_else(|| candidates[0].to_string())
 }

@@ -1,23 +1,221 @@
 //! Queue tab: depth by state, lag, oldest ready age, throughput and workers, then the job list
 //! (`s` cycles the state filter, `/` filters, Enter retries a dead job, `D` purges dead jobs).
 
+use std::any::Any;
+
+use crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row};
 use ratatui::Frame;
+use serde_json::{Map, Value};
 
+use super::{Direct, Intent, Tab};
 use crate::app::App;
-use crate::components::table::DataTable;
+use crate::cache::{Cache, Res, Resource};
+use crate::commands::{cmd, mutating, Action, KeyCommand, Scope, TabAction, NONE, SHIFT};
+use crate::components::table::{DataTable, TableView};
 use crate::components::{empty_message, freshness, panel, Component};
-use crate::event::Resource;
+use crate::model::{JobList, QueueHealth, VerbExt};
+use crate::popups::palette::{Entry, EntryKind, Target};
 use crate::theme::Theme;
 use crate::util::{fmt_count, fmt_duration, fmt_num, rel_time};
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
-    let [top, bottom] = Layout::vertical([Constraint::Length(4), Constraint::Min(5)]).areas(area);
-    health(frame, top, app);
-    jobs(frame, bottom, app);
+const TITLE: &str = "Queue";
+
+pub const HEALTH: Res<QueueHealth> = Res::new("queue.health", "/api/v1/queue/health", 5);
+/// The job list; the state filter is added by [`QueueTab::path`].
+pub const JOBS: Res<JobList> = Res::new("queue.jobs", "/api/v1/queue/jobs", 5);
+
+pub const CYCLE_STATE: TabAction = TabAction("queue.cycle_state");
+pub const RETRY: TabAction = TabAction("queue.retry");
+pub const PURGE_DLQ: TabAction = TabAction("queue.purge_dlq");
+
+static COMMANDS: &[KeyCommand] = &[
+    cmd(
+        Action::Tab(CYCLE_STATE),
+        &[(KeyCode::Char('s'), NONE)],
+        "s",
+        "state",
+        "Cycle the queue job list's state filter (all, queued, running, failed, dead, succeeded)",
+        Scope::OnTab(TITLE),
+    ),
+    mutating(cmd(
+        Action::Tab(RETRY),
+        &[(KeyCode::Enter, NONE)],
+        "Enter",
+        "retry",
+        "Retry the selected dead job (dry-run plan, then confirm)",
+        Scope::OnTab(TITLE),
+    )),
+    mutating(cmd(
+        Action::Tab(PURGE_DLQ),
+        &[(KeyCode::Char('D'), SHIFT), (KeyCode::Char('D'), NONE)],
+        "D",
+        "purge dead",
+        "Purge the dead-letter queue (purge_dlq verb, confirm required)",
+        Scope::OnTab(TITLE),
+    )),
+];
+
+/// The server-side state filters `s` cycles through (`None` = all).
+const STATES: [Option<&str>; 6] = [
+    None,
+    Some("queued"),
+    Some("running"),
+    Some("failed"),
+    Some("dead"),
+    Some("succeeded"),
+];
+
+#[derive(Default)]
+pub struct QueueTab {
+    pub table: TableView,
+    /// Server-side state filter for the job list (`None` = all).
+    pub state: Option<&'static str>,
+}
+
+pub fn tab() -> Box<dyn Tab> {
+    Box::new(QueueTab::default())
+}
+
+impl Tab for QueueTab {
+    fn title(&self) -> &'static str {
+        TITLE
+    }
+
+    fn resources(&self) -> Vec<Resource> {
+        vec![HEALTH.res, JOBS.res]
+    }
+
+    fn palette_resources(&self) -> Vec<Resource> {
+        vec![JOBS.res]
+    }
+
+    fn path(&self, r: Resource) -> Option<String> {
+        (r == JOBS.res).then(|| match self.state {
+            Some(s) => format!("{}?state={s}&limit=200", JOBS.res.route),
+            None => format!("{}?limit=200", JOBS.res.route),
+        })
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, app: &App) {
+        let [top, bottom] =
+            Layout::vertical([Constraint::Length(4), Constraint::Min(5)]).areas(area);
+        health(frame, top, app);
+        self.draw_jobs(frame, bottom, app);
+    }
+
+    fn commands(&self) -> &'static [KeyCommand] {
+        COMMANDS
+    }
+
+    fn on_action(&mut self, action: TabAction, cache: &Cache) -> Intent {
+        match action {
+            CYCLE_STATE => {
+                let pos = STATES.iter().position(|s| *s == self.state).unwrap_or(0);
+                self.state = STATES[(pos + 1) % STATES.len()];
+                Intent::Refetch(JOBS.res)
+            }
+            RETRY => {
+                let job = self
+                    .table
+                    .selected_index()
+                    .and_then(|i| cache.get(JOBS)?.jobs.get(i));
+                match job {
+                    Some(j) if j.state == "dead" => retry(&j.id, cache),
+                    Some(j) => Intent::Notify(format!(
+                        "Only dead jobs can be retried (job {} is {}).",
+                        j.id, j.state
+                    )),
+                    None => Intent::Notify("No queue job selected.".into()),
+                }
+            }
+            PURGE_DLQ => Intent::Verb {
+                name: "purge_dlq",
+                args: Map::new(),
+                fallback: Some(Direct {
+                    path: "/api/v1/queue/dlq/purge".into(),
+                    summary: "Purge the dead-letter queue".into(),
+                    what: "purge dead-letter queue".into(),
+                }),
+            },
+            _ => Intent::Nothing,
+        }
+    }
+
+    fn table(&self) -> Option<&TableView> {
+        Some(&self.table)
+    }
+
+    fn table_mut(&mut self) -> Option<&mut TableView> {
+        Some(&mut self.table)
+    }
+
+    fn refilter(&mut self, cache: &Cache) {
+        let jobs = cache.get(JOBS).map(|l| l.jobs.as_slice()).unwrap_or(&[]);
+        self.table.refilter(jobs.iter().map(|j| {
+            let text = format!(
+                "{} {} {} {} {}",
+                j.id,
+                j.kind,
+                j.state,
+                j.worker.as_deref().unwrap_or(""),
+                j.error.as_deref().unwrap_or("")
+            );
+            (j.id.clone(), text)
+        }));
+    }
+
+    fn palette_entries(&self, cache: &Cache, out: &mut Vec<Entry>) {
+        for j in cache.get(JOBS).map(|l| l.jobs.as_slice()).unwrap_or(&[]) {
+            out.push(Entry::new(
+                EntryKind::Entity("queue"),
+                j.id.clone(),
+                format!("{} {}", j.kind, j.state),
+                Target::Entity {
+                    tab: TITLE,
+                    key: j.id.clone(),
+                },
+            ));
+        }
+    }
+
+    fn open_entity(&mut self, key: &str, cache: &Cache) {
+        self.table.select_key(key);
+        self.refilter(cache);
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The `retry_job` verb (the id typed as its schema says), else the plain retry endpoint.
+fn retry(id: &str, cache: &Cache) -> Intent {
+    let mut args = Map::new();
+    if let Some(v) = super::find_verb(cache, "retry_job") {
+        let key = super::pick_arg(v, &["id", "job_id", "job"]);
+        let integer = v
+            .arg_props()
+            .iter()
+            .any(|(k, ty, _)| *k == key && ty == "integer");
+        let val = match id.parse::<i64>() {
+            Ok(n) if integer => Value::from(n),
+            _ => Value::from(id),
+        };
+        args.insert(key, val);
+    }
+    Intent::Verb {
+        name: "retry_job",
+        args,
+        fallback: Some(Direct {
+            path: format!("/api/v1/queue/jobs/{id}/retry"),
+            summary: format!("Move dead queue job {id} back to queued"),
+            what: format!("retry queue job {id}"),
+        }),
+    }
 }
 
 /// Queue state as text; colour only reinforces it.
@@ -32,102 +230,98 @@ fn state_span(s: &str, theme: &Theme) -> Span<'static> {
 
 fn health(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
-    let route = Resource::QueueHealth.route();
-    let f = freshness(&app.queue_health, route, app.now);
+    let route = HEALTH.res.route;
+    let remote = app.cache.remote(HEALTH);
+    let f = freshness(&remote, route, app.now);
     let block = panel("Queue health", &f, false, theme);
     let bold = theme.base.add_modifier(Modifier::BOLD);
-    let lines = match &app.queue_health.data {
+    let lines = match remote.data {
         None => vec![Line::from(Span::styled(
             empty_message(&f, route),
             theme.muted,
         ))],
         Some(h) => {
+            let d = &h.depth;
             let mut depth = vec![Span::styled("Depth  ", bold)];
-            for (state, n) in &h.depth {
+            for (state, n) in [
+                ("queued", d.queued),
+                ("running", d.running),
+                ("failed", d.failed),
+                ("dead", d.dead),
+                ("succeeded", d.succeeded),
+            ] {
                 depth.push(state_span(state, theme));
-                depth.push(Span::raw(format!(" {}   ", fmt_count(*n))));
+                depth.push(Span::raw(format!(" {}   ", fmt_count(n.max(0) as u64))));
             }
-            if h.depth.is_empty() {
-                depth.push(Span::styled("not reported", theme.muted));
-            }
-            let opt =
-                |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map(f).unwrap_or_else(|| "-".into());
-            let stats = vec![
+            let mut stats = vec![
                 Span::styled("Lag ", bold),
-                Span::raw(format!(
-                    "{}   ",
-                    opt(h.lag_ms, &|v| format!("{} ms", fmt_num(v)))
-                )),
+                Span::raw(format!("{} ms   ", fmt_num(h.lag_ms as f64))),
                 Span::styled("Oldest ready ", bold),
-                Span::raw(format!(
-                    "{}   ",
-                    opt(h.oldest_ready_age_s, &|v| fmt_duration(v as i64))
-                )),
+                Span::raw(format!("{}   ", fmt_duration(h.oldest_ready_age_s))),
                 Span::styled("Throughput ", bold),
-                Span::raw(format!(
-                    "{}   ",
-                    opt(h.throughput_per_min, &|v| format!("{}/min", fmt_num(v)))
-                )),
+                Span::raw(format!("{}/min   ", fmt_num(h.throughput_per_min as f64))),
                 Span::styled("Workers ", bold),
-                Span::raw(h.workers.clone().unwrap_or_else(|| "-".into())),
+                Span::raw(h.workers.to_string()),
             ];
+            if h.paused {
+                stats.push(Span::styled("   PAUSED", theme.warn));
+            }
             vec![Line::from(depth), Line::from(stats)]
         }
     };
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
-fn jobs(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = &app.theme;
-    let route = Resource::QueueJobs.route();
-    let f = freshness(&app.queue_jobs, route, app.now);
-    let title = format!("Jobs · state: {}", app.queue_state.unwrap_or("all"));
-    let block = panel(&title, &f, true, theme);
-    let jobs = app.queue_jobs.data.as_deref().unwrap_or(&[]);
-    let row = |i: usize| {
-        let j = &jobs[i];
-        let attempts = match (j.attempts, j.max_attempts) {
-            (Some(a), Some(m)) => format!("{}/{}", fmt_num(a), fmt_num(m)),
-            (Some(a), None) => fmt_num(a),
-            _ => "-".into(),
+impl QueueTab {
+    fn draw_jobs(&self, frame: &mut Frame, area: Rect, app: &App) {
+        let theme = &app.theme;
+        let route = JOBS.res.route;
+        let remote = app.cache.remote(JOBS);
+        let f = freshness(&remote, route, app.now);
+        let title = format!("Jobs · state: {}", self.state.unwrap_or("all"));
+        let block = panel(&title, &f, true, theme);
+        let jobs = remote.data.map(|l| l.jobs.as_slice()).unwrap_or(&[]);
+        let row = |i: usize| {
+            let j = &jobs[i];
+            Row::new(vec![
+                Cell::from(j.id.clone()),
+                Cell::from(j.kind.clone()),
+                Cell::from(state_span(&j.state, theme)),
+                Cell::from(format!("{}/{}", j.attempts, j.max_attempts)),
+                Cell::from(rel_time(Some(&j.enqueued_at), app.now)),
+                Cell::from(j.worker.clone().unwrap_or_else(|| "-".into())),
+                Cell::from(j.error.clone().unwrap_or_default()),
+            ])
         };
-        Row::new(vec![
-            Cell::from(j.id.clone()),
-            Cell::from(j.kind.clone()),
-            Cell::from(state_span(&j.state, theme)),
-            Cell::from(attempts),
-            Cell::from(rel_time(j.enqueued_at.as_deref(), app.now)),
-            Cell::from(j.worker.clone().unwrap_or_else(|| "-".into())),
-            Cell::from(j.error.clone().unwrap_or_default()),
-        ])
-    };
-    DataTable {
-        block,
-        header: &[
-            "Id", "Kind", "State", "Tries", "Enqueued", "Worker", "Error",
-        ],
-        widths: &[
-            Constraint::Length(8),
-            Constraint::Length(10),
-            Constraint::Length(9),
-            Constraint::Length(6),
-            Constraint::Length(9),
-            Constraint::Length(10),
-            Constraint::Fill(1),
-        ],
-        view: &app.queue_table,
-        row: &row,
-        focused: true,
-        editing: app.filtering,
-        empty: if app.queue_jobs.data.is_some() {
-            match app.queue_state {
-                Some(s) => format!("No {s} jobs in the queue."),
-                None => "The queue is empty.".into(),
-            }
-        } else {
-            empty_message(&f, route)
-        },
-        total: jobs.len(),
+        DataTable {
+            block,
+            header: &[
+                "Id", "Kind", "State", "Tries", "Enqueued", "Worker", "Error",
+            ],
+            // Ids are `job_` + 20 hex digits: shown whole, they are what the operator copies.
+            widths: &[
+                Constraint::Length(24),
+                Constraint::Length(8),
+                Constraint::Length(9),
+                Constraint::Length(6),
+                Constraint::Length(9),
+                Constraint::Length(14),
+                Constraint::Fill(1),
+            ],
+            view: &self.table,
+            row: &row,
+            focused: true,
+            editing: app.filtering,
+            empty: if remote.data.is_some() {
+                match self.state {
+                    Some(s) => format!("No {s} jobs in the queue."),
+                    None => "The queue is empty.".into(),
+                }
+            } else {
+                empty_message(&f, route)
+            },
+            total: jobs.len(),
+        }
+        .render(frame, area, theme);
     }
-    .render(frame, area, theme);
 }

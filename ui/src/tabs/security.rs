@@ -1,14 +1,15 @@
-//! Security tab: probes `Area::Security`'s route; live once the backend area exists.
+//! Security tab: probes its area's route; live once the backend area exists.
 
-use ratatui::layout::Rect;
-use ratatui::Frame;
+use super::area::{AreaSpec, AreaTab};
+use super::Tab;
+use crate::cache::Res;
 
-use crate::app::App;
-use crate::event::Area;
+pub static SPEC: AreaSpec = AreaSpec {
+    title: "Security",
+    res: Res::new("area.security", "/api/v1/security/findings", 60),
+    about: "Scan findings, secret exposure checks and access anomalies.",
+};
 
-/// What the area covers, shown while it is not installed.
-pub const ABOUT: &str = "Scan findings, secret exposure checks and access anomalies.";
-
-pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
-    super::area_tab(frame, area, app, Area::Security, ABOUT);
+pub fn tab() -> Box<dyn Tab> {
+    Box::new(AreaTab(&SPEC))
 }

@@ -8,15 +8,52 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
+use std::any::Any;
+
+use super::Tab;
 use crate::app::App;
+use crate::cache::{Res, Resource};
 use crate::components::badge::badge;
 use crate::components::sparkline::Spark;
 use crate::components::{empty_message, freshness, panel, Component, Freshness};
-use crate::event::Resource;
-use crate::model::Metric;
+use crate::model::{HistoryView, Metric, Section, Summary};
+use crate::resources::{AUDIT, TELEMETRY};
 use crate::util::{ellipsize, fmt_age, fmt_count};
 
-pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
+/// The last hour of samples, for the sparklines.
+pub const HISTORY: Res<HistoryView> = Res::new(
+    "ops.telemetry.history",
+    "/api/v1/ops/telemetry/history?minutes=60",
+    10,
+);
+/// Per-area counters (and which modules are disabled).
+pub const SUMMARY: Res<Summary> = Res::new("status.summary", "/api/v1/status/summary", 15);
+
+pub struct TelemetryTab;
+
+pub fn tab() -> Box<dyn Tab> {
+    Box::new(TelemetryTab)
+}
+
+impl Tab for TelemetryTab {
+    fn title(&self) -> &'static str {
+        "Telemetry"
+    }
+
+    fn resources(&self) -> Vec<Resource> {
+        vec![TELEMETRY.res, HISTORY.res, SUMMARY.res]
+    }
+
+    fn draw(&self, frame: &mut Frame, area: Rect, app: &App) {
+        draw(frame, area, app)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)]).areas(area);
     components(frame, left, app);
@@ -34,24 +71,24 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
 
 fn components(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
-    let route = Resource::Telemetry.route();
-    let f = freshness(&app.telemetry, route, app.now);
+    let route = TELEMETRY.res.route;
+    let remote = app.cache.remote(TELEMETRY);
+    let f = freshness(&remote, route, app.now);
     let block = panel("Components", &f, false, theme);
     let width = block.inner(area).width as usize;
     let mut lines: Vec<Line> = Vec::new();
-    match &app.telemetry.data {
+    match remote.data {
         None => lines.push(Line::from(Span::styled(
             empty_message(&f, route),
             theme.muted,
         ))),
         Some(t) => {
-            if let Some(o) = &t.overall {
-                lines.push(Line::from(vec![
-                    Span::styled("Overall    ", theme.base.add_modifier(Modifier::BOLD)),
-                    badge(o, theme),
-                    Span::styled(format!(" {o}"), theme.muted),
-                ]));
-            }
+            let o = &t.report.overall;
+            lines.push(Line::from(vec![
+                Span::styled("Overall    ", theme.base.add_modifier(Modifier::BOLD)),
+                badge(o, theme),
+                Span::styled(format!(" {o}"), theme.muted),
+            ]));
             if t.components.is_empty() {
                 lines.push(Line::from(Span::styled(
                     "The backend reported no components.",
@@ -86,8 +123,9 @@ fn components(frame: &mut Frame, area: Rect, app: &App) {
 
 fn sparks(frame: &mut Frame, areas: [Rect; 4], app: &App) {
     let theme = &app.theme;
-    let route = Resource::History.route();
-    let f = freshness(&app.history, route, app.now);
+    let route = HISTORY.res.route;
+    let history = app.cache.remote(HISTORY);
+    let f = freshness(&history, route, app.now);
     let note = match &f {
         Freshness::Stale { age_s, reason } => Some(Span::styled(
             format!("[STALE {}] {reason} ", fmt_age(*age_s)),
@@ -103,13 +141,11 @@ fn sparks(frame: &mut Frame, areas: [Rect; 4], app: &App) {
         _ => empty_message(&f, route),
     };
     for (i, (m, rect)) in Metric::ALL.iter().zip(areas).enumerate() {
-        let values: &[f64] = app
-            .history
+        let values: &[f64] = history
             .data
-            .as_ref()
             .map(|h| h.series[i].as_slice())
             .unwrap_or(&[]);
-        let empty = match &app.history.data {
+        let empty = match history.data {
             Some(h) if h.samples == 0 => "No samples in the last 60 minutes yet.",
             Some(_) => "This metric is not in the telemetry history samples.",
             None => waiting.as_str(),
@@ -126,45 +162,58 @@ fn sparks(frame: &mut Frame, areas: [Rect; 4], app: &App) {
 
 fn audit_summary(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
-    let route = Resource::Summary.route();
-    let f = freshness(&app.summary, route, app.now);
+    let route = SUMMARY.res.route;
+    let summary = app.cache.remote(SUMMARY);
+    let audit = app.cache.remote(AUDIT);
+    let f = freshness(&summary, route, app.now);
     let block = panel("Audit & summary", &f, false, theme);
     let mut lines: Vec<Line> = Vec::new();
-    match &app.audit.data {
+    match audit.data {
         Some(a) => {
             let root = if a.root.len() > 12 {
                 format!("{}…", &a.root[..12])
             } else {
                 a.root.clone()
             };
-            let mut s = format!("Audit chain {} records · root {root}", fmt_count(a.size));
-            if let Some(h) = &a.head_action {
-                s.push_str(&format!(" · head {h}"));
+            let mut s = format!(
+                "Audit chain {} records · root {root}",
+                fmt_count(a.size.max(0) as u64)
+            );
+            if let Some(h) = &a.head {
+                s.push_str(&format!(
+                    " · head {} {}",
+                    h.action,
+                    crate::util::rel_time(Some(&h.ts), app.now)
+                ));
             }
-            if let Some(ts) = &a.head_ts {
-                s.push_str(&format!(" {}", crate::util::rel_time(Some(ts), app.now)));
-            }
-            if app.audit.is_stale() {
+            if audit.is_stale() {
                 s.push_str(" [STALE]");
             }
             lines.push(Line::from(s));
         }
         None => lines.push(Line::from(Span::styled(
-            empty_message(
-                &freshness(&app.audit, Resource::Audit.route(), app.now),
-                Resource::Audit.route(),
-            ),
+            empty_message(&freshness(&audit, AUDIT.res.route, app.now), AUDIT.res.route),
             theme.muted,
         ))),
     }
-    match &app.summary.data {
+    match summary.data {
         Some(s) => {
-            let parts: Vec<String> = s
-                .fields
-                .iter()
-                .filter(|(k, _)| !k.starts_with("tenants"))
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect();
+            let mut parts: Vec<String> = Vec::new();
+            for (name, section) in &s.sections {
+                match section {
+                    Section::Fields(fields) => parts.extend(
+                        fields
+                            .iter()
+                            .map(|(k, v)| format!("{name}.{k} {v}")),
+                    ),
+                    Section::Disabled { fleet: false } => {
+                        parts.push(format!("{name} disabled for this tenant"))
+                    }
+                    Section::Disabled { fleet: true } => {
+                        parts.push(format!("{name} turned off fleet-wide"))
+                    }
+                }
+            }
             lines.push(Line::from(Span::styled(parts.join(" · "), theme.base)));
         }
         None => lines.push(Line::from(Span::styled(

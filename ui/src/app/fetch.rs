@@ -1,0 +1,130 @@
+//! What to fetch and what to do with answers: the wanted set (always-on header resources,
+//! the current tab's, the palette's), single-flight per resource, backoff, superseded answers.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::App;
+use crate::cache::Resource;
+use crate::client::ClientError;
+use crate::event::Effect;
+use crate::popups::palette::PaletteState;
+use crate::popups::Popup;
+use crate::resources::{AUDIT, TELEMETRY, TENANTS, VERBS};
+
+impl App {
+    /// Resources kept fresh now: the header's, the current tab's and, with the palette open,
+    /// every tab's palette sources and the tenant list.
+    pub fn wanted(&self) -> Vec<Resource> {
+        let mut r = vec![TELEMETRY.res, VERBS.res, AUDIT.res];
+        let mut add = |x: Resource| {
+            if !r.contains(&x) {
+                r.push(x);
+            }
+        };
+        for x in self.current().resources() {
+            add(x);
+        }
+        if matches!(self.popup, Some(Popup::Palette(_))) {
+            for t in &self.tabs {
+                for x in t.palette_resources() {
+                    add(x);
+                }
+            }
+            add(TENANTS.res);
+        }
+        r
+    }
+
+    /// The request path for `r`: a tab may add parameters (the queue's state filter).
+    pub fn path_for(&self, r: Resource) -> String {
+        self.tabs
+            .iter()
+            .find_map(|t| t.path(r))
+            .unwrap_or_else(|| r.route.to_string())
+    }
+
+    /// Fetch effects for wanted resources that are due and not already in flight
+    /// (single-flight per resource).
+    pub fn due_fetches(&mut self) -> Vec<Effect> {
+        let mut out = Vec::new();
+        for r in self.wanted() {
+            if self.cache.is_due(r, self.now) {
+                let path = self.path_for(r);
+                let e = self.cache.entry_mut(r);
+                e.in_flight = true;
+                e.requested = Some(path.clone());
+                out.push(Effect::Fetch { resource: r, path });
+            }
+        }
+        out
+    }
+
+    /// `r`: fetch the current tab now, forgetting any backoff.
+    pub(super) fn refresh_now(&mut self) -> Vec<Effect> {
+        for r in self.wanted() {
+            let e = self.cache.entry_mut(r);
+            e.next_due = None;
+            e.failures = 0;
+        }
+        self.due_fetches()
+    }
+
+    /// A tab changed how `r` is requested: ask again now (an answer already in flight for
+    /// the old path is dropped when it arrives).
+    pub(super) fn refetch(&mut self, r: Resource) -> Vec<Effect> {
+        self.cache.entry_mut(r).next_due = None;
+        self.due_fetches()
+    }
+
+    pub(super) fn on_fetched(
+        &mut self,
+        resource: Resource,
+        result: Result<Value, ClientError>,
+        at: DateTime<Utc>,
+    ) -> Vec<Effect> {
+        if at > self.now {
+            self.now = at;
+        }
+        // An answer for a superseded request path (the filter changed meanwhile): drop it
+        // and ask again.
+        let want = self.path_for(resource);
+        let e = self.cache.entry_mut(resource);
+        if e.requested.as_deref().is_some_and(|p| p != want) {
+            e.in_flight = false;
+            e.requested = None;
+            e.next_due = None;
+            return self.due_fetches();
+        }
+        match &result {
+            Err(e) if e.is_unreachable() => {
+                self.unreachable_since.get_or_insert(at);
+            }
+            _ => self.unreachable_since = None,
+        }
+        if self.cache.apply(resource, result, at) {
+            self.refilter_all();
+        }
+        if let Some(Popup::Palette(p)) = &mut self.popup {
+            // New entities may have arrived; keep the query, rebuild the candidates.
+            let query = std::mem::take(&mut p.query);
+            let mut fresh = PaletteState::new(self.palette_entries());
+            fresh.query = query;
+            fresh.refilter();
+            self.popup = Some(Popup::Palette(fresh));
+        }
+        Vec::new()
+    }
+
+    /// Seconds until the soonest retry among the failing resources this tab wants (for the
+    /// status line); `None` when nothing is failing.
+    pub fn next_retry_in(&self) -> Option<i64> {
+        self.wanted()
+            .into_iter()
+            .map(|r| self.cache.meta(r))
+            .filter(|m| m.failures > 0)
+            .filter_map(|m| m.next_due)
+            .min()
+            .map(|b| (b - self.now).num_seconds().max(0))
+    }
+}
