@@ -74,10 +74,13 @@ fn incremental_filtering_matches_a_fresh_scan() {
         .map(|i| {
             let w = words[i % words.len()];
             Entry::new(
-                EntryKind::QueueItem,
+                EntryKind::Entity("queue"),
                 format!("{w}_{i}"),
                 format!("item {i} kind {w} tenant t{}", i % 7),
-                Target::QueueItem(i.to_string()),
+                Target::Entity {
+                    tab: "Queue",
+                    key: i.to_string(),
+                },
             )
         })
         .collect();
@@ -184,10 +187,13 @@ fn refining_keeps_the_selected_entry() {
     let entries: Vec<Entry> = (0..5000)
         .map(|i| {
             Entry::new(
-                EntryKind::QueueItem,
+                EntryKind::Entity("queue"),
                 format!("item_{i}"),
                 format!("queue item {i} in tenant t{}", i % 13),
-                Target::QueueItem(i.to_string()),
+                Target::Entity {
+                    tab: "Queue",
+                    key: i.to_string(),
+                },
             )
         })
         .collect();

@@ -5,6 +5,7 @@ pub mod palette_corpus;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, Utc};
+use echopilot_ui::tabs::area::AreaTab;
 use echopilot_ui::{
     load_fixtures, App, AppConfig, ClientError, Effect, Event, KeyCode, KeyEvent, KeyModifiers,
     Problem, Resource, Theme,
@@ -40,18 +41,38 @@ pub fn empty_app() -> App {
     app_with(false)
 }
 
+/// The optional areas' resources (the tabs built on [`AreaTab`]).
+pub fn area_resources(app: &App) -> Vec<Resource> {
+    app.tabs
+        .iter()
+        .filter_map(|t| t.as_any().downcast_ref::<AreaTab>())
+        .map(|a| a.0.res.res)
+        .collect()
+}
+
+/// Every resource any tab or the header reads.
+pub fn all_resources(app: &App) -> Vec<Resource> {
+    let mut out: Vec<Resource> = echopilot_ui::FIXTURE_FILES.iter().map(|(_, r)| *r).collect();
+    for t in &app.tabs {
+        for r in t.resources() {
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
 /// Every live resource loaded from fixtures; the optional areas answered 404.
 pub fn loaded_app() -> App {
     let mut app = empty_app();
     load_fixtures(&mut app, &fixtures_dir()).unwrap();
-    for r in Resource::ALL {
-        if let Resource::Area(_) = r {
-            app.handle_event(Event::Fetched {
-                resource: r,
-                result: Err(not_found(r.route())),
-                at: t0(),
-            });
-        }
+    for r in area_resources(&app) {
+        app.handle_event(Event::Fetched {
+            resource: r,
+            result: Err(not_found(r.route)),
+            at: t0(),
+        });
     }
     app
 }
@@ -62,13 +83,34 @@ pub fn not_found(route: &str) -> ClientError {
         title: "Not Found".into(),
         detail: Some(format!("no route {route}")),
         kind: None,
+        module: None,
+        scope: None,
     })
+}
+
+/// The module-disabled answer as the marketplace backend sends it. Hand-written
+/// (`fixtures/module_disabled.json`): not recordable until that backend lands.
+pub fn module_disabled(module: &str, scope: &str) -> ClientError {
+    let mut body = fixture("module_disabled.json");
+    body["module"] = module.into();
+    body["scope"] = scope.into();
+    body["detail"] = format!("module \"{module}\" is disabled for tenant \"acme\"").into();
+    ClientError::Problem(echopilot_ui::client::parse_problem(
+        404,
+        body.to_string().as_bytes(),
+    ))
+}
+
+/// Presses the number key of the tab titled `title`.
+pub fn go_tab(app: &mut App, title: &str) {
+    let i = app.tab_index(title).expect(title);
+    press(app, KeyCode::Char(char::from(b'1' + i as u8)));
 }
 
 /// Every request fails to connect `secs` after t0, then the clock moves 8 s on.
 pub fn go_offline(app: &mut App, secs: i64) {
     let at = t0() + Duration::seconds(secs);
-    for r in Resource::ALL {
+    for r in all_resources(app) {
         app.handle_event(Event::Fetched {
             resource: r,
             result: Err(ClientError::Unreachable("connection failed".into())),

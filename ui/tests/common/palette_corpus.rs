@@ -21,10 +21,13 @@ pub fn queue_items(n: usize) -> Vec<Entry> {
         .map(|i| {
             let v = verbs[i % verbs.len()];
             Entry::new(
-                EntryKind::QueueItem,
+                EntryKind::Entity("queue"),
                 format!("{v}_{i}"),
                 format!("queue item {i} of kind {v} in tenant t{}", i % 17),
-                Target::QueueItem(i.to_string()),
+                Target::Entity {
+                    tab: "Queue",
+                    key: i.to_string(),
+                },
             )
         })
         .collect()

@@ -1,0 +1,414 @@
+//! The console's JSON fixtures come from a real backend, so a fixture cannot disagree with
+//! the server.
+//!
+//! * `cargo test -p echopilot-ui --test record_fixtures -- --ignored` (re)records
+//!   `tests/fixtures/*.json`: it starts the backend in-process on a temp data dir, creates
+//!   real data through the HTTP API (queue jobs incl. one that dies, a scheduled job run,
+//!   ops dry-runs, a confirm, a refused confirm), fetches every route the console reads and
+//!   writes the answers. Volatile values are normalised so snapshots stay stable: times are
+//!   shifted so the recording ends at the snapshot clock (2026-05-01T12:00:00Z), random ids
+//!   and hashes are renumbered. Review the snapshot diffs afterwards.
+//! * `fixtures_match_live_backend` (a normal test) runs the same scenario on SQLite (and on
+//!   PostgreSQL when `ECHOPILOT_TEST_PG_URL` is set) and checks that every fixture still
+//!   deserialises into the backend type and has the same JSON shape (keys and value types)
+//!   as the live answer.
+//!
+//! `module_disabled.json` is the one hand-written fixture: the module-disabled 404 body of
+//! the marketplace work, not recordable until that backend lands.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use echopilot_backend::config::Overrides;
+use echopilot_backend::{server, Config};
+use serde_json::{json, Value};
+
+const KEY: &str = "ep_fixture0recorder0key0not0a0secret0000000000000000000000000000";
+const REPLICA: &str = "r-7f3a";
+
+struct Backend {
+    running: server::Running,
+    url: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Backend {
+    async fn start(database_url: Option<String>) -> Backend {
+        let dir = tempfile::tempdir().unwrap();
+        let env: Vec<(String, String)> = [
+            ("ECHOPILOT_BOOTSTRAP_KEY", KEY),
+            ("ECHOPILOT_REPLICA_ID", REPLICA),
+            // Samples every second, so the history has points within the test.
+            ("ECHOPILOT_TELEMETRY__SAMPLE_INTERVAL_SECS", "1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let cfg = Config::load_from(
+            &Overrides {
+                config_file: Some(PathBuf::from("/dev/null")),
+                data_dir: Some(dir.path().to_path_buf()),
+                addr: Some("127.0.0.1:0".into()),
+                database_url,
+            },
+            &env,
+        )
+        .unwrap();
+        let running = server::start(cfg).await.unwrap();
+        Backend {
+            url: running.url(),
+            running,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    /// `(status, body)`; the body is JSON for every answer of this API.
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .header("X-Dash-Key", KEY);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let v = resp.json::<Value>().await.unwrap_or(Value::Null);
+        (status, v)
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (s, v) = self.call(reqwest::Method::GET, path, None).await;
+        assert_eq!(s, 200, "GET {path}: {v}");
+        v
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// Polls `path` until `done` holds (explicit condition with a deadline, no fixed sleep).
+    async fn wait_for(&self, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = self.get(path).await;
+            if done(&v) {
+                return v;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}: {v}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// What the console reads, after creating real data. File name → answer.
+async fn scenario(b: &Backend) -> BTreeMap<&'static str, Value> {
+    let mut out = BTreeMap::new();
+    // Queue: two that succeed, one that dies (one attempt allowed), two waiting for later.
+    let later = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let mut ids = Vec::new();
+    for body in [
+        json!({"kind": "echo", "payload": {"msg": "hello"}}),
+        json!({"kind": "echo", "payload": {"msg": "world"}}),
+        json!({"kind": "fail", "payload": {"until_attempt": 9}, "max_attempts": 1}),
+        json!({"kind": "sleep", "payload": {"ms": 10}, "run_at": later}),
+        json!({"kind": "echo", "payload": {"msg": "later"}, "run_at": later, "priority": 5}),
+    ] {
+        let (s, v) = b.post("/api/v1/queue/enqueue", body).await;
+        assert!(s == 200 || s == 201 || s == 202, "enqueue: {s} {v}");
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    for (id, state) in [(&ids[0], "succeeded"), (&ids[1], "succeeded"), (&ids[2], "dead")] {
+        b.wait_for(&format!("/api/v1/queue/jobs/{id}"), state, |v| {
+            v["state"] == state
+        })
+        .await;
+    }
+    // A scheduled job run now, and the startup runs, finished.
+    let (s, v) = b.post("/api/v1/jobs/scheduler_tick/run", json!({})).await;
+    assert!(s < 300, "run now: {s} {v}");
+    b.wait_for("/api/v1/jobs/runs?limit=50", "finished runs", |v| {
+        let runs = v["runs"].as_array().cloned().unwrap_or_default();
+        runs.iter().any(|r| r["job"] == "scheduler_tick")
+            && runs.iter().all(|r| !r["finished_at"].is_null())
+    })
+    .await;
+    b.wait_for("/api/v1/ops/telemetry/history?minutes=60", "samples", |v| {
+        v["samples"].as_array().is_some_and(|s| s.len() >= 3)
+    })
+    .await;
+    // Ops: a low-risk dry-run confirmed, a high-risk dry-run, a refused confirm.
+    let (s, low) = b
+        .post(
+            "/api/v1/ops/command",
+            json!({"verb": "run_job", "args": {"job": "retention"}, "confirm": false}),
+        )
+        .await;
+    assert_eq!(s, 200, "{low}");
+    let (s, high) = b
+        .post(
+            "/api/v1/ops/command",
+            json!({"verb": "restart_scheduler", "args": {}, "confirm": false}),
+        )
+        .await;
+    assert_eq!(s, 200, "{high}");
+    let (s, confirm) = b
+        .post(
+            "/api/v1/ops/command",
+            json!({"verb": "run_job", "args": low["args"], "confirm": true, "plan_id": low["plan_id"]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{confirm}");
+    let (s, refused) = b
+        .post(
+            "/api/v1/ops/command",
+            json!({"verb": "restart_scheduler", "args": {}, "confirm": true,
+                   "plan_id": "plan_000000000000000000000000", "reason": "drill"}),
+        )
+        .await;
+    assert_eq!(s, 409, "{refused}");
+    out.insert("dryrun_low.json", low);
+    out.insert("dryrun_high.json", high);
+    out.insert("confirm.json", confirm);
+    out.insert("problem409.json", refused);
+    // The confirmed run_job ran retention; let it finish so the lists are settled.
+    b.wait_for("/api/v1/jobs/runs?limit=50", "finished runs", |v| {
+        v["runs"]
+            .as_array()
+            .is_some_and(|r| r.iter().all(|r| !r["finished_at"].is_null()))
+    })
+    .await;
+    for (file, path) in [
+        ("telemetry.json", "/api/v1/ops/telemetry"),
+        ("history.json", "/api/v1/ops/telemetry/history?minutes=60"),
+        ("verbs.json", "/api/v1/ops/verbs"),
+        ("automations.json", "/api/v1/automations/status"),
+        ("runs.json", "/api/v1/jobs/runs?limit=50"),
+        ("queue_health.json", "/api/v1/queue/health"),
+        ("queue_jobs.json", "/api/v1/queue/jobs?limit=200"),
+        ("audit.json", "/api/v1/audit/chain"),
+        ("summary.json", "/api/v1/status/summary"),
+        ("tenants.json", "/api/v1/tenants"),
+    ] {
+        out.insert(file, b.get(path).await);
+    }
+    out
+}
+
+// ------------------------------------------------------------------ normalisation
+
+fn is_hex(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|c| c.is_ascii_hexdigit())
+}
+
+/// Renumbers random ids and hashes in first-seen order and shifts timestamps so that the
+/// recording ended at the snapshot clock.
+struct Normaliser {
+    shift: chrono::Duration,
+    seen: BTreeMap<String, String>,
+    next: u64,
+}
+
+impl Normaliser {
+    fn new(ended: DateTime<Utc>) -> Normaliser {
+        let t0: DateTime<Utc> = "2026-05-01T12:00:00Z".parse().unwrap();
+        // Whole seconds keep the recorded milliseconds (and so the snapshots' rounding).
+        let shift = chrono::Duration::seconds((t0 - ended).num_seconds());
+        Normaliser {
+            shift,
+            seen: BTreeMap::new(),
+            next: 0,
+        }
+    }
+
+    fn renumber(&mut self, s: &str, make: impl FnOnce(u64) -> String) -> String {
+        if let Some(x) = self.seen.get(s) {
+            return x.clone();
+        }
+        self.next += 1;
+        let x = make(self.next);
+        self.seen.insert(s.to_string(), x.clone());
+        x
+    }
+
+    fn string(&mut self, s: &str) -> String {
+        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+            let t = t.with_timezone(&Utc) + self.shift;
+            return t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        }
+        for prefix in ["job_", "run_", "plan_", "sh_", "req_"] {
+            if let Some(rest) = s.strip_prefix(prefix) {
+                if is_hex(rest) && rest.len() >= 6 {
+                    let width = rest.len();
+                    return self.renumber(s, |n| format!("{prefix}{n:0width$x}"));
+                }
+            }
+        }
+        if let Some(rest) = s.strip_prefix(&format!("{REPLICA}#")) {
+            if is_hex(rest) {
+                return self.renumber(s, |n| format!("{REPLICA}#{n:06x}"));
+            }
+        }
+        if s.len() == 64 && is_hex(s) {
+            // SHA-256 roots and leaf hashes: stable, still 64 hex digits.
+            return self.renumber(s, |n| format!("{:016x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15)).repeat(4));
+        }
+        s.to_string()
+    }
+
+    fn value(&mut self, v: &Value) -> Value {
+        match v {
+            Value::String(s) => Value::String(self.string(s)),
+            Value::Array(a) => Value::Array(a.iter().map(|x| self.value(x)).collect()),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, x)| {
+                        // Uptime is seconds since the recording started: fix it like the clock.
+                        let x = match k.as_str() {
+                            "uptime_s" => json!(86_400),
+                            _ => self.value(x),
+                        };
+                        (k.clone(), x)
+                    })
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+}
+
+// ------------------------------------------------------------------ shapes
+
+/// Keys and value types of a JSON document; array elements are merged into one shape.
+#[derive(Debug, Clone, PartialEq)]
+enum Shape {
+    /// `null`: an optional value, compatible with any shape.
+    Null,
+    Bool,
+    Number,
+    String,
+    /// `None`: empty array (compatible with any array).
+    Array(Option<Box<Shape>>),
+    Object(BTreeMap<String, Shape>),
+}
+
+fn merge(a: Shape, b: Shape) -> Shape {
+    match (a, b) {
+        (Shape::Null, x) | (x, Shape::Null) => x,
+        (Shape::Array(x), Shape::Array(y)) => Shape::Array(match (x, y) {
+            (Some(x), Some(y)) => Some(Box::new(merge(*x, *y))),
+            (x, y) => x.or(y),
+        }),
+        (Shape::Object(mut x), Shape::Object(y)) => {
+            for (k, v) in y {
+                let merged = match x.remove(&k) {
+                    Some(old) => merge(old, v),
+                    None => v,
+                };
+                x.insert(k, merged);
+            }
+            Shape::Object(x)
+        }
+        // Disagreeing types stay visible: the comparison reports them.
+        (x, _) => x,
+    }
+}
+
+fn shape(v: &Value) -> Shape {
+    match v {
+        Value::Null => Shape::Null,
+        Value::Bool(_) => Shape::Bool,
+        Value::Number(_) => Shape::Number,
+        Value::String(_) => Shape::String,
+        Value::Array(a) => Shape::Array(a.iter().map(shape).reduce(merge).map(Box::new)),
+        Value::Object(m) => Shape::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+    }
+}
+
+/// Free-form members whose keys depend on what ran (job payloads and results): only
+/// their type is compared.
+const FREE_FORM: &[&str] = &["payload", "result", "detail", "args"];
+
+fn compare(path: &str, fixture: &Shape, live: &Shape, errors: &mut Vec<String>) {
+    match (fixture, live) {
+        (Shape::Null, _) | (_, Shape::Null) => {}
+        (Shape::Array(Some(a)), Shape::Array(Some(b))) => compare(&format!("{path}[]"), a, b, errors),
+        (Shape::Array(_), Shape::Array(_)) => {}
+        (Shape::Object(a), Shape::Object(b)) => {
+            let last = path.rsplit('.').next().unwrap_or("");
+            if FREE_FORM.contains(&last.trim_end_matches("[]")) {
+                return;
+            }
+            for k in a.keys().filter(|k| !b.contains_key(*k)) {
+                errors.push(format!("{path}.{k}: in the fixture, not in the live answer"));
+            }
+            for k in b.keys().filter(|k| !a.contains_key(*k)) {
+                errors.push(format!("{path}.{k}: in the live answer, not in the fixture"));
+            }
+            for (k, x) in a {
+                if let Some(y) = b.get(k) {
+                    compare(&format!("{path}.{k}"), x, y, errors);
+                }
+            }
+        }
+        (a, b) if std::mem::discriminant(a) == std::mem::discriminant(b) => {}
+        (a, b) => errors.push(format!("{path}: fixture has {a:?}, live answer has {b:?}")),
+    }
+}
+
+// ------------------------------------------------------------------ tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "records tests/fixtures/*.json from a real backend; run with --ignored"]
+async fn record() {
+    let b = Backend::start(None).await;
+    let answers = scenario(&b).await;
+    // The snapshot clock is the end of the recording: every recorded time is in the past.
+    let mut n = Normaliser::new(Utc::now() + chrono::Duration::seconds(1));
+    for (file, v) in &answers {
+        let text = serde_json::to_string_pretty(&n.value(v)).unwrap() + "\n";
+        std::fs::write(common::fixtures_dir().join(file), text).unwrap();
+    }
+    b.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixtures_match_live_backend() {
+    // Every fixture parses into the backend's own types (load_fixtures fails otherwise).
+    let mut app = common::empty_app();
+    let loaded = echopilot_ui::load_fixtures(&mut app, &common::fixtures_dir()).unwrap();
+    assert_eq!(loaded, echopilot_ui::FIXTURE_FILES.len());
+    use echopilot_backend::ops::command::{ConfirmResponse, DryRunResponse};
+    for f in ["dryrun_low.json", "dryrun_high.json"] {
+        serde_json::from_value::<DryRunResponse>(common::fixture(f)).expect(f);
+    }
+    serde_json::from_value::<ConfirmResponse>(common::fixture("confirm.json")).unwrap();
+    serde_json::from_value::<echopilot_backend::model::Problem>(common::fixture("problem409.json"))
+        .unwrap();
+
+    for backend in echopilot_backend::store::testing::backends() {
+        let db = match backend {
+            "postgres" => Some(echopilot_backend::store::testing::create_pg_database().await),
+            _ => None,
+        };
+        let b = Backend::start(db).await;
+        let live = scenario(&b).await;
+        let mut errors = Vec::new();
+        for (file, v) in &live {
+            compare(file, &shape(&common::fixture(file)), &shape(v), &mut errors);
+        }
+        b.running.shutdown().await.unwrap();
+        assert!(
+            errors.is_empty(),
+            "{backend}: fixtures disagree with the live backend (re-record with \
+             `cargo test -p echopilot-ui --test record_fixtures -- --ignored`):\n{}",
+            errors.join("\n")
+        );
+    }
+}
