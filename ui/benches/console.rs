@@ -9,11 +9,11 @@ use criterion::{criterion_group, criterion_main, Criterion};
 mod palette_corpus;
 
 use echopilot_ui::popups::palette::{Filter, Ranked};
-use echopilot_ui::{load_fixtures, App, AppConfig, Tab, Theme};
+use echopilot_ui::{load_fixtures, App, AppConfig, Theme};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
-fn loaded_app(tab: Tab) -> App {
+fn loaded_app(tab: &str) -> App {
     let mut app = App::new(
         AppConfig {
             base_url: "http://127.0.0.1:8080".into(),
@@ -25,15 +25,15 @@ fn loaded_app(tab: Tab) -> App {
     );
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     load_fixtures(&mut app, &dir).expect("fixtures");
-    app.tab = tab;
+    app.current = app.tab_index(tab).expect("tab");
     app
 }
 
 fn redraw(c: &mut Criterion) {
     for (name, tab) in [
-        ("telemetry", Tab::Telemetry),
-        ("queue", Tab::Queue),
-        ("jobs", Tab::Jobs),
+        ("telemetry", "Telemetry"),
+        ("queue", "Queue"),
+        ("jobs", "Jobs"),
     ] {
         let app = loaded_app(tab);
         let mut term = Terminal::new(TestBackend::new(200, 50)).unwrap();

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use common::fixture;
 use echopilot_ui::popups::Popup;
+use echopilot_ui::resources::VERBS;
+use echopilot_ui::tabs::telemetry::SUMMARY;
 use echopilot_ui::{ConsoleOptions, Harness, KeyCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -39,7 +41,7 @@ fn route(method: &str, path: &str, body: &Value) -> (u16, Value) {
         ("POST", "/api/v1/ops/command") => {
             if body["confirm"] == json!(false) {
                 (200, fixture("dryrun_high.json"))
-            } else if body["plan_id"] != json!("pl_01HZX3K9") {
+            } else if body["plan_id"] != fixture("dryrun_high.json")["plan_id"] {
                 (
                     409,
                     json!({"title": "Conflict", "status": 409, "detail": "unknown plan"}),
@@ -147,10 +149,10 @@ async fn palette_dry_run_confirm_against_server() {
     let t = Duration::from_secs(10);
     h.tick();
     h.settle(t).await.unwrap();
-    assert!(h.app.verbs.data.is_some(), "verbs loaded");
+    assert!(h.app.data(VERBS).is_some(), "verbs loaded");
     // Telemetry tab probes nothing optional; the missing summary/history routes answered 404.
     assert_eq!(
-        h.app.summary.error.as_ref().and_then(|e| e.status()),
+        h.app.cache.meta(SUMMARY.res).error.and_then(|e| e.status()),
         Some(404)
     );
 
@@ -185,7 +187,7 @@ async fn palette_dry_run_confirm_against_server() {
         .collect();
     assert_eq!(cmds.len(), 2);
     assert_eq!(cmds[0].body["confirm"], json!(false));
-    assert_eq!(cmds[1].body["plan_id"], json!("pl_01HZX3K9"));
+    assert_eq!(cmds[1].body["plan_id"], fixture("dryrun_high.json")["plan_id"]);
     assert_eq!(cmds[1].body["reason"], json!("e2e drill"));
     assert!(seen
         .iter()

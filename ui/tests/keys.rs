@@ -4,9 +4,30 @@ mod common;
 
 use chrono::Duration;
 use common::*;
-use echopilot_ui::event::{Area, PostOp};
-use echopilot_ui::{ClientError, Effect, Event, KeyCode, KeyModifiers, Resource, Tab};
+use echopilot_ui::event::PostOp;
+use echopilot_ui::resources::{TELEMETRY, VERBS};
+use echopilot_ui::tabs::jobs::{JobsTab, AUTOMATIONS};
+use echopilot_ui::tabs::queue::{QueueTab, JOBS};
+use echopilot_ui::{ClientError, Effect, Event, KeyCode, KeyModifiers, Resource};
 use serde_json::json;
+
+/// Id of the first queue job in the fixture that is in `state`.
+fn queue_id(state: &str) -> String {
+    fixture("queue_jobs.json")["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["state"] == state)
+        .map(|j| j["id"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+fn job_name(i: usize) -> String {
+    fixture("automations.json")["jobs"][i]["name"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
 
 fn posts(fx: &[Effect]) -> Vec<(PostOp, String, serde_json::Value)> {
     fx.iter()
@@ -84,16 +105,23 @@ fn esc_closes_every_dialog() {
 #[test]
 fn tabs_and_numbers() {
     let mut app = loaded_app();
+    let titles: Vec<_> = app.tabs.iter().map(|t| t.title()).collect();
+    assert_eq!(
+        titles,
+        ["Telemetry", "Jobs", "Queue", "Costs", "Security", "DR", "Forecast", "Integrations"]
+    );
     press(&mut app, KeyCode::Char('3'));
-    assert_eq!(app.tab, Tab::Queue);
+    assert_eq!(app.tab_title(), "Queue");
     press(&mut app, KeyCode::Tab);
-    assert_eq!(app.tab, Tab::Costs);
+    assert_eq!(app.tab_title(), "Costs");
     press_mod(&mut app, KeyCode::BackTab, KeyModifiers::SHIFT);
     press_mod(&mut app, KeyCode::BackTab, KeyModifiers::SHIFT);
-    assert_eq!(app.tab, Tab::Jobs);
+    assert_eq!(app.tab_title(), "Jobs");
     press(&mut app, KeyCode::Char('8'));
     press(&mut app, KeyCode::Tab);
-    assert_eq!(app.tab, Tab::Telemetry, "wraps around");
+    assert_eq!(app.tab_title(), "Telemetry", "wraps around");
+    press(&mut app, KeyCode::Char('9'));
+    assert_eq!(app.tab_title(), "Telemetry", "no ninth tab");
 }
 
 #[test]
@@ -133,7 +161,8 @@ fn high_risk_needs_typed_verb_and_reason() {
     assert_eq!(
         p[0].2,
         json!({"verb": "restart_scheduler", "args": {}, "confirm": true,
-               "plan_id": "pl_01HZX3K9", "reason": "scheduler wedged after deploy"})
+               "plan_id": fixture("dryrun_high.json")["plan_id"],
+               "reason": "scheduler wedged after deploy"})
     );
     // While waiting, keys other than Esc/^C do nothing.
     assert!(press(&mut app, KeyCode::Enter).is_empty());
@@ -150,7 +179,7 @@ fn high_risk_needs_typed_verb_and_reason() {
     match &app.popup {
         Some(echopilot_ui::popups::Popup::Result(r)) => {
             assert!(r.ok);
-            assert_eq!(r.audit_seq, Some(1286));
+            assert_eq!(r.audit_seq, fixture("confirm.json")["audit_seq"].as_u64());
         }
         _ => unreachable!(),
     }
@@ -165,7 +194,7 @@ fn low_risk_confirms_with_y_and_run_now_prefills_job() {
     let p = posts(&fx);
     assert_eq!(
         p[0].2,
-        json!({"verb": "run_job", "args": {"job": "retention"}, "confirm": false})
+        json!({"verb": "run_job", "args": {"job": job_name(1)}, "confirm": false})
     );
     app.handle_event(Event::Posted {
         op: PostOp::DryRun,
@@ -174,7 +203,7 @@ fn low_risk_confirms_with_y_and_run_now_prefills_job() {
     });
     assert!(posts(&press(&mut app, KeyCode::Char('x'))).is_empty());
     let p = posts(&press(&mut app, KeyCode::Char('y')));
-    assert_eq!(p[0].2["plan_id"], "pl_01HZX3KA");
+    assert_eq!(p[0].2["plan_id"], fixture("dryrun_low.json")["plan_id"]);
     assert!(p[0].2.get("reason").is_none());
 }
 
@@ -193,27 +222,28 @@ fn retry_only_dead_jobs_and_typed_id() {
     let p = posts(&press(&mut app, KeyCode::Enter));
     assert_eq!(
         p[0].2,
-        json!({"verb": "retry_job", "args": {"id": 5112}, "confirm": false})
+        json!({"verb": "retry_job", "args": {"id": queue_id("dead")}, "confirm": false})
     );
 }
 
 #[test]
 fn direct_calls_when_backend_has_no_verb() {
     let mut app = loaded_app();
-    app.load(Resource::Verbs, json!({"verbs": []}));
+    app.load(VERBS.res, json!({"verbs": []}));
     press(&mut app, KeyCode::Char('2'));
     assert!(press(&mut app, KeyCode::Enter).is_empty(), "asks first");
     assert_eq!(popup(&app), Some("plan"));
     let p = posts(&press(&mut app, KeyCode::Char('y')));
-    assert_eq!(p[0].0, PostOp::RunJob("scheduler_tick".into()));
-    assert_eq!(p[0].1, "/api/v1/jobs/scheduler_tick/run");
+    let job = job_name(0);
+    assert_eq!(p[0].0, PostOp::Direct(format!("run job {job}")));
+    assert_eq!(p[0].1, format!("/api/v1/jobs/{job}/run"));
 }
 
 #[test]
 fn readonly_hides_mutating_verbs_and_keys() {
     let mut app = app_with(true);
-    app.load(Resource::Verbs, fixture("verbs.json"));
-    app.load(Resource::Automations, fixture("automations.json"));
+    app.load(VERBS.res, fixture("verbs.json"));
+    app.load(AUTOMATIONS.res, fixture("automations.json"));
     let verbs: Vec<_> = app.visible_verbs().map(|v| v.name.clone()).collect();
     assert_eq!(verbs, vec!["tail_logs"]);
     press(&mut app, KeyCode::Char('2'));
@@ -230,13 +260,16 @@ fn args_form_submits_typed_args() {
     type_str(&mut app, "logs");
     press(&mut app, KeyCode::Enter);
     assert_eq!(popup(&app), Some("args"));
-    // Cursor starts at the top-left: "area=" is the first line.
+    // Cursor starts at the top-left: "area=server" (the default) is the first line.
     press(&mut app, KeyCode::End);
+    for _ in "server".chars() {
+        press(&mut app, KeyCode::Backspace);
+    }
     type_str(&mut app, "queue");
     let fx = press_mod(&mut app, KeyCode::Char('s'), KeyModifiers::CONTROL);
     assert_eq!(
         posts(&fx)[0].2,
-        json!({"verb": "tail_logs", "args": {"area": "queue", "lines": 50}, "confirm": false})
+        json!({"verb": "tail_logs", "args": {"area": "queue", "lines": 100}, "confirm": false})
     );
 }
 
@@ -245,39 +278,40 @@ fn single_flight_and_backoff() {
     let mut app = empty_app();
     let fx = app.handle_event(Event::Tick(t0()));
     let first = fetches(&fx);
-    assert!(first.contains(&Resource::Telemetry));
+    assert!(first.contains(&TELEMETRY.res));
     // Still in flight: a second tick asks for nothing.
     assert!(fetches(&app.handle_event(Event::Tick(t0() + Duration::seconds(1)))).is_empty());
     let fail = |app: &mut echopilot_ui::App, secs| {
         app.handle_event(Event::Fetched {
-            resource: Resource::Telemetry,
+            resource: TELEMETRY.res,
             result: Err(ClientError::Unreachable("refused".into())),
             at: t0() + Duration::seconds(secs),
         })
     };
     fail(&mut app, 1);
-    assert_eq!(app.telemetry.next_due, Some(t0() + Duration::seconds(2)));
+    let due = |app: &echopilot_ui::App| app.cache.meta(TELEMETRY.res).next_due.unwrap();
+    assert_eq!(due(&app), t0() + Duration::seconds(2));
     let mut at = 2;
     for n in 2..=8 {
         let fx = app.handle_event(Event::Tick(t0() + Duration::seconds(at)));
-        assert!(fetches(&fx).contains(&Resource::Telemetry), "retry {n}");
+        assert!(fetches(&fx).contains(&TELEMETRY.res), "retry {n}");
         fail(&mut app, at);
-        let wait = (app.telemetry.next_due.unwrap() - (t0() + Duration::seconds(at))).num_seconds();
+        let wait = (due(&app) - (t0() + Duration::seconds(at))).num_seconds();
         assert_eq!(wait, (1i64 << (n - 1)).min(30));
         at += wait;
     }
     assert!(app.unreachable_since.is_some());
     // `r` forgets the backoff.
     let fx = press(&mut app, KeyCode::Char('r'));
-    assert!(fetches(&fx).contains(&Resource::Telemetry));
+    assert!(fetches(&fx).contains(&TELEMETRY.res));
 }
 
 #[test]
 fn stale_data_is_kept_and_marked() {
     let mut app = loaded_app();
     go_offline(&mut app, 42);
-    assert!(app.telemetry.data.is_some());
-    assert!(app.telemetry.is_stale());
+    assert!(app.data(TELEMETRY).is_some());
+    assert!(app.cache.meta(TELEMETRY.res).is_stale());
     let screen = render(&app, 100, 30);
     assert!(
         screen.contains("[STALE 50s] backend unreachable"),
@@ -285,7 +319,7 @@ fn stale_data_is_kept_and_marked() {
     );
     assert!(screen.contains("[OFFLINE]"));
     // Recovery clears the marker.
-    app.load(Resource::Telemetry, fixture("telemetry.json"));
+    app.load(TELEMETRY.res, fixture("telemetry.json"));
     assert!(app.unreachable_since.is_none());
 }
 
@@ -297,22 +331,21 @@ fn area_404_is_reported_honestly() {
     assert!(screen.contains(
         "This area is not installed on this backend (GET /api/v1/dr/status answered 404)"
     ));
-    assert!(app.area(Area::Dr).next_due.is_some());
+    let dr = app.cache.meta(echopilot_ui::tabs::dr::SPEC.res.res);
+    assert_eq!(dr.next_due, Some(t0() + Duration::seconds(60)));
+    assert_eq!(dr.failures, 0, "a 404 is an answer, not a failure");
 }
 
 #[test]
 fn queue_state_filter_refetches_and_drops_superseded_answer() {
     let mut app = loaded_app();
     press(&mut app, KeyCode::Char('3'));
-    app.queue_jobs.in_flight = false;
+    app.cache.entry_mut(JOBS.res).in_flight = false;
     let fx = press(&mut app, KeyCode::Char('s'));
     let path = fx
         .iter()
         .find_map(|e| match e {
-            Effect::Fetch {
-                resource: Resource::QueueJobs,
-                path,
-            } => Some(path.clone()),
+            Effect::Fetch { resource, path } if *resource == JOBS.res => Some(path.clone()),
             _ => None,
         })
         .unwrap();
@@ -320,13 +353,13 @@ fn queue_state_filter_refetches_and_drops_superseded_answer() {
     // Switch again while that request is in flight; its answer must not be shown.
     press(&mut app, KeyCode::Char('s'));
     let fx = app.handle_event(Event::Fetched {
-        resource: Resource::QueueJobs,
+        resource: JOBS.res,
         result: Ok(json!({"jobs": []})),
         at: t0(),
     });
-    assert_eq!(app.queue_state, Some("running"));
+    assert_eq!(app.tab::<QueueTab>().unwrap().state, Some("running"));
     assert!(
-        fetches(&fx).contains(&Resource::QueueJobs),
+        fetches(&fx).contains(&JOBS.res),
         "asks again with the new filter"
     );
 }
@@ -339,9 +372,10 @@ fn selection_survives_refresh_reorder() {
     press(&mut app, KeyCode::Char('j'));
     let mut q = fixture("queue_jobs.json");
     q["jobs"].as_array_mut().unwrap().reverse();
-    app.load(Resource::QueueJobs, q);
-    let i = app.queue_table.selected_index().unwrap();
-    assert_eq!(app.queue_jobs.data.as_ref().unwrap()[i].id, "5118");
+    app.load(JOBS.res, q);
+    let i = app.tab::<QueueTab>().unwrap().table.selected_index().unwrap();
+    let third = fixture("queue_jobs.json")["jobs"][2]["id"].clone();
+    assert_eq!(json!(app.data(JOBS).unwrap().jobs[i].id), third);
 }
 
 #[test]
@@ -350,12 +384,9 @@ fn palette_enter_on_entity_jumps_to_it() {
     press(&mut app, KeyCode::Char(':'));
     type_str(&mut app, "health_probe");
     press(&mut app, KeyCode::Enter);
-    assert_eq!(app.tab, Tab::Jobs);
-    let i = app.jobs_table.selected_index().unwrap();
-    assert_eq!(
-        app.automations.data.as_ref().unwrap().jobs[i].name,
-        "health_probe"
-    );
+    assert_eq!(app.tab_title(), "Jobs");
+    let i = app.tab::<JobsTab>().unwrap().registry.selected_index().unwrap();
+    assert_eq!(app.data(AUTOMATIONS).unwrap().jobs[i].name, "health_probe");
 }
 
 #[test]
@@ -366,5 +397,49 @@ fn tenant_switch_from_palette() {
     let fx = press(&mut app, KeyCode::Enter);
     assert!(fx.contains(&Effect::SetTenant(Some("demo".into()))));
     assert_eq!(app.tenant.as_deref(), Some("demo"));
-    assert!(app.queue_jobs.data.is_none(), "old tenant's data dropped");
+    assert!(app.data(JOBS).is_none(), "old tenant's data dropped");
+    assert!(app.data(TELEMETRY).is_none(), "old tenant's data dropped");
+    assert!(app.data(VERBS).is_some(), "verbs are not tenant data");
+}
+
+#[test]
+fn module_disabled_is_an_answer_not_an_error() {
+    let mut app = loaded_app();
+    for scope in ["tenant", "fleet"] {
+        for r in [
+            TELEMETRY.res,
+            echopilot_ui::tabs::telemetry::HISTORY.res,
+        ] {
+            app.handle_event(Event::Fetched {
+                resource: r,
+                result: Err(module_disabled("telemetry", scope)),
+                at: t0(),
+            });
+            let m = app.cache.meta(r);
+            assert_eq!(m.failures, 0, "no backoff for a disabled module");
+            assert_eq!(m.next_due, Some(t0() + Duration::seconds(60)));
+            assert!(m.data.is_none(), "nothing of a disabled module is shown");
+        }
+        assert!(app.unreachable_since.is_none());
+        let screen = render(&app, 100, 30);
+        let line = if scope == "fleet" {
+            "Module telemetry is turned off fleet-wide."
+        } else {
+            "Module telemetry is disabled for this tenant."
+        };
+        assert!(screen.contains(line), "{screen}");
+        assert!(!screen.contains("[NO DATA]") && !screen.contains("[FAIL]"), "{screen}");
+    }
+    // The other tabs are unaffected.
+    press(&mut app, KeyCode::Char('3'));
+    assert!(!render(&app, 100, 30).contains("is turned off"));
+}
+
+#[test]
+fn plain_404_is_still_not_installed() {
+    let mut app = loaded_app();
+    press(&mut app, KeyCode::Char('4'));
+    let screen = render(&app, 100, 30);
+    assert!(screen.contains("This area is not installed"), "{screen}");
+    assert!(!screen.contains("Module"), "{screen}");
 }

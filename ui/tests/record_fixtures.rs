@@ -110,6 +110,14 @@ impl Backend {
 /// What the console reads, after creating real data. File name → answer.
 async fn scenario(b: &Backend) -> BTreeMap<&'static str, Value> {
     let mut out = BTreeMap::new();
+    // A second tenant (created with its first key), for the palette's tenant switch.
+    let (s, v) = b
+        .post(
+            "/api/v1/keys",
+            json!({"role": "readonly", "tenant": "demo", "name": "console fixture"}),
+        )
+        .await;
+    assert_eq!(s, 201, "create key: {v}");
     // Queue: two that succeed, one that dies (one attempt allowed), two waiting for later.
     let later = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     let mut ids = Vec::new();
@@ -254,6 +262,10 @@ impl Normaliser {
             if is_hex(rest) {
                 return self.renumber(s, |n| format!("{REPLICA}#{n:06x}"));
             }
+        }
+        if s.len() == 36 && s.split('-').map(str::len).eq([8, 4, 4, 4, 12]) {
+            // Request ids (UUIDs).
+            return self.renumber(s, |n| format!("00000000-0000-4000-8000-{n:012x}"));
         }
         if s.len() == 64 && is_hex(s) {
             // SHA-256 roots and leaf hashes: stable, still 64 hex digits.

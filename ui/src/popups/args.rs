@@ -153,7 +153,8 @@ mod tests {
 
     fn verb() -> Verb {
         serde_json::from_value(json!({
-            "name": "tail_logs", "risk": "low", "mutating": false,
+            "name": "tail_logs", "aliases": [], "description": "", "risk": "low",
+            "min_role": "readonly", "mutating": false,
             "args": {"type": "object", "required": ["area"], "properties": {
                 "area": {"type": "string"}, "lines": {"type": "integer"}}}
         }))
