@@ -190,11 +190,12 @@ fn low_risk_confirms_with_y_and_run_now_prefills_job() {
     let mut app = loaded_app();
     press(&mut app, KeyCode::Char('2'));
     press(&mut app, KeyCode::Char('j'));
+    press(&mut app, KeyCode::Char('j'));
     let fx = press(&mut app, KeyCode::Enter);
     let p = posts(&fx);
     assert_eq!(
         p[0].2,
-        json!({"verb": "run_job", "args": {"job": job_name(1)}, "confirm": false})
+        json!({"verb": "run_job", "args": {"job": job_name(2)}, "confirm": false})
     );
     app.handle_event(Event::Posted {
         op: PostOp::DryRun,

@@ -107,8 +107,10 @@ impl Backend {
     }
 }
 
-/// What the console reads, after creating real data. File name → answer.
-async fn scenario(b: &Backend) -> BTreeMap<&'static str, Value> {
+/// What the console reads, after creating real data. File name → answer. `samples`: how
+/// many telemetry samples (one a second) to wait for — enough to draw sparklines when
+/// recording, a few when only the shape is checked.
+async fn scenario(b: &Backend, samples: usize) -> BTreeMap<&'static str, Value> {
     let mut out = BTreeMap::new();
     // A second tenant (created with its first key), for the palette's tenant switch.
     let (s, v) = b
@@ -148,7 +150,7 @@ async fn scenario(b: &Backend) -> BTreeMap<&'static str, Value> {
     })
     .await;
     b.wait_for("/api/v1/ops/telemetry/history?minutes=60", "samples", |v| {
-        v["samples"].as_array().is_some_and(|s| s.len() >= 3)
+        v["samples"].as_array().is_some_and(|s| s.len() >= samples)
     })
     .await;
     // Ops: a low-risk dry-run confirmed, a high-risk dry-run, a refused confirm.
@@ -245,11 +247,44 @@ impl Normaliser {
         x
     }
 
-    fn string(&mut self, s: &str) -> String {
-        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-            let t = t.with_timezone(&Utc) + self.shift;
-            return t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    fn shift_ts(&self, ts: &str) -> Option<String> {
+        let t = DateTime::parse_from_rfc3339(ts).ok()?.with_timezone(&Utc) + self.shift;
+        Some(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    }
+
+    /// Shifts timestamps inside prose too ("Last run: succeeded at 2026-…Z").
+    fn shift_embedded(&self, s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        let mut i = 0;
+        while i < s.len() {
+            let rest = &s[i..];
+            let hit = [24, 20].into_iter().find_map(|len| {
+                let cand = rest.get(..len)?;
+                cand.ends_with('Z')
+                    .then(|| self.shift_ts(cand))
+                    .flatten()
+                    .map(|t| (len, t))
+            });
+            match hit {
+                Some((len, t)) => {
+                    out.push_str(&t);
+                    i += len;
+                }
+                None => {
+                    let c = rest.chars().next().unwrap();
+                    out.push(c);
+                    i += c.len_utf8();
+                }
+            }
         }
+        out
+    }
+
+    fn string(&mut self, s: &str) -> String {
+        if let Some(t) = self.shift_ts(s) {
+            return t;
+        }
+        let s = &self.shift_embedded(s);
         for prefix in ["job_", "run_", "plan_", "sh_", "req_"] {
             if let Some(rest) = s.strip_prefix(prefix) {
                 if is_hex(rest) && rest.len() >= 6 {
@@ -380,7 +415,7 @@ fn compare(path: &str, fixture: &Shape, live: &Shape, errors: &mut Vec<String>) 
 #[ignore = "records tests/fixtures/*.json from a real backend; run with --ignored"]
 async fn record() {
     let b = Backend::start(None).await;
-    let answers = scenario(&b).await;
+    let answers = scenario(&b, 40).await;
     // The snapshot clock is the end of the recording: every recorded time is in the past.
     let mut n = Normaliser::new(Utc::now() + chrono::Duration::seconds(1));
     for (file, v) in &answers {
@@ -410,7 +445,7 @@ async fn fixtures_match_live_backend() {
             _ => None,
         };
         let b = Backend::start(db).await;
-        let live = scenario(&b).await;
+        let live = scenario(&b, 2).await;
         let mut errors = Vec::new();
         for (file, v) in &live {
             compare(file, &shape(&common::fixture(file)), &shape(v), &mut errors);

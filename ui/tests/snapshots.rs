@@ -182,6 +182,8 @@ fn plan_dialogs() {
     assert_snapshot!("plan_high_wrong_name", render(&app, W, H));
 
     let mut low = on_tab(loaded_app(), "Jobs");
+    // The recorded dry-run is run_job retention: select retention (third job).
+    press(&mut low, KeyCode::Char('j'));
     press(&mut low, KeyCode::Char('j'));
     press(&mut low, KeyCode::Enter);
     low.handle_event(Event::Posted {
@@ -215,6 +217,7 @@ fn result_dialogs() {
     assert_snapshot!("result_problem", render(&app, 80, 24));
 
     let mut ok = on_tab(loaded_app(), "Jobs");
+    press(&mut ok, KeyCode::Char('j'));
     press(&mut ok, KeyCode::Char('j'));
     press(&mut ok, KeyCode::Enter);
     ok.handle_event(Event::Posted {
@@ -285,6 +288,6 @@ fn summary_shows_disabled_sections() {
     // The marketplace backend reports a disabled module's section like this (item 5).
     summary["queue"] = serde_json::json!({"disabled": true, "scope": "tenant"});
     app.load(echopilot_ui::tabs::telemetry::SUMMARY.res, summary);
-    let screen = render(&app, W, H);
+    let screen = render(&app, 240, 60);
     assert!(screen.contains("queue disabled for this tenant"), "{screen}");
 }

@@ -198,20 +198,22 @@ fn audit_summary(frame: &mut Frame, area: Rect, app: &App) {
     }
     match summary.data {
         Some(s) => {
+            // Disabled modules first: they explain missing counters.
             let mut parts: Vec<String> = Vec::new();
             for (name, section) in &s.sections {
                 match section {
-                    Section::Fields(fields) => parts.extend(
-                        fields
-                            .iter()
-                            .map(|(k, v)| format!("{name}.{k} {v}")),
-                    ),
                     Section::Disabled { fleet: false } => {
                         parts.push(format!("{name} disabled for this tenant"))
                     }
                     Section::Disabled { fleet: true } => {
                         parts.push(format!("{name} turned off fleet-wide"))
                     }
+                    Section::Fields(_) => {}
+                }
+            }
+            for (name, section) in &s.sections {
+                if let Section::Fields(fields) = section {
+                    parts.extend(fields.iter().map(|(k, v)| format!("{name}.{k} {v}")));
                 }
             }
             lines.push(Line::from(Span::styled(parts.join(" · "), theme.base)));
