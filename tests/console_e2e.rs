@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use echopilot_ui::commands::Mode;
 use echopilot_ui::popups::Popup;
+use echopilot_ui::resources::{TELEMETRY, VERBS};
 use echopilot_ui::{ConsoleOptions, Harness, KeyCode};
 
 fn opts(srv: &common::Server) -> ConsoleOptions {
@@ -33,10 +34,10 @@ async fn palette_dry_run_confirm_is_audited_on_the_real_server() {
         h.tick();
         h.settle(t).await.unwrap();
         assert!(
-            h.app.verbs.data.is_some(),
+            h.app.data(VERBS).is_some(),
             "verbs loaded from /api/v1/ops/verbs"
         );
-        assert!(h.app.telemetry.data.is_some(), "telemetry loaded");
+        assert!(h.app.data(TELEMETRY).is_some(), "telemetry loaded");
 
         // A typo'd query finds restart_scheduler; it is high risk: type its name and a reason.
         h.key(KeyCode::Char(':'));

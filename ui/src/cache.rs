@@ -226,8 +226,7 @@ impl Cache {
 
     /// Drops every entry except `keep` (tenant switch: no data of the old tenant may show).
     pub fn retain_only(&mut self, keep: &[Resource]) {
-        self.entries
-            .retain(|k, _| keep.iter().any(|r| r.key == *k));
+        self.entries.retain(|k, _| keep.iter().any(|r| r.key == *k));
     }
 
     /// Stores an answer; returns whether data changed.
@@ -240,7 +239,10 @@ impl Cache {
         let e = self.entry_mut(r);
         e.in_flight = false;
         e.requested = None;
-        let parsed = result.and_then(|v| r.parse(v).map_err(ClientError::Decode));
+        let parsed = match result {
+            Ok(v) => r.parse(v).map_err(ClientError::Decode),
+            Err(e) => Err(e),
+        };
         match parsed {
             Ok(v) => {
                 e.data = Some(v);

@@ -451,7 +451,9 @@ impl KeyCommand {
 
 /// Every declared command: the global ones, then each tab's in tab order.
 pub fn registry(tabs: &[Box<dyn Tab>]) -> impl Iterator<Item = &'static KeyCommand> + '_ {
-    COMMANDS.iter().chain(tabs.iter().flat_map(|t| t.commands().iter()))
+    COMMANDS
+        .iter()
+        .chain(tabs.iter().flat_map(|t| t.commands().iter()))
 }
 
 /// The commands that can apply in `ctx`: global ones first, then the current tab's.
@@ -613,7 +615,11 @@ mod tests {
             ..ctx(Mode::Normal, JOBS)
         };
         assert_eq!(resolve(&e, &ro), None);
-        assert_eq!(resolve(&e, &ctx(Mode::Normal, 0)), None, "telemetry has no Enter");
+        assert_eq!(
+            resolve(&e, &ctx(Mode::Normal, 0)),
+            None,
+            "telemetry has no Enter"
+        );
     }
 
     #[test]

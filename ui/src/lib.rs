@@ -27,11 +27,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use app::{App, AppConfig};
+pub use cache::{Cache, Res};
 pub use client::{Client, ClientError, Problem};
 pub use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 pub use event::{Effect, Event, PostOp, Resource};
 pub use runtime::{Executor, Harness};
-pub use cache::{Cache, Res};
 pub use tabs::Tab;
 pub use theme::Theme;
 

@@ -101,7 +101,10 @@ impl crate::cache::View for Telemetry {
                 Component {
                     name: name.clone(),
                     status: c.status.clone(),
-                    details: flat.into_iter().map(|(k, v)| (k, scalar_text(&v))).collect(),
+                    details: flat
+                        .into_iter()
+                        .map(|(k, v)| (k, scalar_text(&v)))
+                        .collect(),
                 }
             })
             .collect();

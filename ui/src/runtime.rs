@@ -28,7 +28,8 @@ use crate::ConsoleOptions;
 pub struct Executor {
     client: Client,
     tx: mpsc::Sender<Event>,
-    pending: Arc<AtomicUsize>,
+    /// Requests started; each one posts exactly one answer event.
+    started: Arc<AtomicUsize>,
 }
 
 impl Executor {
@@ -36,13 +37,13 @@ impl Executor {
         Executor {
             client,
             tx,
-            pending: Arc::new(AtomicUsize::new(0)),
+            started: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    /// Requests started but not yet answered on the channel.
-    pub fn pending(&self) -> usize {
-        self.pending.load(Ordering::SeqCst)
+    /// Requests started so far (each answers with one `Fetched`/`Posted` event).
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::SeqCst)
     }
 
     pub fn run(&self, effects: Vec<Effect>) {
@@ -52,11 +53,11 @@ impl Executor {
     }
 
     fn run_one(&self, effect: Effect) {
-        let (client, tx, pending) = (self.client.clone(), self.tx.clone(), self.pending.clone());
+        let (client, tx) = (self.client.clone(), self.tx.clone());
         match effect {
             Effect::SetTenant(t) => client.set_tenant(t),
             Effect::Fetch { resource, path } => {
-                pending.fetch_add(1, Ordering::SeqCst);
+                self.started.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     let result = client.get(&path).await;
                     let _ = tx
@@ -66,12 +67,10 @@ impl Executor {
                             at: Utc::now(),
                         })
                         .await;
-                    // Decrement after sending so `pending() == 0` implies the answer is queued.
-                    pending.fetch_sub(1, Ordering::SeqCst);
                 });
             }
             Effect::Post { op, path, body } => {
-                pending.fetch_add(1, Ordering::SeqCst);
+                self.started.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     let result = client.post(&path, &body).await;
                     let _ = tx
@@ -81,7 +80,6 @@ impl Executor {
                             at: Utc::now(),
                         })
                         .await;
-                    pending.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         }
@@ -213,6 +211,8 @@ pub struct Harness {
     pub app: App,
     exec: Executor,
     rx: mpsc::Receiver<Event>,
+    /// Answer events handled so far; equal to `exec.started()` when nothing is outstanding.
+    answered: usize,
 }
 
 impl Harness {
@@ -233,11 +233,15 @@ impl Harness {
             ),
             exec: Executor::new(client, tx),
             rx,
+            answered: 0,
         })
     }
 
     /// Handles one event and starts the effects it produces.
     pub fn dispatch(&mut self, ev: Event) {
+        if matches!(ev, Event::Fetched { .. } | Event::Posted { .. }) {
+            self.answered += 1;
+        }
         let fx = self.app.handle_event(ev);
         self.exec.run(fx);
     }
@@ -264,31 +268,24 @@ impl Harness {
 
     /// Processes answers until no request is outstanding (or `timeout` passes).
     ///
-    /// A task posts its answer and *then* decrements the pending count, so right after
-    /// draining the channel the count may still include a task whose answer we already
-    /// handled. Waiting on the channel in short slices and re-checking avoids blocking on
-    /// an event that will never come.
+    /// Every started request posts exactly one answer event, so "settled" is an exact
+    /// count: answers handled == requests started (including requests that handling an
+    /// answer started). No polling interval, no fixed sleep.
     pub async fn settle(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            while let Ok(ev) = self.rx.try_recv() {
-                self.dispatch(ev);
-            }
-            // pending == 0 means every answer was sent; an empty channel means all handled.
-            if self.exec.pending() == 0 && self.rx.is_empty() {
-                // What the event loop does when nothing is waiting.
-                self.app.on_idle();
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                anyhow::bail!("requests still outstanding after {timeout:?}");
-            }
-            match tokio::time::timeout(Duration::from_millis(20), self.rx.recv()).await {
+        while self.answered < self.exec.started() {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Ok(Some(ev)) => self.dispatch(ev),
-                Ok(None) => return Ok(()),
-                Err(_) => {}
+                Ok(None) => break,
+                Err(_) => anyhow::bail!(
+                    "{} request(s) still outstanding after {timeout:?}",
+                    self.exec.started() - self.answered
+                ),
             }
         }
+        // What the event loop does when nothing is waiting.
+        self.app.on_idle();
+        Ok(())
     }
 
     /// Ticks and settles until `pred` holds (or `timeout` passes).

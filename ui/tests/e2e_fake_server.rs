@@ -187,7 +187,10 @@ async fn palette_dry_run_confirm_against_server() {
         .collect();
     assert_eq!(cmds.len(), 2);
     assert_eq!(cmds[0].body["confirm"], json!(false));
-    assert_eq!(cmds[1].body["plan_id"], fixture("dryrun_high.json")["plan_id"]);
+    assert_eq!(
+        cmds[1].body["plan_id"],
+        fixture("dryrun_high.json")["plan_id"]
+    );
     assert_eq!(cmds[1].body["reason"], json!("e2e drill"));
     assert!(seen
         .iter()

@@ -108,7 +108,16 @@ fn tabs_and_numbers() {
     let titles: Vec<_> = app.tabs.iter().map(|t| t.title()).collect();
     assert_eq!(
         titles,
-        ["Telemetry", "Jobs", "Queue", "Costs", "Security", "DR", "Forecast", "Integrations"]
+        [
+            "Telemetry",
+            "Jobs",
+            "Queue",
+            "Costs",
+            "Security",
+            "DR",
+            "Forecast",
+            "Integrations"
+        ]
     );
     press(&mut app, KeyCode::Char('3'));
     assert_eq!(app.tab_title(), "Queue");
@@ -374,7 +383,12 @@ fn selection_survives_refresh_reorder() {
     let mut q = fixture("queue_jobs.json");
     q["jobs"].as_array_mut().unwrap().reverse();
     app.load(JOBS.res, q);
-    let i = app.tab::<QueueTab>().unwrap().table.selected_index().unwrap();
+    let i = app
+        .tab::<QueueTab>()
+        .unwrap()
+        .table
+        .selected_index()
+        .unwrap();
     let third = fixture("queue_jobs.json")["jobs"][2]["id"].clone();
     assert_eq!(json!(app.data(JOBS).unwrap().jobs[i].id), third);
 }
@@ -386,7 +400,12 @@ fn palette_enter_on_entity_jumps_to_it() {
     type_str(&mut app, "health_probe");
     press(&mut app, KeyCode::Enter);
     assert_eq!(app.tab_title(), "Jobs");
-    let i = app.tab::<JobsTab>().unwrap().registry.selected_index().unwrap();
+    let i = app
+        .tab::<JobsTab>()
+        .unwrap()
+        .registry
+        .selected_index()
+        .unwrap();
     assert_eq!(app.data(AUTOMATIONS).unwrap().jobs[i].name, "health_probe");
 }
 
@@ -407,10 +426,7 @@ fn tenant_switch_from_palette() {
 fn module_disabled_is_an_answer_not_an_error() {
     let mut app = loaded_app();
     for scope in ["tenant", "fleet"] {
-        for r in [
-            TELEMETRY.res,
-            echopilot_ui::tabs::telemetry::HISTORY.res,
-        ] {
+        for r in [TELEMETRY.res, echopilot_ui::tabs::telemetry::HISTORY.res] {
             app.handle_event(Event::Fetched {
                 resource: r,
                 result: Err(module_disabled("telemetry", scope)),
@@ -429,7 +445,10 @@ fn module_disabled_is_an_answer_not_an_error() {
             "Module telemetry is disabled for this tenant."
         };
         assert!(screen.contains(line), "{screen}");
-        assert!(!screen.contains("[NO DATA]") && !screen.contains("[FAIL]"), "{screen}");
+        assert!(
+            !screen.contains("[NO DATA]") && !screen.contains("[FAIL]"),
+            "{screen}"
+        );
     }
     // The other tabs are unaffected.
     press(&mut app, KeyCode::Char('3'));

@@ -101,7 +101,10 @@ impl Backend {
             if done(&v) {
                 return v;
             }
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}: {v}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {v}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -134,7 +137,11 @@ async fn scenario(b: &Backend, samples: usize) -> BTreeMap<&'static str, Value> 
         assert!(s == 200 || s == 201 || s == 202, "enqueue: {s} {v}");
         ids.push(v["id"].as_str().unwrap().to_string());
     }
-    for (id, state) in [(&ids[0], "succeeded"), (&ids[1], "succeeded"), (&ids[2], "dead")] {
+    for (id, state) in [
+        (&ids[0], "succeeded"),
+        (&ids[1], "succeeded"),
+        (&ids[2], "dead"),
+    ] {
         b.wait_for(&format!("/api/v1/queue/jobs/{id}"), state, |v| {
             v["state"] == state
         })
@@ -304,7 +311,9 @@ impl Normaliser {
         }
         if s.len() == 64 && is_hex(s) {
             // SHA-256 roots and leaf hashes: stable, still 64 hex digits.
-            return self.renumber(s, |n| format!("{:016x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15)).repeat(4));
+            return self.renumber(s, |n| {
+                format!("{:016x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15)).repeat(4)
+            });
         }
         s.to_string()
     }
@@ -385,7 +394,9 @@ const FREE_FORM: &[&str] = &["payload", "result", "detail", "args"];
 fn compare(path: &str, fixture: &Shape, live: &Shape, errors: &mut Vec<String>) {
     match (fixture, live) {
         (Shape::Null, _) | (_, Shape::Null) => {}
-        (Shape::Array(Some(a)), Shape::Array(Some(b))) => compare(&format!("{path}[]"), a, b, errors),
+        (Shape::Array(Some(a)), Shape::Array(Some(b))) => {
+            compare(&format!("{path}[]"), a, b, errors)
+        }
         (Shape::Array(_), Shape::Array(_)) => {}
         (Shape::Object(a), Shape::Object(b)) => {
             let last = path.rsplit('.').next().unwrap_or("");
@@ -393,10 +404,14 @@ fn compare(path: &str, fixture: &Shape, live: &Shape, errors: &mut Vec<String>) 
                 return;
             }
             for k in a.keys().filter(|k| !b.contains_key(*k)) {
-                errors.push(format!("{path}.{k}: in the fixture, not in the live answer"));
+                errors.push(format!(
+                    "{path}.{k}: in the fixture, not in the live answer"
+                ));
             }
             for k in b.keys().filter(|k| !a.contains_key(*k)) {
-                errors.push(format!("{path}.{k}: in the live answer, not in the fixture"));
+                errors.push(format!(
+                    "{path}.{k}: in the live answer, not in the fixture"
+                ));
             }
             for (k, x) in a {
                 if let Some(y) = b.get(k) {

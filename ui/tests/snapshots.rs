@@ -33,10 +33,7 @@ fn on_tab(mut app: echopilot_ui::App, title: &str) -> echopilot_ui::App {
 fn tabs_empty() {
     for tab in TITLES {
         let app = on_tab(empty_app(), tab);
-        assert_snapshot!(
-            format!("empty_{}", tab.to_lowercase()),
-            render(&app, W, H)
-        );
+        assert_snapshot!(format!("empty_{}", tab.to_lowercase()), render(&app, W, H));
     }
 }
 
@@ -44,10 +41,7 @@ fn tabs_empty() {
 fn tabs_loaded() {
     for tab in TITLES {
         let app = on_tab(loaded_app(), tab);
-        assert_snapshot!(
-            format!("loaded_{}", tab.to_lowercase()),
-            render(&app, W, H)
-        );
+        assert_snapshot!(format!("loaded_{}", tab.to_lowercase()), render(&app, W, H));
     }
 }
 
@@ -261,9 +255,15 @@ fn light_and_no_color_render_same_text() {
 fn module_disabled_tab() {
     // The module-disabled 404 (fixtures/module_disabled.json, hand-written until the
     // marketplace backend lands) on the Telemetry tab and on an area tab.
-    for (scope, name) in [("tenant", "disabled_telemetry"), ("fleet", "disabled_telemetry_fleet")] {
+    for (scope, name) in [
+        ("tenant", "disabled_telemetry"),
+        ("fleet", "disabled_telemetry_fleet"),
+    ] {
         let mut app = loaded_app();
-        for r in [echopilot_ui::resources::TELEMETRY.res, echopilot_ui::tabs::telemetry::HISTORY.res] {
+        for r in [
+            echopilot_ui::resources::TELEMETRY.res,
+            echopilot_ui::tabs::telemetry::HISTORY.res,
+        ] {
             app.handle_event(Event::Fetched {
                 resource: r,
                 result: Err(module_disabled("telemetry", scope)),
@@ -289,5 +289,8 @@ fn summary_shows_disabled_sections() {
     summary["queue"] = serde_json::json!({"disabled": true, "scope": "tenant"});
     app.load(echopilot_ui::tabs::telemetry::SUMMARY.res, summary);
     let screen = render(&app, 240, 60);
-    assert!(screen.contains("queue disabled for this tenant"), "{screen}");
+    assert!(
+        screen.contains("queue disabled for this tenant"),
+        "{screen}"
+    );
 }

@@ -72,7 +72,12 @@ impl App {
         for t in &self.tabs {
             t.palette_entries(&self.cache, &mut out);
         }
-        for t in self.cache.get(TENANTS).map(|l| l.tenants.as_slice()).unwrap_or(&[]) {
+        for t in self
+            .cache
+            .get(TENANTS)
+            .map(|l| l.tenants.as_slice())
+            .unwrap_or(&[])
+        {
             out.push(Entry::new(
                 EntryKind::Tenant,
                 t.id.clone(),
@@ -325,10 +330,11 @@ impl App {
         }
         match (&op, &mut self.popup) {
             (PostOp::DryRun, Some(Popup::Plan(d))) if matches!(d.stage, Stage::Planning) => {
-                let parsed = result.and_then(|v| {
-                    serde_json::from_value::<DryRunResponse>(v)
-                        .map_err(|e| ClientError::Decode(format!("dry-run answer: {e}")))
-                });
+                let parsed = match result {
+                    Ok(v) => serde_json::from_value::<DryRunResponse>(v)
+                        .map_err(|e| ClientError::Decode(format!("dry-run answer: {e}"))),
+                    Err(e) => Err(e),
+                };
                 match parsed {
                     Ok(v) => d.stage = Stage::Ready(Plan::from_dry_run(v)),
                     Err(e) => {

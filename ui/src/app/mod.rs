@@ -18,12 +18,12 @@ pub use crate::cache::{backoff_secs, Remote, MAX_BACKOFF_SECS};
 use crate::cache::{Cache, Res, View};
 use crate::commands::{Context, Mode};
 use crate::event::{Effect, Event};
-pub use input::edit_line;
 use crate::model::Verb;
 use crate::popups::Popup;
 use crate::resources::VERBS;
 use crate::tabs::{self, Tab};
 use crate::theme::Theme;
+pub use input::edit_line;
 
 /// Static settings for an [`App`].
 #[derive(Debug, Clone)]
@@ -87,7 +87,9 @@ impl App {
 
     /// The state of the tab of type `T` (tests and callers that inspect a tab).
     pub fn tab<T: Tab>(&self) -> Option<&T> {
-        self.tabs.iter().find_map(|t| t.as_any().downcast_ref::<T>())
+        self.tabs
+            .iter()
+            .find_map(|t| t.as_any().downcast_ref::<T>())
     }
 
     /// Index of the tab titled `title`.

@@ -53,7 +53,10 @@ pub enum Target {
     Verb(String),
     Action(PaletteAction),
     /// Open the tab with this title and select `key` there (`Tab::open_entity`).
-    Entity { tab: &'static str, key: String },
+    Entity {
+        tab: &'static str,
+        key: String,
+    },
     Tenant(String),
 }
 

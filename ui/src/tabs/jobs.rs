@@ -112,9 +112,10 @@ impl Tab for JobsTab {
             }
             RUN_NOW => {
                 let name = match self.pane {
-                    Pane::Registry => self.registry.selected_index().and_then(|i| {
-                        cache.get(AUTOMATIONS)?.jobs.get(i).map(|j| j.name.clone())
-                    }),
+                    Pane::Registry => self
+                        .registry
+                        .selected_index()
+                        .and_then(|i| cache.get(AUTOMATIONS)?.jobs.get(i).map(|j| j.name.clone())),
                     Pane::Runs => self
                         .runs
                         .selected_index()
@@ -158,7 +159,10 @@ impl Tab for JobsTab {
                 } else {
                     "off disabled"
                 },
-                j.last_run.as_ref().map(|r| r.outcome.as_str()).unwrap_or("")
+                j.last_run
+                    .as_ref()
+                    .map(|r| r.outcome.as_str())
+                    .unwrap_or("")
             );
             (j.name.clone(), text)
         }));
@@ -254,7 +258,11 @@ impl JobsTab {
             )));
         }
         let jobs = automations.data.map(|a| a.jobs.as_slice()).unwrap_or(&[]);
-        let runs = app.cache.get(RUNS).map(|r| r.runs.as_slice()).unwrap_or(&[]);
+        let runs = app
+            .cache
+            .get(RUNS)
+            .map(|r| r.runs.as_slice())
+            .unwrap_or(&[]);
         let row = |i: usize| {
             let j = &jobs[i];
             // Prefer the registry's own last-run record; else the newest run in the history.

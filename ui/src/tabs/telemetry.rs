@@ -141,10 +141,7 @@ fn sparks(frame: &mut Frame, areas: [Rect; 4], app: &App) {
         _ => empty_message(&f, route),
     };
     for (i, (m, rect)) in Metric::ALL.iter().zip(areas).enumerate() {
-        let values: &[f64] = history
-            .data
-            .map(|h| h.series[i].as_slice())
-            .unwrap_or(&[]);
+        let values: &[f64] = history.data.map(|h| h.series[i].as_slice()).unwrap_or(&[]);
         let empty = match history.data {
             Some(h) if h.samples == 0 => "No samples in the last 60 minutes yet.",
             Some(_) => "This metric is not in the telemetry history samples.",
@@ -192,7 +189,10 @@ fn audit_summary(frame: &mut Frame, area: Rect, app: &App) {
             lines.push(Line::from(s));
         }
         None => lines.push(Line::from(Span::styled(
-            empty_message(&freshness(&audit, AUDIT.res.route, app.now), AUDIT.res.route),
+            empty_message(
+                &freshness(&audit, AUDIT.res.route, app.now),
+                AUDIT.res.route,
+            ),
             theme.muted,
         ))),
     }

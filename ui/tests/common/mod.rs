@@ -52,7 +52,10 @@ pub fn area_resources(app: &App) -> Vec<Resource> {
 
 /// Every resource any tab or the header reads.
 pub fn all_resources(app: &App) -> Vec<Resource> {
-    let mut out: Vec<Resource> = echopilot_ui::FIXTURE_FILES.iter().map(|(_, r)| *r).collect();
+    let mut out: Vec<Resource> = echopilot_ui::FIXTURE_FILES
+        .iter()
+        .map(|(_, r)| *r)
+        .collect();
     for t in &app.tabs {
         for r in t.resources() {
             if !out.contains(&r) {
