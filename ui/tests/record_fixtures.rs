@@ -4,7 +4,7 @@
 //! * `cargo test -p echopilot-ui --test record_fixtures -- --ignored` (re)records
 //!   `tests/fixtures/*.json`: it starts the backend in-process on a temp data dir, creates
 //!   real data through the HTTP API (queue jobs incl. one that dies, a scheduled job run,
-//!   ops dry-runs, a confirm, a refused confirm), fetches every route the console reads and
+//!   ops dry-runs, a confirm, a refused confirm, a module disabled), fetches every route the console reads and
 //!   writes the answers. Volatile values are normalised so snapshots stay stable: times are
 //!   shifted so the recording ends at the snapshot clock (2026-05-01T12:00:00Z), random ids
 //!   and hashes are renumbered. Review the snapshot diffs afterwards.
@@ -13,8 +13,9 @@
 //!   deserialises into the backend type and has the same JSON shape (keys and value types)
 //!   as the live answer.
 //!
-//! `module_disabled.json` is the one hand-written fixture: the module-disabled 404 body of
-//! the marketplace work, not recordable until that backend lands.
+//! The last step turns the telemetry module off for the tenant (marketplace toggle):
+//! `module_disabled.json` is its route's module-disabled 404, `summary_disabled.json` the
+//! summary with the section marked disabled.
 
 mod common;
 
@@ -81,6 +82,10 @@ impl Backend {
         let status = resp.status().as_u16();
         let v = resp.json::<Value>().await.unwrap_or(Value::Null);
         (status, v)
+    }
+
+    async fn get_any(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None).await
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -215,6 +220,23 @@ async fn scenario(b: &Backend, samples: usize) -> BTreeMap<&'static str, Value> 
     ] {
         out.insert(file, b.get(path).await);
     }
+    // Last, a module disabled for this tenant (marketplace): its route answers the
+    // module-disabled 404 and the summary marks its section.
+    let (s, v) = b
+        .post(
+            "/api/v1/marketplace/toggle",
+            json!({"module": "telemetry", "enabled": false, "reason": "console fixture"}),
+        )
+        .await;
+    assert_eq!(s, 200, "toggle: {v}");
+    let (s, v) = b.get_any("/api/v1/ops/telemetry").await;
+    assert_eq!(s, 404, "{v}");
+    assert_eq!(v["module"], "telemetry", "{v}");
+    out.insert("module_disabled.json", v);
+    out.insert(
+        "summary_disabled.json",
+        b.get("/api/v1/status/summary").await,
+    );
     out
 }
 
@@ -453,6 +475,13 @@ async fn fixtures_match_live_backend() {
     serde_json::from_value::<ConfirmResponse>(common::fixture("confirm.json")).unwrap();
     serde_json::from_value::<echopilot_backend::model::Problem>(common::fixture("problem409.json"))
         .unwrap();
+    let disabled = common::fixture("module_disabled.json");
+    serde_json::from_value::<echopilot_backend::model::Problem>(disabled.clone()).unwrap();
+    let p = echopilot_ui::client::parse_problem(404, disabled.to_string().as_bytes());
+    assert_eq!(
+        (p.module.as_deref(), p.scope.as_deref()),
+        (Some("telemetry"), Some("tenant"))
+    );
 
     for backend in echopilot_backend::store::testing::backends() {
         let db = match backend {

@@ -253,8 +253,8 @@ fn light_and_no_color_render_same_text() {
 
 #[test]
 fn module_disabled_tab() {
-    // The module-disabled 404 (fixtures/module_disabled.json, hand-written until the
-    // marketplace backend lands) on the Telemetry tab and on an area tab.
+    // The module-disabled 404 (fixtures/module_disabled.json, recorded) on the Telemetry
+    // tab and on an area tab.
     for (scope, name) in [
         ("tenant", "disabled_telemetry"),
         ("fleet", "disabled_telemetry_fleet"),
@@ -283,14 +283,15 @@ fn module_disabled_tab() {
 
 #[test]
 fn summary_shows_disabled_sections() {
+    // Recorded after turning the telemetry module off for the tenant.
     let mut app = loaded_app();
-    let mut summary = fixture("summary.json");
-    // The marketplace backend reports a disabled module's section like this (item 5).
-    summary["queue"] = serde_json::json!({"disabled": true, "scope": "tenant"});
-    app.load(echopilot_ui::tabs::telemetry::SUMMARY.res, summary);
+    app.load(
+        echopilot_ui::tabs::telemetry::SUMMARY.res,
+        fixture("summary_disabled.json"),
+    );
     let screen = render(&app, 240, 60);
     assert!(
-        screen.contains("queue disabled for this tenant"),
+        screen.contains("telemetry disabled for this tenant"),
         "{screen}"
     );
 }

@@ -91,13 +91,12 @@ pub fn not_found(route: &str) -> ClientError {
     })
 }
 
-/// The module-disabled answer as the marketplace backend sends it. Hand-written
-/// (`fixtures/module_disabled.json`): not recordable until that backend lands.
+/// The module-disabled 404 as the backend sends it (recorded: `module_disabled.json`),
+/// for `module` and `scope` (`tenant` or `fleet`).
 pub fn module_disabled(module: &str, scope: &str) -> ClientError {
     let mut body = fixture("module_disabled.json");
     body["module"] = module.into();
     body["scope"] = scope.into();
-    body["detail"] = format!("module \"{module}\" is disabled for tenant \"acme\"").into();
     ClientError::Problem(echopilot_ui::client::parse_problem(
         404,
         body.to_string().as_bytes(),
