@@ -59,6 +59,30 @@ impl std::fmt::Display for Role {
     }
 }
 
+/// A role name that is none of [`Role::ALL`] (e.g. a corrupt `api_keys.role`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownRole(pub String);
+
+impl std::fmt::Display for UnknownRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "unknown role {:?} (expected one of: integration, readonly, operator, admin, superadmin)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownRole {}
+
+/// For `#[sqlx(try_from = "String")]` row fields: this module stays free of sqlx.
+impl TryFrom<String> for Role {
+    type Error = UnknownRole;
+    fn try_from(s: String) -> Result<Role, UnknownRole> {
+        Role::parse(&s).ok_or(UnknownRole(s))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {

@@ -131,12 +131,7 @@ async fn compute_summary(state: AppState, tenant: String) -> ApiResult<Value> {
     }
     let store = &state.store;
     let audit_size = crate::audit::size(store).await?;
-    let keys_active: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL",
-    )
-    .bind(&tenant)
-    .fetch_one(store.reader())
-    .await?;
+    let keys_active = crate::auth::count_active_keys(store, &tenant).await?;
     let mut out = Map::new();
     out.insert(
         "server".into(),

@@ -14,7 +14,7 @@ use serde_json::Value;
 use sqlx::Row as _;
 
 use crate::model::{AuditChain, AuditConsistency, AuditReceipt, AuditRecord, AuditVerify};
-use crate::store::{Dialect, Store, Tx};
+use crate::store::{in_table, is_corrupt_row, Dialect, Json, Store, Tx};
 use merkle::{Hash, MemTree};
 
 /// Arbitrary constant key of the advisory lock that serializes appends on PostgreSQL.
@@ -336,18 +336,44 @@ async fn with_nodes<T>(
     }
 }
 
+/// An `audit_log` row as stored. `outcome` stays text: the log is append-only and
+/// hashed, so a record must read back byte-for-byte whatever a past build wrote.
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    seq: i64,
+    ts: String,
+    tenant_id: String,
+    actor: String,
+    action: String,
+    target: String,
+    outcome: String,
+    request_id: String,
+    detail: Json<Value>,
+}
+
+impl From<AuditRow> for AuditRecord {
+    fn from(r: AuditRow) -> Self {
+        AuditRecord {
+            seq: r.seq,
+            ts: r.ts,
+            tenant_id: r.tenant_id,
+            actor: r.actor,
+            action: r.action,
+            target: r.target,
+            outcome: r.outcome,
+            request_id: r.request_id,
+            detail: r.detail.0,
+        }
+    }
+}
+
+/// Decode a row; corrupt JSON is an error naming `audit_log.detail` and the seq.
 fn row_to_record(row: &crate::store::Row) -> Result<AuditRecord, sqlx::Error> {
-    let detail: String = row.try_get("detail")?;
-    Ok(AuditRecord {
-        seq: row.try_get("seq")?,
-        ts: row.try_get("ts")?,
-        tenant_id: row.try_get("tenant_id")?,
-        actor: row.try_get("actor")?,
-        action: row.try_get("action")?,
-        target: row.try_get("target")?,
-        outcome: row.try_get("outcome")?,
-        request_id: row.try_get("request_id")?,
-        detail: serde_json::from_str(&detail).unwrap_or(Value::String(detail)),
+    use sqlx::FromRow;
+    AuditRow::from_row(row).map(AuditRecord::from).map_err(|e| {
+        let key = format!("seq {}", row.try_get::<i64, _>("seq").unwrap_or(-1));
+        let e = in_table("audit_log", Some(&key))(e);
+        e
     })
 }
 
@@ -564,7 +590,16 @@ pub async fn verify(store: &Store) -> Result<AuditVerify, sqlx::Error> {
         let mut expect = next_seq;
         let mut completed: Vec<(i64, Hash)> = Vec::new();
         for row in &rows {
-            let rec = row_to_record(row)?;
+            let rec = match row_to_record(row) {
+                Ok(rec) => rec,
+                // A record that no longer decodes no longer matches its leaf: report it
+                // as the first bad record rather than failing the whole check.
+                Err(e) if is_corrupt_row(&e) => {
+                    let seq: i64 = row.try_get("seq")?;
+                    return Ok(bad(seq, format!("record {seq} is corrupt: {e}")));
+                }
+                Err(e) => return Err(e),
+            };
             if rec.seq != expect {
                 return Ok(bad(expect, format!("record {expect} is missing")));
             }

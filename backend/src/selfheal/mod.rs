@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 
 use crate::app::{AppState, BoxFuture, SummaryProvider};
 use crate::audit::{self, NewAudit};
-use crate::store::Store;
+use crate::store::{in_table, Json, Store};
 use crate::util::{now_ms, random_id, rfc3339_ms};
 
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -77,22 +77,58 @@ impl Actor {
     }
 }
 
+crate::text_enum! {
+    /// How a remediation ended (`selfheal_actions.outcome`, also the audit outcome).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum ActionOutcome {
+        Applied = "applied",
+        Noop = "noop",
+        Error = "error",
+    }
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Action {
     pub id: String,
     /// RFC 3339.
     pub ts: String,
     pub remediation: String,
-    /// applied | noop | error
-    pub outcome: String,
+    pub outcome: ActionOutcome,
     pub affected: i64,
     #[schema(value_type = Object)]
     pub detail: Value,
     pub trigger: String,
 }
 
+/// A `selfheal_actions` row.
+#[derive(sqlx::FromRow)]
+struct ActionRow {
+    id: String,
+    ts: i64,
+    remediation: String,
+    outcome: ActionOutcome,
+    affected: i64,
+    detail: Json<Value>,
+    trigger: String,
+}
+
+impl From<ActionRow> for Action {
+    fn from(r: ActionRow) -> Self {
+        Action {
+            id: r.id,
+            ts: rfc3339_ms(r.ts),
+            remediation: r.remediation,
+            outcome: r.outcome,
+            affected: r.affected,
+            detail: r.detail.0,
+            trigger: r.trigger,
+        }
+    }
+}
+
 struct Outcome {
-    outcome: &'static str,
+    outcome: ActionOutcome,
     affected: i64,
     detail: Value,
 }
@@ -142,7 +178,7 @@ async fn run_set(
         let out = match execute(state, name).await {
             Ok(o) => o,
             Err(e) => Outcome {
-                outcome: "error",
+                outcome: ActionOutcome::Error,
                 affected: 0,
                 detail: json!({ "error": format!("{e:#}") }),
             },
@@ -172,9 +208,9 @@ async fn execute(state: &AppState, name: &str) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome {
                 outcome: if requeued.is_empty() && dead.is_empty() {
-                    "noop"
+                    ActionOutcome::Noop
                 } else {
-                    "applied"
+                    ActionOutcome::Applied
                 },
                 affected: requeued.len() as i64,
                 detail: json!({ "requeued": requeued.len(), "dead_lettered": dead.len() }),
@@ -184,7 +220,7 @@ async fn execute(state: &AppState, name: &str) -> anyhow::Result<Outcome> {
             let q = q.ok_or_else(|| anyhow::anyhow!("queue not running"))?;
             if q.pool_healthy().await {
                 return Ok(Outcome {
-                    outcome: "noop",
+                    outcome: ActionOutcome::Noop,
                     affected: 0,
                     detail: json!({ "reason": "worker pool healthy", "worker": q.worker_id }),
                 });
@@ -192,7 +228,7 @@ async fn execute(state: &AppState, name: &str) -> anyhow::Result<Outcome> {
             q.restart_workers().await?;
             tracing::warn!(target: "self_heal", worker = %q.worker_id, "worker pool restarted");
             Ok(Outcome {
-                outcome: "applied",
+                outcome: ActionOutcome::Applied,
                 affected: 1,
                 detail: json!({ "worker": q.worker_id }),
             })
@@ -208,7 +244,11 @@ async fn execute(state: &AppState, name: &str) -> anyhow::Result<Outcome> {
                 tracing::warn!(target: "self_heal", job_id = %id, "poison job moved to dead");
             }
             Ok(Outcome {
-                outcome: if ids.is_empty() { "noop" } else { "applied" },
+                outcome: if ids.is_empty() {
+                    ActionOutcome::Noop
+                } else {
+                    ActionOutcome::Applied
+                },
                 affected: ids.len() as i64,
                 detail: json!({ "threshold": threshold }),
             })
@@ -220,7 +260,7 @@ async fn execute(state: &AppState, name: &str) -> anyhow::Result<Outcome> {
                 .u64_in("selfheal.signing_keys_keep", 3, 1, 100)? as i64;
             let r = rotate_signing_keys(&state.store, keep).await?;
             Ok(Outcome {
-                outcome: "applied",
+                outcome: ActionOutcome::Applied,
                 affected: 1,
                 detail: r,
             })
@@ -262,27 +302,27 @@ async fn record(
             &actor.id,
             &format!("selfheal.{name}"),
             name,
-            out.outcome,
+            out.outcome.as_str(),
             &actor.request_id,
         )
         .detail(json!({ "action_id": id, "affected": out.affected, "trigger": trigger, "detail": out.detail })),
     )
     .await?;
     tx.commit().await?;
-    metrics::counter!("echopilot_selfheal_actions_total", "remediation" => name.to_string(), "outcome" => out.outcome)
+    metrics::counter!("echopilot_selfheal_actions_total", "remediation" => name.to_string(), "outcome" => out.outcome.as_str())
         .increment(1);
-    if out.outcome == "error" {
-        tracing::error!(target: "self_heal", action_id = %id, remediation = name, outcome = out.outcome,
+    if out.outcome == ActionOutcome::Error {
+        tracing::error!(target: "self_heal", action_id = %id, remediation = name, outcome = out.outcome.as_str(),
             affected = out.affected, trigger, detail = %detail, "remediation failed");
     } else {
-        tracing::info!(target: "self_heal", action_id = %id, remediation = name, outcome = out.outcome,
+        tracing::info!(target: "self_heal", action_id = %id, remediation = name, outcome = out.outcome.as_str(),
             affected = out.affected, trigger, detail = %detail, "remediation ran");
     }
     Ok(Action {
         id,
         ts: rfc3339_ms(now),
         remediation: name.into(),
-        outcome: out.outcome.into(),
+        outcome: out.outcome,
         affected: out.affected,
         detail: out.detail.clone(),
         trigger: trigger.into(),
@@ -295,28 +335,16 @@ pub async fn history(
     remediation: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Action>, sqlx::Error> {
-    let rows = sqlx::query(
+    let rows = sqlx::query_as::<_, ActionRow>(
         "SELECT id, ts, remediation, outcome, affected, detail, trigger FROM selfheal_actions \
          WHERE ($1 = '' OR remediation = $1) ORDER BY ts DESC, id DESC LIMIT $2",
     )
     .bind(remediation.unwrap_or(""))
     .bind(limit)
     .fetch_all(store.reader())
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let detail: String = r.try_get("detail")?;
-            Ok(Action {
-                id: r.try_get("id")?,
-                ts: rfc3339_ms(r.try_get("ts")?),
-                remediation: r.try_get("remediation")?,
-                outcome: r.try_get("outcome")?,
-                affected: r.try_get("affected")?,
-                detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
-                trigger: r.try_get("trigger")?,
-            })
-        })
-        .collect()
+    .await
+    .map_err(in_table("selfheal_actions", None))?;
+    Ok(rows.into_iter().map(Action::from).collect())
 }
 
 /// Jobs requeued by self-heal in the last 24 h (alert rule: more than 3).
@@ -406,15 +434,17 @@ impl SummaryProvider for Summary {
                 .fetch_one(store.reader())
                 .await?;
             let applied: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM selfheal_actions WHERE ts >= $1 AND outcome = 'applied'",
+                "SELECT COUNT(*) FROM selfheal_actions WHERE ts >= $1 AND outcome = $2",
             )
             .bind(since)
+            .bind(ActionOutcome::Applied)
             .fetch_one(store.reader())
             .await?;
             let errors: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM selfheal_actions WHERE ts >= $1 AND outcome = 'error'",
+                "SELECT COUNT(*) FROM selfheal_actions WHERE ts >= $1 AND outcome = $2",
             )
             .bind(since)
+            .bind(ActionOutcome::Error)
             .fetch_one(store.reader())
             .await?;
             Ok(json!({

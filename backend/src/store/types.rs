@@ -162,7 +162,7 @@ macro_rules! text_enum {
 
         impl ::std::str::FromStr for $name {
             type Err = $crate::store::UnknownVariant;
-            fn from_str(s: &str) -> ::std::result::Result<Self, Self::Err> {
+            fn from_str(s: &str) -> ::std::result::Result<Self, $crate::store::UnknownVariant> {
                 match s {
                     $($text => Ok($name::$variant),)+
                     other => Err($crate::store::UnknownVariant {
@@ -176,7 +176,8 @@ macro_rules! text_enum {
 
         impl ::std::convert::TryFrom<String> for $name {
             type Error = $crate::store::UnknownVariant;
-            fn try_from(s: String) -> ::std::result::Result<Self, Self::Error> {
+            // Not `Self::Error`: a variant may be called `Error`.
+            fn try_from(s: String) -> ::std::result::Result<Self, $crate::store::UnknownVariant> {
                 s.parse()
             }
         }
