@@ -75,7 +75,7 @@ impl std::fmt::Display for UnknownRole {
 
 impl std::error::Error for UnknownRole {}
 
-/// For `#[sqlx(try_from = "String")]` row fields: this module stays free of sqlx.
+/// For decoding stored roles (`store::convert`): this module stays free of sqlx.
 impl TryFrom<String> for Role {
     type Error = UnknownRole;
     fn try_from(s: String) -> Result<Role, UnknownRole> {

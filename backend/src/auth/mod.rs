@@ -18,7 +18,7 @@ use crate::app::AppState;
 use crate::audit::{self, NewAudit};
 use crate::error::ApiError;
 use crate::model::{CreatedKey, KeyInfo, Role, Tenant};
-use crate::store::{in_table, Store};
+use crate::store::{convert, in_table, Store};
 use crate::util::{now_ms, random_id, rfc3339_ms};
 
 pub const KEY_PREFIX: &str = "ep_";
@@ -156,8 +156,7 @@ pub struct KeyRow {
 struct AuthRow {
     id: String,
     tenant_id: String,
-    #[sqlx(try_from = "String")]
-    role: Role,
+    role: String,
     key_hash: String,
     revoked_at: Option<i64>,
 }
@@ -179,9 +178,9 @@ pub async fn authenticate(store: &Store, presented: &str) -> Result<Option<KeyRo
         return Ok(None);
     }
     Ok(Some(KeyRow {
+        role: convert("api_keys", "role", &row.id, row.role)?,
         id: row.id,
         tenant_id: row.tenant_id,
-        role: row.role,
         revoked: row.revoked_at.is_some(),
     }))
 }
@@ -250,8 +249,7 @@ pub async fn create_key(
 struct KeyInfoRow {
     id: String,
     tenant_id: String,
-    #[sqlx(try_from = "String")]
-    role: Role,
+    role: String,
     name: Option<String>,
     created_at: i64,
     revoked_at: Option<i64>,
@@ -265,8 +263,8 @@ fn row_to_key_info(row: &crate::store::Row) -> Result<KeyInfo, sqlx::Error> {
         e
     })?;
     Ok(KeyInfo {
+        role: convert("api_keys", "role", &r.id, r.role)?,
         id: r.id,
-        role: r.role,
         tenant: r.tenant_id,
         name: r.name,
         created_at: rfc3339_ms(r.created_at),

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use rand::RngCore;
 use serde::Serialize;
 use serde_json::{json, Value};
-use sqlx::Row as _;
+use sqlx::{FromRow as _, Row as _};
 use utoipa::ToSchema;
 
 use crate::app::{AppState, BoxFuture, SummaryProvider};
@@ -335,16 +335,23 @@ pub async fn history(
     remediation: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Action>, sqlx::Error> {
-    let rows = sqlx::query_as::<_, ActionRow>(
+    let rows = sqlx::query(
         "SELECT id, ts, remediation, outcome, affected, detail, trigger FROM selfheal_actions \
          WHERE ($1 = '' OR remediation = $1) ORDER BY ts DESC, id DESC LIMIT $2",
     )
     .bind(remediation.unwrap_or(""))
     .bind(limit)
     .fetch_all(store.reader())
-    .await
-    .map_err(in_table("selfheal_actions", None))?;
-    Ok(rows.into_iter().map(Action::from).collect())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            ActionRow::from_row(r).map(Action::from).map_err(|e| {
+                let id = r.try_get::<String, _>("id").unwrap_or_default();
+                let e = in_table("selfheal_actions", Some(&id))(e);
+                e
+            })
+        })
+        .collect()
 }
 
 /// Jobs requeued by self-heal in the last 24 h (alert rule: more than 3).

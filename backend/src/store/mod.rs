@@ -215,7 +215,9 @@ pub fn sqlite_url(path: &Path) -> String {
 
 pub mod legacy;
 mod types;
-pub use types::{decode_json, in_table, is_corrupt_row, CorruptJson, Json, UnknownVariant};
+pub use types::{
+    convert, decode_json, in_table, is_corrupt_row, CorruptJson, Json, UnknownVariant,
+};
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 

@@ -113,6 +113,26 @@ pub fn in_table<'a>(
     }
 }
 
+/// Convert a decoded column with `TryFrom` (for types that must not depend on sqlx, e.g.
+/// `model::Role`), failing as `ColumnDecode` naming `table.column (key)`. Preferred over
+/// `#[sqlx(try_from = "String")]`, whose error in sqlx 0.8 loses the message
+/// ("unprintable error").
+pub fn convert<T, S>(
+    table: &str,
+    column: &str,
+    key: &dyn fmt::Display,
+    raw: S,
+) -> Result<T, sqlx::Error>
+where
+    T: TryFrom<S>,
+    T::Error: std::error::Error + Send + Sync + 'static,
+{
+    T::try_from(raw).map_err(|e| sqlx::Error::ColumnDecode {
+        index: format!("{table}.{column} ({key})"),
+        source: Box::new(e),
+    })
+}
+
 /// Is this error a stored value that did not decode (corrupt row), as opposed to the
 /// database failing?
 pub fn is_corrupt_row(e: &sqlx::Error) -> bool {
@@ -133,7 +153,8 @@ pub fn is_corrupt_row(e: &sqlx::Error) -> bool {
 /// [`UnknownVariant`]), serde as the name, and sqlx `Type`/`Decode`/`Encode` for `Any`, so
 /// the enum can be a `FromRow` field and a bind parameter. An unknown name in a row is a
 /// `ColumnDecode` error naming the column. For types that must not depend on sqlx (the
-/// `model` module), implement `TryFrom<String>` and use `#[sqlx(try_from = "String")]`.
+/// `model` module), implement `TryFrom<String>`, decode the column as `String` and
+/// convert with [`convert`].
 #[macro_export]
 macro_rules! text_enum {
     (
