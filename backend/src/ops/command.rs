@@ -459,6 +459,8 @@ async fn finish(
 /// Answer of a plan that was already confirmed: wait (bounded) for its first execution
 /// to record a result, then return exactly that.
 async fn replay(state: &AppState, plan_id: &str, mut row: PlanRow) -> ApiResult<CommandResponse> {
+    #[cfg(test)]
+    replay_waits::enter(plan_id);
     let wait = Duration::from_secs(
         state
             .cfg
@@ -505,4 +507,29 @@ fn stored_answer(status: i64, body: Value) -> ApiResult<CommandResponse> {
         503 => ApiError::Unavailable(detail),
         _ => ApiError::Internal(detail),
     })
+}
+
+/// Test hook: how many confirms of a plan entered [`replay`], so a test can hold the
+/// first execution until the concurrent confirms are provably waiting for it.
+#[cfg(test)]
+pub(crate) mod replay_waits {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    static WAITS: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
+
+    pub(crate) fn enter(plan_id: &str) {
+        let mut w = WAITS.lock().unwrap();
+        *w.get_or_insert_with(HashMap::new)
+            .entry(plan_id.to_string())
+            .or_default() += 1;
+    }
+
+    pub(crate) fn count(plan_id: &str) -> usize {
+        let w = WAITS.lock().unwrap();
+        w.as_ref()
+            .and_then(|m| m.get(plan_id))
+            .copied()
+            .unwrap_or(0)
+    }
 }

@@ -252,7 +252,8 @@ mod tests {
 
     crate::text_enum! {
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        enum Colour { Red = "red", DarkBlue = "dark_blue" }
+        // `Error` as a variant must not clash with the trait's associated `Error` type.
+        enum Colour { Red = "red", DarkBlue = "dark_blue", Error = "error" }
     }
 
     #[derive(Debug, sqlx::FromRow)]
@@ -273,7 +274,7 @@ mod tests {
         let e = "green".parse::<Colour>().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unknown Colour \"green\" (expected one of: red, dark_blue)"
+            "unknown Colour \"green\" (expected one of: red, dark_blue, error)"
         );
         assert!(serde_json::from_str::<Colour>("\"green\"").is_err());
     }
