@@ -25,10 +25,10 @@ use crate::app::{AppState, BoxFuture};
 use crate::error::ApiResult;
 use crate::model::Role;
 
+// Stored as TEXT in `ops_plans.risk`. The serde attribute only tells the OpenAPI schema
+// the names; the macro implements serde itself from the same names.
 crate::text_enum! {
-    /// How dangerous a verb is; high-risk verbs need a `reason` to confirm. Stored as
-    /// TEXT in `ops_plans.risk`; the serde attribute only tells the OpenAPI schema the
-    /// names (the macro implements serde itself).
+    /// How dangerous a verb is; high-risk verbs need a `reason` to confirm.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
     #[serde(rename_all = "lowercase")]
     pub enum Risk {
