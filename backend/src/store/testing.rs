@@ -23,6 +23,8 @@ pub fn backends() -> Vec<&'static str> {
                 .and_then(|p| p.file_name())
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            // `store-1a2b3c…` → `store`: the test target's name.
+            let bin = bin.rsplit_once('-').map_or(bin.as_str(), |(n, _)| n);
             let _ = writeln!(
                 std::io::stderr().lock(),
                 "note: ECHOPILOT_TEST_PG_URL not set: PostgreSQL variants of the store tests \
