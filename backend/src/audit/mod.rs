@@ -122,10 +122,24 @@ pub fn leaf_string(r: &AuditRecord) -> String {
     }))
 }
 
-fn to_hash(bytes: &[u8]) -> Result<Hash, sqlx::Error> {
-    bytes
-        .try_into()
-        .map_err(|_| sqlx::Error::Protocol("audit node hash is not 32 bytes".into()))
+/// An `audit_nodes` row: a perfect-subtree hash, id = (level << 48) | index.
+#[derive(sqlx::FromRow)]
+struct NodeRow {
+    id: i64,
+    hash: Vec<u8>,
+}
+
+impl NodeRow {
+    /// The hash as 32 bytes; any other length is a corrupt row, named.
+    fn hash(&self) -> Result<Hash, sqlx::Error> {
+        self.hash
+            .as_slice()
+            .try_into()
+            .map_err(|_| sqlx::Error::ColumnDecode {
+                index: format!("audit_nodes.hash (id {})", self.id),
+                source: format!("{} bytes, expected 32", self.hash.len()).into(),
+            })
+    }
 }
 
 /// Append one record inside the caller's write transaction, so the mutation and its
@@ -166,15 +180,13 @@ pub async fn append_many(
         .collect();
     // One constant statement (ids bound, unused slots -1, which no node has), so it is
     // prepared once per connection instead of once per append.
-    let mut q = sqlx::query(FRONTIER_SQL.as_str());
+    let mut q = sqlx::query_as::<_, NodeRow>(FRONTIER_SQL.as_str());
     for k in 0..64 {
         q = q.bind(edge.get(k).map_or(-1, |(l, i)| merkle::node_id(*l, *i)));
     }
     let mut stored = HashMap::with_capacity(edge.len());
-    for row in q.fetch_all(&mut **tx).await? {
-        let id: i64 = row.try_get("id")?;
-        let hash: Vec<u8> = row.try_get("hash")?;
-        stored.insert(id, to_hash(&hash)?);
+    for node in q.fetch_all(&mut **tx).await? {
+        stored.insert(node.id, node.hash()?);
     }
     let mut known: HashMap<(u32, u64), Hash> = HashMap::with_capacity(edge.len() + 2 * recs.len());
     for (l, i) in edge {
@@ -294,15 +306,13 @@ async fn fetch_nodes_on(
             .map(|i| i.to_string())
             .collect::<Vec<_>>()
             .join(",");
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query_as::<_, NodeRow>(&format!(
             "SELECT id, hash FROM audit_nodes WHERE id IN ({list})"
         ))
         .fetch_all(&mut *conn)
         .await?;
-        for row in rows {
-            let id: i64 = row.try_get("id")?;
-            let hash: Vec<u8> = row.try_get("hash")?;
-            out.insert(id, to_hash(&hash)?);
+        for node in rows {
+            out.insert(node.id, node.hash()?);
         }
     }
     Ok(out)
@@ -576,16 +586,16 @@ pub async fn verify(store: &Store) -> Result<AuditVerify, sqlx::Error> {
         .bind(end)
         .fetch_all(&mut *tx)
         .await?;
-        let leaves = sqlx::query("SELECT id, hash FROM audit_nodes WHERE id >= $1 AND id < $2")
-            .bind(next_seq)
-            .bind(end)
-            .fetch_all(&mut *tx)
-            .await?;
+        let leaves = sqlx::query_as::<_, NodeRow>(
+            "SELECT id, hash FROM audit_nodes WHERE id >= $1 AND id < $2",
+        )
+        .bind(next_seq)
+        .bind(end)
+        .fetch_all(&mut *tx)
+        .await?;
         let mut stored_leaf = HashMap::with_capacity(leaves.len());
-        for row in &leaves {
-            let id: i64 = row.try_get("id")?;
-            let hash: Vec<u8> = row.try_get("hash")?;
-            stored_leaf.insert(id, hash);
+        for node in leaves {
+            stored_leaf.insert(node.id, node.hash);
         }
         let mut expect = next_seq;
         let mut completed: Vec<(i64, Hash)> = Vec::new();
