@@ -65,11 +65,14 @@ pub struct UnknownRole(pub String);
 
 impl std::fmt::Display for UnknownRole {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "unknown role {:?} (expected one of: integration, readonly, operator, admin, superadmin)",
-            self.0
-        )
+        // Quote only name-like values: a corrupt stored role may hold anything.
+        let v = &self.0;
+        if v.len() <= 32 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            write!(f, "unknown role {v:?}")?;
+        } else {
+            write!(f, "unknown role (a value of {} bytes)", v.len())?;
+        }
+        f.write_str(" (expected one of: integration, readonly, operator, admin, superadmin)")
     }
 }
 

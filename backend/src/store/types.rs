@@ -82,13 +82,26 @@ pub fn decode_json<T: DeserializeOwned>(text: &str) -> Result<T, CorruptJson> {
     })
 }
 
-/// A `TEXT` value that is not one of an enum's names.
+/// A `TEXT` value that is not one of an enum's names. The message quotes the value only
+/// when it looks like a name (short, `[A-Za-z0-9_-]`): a corrupt column may hold anything.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {kind} {value:?} (expected one of: {})", .allowed.join(", "))]
+#[error("unknown {kind} {} (expected one of: {})", shown(.value), .allowed.join(", "))]
 pub struct UnknownVariant {
     pub kind: &'static str,
     pub value: String,
     pub allowed: &'static [&'static str],
+}
+
+fn shown(value: &str) -> String {
+    let name_like = value.len() <= 32
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if name_like {
+        format!("{value:?}")
+    } else {
+        format!("(a value of {} bytes)", value.len())
+    }
 }
 
 /// Add the table (and the row's key, if given) to a decode error, so the message says
@@ -277,6 +290,12 @@ mod tests {
             "unknown Colour \"green\" (expected one of: red, dark_blue, error)"
         );
         assert!(serde_json::from_str::<Colour>("\"green\"").is_err());
+        let e = "sk_live 0123456789".parse::<Colour>().unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("unknown Colour (a value of 18 bytes)"),
+            "{e}"
+        );
     }
 
     #[test]
