@@ -34,6 +34,14 @@ pub enum ApiError {
     /// find and repair it.
     #[error("stored data is corrupt: {0}")]
     CorruptData(String),
+    /// A module off for the caller's tenant (`scope` "tenant") or the fleet ("fleet"):
+    /// 404 with `module` and `scope` members so clients can tell it from a missing route.
+    #[error("{detail}")]
+    ModuleDisabled {
+        module: String,
+        scope: &'static str,
+        detail: String,
+    },
     /// Unexpected failure; the detail shown to clients is generic, the cause is logged.
     #[error("internal error: {0}")]
     Internal(String),
@@ -52,6 +60,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::ModuleDisabled { .. } => StatusCode::NOT_FOUND,
             ApiError::Internal(_) | ApiError::CorruptData(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -101,6 +110,8 @@ pub fn problem_response(status: StatusCode, detail: String) -> Response {
         detail,
         instance: String::new(),
         request_id: None,
+        module: None,
+        scope: None,
     };
     let mut resp = (status, axum::Json(body)).into_response();
     resp.headers_mut()
@@ -118,6 +129,27 @@ impl IntoResponse for ApiError {
                 tracing::error!(target: "server", error = %cause, "corrupt stored row")
             }
             _ => {}
+        }
+        if let ApiError::ModuleDisabled {
+            module,
+            scope,
+            detail,
+        } = &self
+        {
+            let body = Problem {
+                type_: "https://echopilot.dev/problems/module-disabled".into(),
+                title: "Module disabled".into(),
+                status: 404,
+                detail: detail.clone(),
+                instance: String::new(),
+                request_id: None,
+                module: Some(module.clone()),
+                scope: Some(scope.to_string()),
+            };
+            let mut resp = (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+            return resp;
         }
         let mut resp = problem_response(self.status(), self.public_detail());
         if let ApiError::RateLimited { retry_after_s, .. } = &self {

@@ -8,6 +8,7 @@
 //! `logging::redact_secrets`.
 
 pub mod api;
+pub mod area;
 pub mod rules;
 
 use std::sync::{Arc, OnceLock};
@@ -499,7 +500,7 @@ impl crate::app::SummaryProvider for AlertsSummary {
                 "delivered_24h": delivered,
                 "suppressed_24h": suppressed,
                 "undelivered_24h": n - delivered - suppressed,
-                "channels": state.alerts.get().map(Alerts::channels).unwrap_or_default(),
+                "channels": area::service(state).map(|a| a.channels()).unwrap_or_default(),
             }))
         })
     }

@@ -11,33 +11,95 @@ use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::model::{Health, Role};
 
-/// The process is up.
+/// The status area: the status summary, health, readiness and metrics, and the HTTP
+/// layer's own table (idempotency keys).
+pub struct StatusArea;
+
+impl crate::area::Area for StatusArea {
+    fn name(&self) -> &'static str {
+        "status"
+    }
+    fn about(&self) -> &'static str {
+        "status summary, health, readiness, metrics and the OpenAPI document"
+    }
+    fn source_dirs(&self) -> &'static [&'static str] {
+        &[
+            "api/status.rs",
+            "api/middleware.rs",
+            "api/mod.rs",
+            "api/extract.rs",
+            "api/metrics.rs",
+        ]
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["idempotency_keys"]
+    }
+    fn routes(&self) -> utoipa_axum::router::OpenApiRouter<AppState> {
+        utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(summary))
+    }
+}
+
+/// The process is up; lists the areas it runs.
 #[utoipa::path(get, path = "/healthz", tag = "status", responses((status = 200, body = Health)))]
-pub async fn healthz() -> Json<Health> {
+pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
+    let areas: Vec<&str> = state.areas().iter().map(|a| a.name()).collect();
     Json(Health {
         status: "ok".into(),
-        detail: None,
+        detail: Some(format!("areas: {}", areas.join(", "))),
     })
 }
 
-/// The database answers and every migration is applied.
+/// The database answers, every migration is applied, and every area probe that gates
+/// readiness (e.g. this replica's queue worker pool) passes.
 #[utoipa::path(get, path = "/readyz", tag = "status",
     responses((status = 200, body = Health), (status = 503)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.ready().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(Health {
-                status: "ready".into(),
-                detail: None,
-            }),
-        )
-            .into_response(),
-        Err(e) => crate::error::problem_response(
+    if let Err(e) = state.store.ready().await {
+        return crate::error::problem_response(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {e:#}"),
-        ),
+        );
     }
+    let timeout = std::time::Duration::from_secs(2);
+    let gating: Vec<_> = state
+        .probes()
+        .into_iter()
+        .filter(|p| p.gates_readiness())
+        .collect();
+    let checks = gating.iter().map(|p| {
+        let state = &state;
+        async move {
+            let r = tokio::time::timeout(timeout, p.check(state)).await;
+            (p.name(), r)
+        }
+    });
+    let mut failed = Vec::new();
+    // Few probes gate readiness (the queue's pool); each is bounded, so in turn is fine.
+    for check in checks {
+        let (name, r) = check.await;
+        match r {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => failed.push(format!("{name}: {e:#}")),
+            Err(_) => failed.push(format!(
+                "{name}: timed out after {} ms",
+                timeout.as_millis()
+            )),
+        }
+    }
+    if !failed.is_empty() {
+        return crate::error::problem_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}", failed.join("; ")),
+        );
+    }
+    (
+        StatusCode::OK,
+        Json(Health {
+            status: "ready".into(),
+            detail: None,
+        }),
+    )
+        .into_response()
 }
 
 /// Prometheus text exposition.
@@ -118,8 +180,15 @@ async fn compute_summary(state: AppState, tenant: String) -> ApiResult<Value> {
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    let disabled = match state.service::<crate::marketplace::Marketplace>() {
+        Some(m) => m.disabled_for(&tenant).await?,
+        None => Vec::new(),
+    };
     let mut areas = tokio::task::JoinSet::new();
-    for (i, p) in providers.into_iter().enumerate() {
+    for (i, (area, p)) in providers.into_iter().enumerate() {
+        if disabled.iter().any(|d| d == area) {
+            continue;
+        }
         let (state, tenant) = (state.clone(), tenant.clone());
         areas.spawn(async move {
             let v = match p.summary(&state, &tenant).await {
@@ -130,8 +199,6 @@ async fn compute_summary(state: AppState, tenant: String) -> ApiResult<Value> {
         });
     }
     let store = &state.store;
-    let audit_size = crate::audit::size(store).await?;
-    let keys_active = crate::auth::count_active_keys(store, &tenant).await?;
     let mut out = Map::new();
     out.insert(
         "server".into(),
@@ -141,10 +208,9 @@ async fn compute_summary(state: AppState, tenant: String) -> ApiResult<Value> {
             "replica_id": state.cfg.replica_id,
             "database": match store.dialect() { crate::store::Dialect::Sqlite => "sqlite", crate::store::Dialect::Postgres => "postgres" },
             "tenant": tenant,
+            "areas": state.areas().iter().map(|a| a.name()).collect::<Vec<_>>(),
         }),
     );
-    out.insert("audit".into(), json!({ "records": audit_size }));
-    out.insert("keys".into(), json!({ "active": keys_active }));
     let mut sections = Vec::new();
     while let Some(r) = areas.join_next().await {
         match r {
@@ -152,10 +218,18 @@ async fn compute_summary(state: AppState, tenant: String) -> ApiResult<Value> {
             Err(e) => tracing::error!(target: "server", error = %e, "a summary provider failed"),
         }
     }
-    // Registration order, as before: stable JSON for clients that diff it.
+    // List order: stable JSON for clients that diff it.
     sections.sort_by_key(|(i, _, _)| *i);
     for (_, area, v) in sections {
         out.insert(area.into(), v);
+    }
+    // A module that is off says so in its own section rather than vanishing.
+    for m in crate::area::module_names() {
+        if !state.area_running(m) {
+            out.insert(m.into(), json!({"disabled": true, "scope": "fleet"}));
+        } else if disabled.iter().any(|d| d == m) {
+            out.insert(m.into(), json!({"disabled": true, "scope": "tenant"}));
+        }
     }
     Ok(Value::Object(out))
 }

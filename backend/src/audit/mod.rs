@@ -6,6 +6,7 @@
 //! and every perfect subtree it completes, so roots and proofs read O(log² n) stored
 //! nodes and never rehash the log.
 
+pub mod area;
 pub mod merkle;
 
 use std::collections::HashMap;

@@ -5,6 +5,8 @@
 //! stored hash is compared in constant time. Revocation is read on every request, so it
 //! takes effect at once.
 
+pub mod area;
+
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;

@@ -22,10 +22,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::model::Role;
 use crate::util::now_ms;
 
-fn jobs(state: &AppState) -> ApiResult<&Jobs> {
+fn jobs(state: &AppState) -> ApiResult<Jobs> {
     state
-        .jobs
-        .get()
+        .jobs()
         .ok_or_else(|| ApiError::Unavailable("the scheduler is not started".into()))
 }
 

@@ -12,6 +12,7 @@
 //!   (`POST /api/v1/jobs/{name}/run`) runs on the replica that received it.
 
 pub mod api;
+pub mod area;
 pub mod builtin;
 pub mod leader;
 pub mod retention;
@@ -326,7 +327,7 @@ pub fn validate_cron(expr: &str) -> Result<(), String> {
 
 /// A cron fire: run if this replica leads and the fleet is not paused.
 async fn fire(state: &AppState, name: &str) {
-    let Some(jobs) = state.jobs.get() else { return };
+    let Some(jobs) = state.jobs() else { return };
     if jobs.inner.closing.load(Ordering::SeqCst) || !jobs.is_leader() {
         return;
     }
@@ -738,7 +739,8 @@ impl crate::app::SummaryProvider for JobsSummary {
             )
             .fetch_one(store.reader())
             .await?;
-            let jobs = state.jobs.get();
+            let jobs = state.jobs();
+            let jobs = jobs.as_ref();
             Ok(json!({
                 "registered": jobs.map_or(0, |j| j.inner.jobs.len()),
                 "enabled": jobs.map_or(0, |j| j.inner.jobs.values().filter(|x| x.enabled).count()),

@@ -8,6 +8,7 @@
 //! the console palette and `echopilot ctl`.
 
 pub mod api;
+pub mod area;
 pub mod command;
 pub mod schema;
 pub mod verbs;
@@ -180,24 +181,4 @@ fn valid_name(s: &str) -> bool {
         && s.len() <= 64
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
-/// Register the ops area's verbs. Runs after the other areas started (see
-/// `server::start_areas`), so a verb is registered only when the service it drives runs:
-/// a build or process without the queue lists no queue verbs rather than failing ones.
-pub fn start(state: &AppState) -> anyhow::Result<()> {
-    let ops = &state.ops;
-    ops.register(Arc::new(verbs::tail_logs::TailLogs::new()))?;
-    if state.queue.get().is_some() {
-        ops.register(Arc::new(verbs::queue::SetPaused::pause()))?;
-        ops.register(Arc::new(verbs::queue::SetPaused::resume()))?;
-        ops.register(Arc::new(verbs::queue::RetryJob::new()))?;
-        ops.register(Arc::new(verbs::queue::PurgeDlq::new()))?;
-        ops.register(Arc::new(verbs::selfheal::SelfHealRun::new()))?;
-    }
-    if let Some(jobs) = state.jobs.get() {
-        ops.register(Arc::new(verbs::jobs::RunJob::new(jobs.names())))?;
-        ops.register(Arc::new(verbs::jobs::RestartScheduler::new()))?;
-    }
-    Ok(())
 }

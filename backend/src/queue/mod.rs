@@ -11,6 +11,7 @@
 //! a due `failed` job is promoted back to `queued`; `dead → queued` via retry.
 
 pub mod api;
+pub mod area;
 mod commit;
 pub mod kinds;
 pub mod worker;
@@ -55,20 +56,9 @@ pub struct QueueConfig {
 }
 
 impl QueueConfig {
+    /// The `[queue]` section (see [`area::QueueSection`]).
     pub fn from_config(cfg: &crate::Config) -> anyhow::Result<QueueConfig> {
-        let r = &cfg.raw;
-        let lease_s = r.u64_in("queue.lease_s", 20, 1, 3600)?;
-        Ok(QueueConfig {
-            concurrency: r.u64_in("queue.concurrency", 4, 1, 1024)? as usize,
-            batch_size: r.u64_in("queue.batch_size", 128, 1, 1000)? as usize,
-            lease_ms: (lease_s * 1000) as i64,
-            poll_interval_ms: r.u64_in("queue.poll_interval_ms", 500, 10, 60_000)?,
-            reclaim_interval_ms: r.u64_in("queue.reclaim_interval_s", 5, 1, 86_400)? * 1000,
-            backoff_base_ms: r.u64_in("queue.backoff_base_ms", 2000, 1, 3_600_000)? as i64,
-            backoff_cap_ms: r.u64_in("queue.backoff_cap_ms", 300_000, 1, 86_400_000)? as i64,
-            default_max_attempts: r.u64_in("queue.max_attempts", 5, 1, 100)? as i64,
-            job_timeout_ms: r.u64_in("queue.job_timeout_s", 900, 1, 86_400)? * 1000,
-        })
+        Ok(area::QueueSection::load(&cfg.raw)?)
     }
 }
 
@@ -924,7 +914,7 @@ pub async fn prune_finished(
 }
 
 /// Status-summary section `queue`.
-struct Summary;
+pub(crate) struct Summary;
 
 impl SummaryProvider for Summary {
     fn area(&self) -> &'static str {
@@ -938,8 +928,7 @@ impl SummaryProvider for Summary {
     ) -> BoxFuture<'a, anyhow::Result<Value>> {
         Box::pin(async move {
             let q = state
-                .queue
-                .get()
+                .queue()
                 .ok_or_else(|| anyhow::anyhow!("queue not started"))?;
             let h = q.health(tenant).await?;
             Ok(serde_json::to_value(h)?)
@@ -947,18 +936,10 @@ impl SummaryProvider for Summary {
     }
 }
 
-/// Create the queue service, start its workers and metrics sampler, register the
-/// status-summary section. Called from `server::start_areas`.
-pub async fn start(state: &AppState) -> anyhow::Result<Queue> {
-    let cfg = QueueConfig::from_config(&state.cfg)?;
-    let q = Queue::new(
-        state.store.clone(),
-        cfg,
-        &state.cfg.replica_id,
-        state.shutdown.clone(),
-    );
+/// Start the queue's workers and metrics sampler (the area's start phase, once every
+/// area has registered its job kinds).
+pub async fn start(state: &AppState, q: Queue) -> anyhow::Result<()> {
     q.start_workers().await?;
-    state.add_summary(Arc::new(Summary));
     let sampler = q.clone();
     let mut shutdown = state.shutdown.clone();
     state.spawn_background(async move {
@@ -984,7 +965,7 @@ pub async fn start(state: &AppState) -> anyhow::Result<Queue> {
             h.abort();
         }
     });
-    Ok(q)
+    Ok(())
 }
 
 #[cfg(test)]

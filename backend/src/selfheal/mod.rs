@@ -8,8 +8,7 @@
 //! to the server-side log, never to the shared history.
 
 pub mod api;
-
-use std::sync::Arc;
+pub mod area;
 
 use rand::RngCore;
 use serde::Serialize;
@@ -195,7 +194,7 @@ async fn run_set(
 }
 
 async fn execute(state: &AppState, name: &str) -> anyhow::Result<Outcome> {
-    let q = state.queue.get();
+    let q = state.queue();
     match name {
         REQUEUE_EXPIRED_LEASES => {
             let q = q.ok_or_else(|| anyhow::anyhow!("queue not running"))?;
@@ -235,10 +234,7 @@ async fn execute(state: &AppState, name: &str) -> anyhow::Result<Outcome> {
         }
         QUARANTINE_POISON_JOBS => {
             let q = q.ok_or_else(|| anyhow::anyhow!("queue not running"))?;
-            let threshold = state
-                .cfg
-                .raw
-                .u64_in("selfheal.poison_threshold", 3, 2, 100)? as i64;
+            let threshold = area::SelfHealSection::load(&state.cfg.raw)?.poison_threshold as i64;
             let ids = q.quarantine_poison(threshold).await?;
             for id in &ids {
                 tracing::warn!(target: "self_heal", job_id = %id, "poison job moved to dead");
@@ -254,10 +250,7 @@ async fn execute(state: &AppState, name: &str) -> anyhow::Result<Outcome> {
             })
         }
         ROTATE_SIGNING_KEYS => {
-            let keep = state
-                .cfg
-                .raw
-                .u64_in("selfheal.signing_keys_keep", 3, 1, 100)? as i64;
+            let keep = area::SelfHealSection::load(&state.cfg.raw)?.signing_keys_keep as i64;
             let r = rotate_signing_keys(&state.store, keep).await?;
             Ok(Outcome {
                 outcome: ActionOutcome::Applied,
@@ -422,7 +415,7 @@ pub async fn signing_keys(store: &Store) -> Result<Vec<(String, Vec<u8>)>, sqlx:
         .collect()
 }
 
-struct Summary;
+pub(crate) struct Summary;
 
 impl SummaryProvider for Summary {
     fn area(&self) -> &'static str {
@@ -464,12 +457,6 @@ impl SummaryProvider for Summary {
     }
 }
 
-/// Register the status-summary section. Self-heal has no background task of its own:
-/// the scheduler's hourly `self_heal` job calls [`run_safe`].
-pub fn start(state: &AppState) {
-    state.add_summary(Arc::new(Summary));
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,8 +489,7 @@ mod tests {
             let (store, _db) = testing::fresh(b).await;
             let dir = tempfile::tempdir().unwrap();
             let state = AppState::new(crate::Config::for_data_dir(dir.path()), store.clone());
-            let q = crate::queue::start(&state).await.unwrap();
-            let _ = state.queue.set(q.clone());
+            let q = crate::queue::area::start_standalone(&state).await.unwrap();
             q.stop_workers().await;
             assert!(!q.pool_healthy().await);
 
