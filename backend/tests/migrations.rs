@@ -167,13 +167,35 @@ async fn unknown_old_states_are_refused_with_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replicas_upgrading_at_once_agree() {
+    use echopilot_backend::store::legacy::{upgrade, Upgrade};
     for backend in testing::backends() {
         let (store, db) = old_database(backend, 5).await;
         let other = Store::connect(&db.url, 2).await.unwrap();
-        let (a, b) = tokio::join!(store.migrate(), other.migrate());
-        a.unwrap();
-        b.unwrap();
+        // The re-recording is serialised (write lock / advisory lock): one does it, the
+        // other then finds nothing to do.
+        let (a, b) = tokio::join!(upgrade(&store), upgrade(&other));
+        let mut got = [a.unwrap(), b.unwrap()];
+        got.sort_by_key(|u| matches!(u, Upgrade::NotNeeded));
+        assert!(
+            matches!(&got[0], Upgrade::Rewritten { old, new: 10 } if old.len() == 5),
+            "{backend}: {got:?}"
+        );
+        assert_eq!(got[1], Upgrade::NotNeeded, "{backend}");
+        match store.dialect() {
+            // sqlx's migrator locks on PostgreSQL only: replicas may migrate at once.
+            Dialect::Postgres => {
+                let (a, b) = tokio::join!(store.migrate(), other.migrate());
+                a.unwrap();
+                b.unwrap();
+            }
+            // On SQLite it takes no lock (one process per database file): in turn.
+            Dialect::Sqlite => {
+                store.migrate().await.unwrap();
+                other.migrate().await.unwrap();
+            }
+        }
         store.ready().await.unwrap();
+        other.ready().await.unwrap();
         let (fresh, _f) = testing::fresh(backend).await;
         assert_eq!(versions(&store).await, versions(&fresh).await);
         let row = sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations WHERE version <= 5")

@@ -79,7 +79,8 @@ pub enum Upgrade {
 /// Rewrite old migration versions to the new ones, in one transaction. Errors (and
 /// changes nothing) when the recorded state is not exactly a prefix of the released old
 /// set with matching checksums, or mixes old and new versions.
-pub async fn upgrade(store: &Store, migrator: &Migrator) -> anyhow::Result<Upgrade> {
+pub async fn upgrade(store: &Store) -> anyhow::Result<Upgrade> {
+    let migrator = store.migrator();
     if !migrations_table_exists(store).await? {
         return Ok(Upgrade::NotNeeded);
     }

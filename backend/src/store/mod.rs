@@ -115,9 +115,7 @@ impl Store {
     /// database migrated with the pre-timestamp names (versions 1..5) is first re-recorded
     /// under the new versions (see [`legacy`]); an unknown recorded state is an error.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        if let legacy::Upgrade::Rewritten { old, new } =
-            legacy::upgrade(self, self.migrator()).await?
-        {
+        if let legacy::Upgrade::Rewritten { old, new } = legacy::upgrade(self).await? {
             tracing::info!(target: "server", ?old, new, "re-recorded old migration versions under their new names");
         }
         self.migrator()
