@@ -283,3 +283,64 @@ pub fn source_dirs(a: &dyn Area) -> Vec<&'static str> {
         d.to_vec()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_area_list_is_consistent() {
+        let mut names = std::collections::HashSet::new();
+        let mut tables = std::collections::HashMap::new();
+        for a in crate::areas::ALL {
+            assert!(names.insert(a.name()), "area {} listed twice", a.name());
+            assert!(!a.about().is_empty(), "{} has no description", a.name());
+            for t in a.tables() {
+                if let Some(other) = tables.insert(*t, a.name()) {
+                    panic!("table {t} owned by both {other} and {}", a.name());
+                }
+            }
+            for d in source_dirs(*a) {
+                let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("src")
+                    .join(d);
+                assert!(p.exists(), "{}: source {d} does not exist", a.name());
+            }
+        }
+        // Defaults of every section are valid.
+        let raw = ConfigMap::default();
+        check_config(&raw).unwrap();
+        // Log files are distinct and include server.
+        let logs = log_files();
+        assert_eq!(logs[0], "server");
+        let uniq: std::collections::HashSet<_> = logs.iter().collect();
+        assert_eq!(uniq.len(), logs.len());
+    }
+
+    #[test]
+    fn every_module_serves_routes_and_core_areas_cannot_be_turned_off() {
+        for m in module_names() {
+            assert!(
+                !crate::marketplace::module_routes(m).is_empty(),
+                "module {m} has no routes to gate"
+            );
+        }
+        let mut raw = ConfigMap::default();
+        raw.set(
+            "modules.queue",
+            toml::Value::Boolean(false),
+            crate::config::Source::Flag,
+        );
+        let err = check_config(&raw).unwrap_err();
+        assert!(err.message.contains("core area"), "{err}");
+        let mut raw = ConfigMap::default();
+        raw.set(
+            "modules.alerts",
+            toml::Value::Boolean(false),
+            crate::config::Source::Flag,
+        );
+        check_config(&raw).unwrap();
+        assert!(!enabled(&raw).iter().any(|a| a.name() == "alerts"));
+        assert!(enabled(&raw).iter().any(|a| a.name() == "queue"));
+    }
+}

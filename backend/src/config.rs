@@ -207,15 +207,15 @@ impl ConfigMap {
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
-            // serde names an unknown field in its message, not in the path.
+            // At the top level the path is empty; serde names an unknown field in its
+            // message then.
             let field = inner
                 .strip_prefix("unknown field `")
                 .and_then(|r| r.split('`').next())
                 .map(str::to_string);
             let sub = match (path.as_str(), field) {
-                (".", Some(f)) | ("", Some(f)) => f,
-                (p, Some(f)) => format!("{p}.{f}"),
-                (p, None) => p.to_string(),
+                ("." | "", Some(f)) => f,
+                (p, _) => p.to_string(),
             };
             let key = if sub.is_empty() || sub == "." {
                 name.to_string()
@@ -631,5 +631,72 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{cfg:?}").contains("supersecret"));
+    }
+
+    #[test]
+    fn area_sections_reject_unknown_keys_and_coerce_env_strings() {
+        // Env strings become the type the section's default has at that key.
+        let cfg = Config::load_from(
+            &Overrides::default(),
+            &env(&[
+                ("ECHOPILOT_QUEUE__CONCURRENCY", "8"),
+                ("ECHOPILOT_ALERTS__TELEGRAM_CHAT_ID", "12345"),
+                ("ECHOPILOT_JOBS__RETENTION__ENABLED", "false"),
+            ]),
+        )
+        .unwrap();
+        let q = crate::queue::area::QueueSection::load(&cfg.raw).unwrap();
+        assert_eq!(q.concurrency, 8);
+        let a: crate::alerts::area::AlertsSection = cfg.raw.section("alerts").unwrap();
+        assert_eq!(
+            a.telegram_chat_id, "12345",
+            "a string field keeps digits as text"
+        );
+        let j: crate::jobs::area::JobsSection = cfg.raw.section("jobs").unwrap();
+        assert_eq!(j["retention"].enabled, Some(false));
+
+        // A typo names the full key and where it came from.
+        let err = Config::load_from(
+            &Overrides::default(),
+            &env(&[("ECHOPILOT_QUEUE__CONCURENCY", "8")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "queue.concurency");
+        assert!(
+            err.to_string().contains("ECHOPILOT_QUEUE__CONCURENCY"),
+            "{err}"
+        );
+        assert!(err.message.contains("unknown key"), "{err}");
+
+        // A wrong type names the key too, also inside a nested table.
+        let err = Config::load_from(
+            &Overrides::default(),
+            &env(&[("ECHOPILOT_JOBS__RETENTION__ENABLED", "sometimes")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "jobs.retention.enabled", "{err}");
+
+        // Ranges are checked at load time, before anything binds.
+        let err = Config::load_from(
+            &Overrides::default(),
+            &env(&[("ECHOPILOT_TELEMETRY__SAMPLE_INTERVAL_SECS", "0")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "telemetry.sample_interval_secs");
+
+        // A file section of an area that does not exist is refused, naming the sections.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[nosuch]\nx = 1\n").unwrap();
+        let err = Config::load_from(
+            &Overrides {
+                config_file: Some(file),
+                ..Default::default()
+            },
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "nosuch");
+        assert!(err.message.contains("marketplace"), "{err}");
     }
 }

@@ -241,13 +241,28 @@ mod tests {
     use std::sync::atomic::{AtomicI64, Ordering};
     use std::sync::Arc;
     use std::time::Duration;
+    use tokio::sync::Semaphore;
 
-    /// Reads the "database" at the start, then takes a while, like a real summary.
-    async fn slow_read(db: Arc<AtomicI64>, runs: Arc<AtomicI64>) -> crate::error::ApiResult<Value> {
+    /// A summary computation: reads the "database" at the start, then waits for the test
+    /// to open the gate, so the test decides what overlaps what (no sleeps).
+    async fn gated_read(
+        db: Arc<AtomicI64>,
+        runs: Arc<AtomicI64>,
+        gate: Arc<Semaphore>,
+    ) -> crate::error::ApiResult<Value> {
         runs.fetch_add(1, Ordering::SeqCst);
         let v = db.load(Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(40)).await;
+        gate.acquire().await.unwrap().forget();
         Ok(json!(v))
+    }
+
+    /// Wait (bounded) until `cond` holds; the futures under test run on other threads.
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::task::yield_now().await;
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,20 +270,31 @@ mod tests {
         let share = Arc::new(SummaryShare::default());
         let db = Arc::new(AtomicI64::new(1));
         let runs = Arc::new(AtomicI64::new(0));
-        let first = {
-            let (share, db, runs) = (share.clone(), db.clone(), runs.clone());
-            tokio::spawn(async move { share.get("t", || slow_read(db, runs)).await.unwrap() })
+        let gate = Arc::new(Semaphore::new(0));
+        let task = |share: Arc<SummaryShare>| {
+            let (db, runs, gate) = (db.clone(), runs.clone(), gate.clone());
+            tokio::spawn(
+                async move { share.get("t", || gated_read(db, runs, gate)).await.unwrap() },
+            )
         };
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        // A write lands while the first computation is in flight; a request after it
-        // must see it, not share the computation that read the old value.
+        let first = task(share.clone());
+        // The first computation has read the old value and is in flight.
+        until("first computation started", || {
+            runs.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        // A write lands; a request arriving after it must see it, not share the
+        // computation that read the old value.
         db.store(2, Ordering::SeqCst);
-        let second = share
-            .get("t", || slow_read(db.clone(), runs.clone()))
-            .await
-            .unwrap();
+        let second = task(share.clone());
+        // Tickets: first arrived (0) and started (1); the second has arrived (2).
+        until("second request arrived", || {
+            share.ticket.load(Ordering::SeqCst) == 3
+        })
+        .await;
+        gate.add_permits(2);
         assert_eq!(first.await.unwrap(), json!(1));
-        assert_eq!(second, json!(2));
+        assert_eq!(second.await.unwrap(), json!(2));
         assert_eq!(runs.load(Ordering::SeqCst), 2);
     }
 
@@ -277,22 +303,32 @@ mod tests {
         let share = Arc::new(SummaryShare::default());
         let db = Arc::new(AtomicI64::new(7));
         let runs = Arc::new(AtomicI64::new(0));
+        let gate = Arc::new(Semaphore::new(0));
         let mut tasks = Vec::new();
         for i in 0..40 {
-            let (share, db, runs) = (share.clone(), db.clone(), runs.clone());
+            let (share, db, runs, gate) = (share.clone(), db.clone(), runs.clone(), gate.clone());
             let tenant = if i % 2 == 0 { "a" } else { "b" };
             tasks.push(tokio::spawn(async move {
-                share.get(tenant, || slow_read(db, runs)).await.unwrap()
+                share
+                    .get(tenant, || gated_read(db, runs, gate))
+                    .await
+                    .unwrap()
             }));
         }
+        // Hold the first computation of each tenant until all 40 requests have arrived:
+        // 40 arrival tickets plus one start ticket per running computation.
+        until("all requests arrived", || {
+            runs.load(Ordering::SeqCst) == 2 && share.ticket.load(Ordering::SeqCst) == 42
+        })
+        .await;
+        gate.add_permits(1000);
         for t in tasks {
             assert_eq!(t.await.unwrap(), json!(7));
         }
-        // 20 requests per tenant arrive at once: the first computes, everyone who arrived
-        // while it ran shares the next one. Two per tenant (a third only if a request
-        // arrived after the second computation started).
+        // Per tenant: the first computes; those that arrived while it ran share the next
+        // one, which starts after all of them arrived. One more per tenant at most.
         let n = runs.load(Ordering::SeqCst);
-        assert!((2..=6).contains(&n), "{n} computations for 40 requests");
+        assert!((2..=4).contains(&n), "{n} computations for 40 requests");
         // Errors are not shared or kept: the next request computes again.
         let err = share
             .get("a", || async {
@@ -301,7 +337,7 @@ mod tests {
             .await;
         assert!(err.is_err());
         let after = share
-            .get("a", || slow_read(db.clone(), runs.clone()))
+            .get("a", || gated_read(db.clone(), runs.clone(), gate.clone()))
             .await
             .unwrap();
         assert_eq!(after, json!(7));

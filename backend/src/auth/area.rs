@@ -50,12 +50,7 @@ impl SummaryProvider for KeysSummary {
         tenant: &'a str,
     ) -> BoxFuture<'a, anyhow::Result<serde_json::Value>> {
         Box::pin(async move {
-            let active: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL",
-            )
-            .bind(tenant)
-            .fetch_one(state.store.reader())
-            .await?;
+            let active = super::count_active_keys(&state.store, tenant).await?;
             Ok(serde_json::json!({ "active": active }))
         })
     }

@@ -26,20 +26,15 @@ use crate::app::{AppState, BoxFuture};
 use crate::error::ApiResult;
 use crate::model::Role;
 
-/// How dangerous a verb is; high-risk verbs need a `reason` to confirm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Risk {
-    Low,
-    High,
-}
-
-impl Risk {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Risk::Low => "low",
-            Risk::High => "high",
-        }
+// Stored as TEXT in `ops_plans.risk`. The serde attribute only tells the OpenAPI schema
+// the names; the macro implements serde itself from the same names.
+crate::text_enum! {
+    /// How dangerous a verb is; high-risk verbs need a `reason` to confirm.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Risk {
+        Low = "low",
+        High = "high",
     }
 }
 
