@@ -118,12 +118,17 @@ async fn start_areas(state: &AppState) -> anyhow::Result<()> {
                 crate::selfheal::run_safe(&ctx.state, "schedule").await
             }),
         )
+        .timeout(std::time::Duration::from_secs(600))
         .describe("hourly: runs the safe self-heal remediations");
     // Alerts: the service must exist before the scheduler starts (rules run as a job).
     let alerts = crate::alerts::Alerts::from_config(&state.cfg)?;
     alerts.set_selfheal_requeue_source(std::sync::Arc::new(|store| {
         Box::pin(async move { Ok(crate::selfheal::requeue_count_24h(&store).await) })
     }));
+    if let Some(q) = state.queue.get() {
+        alerts.attach_queue(q.clone());
+        crate::alerts::deliver::register(q, state);
+    }
     let _ = state.alerts.set(alerts);
     crate::alerts::register(&mut registry);
     state.add_summary(std::sync::Arc::new(crate::alerts::AlertsSummary));

@@ -335,6 +335,7 @@ pub(crate) async fn claim(q: &Queue, n: usize) -> Result<Vec<Claimed>, sqlx::Err
 
 async fn run_job(q: Queue, job: Claimed, permit: OwnedSemaphorePermit, ack_tx: mpsc::Sender<Ack>) {
     let started = Instant::now();
+    let mut timed_out = false;
     let outcome: Result<Value, String> = match q.registry.get(&job.kind) {
         None => Err(format!(
             "no handler for kind {:?} in this process",
@@ -349,19 +350,46 @@ async fn run_job(q: Queue, job: Claimed, permit: OwnedSemaphorePermit, ack_tx: m
                 max_attempts: job.max_attempts,
                 store: q.store.clone(),
             };
-            let payload: Value = serde_json::from_str(&job.payload).unwrap_or(Value::Null);
-            // A task of its own, so a panicking handler fails its attempt instead of
-            // leaving the job leased forever.
-            let mut handle = tokio::spawn((kind.handler)(ctx, payload));
-            match tokio::time::timeout(Duration::from_millis(q.cfg.job_timeout_ms), &mut handle)
-                .await
-            {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) if e.is_panic() => Err("handler panicked".into()),
-                Ok(Err(e)) => Err(format!("handler task failed: {e}")),
-                Err(_) => {
-                    handle.abort();
-                    Err(format!("timed out after {} ms", q.cfg.job_timeout_ms))
+            // A payload that is not JSON fails the attempt visibly instead of running the
+            // handler on a null.
+            match serde_json::from_str::<Value>(&job.payload) {
+                Err(e) => Err(format!("corrupt payload (not JSON: {e})")),
+                Ok(payload) => {
+                    let timeout_ms = q.cfg.timeout_ms(&kind);
+                    // A task of its own, so a panicking handler fails its attempt instead
+                    // of leaving the job leased forever.
+                    let mut handle = tokio::spawn((kind.handler)(ctx.clone(), payload));
+                    match tokio::time::timeout(Duration::from_millis(timeout_ms), &mut handle)
+                        .await
+                    {
+                        Ok(Ok(r)) => r,
+                        Ok(Err(e)) if e.is_panic() => Err("handler panicked".into()),
+                        Ok(Err(e)) => Err(format!("handler task failed: {e}")),
+                        Err(_) => {
+                            // Cancel the run: the handler future is dropped at its next
+                            // await point; wait for that so nothing of it outlives the
+                            // attempt.
+                            handle.abort();
+                            let _ = handle.await;
+                            timed_out = true;
+                            let err = format!(
+                                "timed_out: cancelled after {timeout_ms} ms (the {} kind's timeout)",
+                                job.kind
+                            );
+                            if let Some(hook) = &kind.on_timeout {
+                                if tokio::time::timeout(
+                                    Duration::from_secs(5),
+                                    hook(ctx, err.clone()),
+                                )
+                                .await
+                                .is_err()
+                                {
+                                    tracing::warn!(target: "queue", job_id = %job.id, kind = %job.kind, "timeout hook did not finish in 5 s");
+                                }
+                            }
+                            Err(err)
+                        }
+                    }
                 }
             }
         }
@@ -400,7 +428,8 @@ async fn run_job(q: Queue, job: Claimed, permit: OwnedSemaphorePermit, ack_tx: m
     };
     metrics::histogram!("echopilot_queue_job_duration_seconds", "kind" => job.kind.clone())
         .record(elapsed.as_secs_f64());
-    metrics::counter!("echopilot_queue_jobs_total", "kind" => job.kind.clone(), "outcome" => ack.state)
+    let outcome_label = if timed_out { "timed_out" } else { ack.state };
+    metrics::counter!("echopilot_queue_jobs_total", "kind" => job.kind.clone(), "outcome" => outcome_label)
         .increment(1);
     match ack.state {
         "succeeded" => tracing::info!(target: "queue", job_id = %job.id, kind = %job.kind,
@@ -408,7 +437,7 @@ async fn run_job(q: Queue, job: Claimed, permit: OwnedSemaphorePermit, ack_tx: m
             duration_ms = elapsed.as_millis() as u64, state = "succeeded", "job succeeded"),
         state => tracing::warn!(target: "queue", job_id = %job.id, kind = %job.kind,
             tenant_id = %job.tenant_id, attempt = job.attempts, max_attempts = job.max_attempts,
-            worker = %q.worker_id, duration_ms = elapsed.as_millis() as u64, state,
+            worker = %q.worker_id, duration_ms = elapsed.as_millis() as u64, state, timed_out,
             retry_at = ack.run_at.map(crate::util::rfc3339_ms), error = ack.error.as_deref().unwrap_or(""),
             "job attempt failed"),
     }
