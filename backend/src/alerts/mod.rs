@@ -120,6 +120,8 @@ impl TryFrom<String> for Severity {
     }
 }
 
+crate::text_column!(Severity);
+
 impl PartialEq<&str> for Severity {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
@@ -167,16 +169,13 @@ struct AlertRow {
     id: String,
     ts: i64,
     key: String,
-    #[sqlx(try_from = "String")]
     severity: Severity,
     title: String,
     message: String,
-    #[sqlx(try_from = "String")]
     channels: crate::queue::JsonText,
     delivered: i64,
     suppressed: i64,
     error: Option<String>,
-    #[sqlx(try_from = "String")]
     sent: crate::queue::JsonText,
     attempts: i64,
 }

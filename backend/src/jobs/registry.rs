@@ -208,7 +208,8 @@ pub fn validate_cron(expr: &str) -> Result<(), String> {
 /// The first fire strictly after `after_ms` (Unix ms), or `None` if the schedule never
 /// fires again.
 pub fn next_fire(cron: &Cron, after_ms: i64) -> Option<i64> {
-    let t = DateTime::<Utc>::from_timestamp_millis(after_ms)?;
+    // Whole seconds: croner keeps the start's sub-second part in what it returns.
+    let t = DateTime::<Utc>::from_timestamp_millis(after_ms.div_euclid(1000) * 1000)?;
     cron.find_next_occurrence(&t, false)
         .ok()
         .map(|d| d.timestamp_millis())

@@ -9,7 +9,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::{Trigger, RUNS_TOTAL};
-use crate::queue::{BadValue, OptJsonText};
+use crate::queue::{BadValue, JsonText};
 use crate::store::Store;
 use crate::util::{now_ms, random_id, rfc3339_ms};
 
@@ -72,6 +72,9 @@ impl TryFrom<String> for Outcome {
     }
 }
 
+crate::text_column!(Outcome);
+crate::text_column!(Trigger);
+
 impl PartialEq<&str> for Outcome {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
@@ -123,17 +126,14 @@ pub struct JobRun {
 struct RunRow {
     id: String,
     job: String,
-    #[sqlx(try_from = "String")]
     trigger_kind: Trigger,
     started_at: i64,
     finished_at: Option<i64>,
-    #[sqlx(try_from = "String")]
     outcome: Outcome,
     error: Option<String>,
     duration_ms: Option<i64>,
     replica: String,
-    #[sqlx(try_from = "Option<String>")]
-    result: OptJsonText,
+    result: Option<JsonText>,
     queue_job_id: Option<String>,
     attempt: Option<i64>,
     fire_at: Option<i64>,
@@ -151,7 +151,7 @@ impl From<RunRow> for JobRun {
             error: r.error,
             duration_ms: r.duration_ms,
             replica: r.replica,
-            result: r.result.0,
+            result: r.result.map(|j| j.0),
             queue_job_id: r.queue_job_id,
             attempt: r.attempt,
             fire_at: r.fire_at.map(rfc3339_ms),

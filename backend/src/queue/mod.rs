@@ -41,7 +41,7 @@ pub use config::{backoff_ms, QueueConfig};
 pub use kinds::{JobCtx, KindSpec, Registry};
 pub use model::{
     BadValue, Depth, EnqueueError, Enqueued, Health, Job, JobState, JsonText, NewJob,
-    OptJsonText, RetryOutcome,
+    RetryOutcome,
 };
 
 /// PostgreSQL NOTIFY channel: a job became ready (enqueue, retry) or the pause flag changed.

@@ -90,18 +90,32 @@ impl TryFrom<String> for JsonText {
     }
 }
 
-/// A nullable JSON document stored as TEXT.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OptJsonText(pub Option<Value>);
-
-impl TryFrom<Option<String>> for OptJsonText {
-    type Error = BadValue;
-    fn try_from(s: Option<String>) -> Result<OptJsonText, BadValue> {
-        s.map(|s| JsonText::try_from(s).map(|j| j.0))
-            .transpose()
-            .map(OptJsonText)
-    }
+/// Decode a type from a TEXT column through its `TryFrom<String>` (sqlx `Any`), so a
+/// value outside its vocabulary is a column decode error naming the column.
+#[macro_export]
+macro_rules! text_column {
+    ($t:ty) => {
+        impl sqlx::Type<sqlx::Any> for $t {
+            fn type_info() -> sqlx::any::AnyTypeInfo {
+                <String as sqlx::Type<sqlx::Any>>::type_info()
+            }
+            fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+                <String as sqlx::Type<sqlx::Any>>::compatible(ty)
+            }
+        }
+        impl<'r> sqlx::Decode<'r, sqlx::Any> for $t {
+            fn decode(
+                value: sqlx::any::AnyValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let s = <String as sqlx::Decode<'r, sqlx::Any>>::decode(value)?;
+                Ok(<$t>::try_from(s)?)
+            }
+        }
+    };
 }
+
+crate::text_column!(JobState);
+crate::text_column!(JsonText);
 
 fn preview(s: &str) -> String {
     s.chars().take(60).collect()
@@ -112,15 +126,12 @@ fn preview(s: &str) -> String {
 pub(crate) struct JobRow {
     id: String,
     kind: String,
-    #[sqlx(try_from = "String")]
     state: JobState,
     attempts: i64,
     max_attempts: i64,
     priority: i64,
-    #[sqlx(try_from = "String")]
     payload: JsonText,
-    #[sqlx(try_from = "Option<String>")]
-    result: OptJsonText,
+    result: Option<JsonText>,
     error: Option<String>,
     worker: Option<String>,
     run_at: i64,
@@ -142,7 +153,7 @@ impl From<JobRow> for Job {
             max_attempts: r.max_attempts,
             priority: r.priority,
             payload: r.payload.0,
-            result: r.result.0,
+            result: r.result.map(|j| j.0),
             error: r.error,
             worker: r.worker,
             run_at: rfc3339_ms(r.run_at),
