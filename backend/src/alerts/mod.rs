@@ -554,6 +554,55 @@ impl crate::app::SummaryProvider for AlertsSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing;
+
+    #[tokio::test]
+    async fn the_alert_and_its_delivery_job_commit_or_roll_back_together() {
+        for b in testing::backends() {
+            let (store, _db) = testing::fresh(b).await;
+            let dir = std::env::temp_dir();
+            let mut cfg = Config::for_data_dir(&dir);
+            cfg.raw.set_str(
+                "alerts.webhook_url",
+                "http://127.0.0.1:9/hook",
+                crate::config::Source::Flag,
+            );
+            let alerts = Alerts::from_config(&cfg).unwrap();
+            let qcfg = crate::queue::QueueConfig::from_config(&cfg).unwrap();
+            let (_stop, rx) = tokio::sync::watch::channel(false);
+            let q = Queue::new(store.clone(), qcfg, "test", rx);
+            q.register(DELIVER_KIND, None, |_c, _p| async { Ok(Value::Null) });
+            alerts.attach_queue(q.clone());
+            let alert = |key: &str| NewAlert {
+                key: key.into(),
+                severity: Severity::Warning,
+                title: "t".into(),
+                message: "m".into(),
+            };
+            let mut tx = store.begin_write().await.unwrap();
+            let rec = alerts.raise_in_tx(&store, &mut tx, alert("k1")).await.unwrap();
+            let job = rec.delivery_job_id.clone().expect("delivery enqueued");
+            tx.rollback().await.unwrap();
+            assert!(list(&store, 10).await.unwrap().is_empty(), "{b}: no alert");
+            assert!(q.get(DEFAULT_TENANT, &job).await.unwrap().is_none(), "{b}: no job");
+            // The cooldown claim rolled back too: the same key raises again.
+            let rec = alerts.raise(&store, alert("k1")).await.unwrap();
+            assert!(!rec.suppressed, "{b}");
+            let stored = load(&store, &rec.id).await.unwrap().unwrap();
+            assert_eq!(stored.channels, vec!["webhook".to_string()]);
+            assert!(!stored.delivered && stored.sent.is_empty() && stored.attempts == 0);
+            let j = q
+                .get(DEFAULT_TENANT, rec.delivery_job_id.as_deref().unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(j.kind, DELIVER_KIND);
+            assert_eq!(j.payload["alert_id"], rec.id.as_str());
+            // Within the cooldown: stored as suppressed, nothing enqueued.
+            let again = alerts.raise(&store, alert("k1")).await.unwrap();
+            assert!(again.suppressed && again.delivery_job_id.is_none(), "{b}");
+        }
+    }
 
     #[test]
     fn signature_is_hmac_sha256_hex() {

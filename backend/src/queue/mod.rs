@@ -385,4 +385,143 @@ mod tests {
             assert_eq!(h.depth.running, 300);
         }
     }
+
+    async fn wait_for_state(q: &Queue, id: &str, want: JobState) -> Job {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let j = q.get("default", id).await.unwrap().unwrap();
+            if j.state == want {
+                return j;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job {id} never reached {want}: {j:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_past_its_kinds_timeout_is_cancelled_retried_then_dead() {
+        for b in testing::backends() {
+            let (store, _db) = testing::fresh(b).await;
+            let dir = std::env::temp_dir();
+            let mut cfg = QueueConfig::from_config(&crate::Config::for_data_dir(&dir)).unwrap();
+            cfg.backoff_base_ms = 10;
+            cfg.backoff_cap_ms = 20;
+            cfg.poll_interval_ms = 20;
+            let (_stop, rx) = tokio::sync::watch::channel(false);
+            let q = Queue::new(store, cfg, "test", rx);
+            // Each running handler holds a guard that counts itself out when dropped: the
+            // count returning to 0 proves cancellation really dropped the handler future.
+            struct Live(Arc<std::sync::atomic::AtomicI64>);
+            impl Drop for Live {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            let live = Arc::new(std::sync::atomic::AtomicI64::new(0));
+            let started = Arc::new(std::sync::atomic::AtomicI64::new(0));
+            let (hook_tx, mut hook_rx) = tokio::sync::mpsc::unbounded_channel::<(i64, String)>();
+            let hook: kinds::TimeoutHook = Arc::new(move |ctx, err| {
+                let tx = hook_tx.clone();
+                Box::pin(async move {
+                    let _ = tx.send((ctx.attempt, err));
+                })
+            });
+            q.register_kind(
+                "hang",
+                KindSpec {
+                    timeout: Some(Duration::from_millis(150)),
+                    on_timeout: Some(hook),
+                    ..KindSpec::default()
+                },
+                {
+                    let (live, started) = (live.clone(), started.clone());
+                    move |_ctx, _p| {
+                        live.fetch_add(1, Ordering::SeqCst);
+                        started.fetch_add(1, Ordering::SeqCst);
+                        let guard = Live(live.clone());
+                        async move {
+                            let _guard = guard;
+                            std::future::pending::<()>().await;
+                            Ok(Value::Null)
+                        }
+                    }
+                },
+            );
+            let mut job = NewJob::new("hang", Value::Null);
+            job.max_attempts = Some(2);
+            let id = q.enqueue("default", job, None).await.unwrap().id;
+            q.start_workers().await.unwrap();
+            let dead = wait_for_state(&q, &id, JobState::Dead).await;
+            assert_eq!(dead.attempts, 2, "{b}");
+            let err = dead.error.unwrap();
+            assert!(err.starts_with("timed_out:"), "{b}: {err}");
+            for attempt in 1..=2 {
+                let (a, e) = hook_rx.recv().await.unwrap();
+                assert_eq!(a, attempt);
+                assert!(e.starts_with("timed_out:"));
+            }
+            q.stop_workers().await;
+            assert_eq!(started.load(Ordering::SeqCst), 2, "{b}");
+            assert_eq!(live.load(Ordering::SeqCst), 0, "{b}: a cancelled handler lived on");
+        }
+    }
+
+    #[tokio::test]
+    async fn enqueue_in_tx_commits_or_rolls_back_with_the_callers_rows() {
+        for b in testing::backends() {
+            let (store, _db) = testing::fresh(b).await;
+            let (q, _stop) = queue(store.clone());
+            let mut tx = store.begin_write().await.unwrap();
+            let gone = q
+                .enqueue_in_tx(&mut tx, "default", NewJob::new("echo", json!(1)))
+                .await
+                .unwrap();
+            tx.rollback().await.unwrap();
+            assert!(q.get("default", &gone.id).await.unwrap().is_none(), "{b}");
+            let mut tx = store.begin_write().await.unwrap();
+            let kept = q
+                .enqueue_in_tx(&mut tx, "default", NewJob::new("echo", json!(2)))
+                .await
+                .unwrap();
+            assert!(matches!(
+                q.enqueue_in_tx(&mut tx, "default", NewJob::new("nope", json!(0)))
+                    .await,
+                Err(EnqueueError::Invalid(_))
+            ));
+            tx.commit().await.unwrap();
+            let j = q.get("default", &kept.id).await.unwrap().unwrap();
+            assert_eq!(j.state, JobState::Queued);
+            assert_eq!(j.payload, json!(2));
+        }
+    }
+
+    #[tokio::test]
+    async fn corrupt_json_or_an_unknown_state_is_a_visible_error() {
+        for b in testing::backends() {
+            let (store, _db) = testing::fresh(b).await;
+            let (q, _stop) = queue(store.clone());
+            let id = q
+                .enqueue("default", NewJob::new("echo", json!({"a": 1})), None)
+                .await
+                .unwrap()
+                .id;
+            sqlx::query("UPDATE queue_jobs SET payload = '{oops' WHERE id = $1")
+                .bind(&id)
+                .execute(store.writer())
+                .await
+                .unwrap();
+            let err = q.get("default", &id).await.unwrap_err().to_string();
+            assert!(err.contains("payload") && err.contains("corrupt JSON"), "{b}: {err}");
+            sqlx::query("UPDATE queue_jobs SET payload = '{}', state = 'lost' WHERE id = $1")
+                .bind(&id)
+                .execute(store.writer())
+                .await
+                .unwrap();
+            let err = q.list("default", None, None, 10).await.unwrap_err().to_string();
+            assert!(err.contains("unknown job state"), "{b}: {err}");
+        }
+    }
 }
