@@ -61,23 +61,28 @@ async fn run_rules(c: &common::Client) -> Value {
 
 /// Wait until alert `id`'s delivery job is finished (succeeded or dead); returns the alert.
 async fn delivered(c: &common::Client, id: &str) -> Value {
-    eventually(Duration::from_secs(30), &format!("alert {id} delivery finishes"), || async {
-        let list = c.get("/api/v1/alerts?limit=50").await;
-        let a = list.body["alerts"]
-            .as_array()?
-            .iter()
-            .find(|a| a["id"] == id)?
-            .clone();
-        let jobs = c
-            .get("/api/v1/queue/jobs?kind=alerts.deliver&limit=100")
-            .await;
-        let job = jobs.body["jobs"]
-            .as_array()?
-            .iter()
-            .find(|j| j["payload"]["alert_id"] == id)?
-            .clone();
-        (job["state"] == "succeeded" || job["state"] == "dead").then_some(json!({"alert": a, "job": job}))
-    })
+    eventually(
+        Duration::from_secs(30),
+        &format!("alert {id} delivery finishes"),
+        || async {
+            let list = c.get("/api/v1/alerts?limit=50").await;
+            let a = list.body["alerts"]
+                .as_array()?
+                .iter()
+                .find(|a| a["id"] == id)?
+                .clone();
+            let jobs = c
+                .get("/api/v1/queue/jobs?kind=alerts.deliver&limit=100")
+                .await;
+            let job = jobs.body["jobs"]
+                .as_array()?
+                .iter()
+                .find(|j| j["payload"]["alert_id"] == id)?
+                .clone();
+            (job["state"] == "succeeded" || job["state"] == "dead")
+                .then_some(json!({"alert": a, "job": job}))
+        },
+    )
     .await
 }
 
@@ -144,7 +149,10 @@ async fn telegram_alert_is_delivered_once_then_suppressed_and_the_token_never_lo
         let disk = rule(&run, "disk_usage");
         assert_eq!(disk["status"], "firing");
         assert_eq!(disk["suppressed"], true, "{backend}: {disk}");
-        assert!(disk["delivery_job_id"].is_null(), "nothing enqueued: {disk}");
+        assert!(
+            disk["delivery_job_id"].is_null(),
+            "nothing enqueued: {disk}"
+        );
         assert_eq!(
             tg.received_requests().await.unwrap().len(),
             1,
@@ -223,7 +231,10 @@ async fn delivery_is_retried_after_a_500_by_the_queue() {
         assert_eq!(d["alert"]["attempts"], 2, "{d}");
         assert!(d["alert"]["error"].is_null(), "{d}");
         assert_eq!(tg.received_requests().await.unwrap().len(), 2);
-        assert!(!srv.read_logs().contains(TOKEN_SECRET_PART), "{backend}: token in logs");
+        assert!(
+            !srv.read_logs().contains(TOKEN_SECRET_PART),
+            "{backend}: token in logs"
+        );
     }
 }
 

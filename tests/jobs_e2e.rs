@@ -545,7 +545,9 @@ fn drill_env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 async fn runs_of(c: &common::Client, job: &str) -> Vec<Value> {
-    let r = c.get(&format!("/api/v1/jobs/runs?job={job}&limit=500")).await;
+    let r = c
+        .get(&format!("/api/v1/jobs/runs?job={job}&limit=500"))
+        .await;
     assert_eq!(r.status, 200, "{}", r.text);
     r.body["runs"].as_array().unwrap().clone()
 }
@@ -583,7 +585,10 @@ async fn a_hung_scheduled_run_is_timed_out_and_the_next_firing_runs() {
         )
         .await;
         assert!(
-            timed_out["error"].as_str().unwrap().starts_with("timed_out:"),
+            timed_out["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("timed_out:"),
             "{backend}: {timed_out}"
         );
         assert!(timed_out["finished_at"].is_string(), "{timed_out}");
@@ -596,17 +601,20 @@ async fn a_hung_scheduled_run_is_timed_out_and_the_next_firing_runs() {
         assert_eq!(job.body["kind"], "scheduled:test_hang_once");
         assert!(job.body["attempts"].as_i64().unwrap() >= 2, "{}", job.text);
         let retried = eventually(Duration::from_secs(10), "the firing's retry", || async {
-            runs_of(&c, "test_hang_once")
-                .await
-                .into_iter()
-                .find(|r| r["queue_job_id"] == qid && r["attempt"] == 2 && r["outcome"] != "running")
+            runs_of(&c, "test_hang_once").await.into_iter().find(|r| {
+                r["queue_job_id"] == qid && r["attempt"] == 2 && r["outcome"] != "running"
+            })
         })
         .await;
         assert_eq!(retried["outcome"], "succeeded", "{backend}: {retried}");
         assert_eq!(retried["fire_at"], timed_out["fire_at"]);
         assert!(later["duration_ms"].as_i64().unwrap() < 1000, "{later}");
         let s = c.get("/api/v1/status/summary").await;
-        assert!(s.body["jobs"]["runs_24h"]["timed_out"].as_i64() >= Some(1), "{}", s.text);
+        assert!(
+            s.body["jobs"]["runs_24h"]["timed_out"].as_i64() >= Some(1),
+            "{}",
+            s.text
+        );
     }
 }
 
@@ -705,7 +713,7 @@ async fn a_run_whose_replica_dies_is_retried_on_another_replica() {
             ..Default::default()
         })
     };
-    let mut servers = vec![mk("replica-a"), mk("replica-b")];
+    let mut servers = [mk("replica-a"), mk("replica-b")];
     let c = servers[0].client();
     let r = c.post("/api/v1/jobs/test_sleep/run", json!({})).await;
     assert_eq!(r.status, 202, "{}", r.text);
@@ -718,16 +726,24 @@ async fn a_run_whose_replica_dies_is_retried_on_another_replica() {
     })
     .await;
     let victim = first["replica"].as_str().unwrap().to_string();
-    let (dead, alive) = if victim == "replica-a" { (0, 1) } else { (1, 0) };
+    let (dead, alive) = if victim == "replica-a" {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
     servers[dead].kill9();
     let c = servers[alive].client();
     let qid = first["queue_job_id"].as_str().unwrap().to_string();
-    let retried = eventually(Duration::from_secs(40), "the retry on the survivor", || async {
-        runs_of(&c, "test_sleep")
-            .await
-            .into_iter()
-            .find(|r| r["queue_job_id"] == qid && r["outcome"] == "succeeded")
-    })
+    let retried = eventually(
+        Duration::from_secs(40),
+        "the retry on the survivor",
+        || async {
+            runs_of(&c, "test_sleep")
+                .await
+                .into_iter()
+                .find(|r| r["queue_job_id"] == qid && r["outcome"] == "succeeded")
+        },
+    )
     .await;
     assert_ne!(retried["replica"], victim, "{retried}");
     assert_eq!(retried["attempt"], 2, "{retried}");
@@ -737,7 +753,10 @@ async fn a_run_whose_replica_dies_is_retried_on_another_replica() {
         .find(|r| r["id"] == run_id)
         .unwrap();
     assert_eq!(old["outcome"], "failed", "{old}");
-    assert!(old["error"].as_str().unwrap().starts_with("abandoned"), "{old}");
+    assert!(
+        old["error"].as_str().unwrap().starts_with("abandoned"),
+        "{old}"
+    );
     let job = c.get(&format!("/api/v1/queue/jobs/{qid}")).await;
     assert_eq!(job.body["state"], "succeeded", "{}", job.text);
 }
@@ -752,10 +771,7 @@ async fn restart_scheduler_applies_the_changed_config_on_every_replica() {
         std::fs::write(&file, "[jobs.health_probe]\nschedule = \"0 55 7 * * *\"\n").unwrap();
         let url = common::fresh_database(backend).await;
         let key = common::random_key();
-        let env = vec![(
-            "ECHOPILOT_CONFIG".to_string(),
-            file.display().to_string(),
-        )];
+        let env = vec![("ECHOPILOT_CONFIG".to_string(), file.display().to_string())];
         let a = Server::start_with(Opts {
             database_url: url.clone(),
             key: Some(key.clone()),
@@ -779,7 +795,10 @@ async fn restart_scheduler_applies_the_changed_config_on_every_replica() {
         .unwrap();
         let cmd = "/api/v1/ops/command";
         let plan = c
-            .post(cmd, json!({"verb": "restart_scheduler", "args": {}, "confirm": false}))
+            .post(
+                cmd,
+                json!({"verb": "restart_scheduler", "args": {}, "confirm": false}),
+            )
             .await;
         assert_eq!(plan.status, 200, "{backend}: {}", plan.text);
         let effects = plan.body["plan"]["effects"].to_string();
@@ -808,12 +827,17 @@ async fn restart_scheduler_applies_the_changed_config_on_every_replica() {
                 && rt["next_run"].is_null())
             .then_some(())
         };
-        assert!(applied(c.clone()).await.is_some(), "{backend}: applied at once where asked");
+        assert!(
+            applied(c.clone()).await.is_some(),
+            "{backend}: applied at once where asked"
+        );
         if let Some(b) = &b {
             let cb = b.client();
-            eventually(Duration::from_secs(15), "the other replica rebuilds", || {
-                applied(cb.clone())
-            })
+            eventually(
+                Duration::from_secs(15),
+                "the other replica rebuilds",
+                || applied(cb.clone()),
+            )
             .await;
         }
         let audit = c
@@ -821,13 +845,22 @@ async fn restart_scheduler_applies_the_changed_config_on_every_replica() {
             .await;
         let recs = audit.body["records"].as_array().unwrap();
         assert_eq!(recs.len(), 1, "{}", audit.text);
-        assert!(recs[0]["detail"]["changes"].to_string().contains("retention: disabled"));
+        assert!(recs[0]["detail"]["changes"]
+            .to_string()
+            .contains("retention: disabled"));
         // A broken config is refused at the plan, naming the key; nothing changes.
         std::fs::write(&file, "[jobs.health_probe]\nschedule = \"nope\"\n").unwrap();
         let bad = c
-            .post(cmd, json!({"verb": "restart_scheduler", "args": {}, "confirm": false}))
+            .post(
+                cmd,
+                json!({"verb": "restart_scheduler", "args": {}, "confirm": false}),
+            )
             .await;
         bad.assert_problem(422);
-        assert!(bad.text.contains("jobs.health_probe.schedule"), "{}", bad.text);
+        assert!(
+            bad.text.contains("jobs.health_probe.schedule"),
+            "{}",
+            bad.text
+        );
     }
 }

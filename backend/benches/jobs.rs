@@ -39,22 +39,31 @@ async fn main() {
         for i in 0..N {
             let t = Instant::now();
             let job = format!("bench_{}", i % 20);
-            let Begin::Started(id) = jobs::begin_run(&store, &job, Trigger::Schedule, "bench", None, None)
-                .await
-                .unwrap()
+            let Begin::Started(id) =
+                jobs::begin_run(&store, &job, Trigger::Schedule, "bench", None, None)
+                    .await
+                    .unwrap()
             else {
                 panic!("no overlap expected");
             };
-            jobs::finish_run(&store, &id, jobs::Outcome::Succeeded, None, Some(&result), 1)
-                .await
-                .unwrap();
+            jobs::finish_run(
+                &store,
+                &id,
+                jobs::Outcome::Succeeded,
+                None,
+                Some(&result),
+                1,
+            )
+            .await
+            .unwrap();
             lat.push(t.elapsed());
         }
         report("run recorded (begin + finish)", lat, start.elapsed());
 
-        let Begin::Started(held) = jobs::begin_run(&store, "held", Trigger::Schedule, "bench", None, None)
-            .await
-            .unwrap()
+        let Begin::Started(held) =
+            jobs::begin_run(&store, "held", Trigger::Schedule, "bench", None, None)
+                .await
+                .unwrap()
         else {
             panic!("first start wins");
         };

@@ -26,8 +26,8 @@ use sqlx::Row as _;
 use utoipa::ToSchema;
 
 use crate::app::{AppState, BoxFuture};
-use crate::config::{Config, ConfigError};
 use crate::auth::DEFAULT_TENANT;
+use crate::config::{Config, ConfigError};
 use crate::queue::{BadValue, NewJob, Queue};
 use crate::store::{Store, Tx};
 use crate::util::{now_ms, random_id, rfc3339_ms};
@@ -580,11 +580,17 @@ mod tests {
                 message: "m".into(),
             };
             let mut tx = store.begin_write().await.unwrap();
-            let rec = alerts.raise_in_tx(&store, &mut tx, alert("k1")).await.unwrap();
+            let rec = alerts
+                .raise_in_tx(&store, &mut tx, alert("k1"))
+                .await
+                .unwrap();
             let job = rec.delivery_job_id.clone().expect("delivery enqueued");
             tx.rollback().await.unwrap();
             assert!(list(&store, 10).await.unwrap().is_empty(), "{b}: no alert");
-            assert!(q.get(DEFAULT_TENANT, &job).await.unwrap().is_none(), "{b}: no job");
+            assert!(
+                q.get(DEFAULT_TENANT, &job).await.unwrap().is_none(),
+                "{b}: no job"
+            );
             // The cooldown claim rolled back too: the same key raises again.
             let rec = alerts.raise(&store, alert("k1")).await.unwrap();
             assert!(!rec.suppressed, "{b}");

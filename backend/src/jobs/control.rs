@@ -15,10 +15,9 @@ pub async fn desired_running(store: &Store) -> Result<bool, sqlx::Error> {
 
 /// The schedule generation every replica should run.
 pub async fn generation(store: &Store) -> Result<i64, sqlx::Error> {
-    let v: Option<i64> =
-        sqlx::query_scalar("SELECT generation FROM scheduler_state WHERE id = 1")
-            .fetch_optional(store.reader())
-            .await?;
+    let v: Option<i64> = sqlx::query_scalar("SELECT generation FROM scheduler_state WHERE id = 1")
+        .fetch_optional(store.reader())
+        .await?;
     Ok(v.unwrap_or(0))
 }
 

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 use super::runs::{self, Attempt, Begin, Outcome};
-use super::{Jobs, JobContext, Trigger, RUNS_TOTAL, RUN_DURATION};
+use super::{JobContext, Jobs, Trigger, RUNS_TOTAL, RUN_DURATION};
 use crate::app::AppState;
 use crate::auth::DEFAULT_TENANT;
 use crate::queue::{JobCtx, KindSpec, NewJob};
@@ -217,7 +217,9 @@ async fn timed_out(store: &crate::store::Store, ctx: &JobCtx, err: &str) {
 }
 
 fn item_errors(v: &Value) -> usize {
-    v.get("errors").and_then(Value::as_array).map_or(0, Vec::len)
+    v.get("errors")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len)
 }
 
 fn truncate(s: &str, max: usize) -> String {

@@ -225,10 +225,7 @@ impl Jobs {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, schedule::Built> {
-        self.inner
-            .current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+        self.inner.current.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Enqueue a run of `name` now (run-now, startup). Returns the id the run will be
@@ -245,9 +242,15 @@ impl Jobs {
         }
         if runs::running_run(&state.store, name).await?.is_some() {
             let id = crate::util::random_id("run_", 10);
-            let skipped_id =
-                runs::record_skipped(&state.store, name, trigger, &state.cfg.replica_id, None, &id)
-                    .await?;
+            let skipped_id = runs::record_skipped(
+                &state.store,
+                name,
+                trigger,
+                &state.cfg.replica_id,
+                None,
+                &id,
+            )
+            .await?;
             return Ok(Begin::Overlap { skipped_id });
         }
         let run_id = exec::enqueue(self, name, trigger, None).await?;
@@ -345,11 +348,10 @@ impl crate::app::SummaryProvider for JobsSummary {
             for (o, n) in runs::outcome_counts(store, since).await? {
                 by_outcome.insert(o.as_str().into(), json!(n));
             }
-            let last_tick =
-                runs::succeeded_starts(store, "scheduler_tick", None, 1)
-                    .await?
-                    .first()
-                    .copied();
+            let last_tick = runs::succeeded_starts(store, "scheduler_tick", None, 1)
+                .await?
+                .first()
+                .copied();
             let jobs = state.jobs.get();
             let settings = jobs.map(Jobs::all_settings).unwrap_or_default();
             Ok(json!({

@@ -118,7 +118,9 @@ pub fn resolve(
         if let Err(msg) = validate_cron(&schedule) {
             return Err(raw.error(&key, msg));
         }
-        let enabled = raw.get_bool(&format!("jobs.{name}.enabled"))?.unwrap_or(true);
+        let enabled = raw
+            .get_bool(&format!("jobs.{name}.enabled"))?
+            .unwrap_or(true);
         let timeout_secs = raw.u64_in(
             &format!("jobs.{name}.timeout_secs"),
             d.timeout.as_secs().max(1),

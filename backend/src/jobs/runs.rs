@@ -159,14 +159,17 @@ impl From<RunRow> for JobRun {
     }
 }
 
-const RUN_COLS: &str = "id, job, trigger_kind, started_at, finished_at, outcome, error, duration_ms, \
+const RUN_COLS: &str =
+    "id, job, trigger_kind, started_at, finished_at, outcome, error, duration_ms, \
                         replica, result, queue_job_id, attempt, fire_at";
 
 /// Outcome of asking to start a run.
 pub enum Begin {
     Started(String),
     /// Another run of the job is in progress; the attempt was recorded as `skipped`.
-    Overlap { skipped_id: String },
+    Overlap {
+        skipped_id: String,
+    },
 }
 
 /// The queue job attempt a run belongs to.
@@ -448,10 +451,9 @@ mod tests {
     async fn a_second_start_while_running_is_recorded_as_skipped() {
         for backend in testing::backends() {
             let (store, _db) = testing::fresh(backend).await;
-            let Begin::Started(first) =
-                begin_run(&store, "j", Trigger::Schedule, "r1", None, None)
-                    .await
-                    .unwrap()
+            let Begin::Started(first) = begin_run(&store, "j", Trigger::Schedule, "r1", None, None)
+                .await
+                .unwrap()
             else {
                 panic!("{backend}: first start must win");
             };
@@ -503,22 +505,35 @@ mod tests {
                 attempt: 1,
                 fire_at: Some(1_700_000_000_000),
             };
-            let Begin::Started(r1) =
-                begin_run(&store, "j", Trigger::Schedule, "r1", Some(&a1), Some("run_a".into()))
-                    .await
-                    .unwrap()
-            else {
+            let Begin::Started(r1) = begin_run(
+                &store,
+                "j",
+                Trigger::Schedule,
+                "r1",
+                Some(&a1),
+                Some("run_a".into()),
+            )
+            .await
+            .unwrap() else {
                 panic!("{backend}: starts");
             };
             assert_eq!(r1, "run_a");
             // The replica died: the queue re-runs the job as attempt 2 elsewhere, well
             // within the heartbeat staleness window. It must run, not be skipped.
-            let a2 = Attempt { attempt: 2, ..a1.clone() };
-            let Begin::Started(r2) =
-                begin_run(&store, "j", Trigger::Schedule, "r2", Some(&a2), Some("run_a".into()))
-                    .await
-                    .unwrap()
-            else {
+            let a2 = Attempt {
+                attempt: 2,
+                ..a1.clone()
+            };
+            let Begin::Started(r2) = begin_run(
+                &store,
+                "j",
+                Trigger::Schedule,
+                "r2",
+                Some(&a2),
+                Some("run_a".into()),
+            )
+            .await
+            .unwrap() else {
                 panic!("{backend}: the retry must not be skipped");
             };
             assert_ne!(r2, r1, "a taken id is not reused");
@@ -552,11 +567,13 @@ mod tests {
             else {
                 panic!()
             };
-            sqlx::query("UPDATE job_runs SET outcome = 'succeeded', result = '{not json' WHERE id = $1")
-                .bind(&id)
-                .execute(store.writer())
-                .await
-                .unwrap();
+            sqlx::query(
+                "UPDATE job_runs SET outcome = 'succeeded', result = '{not json' WHERE id = $1",
+            )
+            .bind(&id)
+            .execute(store.writer())
+            .await
+            .unwrap();
             let err = get_run(&store, &id).await.unwrap_err().to_string();
             assert!(err.contains("corrupt JSON"), "{backend}: {err}");
             sqlx::query("UPDATE job_runs SET outcome = 'exploded', result = NULL WHERE id = $1")

@@ -4,7 +4,7 @@
 
 use sqlx::Row as _;
 
-use super::model::{Enqueued, EnqueueError, JobState, NewJob};
+use super::model::{EnqueueError, Enqueued, JobState, NewJob};
 use super::{commit, Queue, NOTIFY_CHANNEL};
 use crate::audit::NewAudit;
 use crate::store::{Dialect, Tx};
@@ -46,7 +46,6 @@ impl Queue {
 
     /// Enqueue one job for `tenant`. With an idempotency key, a repeat returns the earlier
     /// job (enforced by the unique (tenant_id, idempotency_key) index). `audit` is
-
     /// appended in the same transaction when a job is created. Concurrent enqueues are
     /// group-committed (see [`commit`]).
     pub async fn enqueue(
@@ -217,7 +216,11 @@ impl Queue {
     }
 
     /// `control` tells listeners to re-read the pause flag.
-    pub(crate) async fn notify_payload(&self, tx: &mut Tx, payload: &str) -> Result<(), sqlx::Error> {
+    pub(crate) async fn notify_payload(
+        &self,
+        tx: &mut Tx,
+        payload: &str,
+    ) -> Result<(), sqlx::Error> {
         if self.store.dialect() == Dialect::Postgres {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(NOTIFY_CHANNEL)

@@ -40,15 +40,13 @@ pub use admin::prune_finished;
 pub use config::{backoff_ms, QueueConfig};
 pub use kinds::{JobCtx, KindSpec, Registry};
 pub use model::{
-    BadValue, Depth, EnqueueError, Enqueued, Health, Job, JobState, JsonText, NewJob,
-    RetryOutcome,
+    BadValue, Depth, EnqueueError, Enqueued, Health, Job, JobState, JsonText, NewJob, RetryOutcome,
 };
 
 /// PostgreSQL NOTIFY channel: a job became ready (enqueue, retry) or the pause flag changed.
 pub const NOTIFY_CHANNEL: &str = "echopilot_queue";
 
 pub const STATES: [&str; 5] = ["queued", "running", "succeeded", "failed", "dead"];
-
 
 pub struct QueueInner {
     pub store: Store,
@@ -81,7 +79,6 @@ impl std::ops::Deref for Queue {
         &self.0
     }
 }
-
 
 impl Queue {
     /// A queue over `store` (workers not started; see [`Queue::start_workers`]).
@@ -204,7 +201,6 @@ impl Queue {
         }
     }
 }
-
 
 /// Status-summary section `queue`.
 struct Summary;
@@ -465,7 +461,11 @@ mod tests {
             }
             q.stop_workers().await;
             assert_eq!(started.load(Ordering::SeqCst), 2, "{b}");
-            assert_eq!(live.load(Ordering::SeqCst), 0, "{b}: a cancelled handler lived on");
+            assert_eq!(
+                live.load(Ordering::SeqCst),
+                0,
+                "{b}: a cancelled handler lived on"
+            );
         }
     }
 
@@ -514,13 +514,20 @@ mod tests {
                 .await
                 .unwrap();
             let err = q.get("default", &id).await.unwrap_err().to_string();
-            assert!(err.contains("payload") && err.contains("corrupt JSON"), "{b}: {err}");
+            assert!(
+                err.contains("payload") && err.contains("corrupt JSON"),
+                "{b}: {err}"
+            );
             sqlx::query("UPDATE queue_jobs SET payload = '{}', state = 'lost' WHERE id = $1")
                 .bind(&id)
                 .execute(store.writer())
                 .await
                 .unwrap();
-            let err = q.list("default", None, None, 10).await.unwrap_err().to_string();
+            let err = q
+                .list("default", None, None, 10)
+                .await
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("unknown job state"), "{b}: {err}");
         }
     }

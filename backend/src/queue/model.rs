@@ -104,9 +104,7 @@ macro_rules! text_column {
             }
         }
         impl<'r> sqlx::Decode<'r, sqlx::Any> for $t {
-            fn decode(
-                value: sqlx::any::AnyValueRef<'r>,
-            ) -> Result<Self, sqlx::error::BoxDynError> {
+            fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
                 let s = <String as sqlx::Decode<'r, sqlx::Any>>::decode(value)?;
                 Ok(<$t>::try_from(s)?)
             }

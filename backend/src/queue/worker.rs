@@ -359,8 +359,7 @@ async fn run_job(q: Queue, job: Claimed, permit: OwnedSemaphorePermit, ack_tx: m
                     // A task of its own, so a panicking handler fails its attempt instead
                     // of leaving the job leased forever.
                     let mut handle = tokio::spawn((kind.handler)(ctx.clone(), payload));
-                    match tokio::time::timeout(Duration::from_millis(timeout_ms), &mut handle)
-                        .await
+                    match tokio::time::timeout(Duration::from_millis(timeout_ms), &mut handle).await
                     {
                         Ok(Ok(r)) => r,
                         Ok(Err(e)) if e.is_panic() => Err("handler panicked".into()),

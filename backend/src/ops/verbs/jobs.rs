@@ -47,8 +47,9 @@ impl RunJob {
             spec: VerbSpec {
                 name: "run_job".into(),
                 aliases: vec!["run_now".into(), "job_run".into()],
-                description: "Run a scheduled job now (enqueued on the queue; recorded as a manual run)"
-                    .into(),
+                description:
+                    "Run a scheduled job now (enqueued on the queue; recorded as a manual run)"
+                        .into(),
                 args: json!({
                     "type": "object",
                     "properties": {
@@ -204,7 +205,10 @@ impl Verb for RestartScheduler {
             let in_flight: Vec<String> = {
                 let mut v = Vec::new();
                 for name in j.names() {
-                    if crate::jobs::runs::running_run(&ctx.state.store, &name).await?.is_some() {
+                    if crate::jobs::runs::running_run(&ctx.state.store, &name)
+                        .await?
+                        .is_some()
+                    {
                         v.push(name);
                     }
                 }
@@ -220,14 +224,19 @@ impl Verb for RestartScheduler {
             }
             steps.push("Every replica sees the new generation within ~2 s, re-reads its config file and rebuilds its schedule".into());
             let mut effects = if changes.is_empty() {
-                vec![format!("No schedule changes: the {enabled} enabled jobs keep their schedules")]
+                vec![format!(
+                    "No schedule changes: the {enabled} enabled jobs keep their schedules"
+                )]
             } else {
                 changes.clone()
             };
             effects.push(if in_flight.is_empty() {
                 "No run is in progress".to_string()
             } else {
-                format!("Runs in progress finish undisturbed: {}", in_flight.join(", "))
+                format!(
+                    "Runs in progress finish undisturbed: {}",
+                    in_flight.join(", ")
+                )
             });
             Ok(Planned {
                 plan: Plan {
