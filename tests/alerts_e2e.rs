@@ -72,6 +72,7 @@ async fn delivered(c: &common::Client, id: &str) -> Value {
                 .find(|a| a["id"] == id)?
                 .clone();
             let jobs = c
+                .with_tenant("_system")
                 .get("/api/v1/queue/jobs?kind=alerts.deliver&limit=100")
                 .await;
             let job = jobs.body["jobs"]

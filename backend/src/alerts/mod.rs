@@ -26,9 +26,8 @@ use sqlx::Row as _;
 use utoipa::ToSchema;
 
 use crate::app::{AppState, BoxFuture};
-use crate::auth::DEFAULT_TENANT;
 use crate::config::{Config, ConfigError};
-use crate::queue::{BadValue, NewJob, Queue};
+use crate::queue::{BadValue, NewJob, Queue, SYSTEM_TENANT};
 use crate::store::{Store, Tx};
 use crate::util::{now_ms, random_id, rfc3339_ms};
 pub use deliver::DELIVER_KIND;
@@ -428,7 +427,7 @@ impl Alerts {
             let mut job = NewJob::new(DELIVER_KIND, json!({ "alert_id": rec.id }));
             job.max_attempts = Some(self.delivery_attempts);
             job.priority = 200;
-            let e = queue.enqueue_in_tx(tx, DEFAULT_TENANT, job).await?;
+            let e = queue.enqueue_in_tx(tx, SYSTEM_TENANT, job).await?;
             rec.delivery_job_id = Some(e.id);
         }
         insert(tx, &rec, now).await?;
@@ -588,7 +587,7 @@ mod tests {
             tx.rollback().await.unwrap();
             assert!(list(&store, 10).await.unwrap().is_empty(), "{b}: no alert");
             assert!(
-                q.get(DEFAULT_TENANT, &job).await.unwrap().is_none(),
+                q.get(SYSTEM_TENANT, &job).await.unwrap().is_none(),
                 "{b}: no job"
             );
             // The cooldown claim rolled back too: the same key raises again.

@@ -2,7 +2,7 @@
 //! timeout, and the handler that records each attempt in `job_runs`.
 //!
 //! Payload: `{"trigger": "schedule"|"manual"|"startup", "run_id": "run_…", "fire_at": ms}`
-//! (`fire_at` only for scheduled firings). A scheduled firing's idempotency key is
+//! (`fire_at` only for scheduled firings), tenant `_system` (`queue::SYSTEM_TENANT`). A scheduled firing's idempotency key is
 //! `scheduled:<name>:<fire_at>`, so however many replicas enqueue it, one job exists.
 //! Attempt 1 records its run under `run_id` (what run-now returns); a retry gets a fresh id.
 
@@ -15,8 +15,7 @@ use tracing::Instrument;
 use super::runs::{self, Attempt, Begin, Outcome};
 use super::{JobContext, Jobs, Trigger, RUNS_TOTAL, RUN_DURATION};
 use crate::app::AppState;
-use crate::auth::DEFAULT_TENANT;
-use crate::queue::{JobCtx, KindSpec, NewJob};
+use crate::queue::{JobCtx, KindSpec, NewJob, SYSTEM_TENANT};
 use crate::util::random_id;
 
 pub const KIND_PREFIX: &str = "scheduled:";
@@ -87,7 +86,7 @@ pub async fn enqueue(
     job.priority = 100;
     job.max_attempts = Some(jobs.inner.defs[name].max_attempts);
     job.idempotency_key = fire_at.map(|t| format!("{KIND_PREFIX}{name}:{t}"));
-    let e = jobs.inner.queue.enqueue(DEFAULT_TENANT, job, None).await?;
+    let e = jobs.inner.queue.enqueue(SYSTEM_TENANT, job, None).await?;
     if e.created {
         tracing::info!(target: "scheduler", job = name, job_run_id = %run_id, queue_job_id = %e.id, trigger = trigger.as_str(), fire_at, "run enqueued");
         Ok(run_id)

@@ -43,6 +43,11 @@ pub use model::{
     BadValue, Depth, EnqueueError, Enqueued, Health, Job, JobState, JsonText, NewJob, RetryOutcome,
 };
 
+/// Tenant of the platform's own jobs (scheduled jobs `scheduled:<name>`, alert delivery
+/// `alerts.deliver`), so they never show in a customer tenant's queue, depth or lag. A
+/// superadmin sees them with `X-Tenant-Id: _system`. Reserved: no key may use it.
+pub const SYSTEM_TENANT: &str = "_system";
+
 /// PostgreSQL NOTIFY channel: a job became ready (enqueue, retry) or the pause flag changed.
 pub const NOTIFY_CHANNEL: &str = "echopilot_queue";
 
