@@ -617,6 +617,15 @@ async fn bad_input_is_problem_json() {
                 422,
             ),
             (json!({"kind": "sleep", "payload": {"ms": -1}}), 422),
+            // The platform's own kinds cannot be enqueued by a tenant.
+            (
+                json!({"kind": "scheduled:retention", "payload": {"trigger": "manual", "run_id": "run_x"}}),
+                422,
+            ),
+            (
+                json!({"kind": "alerts.deliver", "payload": {"alert_id": "a"}}),
+                422,
+            ),
             (json!({"kind": "fail", "payload": {}}), 422),
             (json!({"kind": "echo", "payload": {}, "extra": 1}), 400),
             (json!({"kind": "echo"}), 400),

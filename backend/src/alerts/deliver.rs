@@ -24,7 +24,12 @@ pub fn register(queue: &Queue, state: &AppState) {
             .map(|_| ())
             .ok_or_else(|| "payload must be {\"alert_id\": \"alert_…\"}".to_string())
     });
-    queue.register(DELIVER_KIND, Some(validate), move |ctx, payload| {
+    let spec = crate::queue::KindSpec {
+        validate: Some(validate),
+        internal: true,
+        ..Default::default()
+    };
+    queue.register_kind(DELIVER_KIND, spec, move |ctx, payload| {
         let st = st.clone();
         async move {
             let alerts = st

@@ -597,7 +597,7 @@ mod tests {
             assert_eq!(stored.channels, vec!["webhook".to_string()]);
             assert!(!stored.delivered && stored.sent.is_empty() && stored.attempts == 0);
             let j = q
-                .get(DEFAULT_TENANT, rec.delivery_job_id.as_deref().unwrap())
+                .get(SYSTEM_TENANT, rec.delivery_job_id.as_deref().unwrap())
                 .await
                 .unwrap()
                 .unwrap();

@@ -59,6 +59,7 @@ pub(super) fn register_kinds(state: &AppState, jobs: &Jobs) {
                 validate: Some(validate),
                 timeout,
                 on_timeout: Some(on_timeout),
+                internal: true,
             },
             move |ctx, payload| {
                 let (st, js, n) = (st.clone(), js.clone(), n.clone());

@@ -13,7 +13,16 @@ use crate::util::{now_ms, random_id};
 impl Queue {
     /// Check a job before enqueueing: known kind, kind-specific payload, ranges.
     pub fn validate(&self, job: &NewJob) -> Result<(), String> {
-        let Some(kind) = self.registry.get(&job.kind) else {
+        self.validate_for(super::SYSTEM_TENANT, job)
+    }
+
+    /// [`Queue::validate`] for a job of `tenant`: internal kinds only for `_system`.
+    pub fn validate_for(&self, tenant: &str, job: &NewJob) -> Result<(), String> {
+        let kind = self
+            .registry
+            .get(&job.kind)
+            .filter(|k| !k.internal || tenant == super::SYSTEM_TENANT);
+        let Some(kind) = kind else {
             return Err(format!(
                 "unknown job kind {:?}; known kinds: {}",
                 job.kind,
@@ -54,7 +63,8 @@ impl Queue {
         job: NewJob,
         audit_rec: Option<NewAudit>,
     ) -> Result<Enqueued, EnqueueError> {
-        self.validate(&job).map_err(EnqueueError::Invalid)?;
+        self.validate_for(tenant, &job)
+            .map_err(EnqueueError::Invalid)?;
         let mut out = self.submit(tenant, vec![job], audit_rec).await?;
         out.pop()
             .ok_or_else(|| EnqueueError::Db(sqlx::Error::Protocol("enqueue lost".into())))
@@ -69,7 +79,7 @@ impl Queue {
         audit_rec: Option<NewAudit>,
     ) -> Result<Vec<Enqueued>, EnqueueError> {
         for (i, j) in jobs.iter().enumerate() {
-            self.validate(j)
+            self.validate_for(tenant, j)
                 .map_err(|m| EnqueueError::Invalid(format!("jobs[{i}]: {m}")))?;
         }
         if jobs.is_empty() {
@@ -241,7 +251,8 @@ impl Queue {
         tenant: &str,
         job: NewJob,
     ) -> Result<Enqueued, EnqueueError> {
-        self.validate(&job).map_err(EnqueueError::Invalid)?;
+        self.validate_for(tenant, &job)
+            .map_err(EnqueueError::Invalid)?;
         let out = self.insert_job(tx, tenant, &job).await?;
         if out.created {
             self.notify_tx(tx).await?;

@@ -39,6 +39,9 @@ pub struct KindSpec {
     /// written, so a kind that keeps records of its own (the scheduler's `job_runs`) can
     /// close them; it is bounded by a few seconds.
     pub on_timeout: Option<TimeoutHook>,
+    /// The platform's own kind (scheduled jobs, alert delivery): only tenant `_system` may
+    /// enqueue it, so a tenant's operator cannot run system work through the queue API.
+    pub internal: bool,
 }
 
 #[derive(Clone)]
@@ -47,6 +50,7 @@ pub struct Kind {
     pub validate: Option<ValidateFn>,
     pub timeout: Option<Duration>,
     pub on_timeout: Option<TimeoutHook>,
+    pub internal: bool,
 }
 
 #[derive(Clone, Default)]
@@ -83,6 +87,7 @@ impl Registry {
                 validate: spec.validate,
                 timeout: spec.timeout,
                 on_timeout: spec.on_timeout,
+                internal: spec.internal,
             },
         );
     }
@@ -111,13 +116,15 @@ impl Registry {
             .cloned()
     }
 
+    /// Kinds tenants may enqueue (internal ones left out).
     pub fn kinds(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .0
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
+            .iter()
+            .filter(|(_, k)| !k.internal)
+            .map(|(name, _)| name.clone())
             .collect();
         v.sort();
         v

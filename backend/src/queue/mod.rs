@@ -496,6 +496,26 @@ mod tests {
                     .await,
                 Err(EnqueueError::Invalid(_))
             ));
+            q.register_kind(
+                "internal_x",
+                KindSpec {
+                    internal: true,
+                    ..KindSpec::default()
+                },
+                |_c, _p| async { Ok(Value::Null) },
+            );
+            let err = q
+                .enqueue_in_tx(&mut tx, "default", NewJob::new("internal_x", json!(0)))
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("unknown job kind") && !err.contains("internal_x,"),
+                "{err}"
+            );
+            q.enqueue_in_tx(&mut tx, SYSTEM_TENANT, NewJob::new("internal_x", json!(0)))
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
             let j = q.get("default", &kept.id).await.unwrap().unwrap();
             assert_eq!(j.state, JobState::Queued);
