@@ -65,12 +65,8 @@ async fn delivered(c: &common::Client, id: &str) -> Value {
         Duration::from_secs(30),
         &format!("alert {id} delivery finishes"),
         || async {
-            let list = c.get("/api/v1/alerts?limit=50").await;
-            let a = list.body["alerts"]
-                .as_array()?
-                .iter()
-                .find(|a| a["id"] == id)?
-                .clone();
+            // The job first: its state is written after the handler updated the alert row,
+            // so once it is final the row read next is final too.
             let jobs = c
                 .with_tenant("_system")
                 .get("/api/v1/queue/jobs?kind=alerts.deliver&limit=100")
@@ -80,8 +76,16 @@ async fn delivered(c: &common::Client, id: &str) -> Value {
                 .iter()
                 .find(|j| j["payload"]["alert_id"] == id)?
                 .clone();
-            (job["state"] == "succeeded" || job["state"] == "dead")
-                .then_some(json!({"alert": a, "job": job}))
+            if job["state"] != "succeeded" && job["state"] != "dead" {
+                return None;
+            }
+            let list = c.get("/api/v1/alerts?limit=50").await;
+            let a = list.body["alerts"]
+                .as_array()?
+                .iter()
+                .find(|a| a["id"] == id)?
+                .clone();
+            Some(json!({"alert": a, "job": job}))
         },
     )
     .await
