@@ -33,6 +33,22 @@ pub(crate) struct Claimed {
     due: i64,
 }
 
+/// What a claim returns per job. `payload` stays TEXT here: a payload that is not JSON
+/// fails that job's attempt (visibly) instead of failing the whole claimed batch.
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    id: String,
+    tenant_id: String,
+    kind: String,
+    payload: String,
+    priority: i64,
+    attempts: i64,
+    max_attempts: i64,
+    fast_failures: i64,
+    run_at: i64,
+    enqueued_at: i64,
+}
+
 /// The result of one attempt, waiting to be written.
 struct Ack {
     id: String,
@@ -290,7 +306,7 @@ pub(crate) async fn claim(q: &Queue, n: usize) -> Result<Vec<Claimed>, sqlx::Err
              ORDER BY priority DESC, run_at LIMIT $4 FOR UPDATE SKIP LOCKED))"
         }
     };
-    let rows = sqlx::query(&format!(
+    let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
         "UPDATE queue_jobs SET state = 'running', attempts = attempts + 1, worker = $1, \
          lease_until = $2, started_at = $3, finished_at = NULL, updated_at = $3 WHERE {select} \
          RETURNING id, tenant_id, kind, payload, priority, attempts, max_attempts, fast_failures, \
@@ -305,24 +321,21 @@ pub(crate) async fn claim(q: &Queue, n: usize) -> Result<Vec<Claimed>, sqlx::Err
     let mut out = Vec::with_capacity(rows.len());
     let mut with_prio = Vec::with_capacity(rows.len());
     for r in rows {
-        let run_at: i64 = r.try_get("run_at")?;
-        let enqueued_at: i64 = r.try_get("enqueued_at")?;
-        let prio: i64 = r.try_get("priority")?;
         let c = Claimed {
-            id: r.try_get("id")?,
-            tenant_id: r.try_get("tenant_id")?,
-            kind: r.try_get("kind")?,
-            payload: r.try_get("payload")?,
-            attempts: r.try_get("attempts")?,
-            max_attempts: r.try_get("max_attempts")?,
-            fast_failures: r.try_get("fast_failures")?,
-            due: run_at.max(enqueued_at),
+            id: r.id,
+            tenant_id: r.tenant_id,
+            kind: r.kind,
+            payload: r.payload,
+            attempts: r.attempts,
+            max_attempts: r.max_attempts,
+            fast_failures: r.fast_failures,
+            due: r.run_at.max(r.enqueued_at),
         };
         tracing::debug!(target: "queue", job_id = %c.id, kind = %c.kind, attempt = c.attempts,
             worker = %q.worker_id, "job claimed");
         metrics::histogram!("echopilot_queue_start_latency_seconds")
             .record((now - c.due).max(0) as f64 / 1000.0);
-        with_prio.push((prio, run_at, c));
+        with_prio.push((r.priority, r.run_at, c));
     }
     // RETURNING order is unspecified: start the most urgent first.
     with_prio.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
