@@ -44,7 +44,7 @@ check GET "/api/v1/audit/records?limit=5" 200
 check GET "/api/v1/audit/receipt/0" 200
 check GET "/api/v1/audit/consistency?from=1&to=1" 200
 check GET /api/v1/audit/verify 200
-# Areas append their routes below (jobs, queue, alerts, self-heal, ops, telemetry).
+# Areas append their routes below (queue, self-heal, jobs, alerts, marketplace, ops, telemetry).
 # Queue (diagnostic kinds; tenant default)
 check POST /api/v1/queue/enqueue 201 '{"kind":"echo","payload":{"smoke":true}}'
 JID=$(jq_get "['id']")
@@ -76,6 +76,21 @@ check POST /api/v1/automations/start 200 '{}'
 # Alerts (a malformed test request: checks the route without paging anyone)
 check GET "/api/v1/alerts?limit=5" 200
 check POST /api/v1/alerts/test 400 '{"bogus":1}'
+
+# Marketplace (per-tenant modules; turns selfheal off for tenant smoke-m, then on again)
+check GET /api/v1/marketplace/list 200
+check POST /api/v1/keys 201 '{"role":"admin","tenant":"smoke-m","name":"smoke marketplace"}'
+MKEY=$(jq_get "['key']")
+AS_KEY=$MKEY check POST /api/v1/marketplace/toggle 200 '{"module":"selfheal","enabled":false,"reason":"smoke test"}'
+AS_KEY=$MKEY check GET /api/v1/selfheal/history 404
+check GET /api/v1/selfheal/history 200
+AS_KEY=$MKEY check POST /api/v1/marketplace/toggle 200 '{"module":"selfheal","enabled":true,"reason":"smoke test done"}'
+AS_KEY=$MKEY check GET /api/v1/selfheal/history 200
+check POST /api/v1/marketplace/toggle 422 '{"module":"queue","enabled":false,"reason":"core"}'
+check POST /api/v1/marketplace/toggle 422 '{"module":"nope","enabled":false,"reason":"x"}'
+check POST /api/v1/marketplace/toggle 400 '{"module":"alerts","enabled":false}'
+AS_KEY=wrong check POST /api/v1/marketplace/toggle 401 '{"module":"alerts","enabled":false,"reason":"x"}'
+check POST /api/v1/ops/command 200 '{"verb":"toggle_module","args":{"module":"alerts","enabled":false},"confirm":false}'
 
 # Ops commands and telemetry
 check GET /api/v1/ops/verbs 200

@@ -336,9 +336,17 @@ async fn keys_roles_and_tenants() {
             r.text
         );
 
-        // No key ever reaches a log file.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let logs = srv.read_logs();
+        // No key ever reaches a log file. The appender writes in the background: wait
+        // until the last request's line is there, so every earlier line is too.
+        let last_rid = r.headers["x-request-id"].to_str().unwrap().to_string();
+        let logs = common::eventually(Duration::from_secs(10), "last request logged", || {
+            let logs = srv.read_logs();
+            let done = logs
+                .lines()
+                .any(|l| l.contains(&last_rid) && l.contains("request finished"));
+            async move { done.then_some(logs) }
+        })
+        .await;
         assert!(!logs.is_empty(), "logs were written");
         for k in [&srv.key, &admin_key, &op_key] {
             assert!(!logs.contains(k.as_str()), "a key leaked into the logs");
@@ -778,4 +786,128 @@ async fn system_wide_actions_need_the_system_tenant() {
         ops.post("/api/v1/queue/resume", json!({})).await.status,
         200
     );
+}
+
+/// Corrupt rows (JSON that does not parse, an unknown role, a stored status that is no
+/// HTTP status) are answered with a 500 problem naming table, column and row — never a
+/// silent `null`/default, never the stored content — and the server keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn corrupt_rows_are_reported_not_hidden() {
+    use sqlx::Connection;
+    for backend in common::backends() {
+        let srv = start(backend, vec![]).await;
+        let c = srv.client();
+        let ro = c
+            .post(
+                "/api/v1/keys",
+                json!({"role": "readonly", "tenant": "default"}),
+            )
+            .await;
+        assert_eq!(ro.status, 201, "{}", ro.text);
+        let ro_id = ro.body["id"].as_str().unwrap().to_string();
+        let ro_key = ro.body["key"].as_str().unwrap().to_string();
+        // The bootstrap key's record: the caller's tenant (default) sees it.
+        let head = 0_i64;
+
+        sqlx::any::install_default_drivers();
+        let url = srv
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", srv.data_dir.join("echopilot.db").display()));
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+
+        // audit_log.detail
+        sqlx::query("UPDATE audit_log SET detail = '{\"role\": sk_secret' WHERE seq = $1")
+            .bind(head)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let r = c.get("/api/v1/audit/records").await;
+        r.assert_problem(500);
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("audit_log.detail (seq {head})"))
+                && detail.contains("stored JSON is invalid"),
+            "{backend}: {detail}"
+        );
+        assert!(
+            !r.text.contains("sk_secret"),
+            "stored content leaked: {}",
+            r.text
+        );
+        let v = c.get("/api/v1/audit/verify").await;
+        assert_eq!(v.status, 200, "{}", v.text);
+        assert_eq!(v.body["ok"], false);
+        assert_eq!(v.body["first_bad_seq"], head);
+        assert!(
+            v.body["reason"].as_str().unwrap().contains("corrupt"),
+            "{}",
+            v.text
+        );
+
+        // api_keys.role: listing names the row; the key itself fails closed.
+        sqlx::query("UPDATE api_keys SET role = 'root' WHERE id = $1")
+            .bind(&ro_id)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let r = c.get("/api/v1/keys").await;
+        r.assert_problem(500);
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("api_keys.role ({ro_id})")) && detail.contains("unknown role"),
+            "{backend}: {detail}"
+        );
+        c.with_key(&ro_key)
+            .get("/api/v1/status/summary")
+            .await
+            .assert_problem(500);
+
+        // idempotency_keys.body / .status of a stored answer (key creation is never
+        // stored, so another POST).
+        let idem = |body: Value| {
+            c.req(reqwest::Method::POST, "/api/v1/queue/pause")
+                .header("Idempotency-Key", "corrupt-1")
+                .json(&body)
+        };
+        let body = json!({});
+        let first = c.send(idem(body.clone())).await;
+        assert_eq!(first.status, 200, "{}", first.text);
+        let again = c.send(idem(body.clone())).await;
+        assert_eq!(again.headers["idempotent-replayed"], "true");
+        sqlx::query("UPDATE idempotency_keys SET body = '{\"key\": ' WHERE idem_key = 'corrupt-1'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let r = c.send(idem(body.clone())).await;
+        r.assert_problem(500);
+        assert!(
+            r.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("idempotency_keys.body"),
+            "{}",
+            r.text
+        );
+        sqlx::query(
+            "UPDATE idempotency_keys SET body = '{}', status = 7 WHERE idem_key = 'corrupt-1'",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let r = c.send(idem(body)).await;
+        r.assert_problem(500);
+        assert!(
+            r.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("not an HTTP status"),
+            "{}",
+            r.text
+        );
+
+        // Nothing panicked: the server still answers.
+        assert_eq!(c.anonymous().get("/healthz").await.status, 200);
+        let _ = conn.close().await;
+    }
 }

@@ -57,19 +57,99 @@ async fn audit_records(c: &Client, action: &str) -> Vec<Value> {
     r.body["records"].as_array().unwrap().clone()
 }
 
-/// Change a stored plan directly (the only way to age one past 5 minutes in a test).
-async fn expire_plan(srv: &Server, plan_id: &str) {
+/// The server's database, to change stored rows directly.
+async fn store_of(srv: &Server) -> echopilot_backend::Store {
     let url = match &srv.database_url {
         Some(u) => u.clone(),
         None => echopilot_backend::store::sqlite_url(&srv.data_dir.join("echopilot.db")),
     };
-    let store = echopilot_backend::Store::connect(&url, 1).await.unwrap();
+    echopilot_backend::Store::connect(&url, 1).await.unwrap()
+}
+
+/// Change a stored plan directly (the only way to age one past 5 minutes in a test).
+async fn expire_plan(srv: &Server, plan_id: &str) {
+    let store = store_of(srv).await;
     sqlx::query("UPDATE ops_plans SET expires_at = 0 WHERE plan_id = $1")
         .bind(plan_id)
         .execute(store.writer())
         .await
         .unwrap();
     store.close().await;
+}
+
+/// A corrupt plan row (plan JSON, risk, stored result) is a 500 naming table, column and
+/// plan — not a silent default, not a panic — and nothing is executed from it.
+#[tokio::test(flavor = "multi_thread")]
+async fn corrupt_plan_rows_are_reported() {
+    for backend in common::backends() {
+        let srv = start(backend).await;
+        let c = srv.client();
+        let store = store_of(&srv).await;
+        let args = json!({"area": "server", "lines": 5});
+        let confirm =
+            |pid: &str| json!({"verb": "tail_logs", "args": args, "confirm": true, "plan_id": pid});
+        let corrupt = |sql: &'static str, pid: String| {
+            let store = store.clone();
+            async move {
+                let n = sqlx::query(sql)
+                    .bind(pid)
+                    .execute(store.writer())
+                    .await
+                    .unwrap()
+                    .rows_affected();
+                assert_eq!(n, 1);
+            }
+        };
+
+        for (sql, column) in [
+            (
+                "UPDATE ops_plans SET plan = '{\"summary\": ' WHERE plan_id = $1",
+                "plan",
+            ),
+            (
+                "UPDATE ops_plans SET risk = 'extreme' WHERE plan_id = $1",
+                "risk",
+            ),
+        ] {
+            let p = dry_run(&c, "tail_logs", args.clone()).await;
+            let pid = p["plan_id"].as_str().unwrap().to_string();
+            corrupt(sql, pid.clone()).await;
+            let r = c.post(CMD, confirm(&pid)).await;
+            r.assert_problem(500);
+            let detail = r.body["detail"].as_str().unwrap();
+            assert!(
+                detail.contains(&format!("ops_plans.{column} ({pid})")),
+                "{backend}: {detail}"
+            );
+        }
+        assert!(
+            audit_records(&c, "ops.confirm").await.is_empty(),
+            "nothing ran"
+        );
+
+        // A confirmed plan whose stored answer no longer parses is not replayed as null.
+        let p = dry_run(&c, "tail_logs", args.clone()).await;
+        let pid = p["plan_id"].as_str().unwrap().to_string();
+        assert_eq!(c.post(CMD, confirm(&pid)).await.status, 200);
+        corrupt(
+            "UPDATE ops_plans SET result = '[1, ' WHERE plan_id = $1",
+            pid.clone(),
+        )
+        .await;
+        let r = c.post(CMD, confirm(&pid)).await;
+        r.assert_problem(500);
+        assert!(
+            r.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("ops_plans.result ({pid})")),
+            "{}",
+            r.text
+        );
+        assert_eq!(audit_records(&c, "ops.confirm").await.len(), 1, "ran once");
+        assert_eq!(c.anonymous().get("/healthz").await.status, 200);
+        store.close().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

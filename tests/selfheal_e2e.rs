@@ -82,7 +82,21 @@ async fn stuck_job_is_resolved_and_recorded() {
         .rows_affected();
         assert_eq!(n, 1);
         assert_eq!(c.post("/api/v1/queue/resume", json!({})).await.status, 200);
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        // A probe job enqueued after the resume finishing proves the pool has been
+        // claiming since; the stuck job must still be running then (only self-heal may
+        // unstick it).
+        let probe = c
+            .post(
+                "/api/v1/queue/enqueue",
+                json!({"kind": "echo", "payload": {}}),
+            )
+            .await;
+        assert_eq!(probe.status, 201, "{}", probe.text);
+        let probe = probe.body["id"].as_str().unwrap().to_string();
+        common::eventually(Duration::from_secs(30), "probe job to finish", || async {
+            (job(&c, &probe).await["state"] == "succeeded").then_some(())
+        })
+        .await;
         assert_eq!(
             job(&c, &id).await["state"],
             "running",
@@ -198,6 +212,38 @@ async fn stuck_job_is_resolved_and_recorded() {
         assert!(logs
             .lines()
             .any(|l| l.contains("\"area\":\"self_heal\"") && l.contains("remediation ran")));
+
+        // A corrupt history row is reported by name, not shown as `null`.
+        let action_id = first["id"].as_str().unwrap().to_string();
+        sqlx::query("UPDATE selfheal_actions SET detail = '{\"requeued\": ' WHERE id = $1")
+            .bind(&action_id)
+            .execute(store.writer())
+            .await
+            .unwrap();
+        let r = c.get("/api/v1/selfheal/history").await;
+        r.assert_problem(500);
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("selfheal_actions.detail ({action_id})"))
+                && detail.contains("stored JSON is invalid"),
+            "{backend}: {detail}"
+        );
+        sqlx::query("UPDATE selfheal_actions SET detail = '{}', outcome = 'maybe' WHERE id = $1")
+            .bind(&action_id)
+            .execute(store.writer())
+            .await
+            .unwrap();
+        let r = c.get("/api/v1/selfheal/history").await;
+        r.assert_problem(500);
+        assert!(
+            r.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("selfheal_actions.outcome"),
+            "{}",
+            r.text
+        );
+        assert_eq!(c.anonymous().get("/healthz").await.status, 200);
         store.close().await;
     }
 }

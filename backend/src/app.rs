@@ -30,22 +30,21 @@ pub struct Inner {
     pub limiter: DefaultKeyedRateLimiter<String>,
     pub last_used: Arc<LastUsed>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
-    pub summaries: std::sync::RwLock<Vec<Arc<dyn SummaryProvider>>>,
+    /// (area, provider) pairs, in list order.
+    pub summaries: std::sync::RwLock<Vec<(&'static str, Arc<dyn SummaryProvider>)>>,
     /// Flips to `true` when the server is shutting down; background loops watch it.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
-    /// The durable queue service, set by `server::start_areas`.
-    pub queue: std::sync::OnceLock<crate::queue::Queue>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
     /// Background tasks (workers, scheduler, samplers) awaited on shutdown.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// The scheduler (job registry, runs, leader election); set in `server::start_areas`.
-    pub jobs: std::sync::OnceLock<crate::jobs::Jobs>,
-    /// Alert dispatcher and rules; set in `server::start_areas`.
-    pub alerts: std::sync::OnceLock<crate::alerts::Alerts>,
-    /// Ops verb registry; areas register their verbs at start.
+    /// Services the areas built, by type (see [`crate::area::Services`]).
+    services: crate::area::Services,
+    /// Areas running in this process, in list order.
+    areas: std::sync::RwLock<Vec<&'static dyn crate::area::Area>>,
+    /// Telemetry probes the areas declared.
+    probes: std::sync::RwLock<Vec<Arc<dyn crate::area::Probe>>>,
+    /// Ops verb registry; areas declare their verbs (`Area::verbs`).
     pub ops: crate::ops::Registry,
-    /// Telemetry samples and latest host reading.
-    pub telemetry: crate::telemetry::Telemetry,
     /// Shares status-summary computations between concurrent requests.
     pub summary_share: crate::api::status::SummaryShare,
 }
@@ -75,13 +74,12 @@ impl AppState {
             metrics: crate::api::metrics::handle(),
             summaries: std::sync::RwLock::new(Vec::new()),
             shutdown,
-            queue: std::sync::OnceLock::new(),
             shutdown_tx,
             tasks: std::sync::Mutex::new(Vec::new()),
-            jobs: std::sync::OnceLock::new(),
-            alerts: std::sync::OnceLock::new(),
+            services: Default::default(),
+            areas: Default::default(),
+            probes: Default::default(),
             ops: crate::ops::Registry::new(),
-            telemetry: crate::telemetry::Telemetry::new(),
             summary_share: Default::default(),
         }))
     }
@@ -114,11 +112,79 @@ impl AppState {
         }
     }
 
-    /// Areas register their status-summary counters at start.
-    pub fn add_summary(&self, p: Arc<dyn SummaryProvider>) {
-        self.summaries
+    /// Make an area's service available to other areas and to handlers (`State<T>`).
+    pub fn provide<T: std::any::Any + Send + Sync + Clone>(&self, area: &'static str, service: T) {
+        self.services.insert(area, service);
+    }
+
+    /// A service, if its area runs in this process.
+    pub fn service<T: std::any::Any + Send + Sync + Clone>(&self) -> Option<T> {
+        self.services.get::<T>()
+    }
+
+    /// A service another area needs: a clear error naming both when it is missing (the
+    /// providing area is turned off, or was listed as a module and disabled).
+    pub fn require<T: std::any::Any + Send + Sync + Clone>(
+        &self,
+        needed_by: &str,
+        provider: &str,
+    ) -> anyhow::Result<T> {
+        self.service::<T>().ok_or_else(|| {
+            anyhow::anyhow!(
+                "area {needed_by} needs the {provider} area's service, which is not running \
+                 (is `[modules] {provider} = false`?)"
+            )
+        })
+    }
+
+    /// The queue service (always on: it is a core area).
+    pub fn queue(&self) -> Option<crate::queue::Queue> {
+        self.service()
+    }
+
+    /// The job engine.
+    pub fn jobs(&self) -> Option<crate::jobs::Jobs> {
+        self.service()
+    }
+
+    /// Areas running in this process, in list order.
+    pub fn areas(&self) -> Vec<&'static dyn crate::area::Area> {
+        self.areas.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set_areas(&self, areas: Vec<&'static dyn crate::area::Area>) {
+        *self.areas.write().unwrap_or_else(|e| e.into_inner()) = areas;
+    }
+
+    /// Whether an area runs in this process (modules can be off fleet-wide).
+    pub fn area_running(&self, name: &str) -> bool {
+        self.areas
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|a| a.name() == name)
+    }
+
+    pub(crate) fn add_probe(&self, p: Arc<dyn crate::area::Probe>) {
+        self.probes
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push(p);
+    }
+
+    /// Every area's telemetry probe, in list order.
+    pub fn probes(&self) -> Vec<Arc<dyn crate::area::Probe>> {
+        self.probes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Areas register their status-summary counters at start.
+    pub fn add_summary(&self, area: &'static str, p: Arc<dyn SummaryProvider>) {
+        self.summaries
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((area, p));
     }
 }

@@ -51,15 +51,11 @@ const KEYS: &[&str] = &[
     "replica_id",
     "bootstrap_key",
 ];
-const SECTIONS: &[&str] = &[
-    "jobs",
-    "queue",
-    "alerts",
-    "selfheal",
-    "telemetry",
-    "ops",
-    "retention",
-];
+/// Sections (tables) belong to areas: the list comes from the areas themselves
+/// ([`crate::area::config_sections`]), each checks its own keys.
+fn sections() -> Vec<&'static str> {
+    crate::area::config_sections()
+}
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -167,6 +163,14 @@ impl ConfigMap {
         }
     }
 
+    /// A range check of a value already read (from a section struct), naming the key.
+    pub fn check_range(&self, key: &str, v: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+        if v < min || v > max {
+            return Err(self.err(key, format!("must be between {min} and {max}, got {v}")));
+        }
+        Ok(v)
+    }
+
     /// Typed getter with a default and a range check.
     pub fn u64_in(&self, key: &str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
         let v = self.get_u64(key)?.unwrap_or(default);
@@ -174,6 +178,63 @@ impl ConfigMap {
             return Err(self.err(key, format!("must be between {min} and {max}, got {v}")));
         }
         Ok(v)
+    }
+
+    /// An area's section as its own serde struct (`#[serde(default, deny_unknown_fields)]`),
+    /// so unknown keys are rejected and every error names the key and where it came from.
+    /// Environment values arrive as strings: each is read as the type the struct's default
+    /// has at that key (an integer field takes `"8"`), else as TOML-ish scalars.
+    pub fn section<T>(&self, name: &str) -> Result<T, ConfigError>
+    where
+        T: serde::de::DeserializeOwned + serde::Serialize + Default,
+    {
+        let shape =
+            toml::Value::try_from(T::default()).unwrap_or(toml::Value::Table(Default::default()));
+        let prefix = format!("{name}.");
+        let mut table = toml::Table::new();
+        for (key, entry) in self.entries.range(prefix.clone()..) {
+            let Some(rest) = key.strip_prefix(&prefix) else {
+                break;
+            };
+            let path: Vec<&str> = rest.split('.').collect();
+            let value = match (&entry.source, &entry.value) {
+                (Source::Env(_), toml::Value::String(s)) => coerce_env(s, shape_at(&shape, &path)),
+                (_, v) => v.clone(),
+            };
+            insert_path(&mut table, &path, value);
+        }
+        let de = toml::Value::Table(table);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            // At the top level the path is empty; serde names an unknown field in its
+            // message then.
+            let field = inner
+                .strip_prefix("unknown field `")
+                .and_then(|r| r.split('`').next())
+                .map(str::to_string);
+            let sub = match (path.as_str(), field) {
+                ("." | "", Some(f)) => f,
+                (p, _) => p.to_string(),
+            };
+            let key = if sub.is_empty() || sub == "." {
+                name.to_string()
+            } else {
+                format!("{name}.{sub}")
+            };
+            let message = inner.replace("unknown field", "unknown key");
+            let source_desc = self
+                .entries
+                .get(&key)
+                .or_else(|| self.entries.range(prefix.clone()..).next().map(|(_, e)| e))
+                .map(|e| e.source.to_string())
+                .unwrap_or_else(|| "default".into());
+            ConfigError {
+                key,
+                source_desc,
+                message,
+            }
+        })
     }
 
     /// Flatten a parsed TOML document into dotted keys.
@@ -187,6 +248,66 @@ impl ConfigMap {
             match v {
                 toml::Value::Table(t) => self.merge_toml(t, &key, source),
                 other => self.set(&key, other.clone(), source.clone()),
+            }
+        }
+    }
+}
+
+/// The type the default config has at `path`, if any.
+fn shape_at<'a>(shape: &'a toml::Value, path: &[&str]) -> Option<&'a toml::Value> {
+    let mut v = shape;
+    for p in path {
+        v = v.as_table()?.get(*p)?;
+    }
+    Some(v)
+}
+
+/// An environment string as the value the field expects.
+fn coerce_env(s: &str, shape: Option<&toml::Value>) -> toml::Value {
+    let t = s.trim();
+    let as_bool = || match t.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    };
+    match shape {
+        Some(toml::Value::String(_)) => toml::Value::String(s.to_string()),
+        Some(toml::Value::Integer(_)) => t
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .unwrap_or_else(|_| toml::Value::String(s.to_string())),
+        Some(toml::Value::Float(_)) => t
+            .parse::<f64>()
+            .map(toml::Value::Float)
+            .unwrap_or_else(|_| toml::Value::String(s.to_string())),
+        Some(toml::Value::Boolean(_)) => as_bool()
+            .map(toml::Value::Boolean)
+            .unwrap_or_else(|| toml::Value::String(s.to_string())),
+        // Unknown shape (an optional or map entry): the obvious scalar reading.
+        _ => {
+            if let Ok(i) = t.parse::<i64>() {
+                toml::Value::Integer(i)
+            } else if let Some(b) = as_bool().filter(|_| !t.chars().all(|c| c.is_ascii_digit())) {
+                toml::Value::Boolean(b)
+            } else {
+                toml::Value::String(s.to_string())
+            }
+        }
+    }
+}
+
+fn insert_path(table: &mut toml::Table, path: &[&str], value: toml::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            table.insert(last.to_string(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                insert_path(t, rest, value);
             }
         }
     }
@@ -305,7 +426,7 @@ impl Config {
             };
             let key = rest.to_ascii_lowercase().replace("__", ".");
             let top = key.split('.').next().unwrap_or_default();
-            if KEYS.contains(&key.as_str()) || (key.contains('.') && SECTIONS.contains(&top)) {
+            if KEYS.contains(&key.as_str()) || (key.contains('.') && sections().contains(&top)) {
                 map.set_str(&key, value, Source::Env(name.clone()));
             }
             // Other ECHOPILOT_* variables (ECHOPILOT_KEY, ECHOPILOT_TEST_PG_URL, …) belong
@@ -375,6 +496,8 @@ impl Config {
             let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
             format!("{host}-{}", std::process::id())
         });
+        // Every area checks its own section; `[modules]` names only real modules.
+        crate::area::check_config(&map)?;
         Ok(Config {
             addr,
             data_dir,
@@ -425,7 +548,8 @@ fn load_file(map: &mut ConfigMap, path: &Path) -> Result<(), ConfigError> {
         message: format!("not valid TOML: {}", e.message()),
     })?;
     for (k, v) in &table {
-        let known = KEYS.contains(&k.as_str()) || (SECTIONS.contains(&k.as_str()) && v.is_table());
+        let known =
+            KEYS.contains(&k.as_str()) || (sections().contains(&k.as_str()) && v.is_table());
         if !known {
             return Err(ConfigError {
                 key: k.clone(),
@@ -433,7 +557,7 @@ fn load_file(map: &mut ConfigMap, path: &Path) -> Result<(), ConfigError> {
                 message: format!(
                     "unknown key; known keys: {}; sections: {}",
                     KEYS.join(", "),
-                    SECTIONS.join(", ")
+                    sections().join(", ")
                 ),
             });
         }
@@ -520,5 +644,72 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{cfg:?}").contains("supersecret"));
+    }
+
+    #[test]
+    fn area_sections_reject_unknown_keys_and_coerce_env_strings() {
+        // Env strings become the type the section's default has at that key.
+        let cfg = Config::load_from(
+            &Overrides::default(),
+            &env(&[
+                ("ECHOPILOT_QUEUE__CONCURRENCY", "8"),
+                ("ECHOPILOT_ALERTS__TELEGRAM_CHAT_ID", "12345"),
+                ("ECHOPILOT_JOBS__RETENTION__ENABLED", "false"),
+            ]),
+        )
+        .unwrap();
+        let q = crate::queue::area::QueueSection::load(&cfg.raw).unwrap();
+        assert_eq!(q.concurrency, 8);
+        let a: crate::alerts::area::AlertsSection = cfg.raw.section("alerts").unwrap();
+        assert_eq!(
+            a.telegram_chat_id, "12345",
+            "a string field keeps digits as text"
+        );
+        let j: crate::jobs::area::JobsSection = cfg.raw.section("jobs").unwrap();
+        assert_eq!(j["retention"].enabled, Some(false));
+
+        // A typo names the full key and where it came from.
+        let err = Config::load_from(
+            &Overrides::default(),
+            &env(&[("ECHOPILOT_QUEUE__CONCURENCY", "8")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "queue.concurency");
+        assert!(
+            err.to_string().contains("ECHOPILOT_QUEUE__CONCURENCY"),
+            "{err}"
+        );
+        assert!(err.message.contains("unknown key"), "{err}");
+
+        // A wrong type names the key too, also inside a nested table.
+        let err = Config::load_from(
+            &Overrides::default(),
+            &env(&[("ECHOPILOT_JOBS__RETENTION__ENABLED", "sometimes")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "jobs.retention.enabled", "{err}");
+
+        // Ranges are checked at load time, before anything binds.
+        let err = Config::load_from(
+            &Overrides::default(),
+            &env(&[("ECHOPILOT_TELEMETRY__SAMPLE_INTERVAL_SECS", "0")]),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "telemetry.sample_interval_secs");
+
+        // A file section of an area that does not exist is refused, naming the sections.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[nosuch]\nx = 1\n").unwrap();
+        let err = Config::load_from(
+            &Overrides {
+                config_file: Some(file),
+                ..Default::default()
+            },
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "nosuch");
+        assert!(err.message.contains("marketplace"), "{err}");
     }
 }

@@ -29,6 +29,19 @@ pub enum ApiError {
     RateLimited { detail: String, retry_after_s: u64 },
     #[error("{0}")]
     Unavailable(String),
+    /// A stored row that does not decode (corrupt JSON, unknown enum name): 500, and the
+    /// detail names table, column and row (never the stored content) so an operator can
+    /// find and repair it.
+    #[error("stored data is corrupt: {0}")]
+    CorruptData(String),
+    /// A module off for the caller's tenant (`scope` "tenant") or the fleet ("fleet"):
+    /// 404 with `module` and `scope` members so clients can tell it from a missing route.
+    #[error("{detail}")]
+    ModuleDisabled {
+        module: String,
+        scope: &'static str,
+        detail: String,
+    },
     /// Unexpected failure; the detail shown to clients is generic, the cause is logged.
     #[error("internal error: {0}")]
     Internal(String),
@@ -47,7 +60,8 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::ModuleDisabled { .. } => StatusCode::NOT_FOUND,
+            ApiError::Internal(_) | ApiError::CorruptData(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -96,6 +110,8 @@ pub fn problem_response(status: StatusCode, detail: String) -> Response {
         detail,
         instance: String::new(),
         request_id: None,
+        module: None,
+        scope: None,
     };
     let mut resp = (status, axum::Json(body)).into_response();
     resp.headers_mut()
@@ -105,8 +121,35 @@ pub fn problem_response(status: StatusCode, detail: String) -> Response {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(cause) = &self {
-            tracing::error!(target: "server", error = %cause, "internal error");
+        match &self {
+            ApiError::Internal(cause) => {
+                tracing::error!(target: "server", error = %cause, "internal error")
+            }
+            ApiError::CorruptData(cause) => {
+                tracing::error!(target: "server", error = %cause, "corrupt stored row")
+            }
+            _ => {}
+        }
+        if let ApiError::ModuleDisabled {
+            module,
+            scope,
+            detail,
+        } = &self
+        {
+            let body = Problem {
+                type_: "https://echopilot.dev/problems/module-disabled".into(),
+                title: "Module disabled".into(),
+                status: 404,
+                detail: detail.clone(),
+                instance: String::new(),
+                request_id: None,
+                module: Some(module.clone()),
+                scope: Some(scope.to_string()),
+            };
+            let mut resp = (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+            return resp;
         }
         let mut resp = problem_response(self.status(), self.public_detail());
         if let ApiError::RateLimited { retry_after_s, .. } = &self {
@@ -124,6 +167,10 @@ impl From<sqlx::Error> for ApiError {
             sqlx::Error::PoolTimedOut => {
                 ApiError::Unavailable("database is busy; retry shortly".into())
             }
+            sqlx::Error::ColumnDecode { index, source } => {
+                ApiError::CorruptData(format!("{index}: {source}"))
+            }
+            sqlx::Error::Decode(source) => ApiError::CorruptData(source.to_string()),
             _ => ApiError::Internal(format!("database: {e}")),
         }
     }
@@ -131,6 +178,11 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
+        if let Some(db) = e.downcast_ref::<sqlx::Error>() {
+            if crate::store::is_corrupt_row(db) {
+                return ApiError::CorruptData(db.to_string());
+            }
+        }
         ApiError::Internal(format!("{e:#}"))
     }
 }

@@ -1,16 +1,20 @@
 //! EchoPilot OS backend: HTTP API, store (SQLite / PostgreSQL), auth and tenancy,
-//! the verifiable audit log, logs and metrics. Areas live in their own modules and
-//! plug their routes into [`api::router`] and their counters into the status summary.
+//! the verifiable audit log, logs and metrics. Every capability is an [`area::Area`]
+//! listed once in [`areas::ALL`]; the router, config, logs, status summary, telemetry
+//! and health endpoints are derived from that list.
 
 pub mod alerts;
 pub mod api;
 pub mod app;
+pub mod area;
+pub mod areas;
 pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod jobs;
 pub mod logging;
+pub mod marketplace;
 pub mod model;
 pub mod ops;
 pub mod queue;

@@ -24,20 +24,12 @@ use tracing_subscriber::Layer;
 
 use crate::model::AuditRecord;
 
-/// Areas with their own log file. Targets not listed here go to `server`.
-pub const AREAS: &[&str] = &[
-    "server",
-    "security",
-    "audit",
-    "ops_console",
-    "scheduler",
-    "queue",
-    "alerts",
-    "self_heal",
-    "dr",
-    "analytics",
-    "telemetry",
-];
+/// Log files: `server` plus every area's own (`Area::log_files`). Events whose tracing
+/// target is not one of them go to `server`.
+pub fn areas() -> &'static [&'static str] {
+    static FILES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    FILES.get_or_init(crate::area::log_files)
+}
 
 static GUARDS: Mutex<Vec<WorkerGuard>> = Mutex::new(Vec::new());
 
@@ -179,13 +171,13 @@ where
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
-        let ours = AREAS.contains(&meta.target()) || meta.target().starts_with("echopilot");
+        let ours = areas().contains(&meta.target()) || meta.target().starts_with("echopilot");
         // Third-party crates only log warnings and errors to the files.
         let limit = if ours { self.max_level } else { Level::WARN };
         if *meta.level() > limit {
             return;
         }
-        let area: &'static str = AREAS
+        let area: &'static str = areas()
             .iter()
             .find(|a| **a == meta.target())
             .copied()

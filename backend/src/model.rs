@@ -59,6 +59,33 @@ impl std::fmt::Display for Role {
     }
 }
 
+/// A role name that is none of [`Role::ALL`] (e.g. a corrupt `api_keys.role`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownRole(pub String);
+
+impl std::fmt::Display for UnknownRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Quote only name-like values: a corrupt stored role may hold anything.
+        let v = &self.0;
+        if v.len() <= 32 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            write!(f, "unknown role {v:?}")?;
+        } else {
+            write!(f, "unknown role (a value of {} bytes)", v.len())?;
+        }
+        f.write_str(" (expected one of: integration, readonly, operator, admin, superadmin)")
+    }
+}
+
+impl std::error::Error for UnknownRole {}
+
+/// For decoding stored roles (`store::convert`): this module stays free of sqlx.
+impl TryFrom<String> for Role {
+    type Error = UnknownRole;
+    fn try_from(s: String) -> Result<Role, UnknownRole> {
+        Role::parse(&s).ok_or(UnknownRole(s))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
@@ -179,6 +206,12 @@ pub struct Problem {
     pub instance: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// Set when the route belongs to a module that is off (see `marketplace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+    /// `tenant` or `fleet`, with `module`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

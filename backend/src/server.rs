@@ -102,41 +102,72 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Start each area's background work and register its status-summary provider.
+/// Start every area of [`crate::areas::ALL`] that runs in this process, in phases (see
+/// [`crate::area`]): services, then declarations, then background work, then the schedule.
 async fn start_areas(state: &AppState) -> anyhow::Result<()> {
-    let queue = crate::queue::start(state).await?;
-    let _ = state.queue.set(queue);
-    crate::selfheal::start(state);
-    // Scheduled jobs: every area registers its jobs here; the scheduler starts after.
-    let mut registry = crate::jobs::JobRegistry::new();
-    crate::jobs::builtin::register(&mut registry, &state.cfg)?;
-    registry
-        .register(
-            "self_heal",
-            "0 10 * * * *",
-            crate::jobs::handler(|ctx| async move {
-                crate::selfheal::run_safe(&ctx.state, "schedule").await
-            }),
-        )
-        .timeout(std::time::Duration::from_secs(600))
-        .describe("hourly: runs the safe self-heal remediations");
-    // Alerts: the service must exist before the scheduler starts (rules run as a job).
-    let alerts = crate::alerts::Alerts::from_config(&state.cfg)?;
-    alerts.set_selfheal_requeue_source(std::sync::Arc::new(|store| {
-        Box::pin(async move { Ok(crate::selfheal::requeue_count_24h(&store).await) })
-    }));
-    if let Some(q) = state.queue.get() {
-        alerts.attach_queue(q.clone());
-        crate::alerts::deliver::register(q, state);
+    let areas = crate::area::enabled(&state.cfg.raw);
+    state.set_areas(areas.clone());
+    for a in &areas {
+        a.init(state)
+            .await
+            .with_context(|| format!("starting area {}", a.name()))?;
     }
-    let _ = state.alerts.set(alerts);
-    crate::alerts::register(&mut registry);
-    state.add_summary(std::sync::Arc::new(crate::alerts::AlertsSummary));
-    // Other areas register their scheduled jobs above this line, before the scheduler starts.
+    let queue = state.require::<crate::queue::Queue>("server", "queue")?;
+    let mut registry = crate::jobs::JobRegistry::new();
+    let mut catalog = JobCatalog::default();
+    for a in &areas {
+        let before = registry.names().len();
+        a.jobs(state, &mut registry)
+            .with_context(|| format!("area {}: scheduled jobs", a.name()))?;
+        for name in registry.names().into_iter().skip(before) {
+            catalog.jobs.push((name, a.name()));
+        }
+        a.kinds(state, &queue)
+            .with_context(|| format!("area {}: queue job kinds", a.name()))?;
+    }
+    state.provide("jobs", catalog);
+    for a in &areas {
+        for v in a.verbs(state) {
+            state
+                .ops
+                .register(v)
+                .with_context(|| format!("area {}: ops verbs", a.name()))?;
+        }
+        if let Some(s) = a.summary() {
+            state.add_summary(a.name(), s);
+        }
+        for p in a.probes() {
+            state.add_probe(p);
+        }
+    }
+    for a in &areas {
+        a.start(state)
+            .await
+            .with_context(|| format!("starting area {}", a.name()))?;
+    }
+    // The job engine starts last: every area's jobs and queue kinds are known by now.
     let jobs = crate::jobs::start(state, registry).await?;
-    let _ = state.jobs.set(jobs);
-    state.add_summary(std::sync::Arc::new(crate::jobs::JobsSummary));
-    crate::telemetry::start(state)?;
-    crate::ops::start(state)?;
+    state.provide("jobs", jobs);
     Ok(())
+}
+
+/// Every scheduled job and the area that declared it (for `run_job`'s arguments and the
+/// marketplace's `toggle_module` plan).
+#[derive(Clone, Default, Debug)]
+pub struct JobCatalog {
+    pub jobs: Vec<(String, &'static str)>,
+}
+
+impl JobCatalog {
+    pub fn names(&self) -> Vec<String> {
+        self.jobs.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    pub fn of_area(&self, area: &str) -> Vec<String> {
+        self.jobs
+            .iter()
+            .filter(|(_, a)| *a == area)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
 }

@@ -1,4 +1,4 @@
--- Scheduled jobs run as queue jobs: each run records the queue job and attempt that ran it
+-- Jobs: scheduled jobs run as queue jobs; each run records the queue job and attempt that ran it
 -- and, for scheduled firings, the cron fire time (unique per job through the queue's
 -- idempotency key). `scheduler_state.generation` is bumped by restart_scheduler; every
 -- replica polls it and rebuilds its schedule from its config when it changes.

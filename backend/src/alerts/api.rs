@@ -84,9 +84,7 @@ pub async fn test_alert(
             "message must be 1 to 1000 characters".into(),
         ));
     }
-    let alerts = state
-        .alerts
-        .get()
+    let alerts = super::area::service(&state)
         .ok_or_else(|| ApiError::Unavailable("the alert service is not started".into()))?;
     let rec = alerts
         .raise(

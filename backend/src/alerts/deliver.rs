@@ -32,9 +32,7 @@ pub fn register(queue: &Queue, state: &AppState) {
     queue.register_kind(DELIVER_KIND, spec, move |ctx, payload| {
         let st = st.clone();
         async move {
-            let alerts = st
-                .alerts
-                .get()
+            let alerts = super::area::service(&st)
                 .ok_or_else(|| "the alert service is not started".to_string())?;
             let id = payload["alert_id"].as_str().unwrap_or_default().to_string();
             alerts.deliver(&st.store, &ctx, &id).await

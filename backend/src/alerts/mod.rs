@@ -12,6 +12,7 @@
 //! `logging::redact_secrets`.
 
 pub mod api;
+pub mod area;
 pub mod deliver;
 pub mod rules;
 
@@ -544,7 +545,7 @@ impl crate::app::SummaryProvider for AlertsSummary {
                 "delivered_24h": delivered,
                 "suppressed_24h": suppressed,
                 "undelivered_24h": n - delivered - suppressed,
-                "channels": state.alerts.get().map(Alerts::channels).unwrap_or_default(),
+                "channels": area::service(state).map(|a| a.channels()).unwrap_or_default(),
             }))
         })
     }

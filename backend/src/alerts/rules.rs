@@ -54,10 +54,7 @@ pub fn builtin() -> Vec<Rule> {
 /// The `alert_rules` job: evaluate every rule; a rule that errors is an item error, the
 /// others still run.
 pub async fn evaluate_all(ctx: JobContext) -> anyhow::Result<Value> {
-    let alerts = ctx
-        .state
-        .alerts
-        .get()
+    let alerts = super::area::service(&ctx.state)
         .ok_or_else(|| anyhow::anyhow!("the alert service is not started"))?;
     let mut results = Vec::new();
     let mut errors = Vec::new();
@@ -91,7 +88,7 @@ pub async fn evaluate_all(ctx: JobContext) -> anyhow::Result<Value> {
 /// gap still open (now − last tick) counts as floor(open / threshold) gaps, so a scheduler
 /// that stopped ticking altogether is caught as well as one that ticks late.
 async fn tick_gap(state: AppState) -> anyhow::Result<Verdict> {
-    let Some(alerts) = state.alerts.get() else {
+    let Some(alerts) = super::area::service(&state) else {
         return Ok(Verdict::NoData("alert service not started".into()));
     };
     let t = alerts.thresholds.clone();
@@ -160,7 +157,7 @@ pub fn gap_streak(open: i64, ticks: &[i64], limit_ms: i64) -> u64 {
 }
 
 async fn disk_usage(state: AppState) -> anyhow::Result<Verdict> {
-    let Some(alerts) = state.alerts.get() else {
+    let Some(alerts) = super::area::service(&state) else {
         return Ok(Verdict::NoData("alert service not started".into()));
     };
     let limit = alerts.thresholds.disk_pct;
@@ -185,7 +182,7 @@ async fn disk_usage(state: AppState) -> anyhow::Result<Verdict> {
 }
 
 async fn selfheal_requeues(state: AppState) -> anyhow::Result<Verdict> {
-    let Some(alerts) = state.alerts.get() else {
+    let Some(alerts) = super::area::service(&state) else {
         return Ok(Verdict::NoData("alert service not started".into()));
     };
     let Some(source) = alerts.selfheal_requeue_source().cloned() else {

@@ -16,6 +16,7 @@ use crate::app::AppState;
 use crate::auth::{self, Caller};
 use crate::error::{problem_response, ApiError, PROBLEM_JSON};
 use crate::model::Problem;
+use crate::store::{decode_json, in_table};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
@@ -263,6 +264,15 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     }
 }
 
+/// An `idempotency_keys` row; `status`/`body` are NULL while the first request runs.
+#[derive(sqlx::FromRow)]
+struct IdemRow {
+    request_hash: String,
+    status: Option<i64>,
+    /// Replayed byte for byte, so kept as text; checked to be JSON (or empty) on read.
+    body: Option<String>,
+}
+
 async fn run_idempotent(
     state: &AppState,
     caller: &Caller,
@@ -314,34 +324,45 @@ async fn run_idempotent(
     .await?
     .rows_affected();
     if inserted == 0 {
-        use sqlx::Row as _;
-        let row = sqlx::query(
+        let row = sqlx::query_as::<_, IdemRow>(
             "SELECT request_hash, status, body FROM idempotency_keys WHERE tenant_id = $1 AND idem_key = $2",
         )
         .bind(&caller.tenant)
         .bind(&idem)
         .fetch_one(store.reader())
-        .await?;
-        let stored_hash: String = row.try_get("request_hash")?;
-        if stored_hash != req_hash {
+        .await
+        .map_err(in_table("idempotency_keys", Some(&"the request's key")))?;
+        if row.request_hash != req_hash {
             return Err(ApiError::Unprocessable(
                 "this Idempotency-Key was already used with a different request".into(),
             ));
         }
-        let status: Option<i64> = row.try_get("status")?;
-        let Some(status) = status else {
+        let Some(status) = row.status else {
             return Err(ApiError::Conflict(
                 "a request with this Idempotency-Key is still in progress".into(),
             ));
         };
-        let body: Option<String> = row.try_get("body")?;
-        let status = StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+        let body = row.body.unwrap_or_default();
+        if !body.is_empty() {
+            decode_json::<serde::de::IgnoredAny>(&body).map_err(|e| {
+                ApiError::CorruptData(format!("idempotency_keys.body (the request's key): {e}"))
+            })?;
+        }
+        // A stored status that is no HTTP status is a corrupt row, not a 200.
+        let status = u16::try_from(status)
+            .ok()
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .ok_or_else(|| {
+                ApiError::CorruptData(format!(
+                    "idempotency_keys.status (the request's key): {status} is not an HTTP status"
+                ))
+            })?;
         let ct = if status.is_success() {
             "application/json"
         } else {
             PROBLEM_JSON
         };
-        let mut resp = Response::new(Body::from(body.unwrap_or_default()));
+        let mut resp = Response::new(Body::from(body));
         *resp.status_mut() = status;
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));

@@ -1,7 +1,8 @@
 //! The HTTP API: router, middleware stack and the generated OpenAPI document.
 //!
-//! Areas add their routes in [`area_routes`]; every route goes through utoipa-axum's
-//! `routes!`, so the OpenAPI document is generated from the handlers and cannot miss one.
+//! Routes come from the areas ([`crate::areas::ALL`], `Area::routes`); every route goes
+//! through utoipa-axum's `routes!`, so the OpenAPI document is generated from the handlers
+//! and cannot miss one. A module's routes are wrapped in [`crate::marketplace::gate`].
 
 pub mod audit;
 pub mod extract;
@@ -29,8 +30,7 @@ use crate::error::ApiError;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "EchoPilot OS API", description = "Operations platform API. Authenticate with the X-Dash-Key header; select a tenant with X-Tenant-Id. Errors are RFC 9457 problem+json."),
-    modifiers(&SecurityAddon),
-    tags((name = "keys"), (name = "audit"), (name = "status"), (name = "queue"), (name = "selfheal"), (name = "jobs"), (name = "alerts"), (name = "ops"))
+    modifiers(&SecurityAddon, &AreaTags)
 )]
 struct ApiDoc;
 
@@ -46,42 +46,39 @@ impl Modify for SecurityAddon {
     }
 }
 
-/// Routes that need an API key. Areas append theirs here.
-fn area_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(keys::create_key, keys::list_keys))
-        .routes(routes!(keys::revoke_key))
-        .routes(routes!(keys::list_tenants))
-        .routes(routes!(audit::chain))
-        .routes(routes!(audit::records))
-        .routes(routes!(audit::receipt))
-        .routes(routes!(audit::consistency))
-        .routes(routes!(audit::verify))
-        .routes(routes!(status::summary))
-        .routes(routes!(crate::queue::api::enqueue))
-        .routes(routes!(crate::queue::api::enqueue_batch))
-        .routes(routes!(crate::queue::api::list_jobs))
-        .routes(routes!(crate::queue::api::get_job))
-        .routes(routes!(crate::queue::api::retry_job))
-        .routes(routes!(crate::queue::api::purge_dlq))
-        .routes(routes!(crate::queue::api::health))
-        .routes(routes!(crate::queue::api::pause))
-        .routes(routes!(crate::queue::api::resume))
-        .routes(routes!(crate::selfheal::api::remediations))
-        .routes(routes!(crate::selfheal::api::history))
-        .routes(routes!(crate::selfheal::api::run))
-        .routes(routes!(crate::jobs::api::list_runs))
-        .routes(routes!(crate::jobs::api::run_now))
-        .routes(routes!(crate::jobs::api::automations_status))
-        .routes(routes!(crate::jobs::api::automations_stop))
-        .routes(routes!(crate::jobs::api::automations_start))
-        .routes(routes!(crate::alerts::api::list_alerts))
-        .routes(routes!(crate::alerts::api::test_alert))
-        .routes(routes!(crate::ops::api::list_verbs))
-        .routes(routes!(crate::ops::api::command))
-        .routes(routes!(crate::telemetry::api::telemetry))
-        .routes(routes!(crate::telemetry::api::history))
-        .routes(routes!(crate::telemetry::api::system_health))
+/// One OpenAPI tag per area, described by the area.
+struct AreaTags;
+
+impl Modify for AreaTags {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let tags = crate::areas::ALL
+            .iter()
+            .map(|a| {
+                let mut t = utoipa::openapi::tag::Tag::new(a.name());
+                let kind = if a.is_module() { "module" } else { "core" };
+                t.description = Some(format!("{} ({kind})", a.about()));
+                t
+            })
+            .collect();
+        openapi.tags = Some(tags);
+    }
+}
+
+/// Routes that need an API key: every area's, a module's behind its gate.
+fn area_routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
+    let mut router = OpenApiRouter::new();
+    for a in crate::areas::ALL {
+        let routes = a.routes();
+        let routes = match (state, a.is_module()) {
+            (Some(st), true) => routes.route_layer(axum::middleware::from_fn_with_state(
+                (st.clone(), a.name()),
+                crate::marketplace::gate,
+            )),
+            _ => routes,
+        };
+        router = router.merge(routes);
+    }
+    router
 }
 
 /// The OpenAPI document of every route.
@@ -96,7 +93,7 @@ pub fn router(state: AppState) -> Router {
 
 fn build(state: Option<AppState>) -> (Router, utoipa::openapi::OpenApi) {
     let (protected, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(area_routes())
+        .merge(area_routes(state.as_ref()))
         .split_for_parts();
     let (public, public_doc) = OpenApiRouter::new()
         .routes(routes!(status::healthz))

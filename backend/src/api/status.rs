@@ -11,33 +11,95 @@ use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::model::{Health, Role};
 
-/// The process is up.
+/// The status area: the status summary, health, readiness and metrics, and the HTTP
+/// layer's own table (idempotency keys).
+pub struct StatusArea;
+
+impl crate::area::Area for StatusArea {
+    fn name(&self) -> &'static str {
+        "status"
+    }
+    fn about(&self) -> &'static str {
+        "status summary, health, readiness, metrics and the OpenAPI document"
+    }
+    fn source_dirs(&self) -> &'static [&'static str] {
+        &[
+            "api/status.rs",
+            "api/middleware.rs",
+            "api/mod.rs",
+            "api/extract.rs",
+            "api/metrics.rs",
+        ]
+    }
+    fn tables(&self) -> &'static [&'static str] {
+        &["idempotency_keys"]
+    }
+    fn routes(&self) -> utoipa_axum::router::OpenApiRouter<AppState> {
+        utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(summary))
+    }
+}
+
+/// The process is up; lists the areas it runs.
 #[utoipa::path(get, path = "/healthz", tag = "status", responses((status = 200, body = Health)))]
-pub async fn healthz() -> Json<Health> {
+pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
+    let areas: Vec<&str> = state.areas().iter().map(|a| a.name()).collect();
     Json(Health {
         status: "ok".into(),
-        detail: None,
+        detail: Some(format!("areas: {}", areas.join(", "))),
     })
 }
 
-/// The database answers and every migration is applied.
+/// The database answers, every migration is applied, and every area probe that gates
+/// readiness (e.g. this replica's queue worker pool) passes.
 #[utoipa::path(get, path = "/readyz", tag = "status",
     responses((status = 200, body = Health), (status = 503)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.ready().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(Health {
-                status: "ready".into(),
-                detail: None,
-            }),
-        )
-            .into_response(),
-        Err(e) => crate::error::problem_response(
+    if let Err(e) = state.store.ready().await {
+        return crate::error::problem_response(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {e:#}"),
-        ),
+        );
     }
+    let timeout = std::time::Duration::from_secs(2);
+    let gating: Vec<_> = state
+        .probes()
+        .into_iter()
+        .filter(|p| p.gates_readiness())
+        .collect();
+    let checks = gating.iter().map(|p| {
+        let state = &state;
+        async move {
+            let r = tokio::time::timeout(timeout, p.check(state)).await;
+            (p.name(), r)
+        }
+    });
+    let mut failed = Vec::new();
+    // Few probes gate readiness (the queue's pool); each is bounded, so in turn is fine.
+    for check in checks {
+        let (name, r) = check.await;
+        match r {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => failed.push(format!("{name}: {e:#}")),
+            Err(_) => failed.push(format!(
+                "{name}: timed out after {} ms",
+                timeout.as_millis()
+            )),
+        }
+    }
+    if !failed.is_empty() {
+        return crate::error::problem_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}", failed.join("; ")),
+        );
+    }
+    (
+        StatusCode::OK,
+        Json(Health {
+            status: "ready".into(),
+            detail: None,
+        }),
+    )
+        .into_response()
 }
 
 /// Prometheus text exposition.
@@ -118,8 +180,15 @@ async fn compute_summary(state: AppState, tenant: String) -> ApiResult<Value> {
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    let disabled = match state.service::<crate::marketplace::Marketplace>() {
+        Some(m) => m.disabled_for(&tenant).await?,
+        None => Vec::new(),
+    };
     let mut areas = tokio::task::JoinSet::new();
-    for (i, p) in providers.into_iter().enumerate() {
+    for (i, (area, p)) in providers.into_iter().enumerate() {
+        if disabled.iter().any(|d| d == area) {
+            continue;
+        }
         let (state, tenant) = (state.clone(), tenant.clone());
         areas.spawn(async move {
             let v = match p.summary(&state, &tenant).await {
@@ -130,13 +199,6 @@ async fn compute_summary(state: AppState, tenant: String) -> ApiResult<Value> {
         });
     }
     let store = &state.store;
-    let audit_size = crate::audit::size(store).await?;
-    let keys_active: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL",
-    )
-    .bind(&tenant)
-    .fetch_one(store.reader())
-    .await?;
     let mut out = Map::new();
     out.insert(
         "server".into(),
@@ -146,10 +208,9 @@ async fn compute_summary(state: AppState, tenant: String) -> ApiResult<Value> {
             "replica_id": state.cfg.replica_id,
             "database": match store.dialect() { crate::store::Dialect::Sqlite => "sqlite", crate::store::Dialect::Postgres => "postgres" },
             "tenant": tenant,
+            "areas": state.areas().iter().map(|a| a.name()).collect::<Vec<_>>(),
         }),
     );
-    out.insert("audit".into(), json!({ "records": audit_size }));
-    out.insert("keys".into(), json!({ "active": keys_active }));
     let mut sections = Vec::new();
     while let Some(r) = areas.join_next().await {
         match r {
@@ -157,10 +218,18 @@ async fn compute_summary(state: AppState, tenant: String) -> ApiResult<Value> {
             Err(e) => tracing::error!(target: "server", error = %e, "a summary provider failed"),
         }
     }
-    // Registration order, as before: stable JSON for clients that diff it.
+    // List order: stable JSON for clients that diff it.
     sections.sort_by_key(|(i, _, _)| *i);
     for (_, area, v) in sections {
         out.insert(area.into(), v);
+    }
+    // A module that is off says so in its own section rather than vanishing.
+    for m in crate::area::module_names() {
+        if !state.area_running(m) {
+            out.insert(m.into(), json!({"disabled": true, "scope": "fleet"}));
+        } else if disabled.iter().any(|d| d == m) {
+            out.insert(m.into(), json!({"disabled": true, "scope": "tenant"}));
+        }
     }
     Ok(Value::Object(out))
 }
@@ -172,13 +241,28 @@ mod tests {
     use std::sync::atomic::{AtomicI64, Ordering};
     use std::sync::Arc;
     use std::time::Duration;
+    use tokio::sync::Semaphore;
 
-    /// Reads the "database" at the start, then takes a while, like a real summary.
-    async fn slow_read(db: Arc<AtomicI64>, runs: Arc<AtomicI64>) -> crate::error::ApiResult<Value> {
+    /// A summary computation: reads the "database" at the start, then waits for the test
+    /// to open the gate, so the test decides what overlaps what (no sleeps).
+    async fn gated_read(
+        db: Arc<AtomicI64>,
+        runs: Arc<AtomicI64>,
+        gate: Arc<Semaphore>,
+    ) -> crate::error::ApiResult<Value> {
         runs.fetch_add(1, Ordering::SeqCst);
         let v = db.load(Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(40)).await;
+        gate.acquire().await.unwrap().forget();
         Ok(json!(v))
+    }
+
+    /// Wait (bounded) until `cond` holds; the futures under test run on other threads.
+    async fn until(what: &str, cond: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::task::yield_now().await;
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,20 +270,31 @@ mod tests {
         let share = Arc::new(SummaryShare::default());
         let db = Arc::new(AtomicI64::new(1));
         let runs = Arc::new(AtomicI64::new(0));
-        let first = {
-            let (share, db, runs) = (share.clone(), db.clone(), runs.clone());
-            tokio::spawn(async move { share.get("t", || slow_read(db, runs)).await.unwrap() })
+        let gate = Arc::new(Semaphore::new(0));
+        let task = |share: Arc<SummaryShare>| {
+            let (db, runs, gate) = (db.clone(), runs.clone(), gate.clone());
+            tokio::spawn(
+                async move { share.get("t", || gated_read(db, runs, gate)).await.unwrap() },
+            )
         };
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        // A write lands while the first computation is in flight; a request after it
-        // must see it, not share the computation that read the old value.
+        let first = task(share.clone());
+        // The first computation has read the old value and is in flight.
+        until("first computation started", || {
+            runs.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        // A write lands; a request arriving after it must see it, not share the
+        // computation that read the old value.
         db.store(2, Ordering::SeqCst);
-        let second = share
-            .get("t", || slow_read(db.clone(), runs.clone()))
-            .await
-            .unwrap();
+        let second = task(share.clone());
+        // Tickets: first arrived (0) and started (1); the second has arrived (2).
+        until("second request arrived", || {
+            share.ticket.load(Ordering::SeqCst) == 3
+        })
+        .await;
+        gate.add_permits(2);
         assert_eq!(first.await.unwrap(), json!(1));
-        assert_eq!(second, json!(2));
+        assert_eq!(second.await.unwrap(), json!(2));
         assert_eq!(runs.load(Ordering::SeqCst), 2);
     }
 
@@ -208,22 +303,32 @@ mod tests {
         let share = Arc::new(SummaryShare::default());
         let db = Arc::new(AtomicI64::new(7));
         let runs = Arc::new(AtomicI64::new(0));
+        let gate = Arc::new(Semaphore::new(0));
         let mut tasks = Vec::new();
         for i in 0..40 {
-            let (share, db, runs) = (share.clone(), db.clone(), runs.clone());
+            let (share, db, runs, gate) = (share.clone(), db.clone(), runs.clone(), gate.clone());
             let tenant = if i % 2 == 0 { "a" } else { "b" };
             tasks.push(tokio::spawn(async move {
-                share.get(tenant, || slow_read(db, runs)).await.unwrap()
+                share
+                    .get(tenant, || gated_read(db, runs, gate))
+                    .await
+                    .unwrap()
             }));
         }
+        // Hold the first computation of each tenant until all 40 requests have arrived:
+        // 40 arrival tickets plus one start ticket per running computation.
+        until("all requests arrived", || {
+            runs.load(Ordering::SeqCst) == 2 && share.ticket.load(Ordering::SeqCst) == 42
+        })
+        .await;
+        gate.add_permits(1000);
         for t in tasks {
             assert_eq!(t.await.unwrap(), json!(7));
         }
-        // 20 requests per tenant arrive at once: the first computes, everyone who arrived
-        // while it ran shares the next one. Two per tenant (a third only if a request
-        // arrived after the second computation started).
+        // Per tenant: the first computes; those that arrived while it ran share the next
+        // one, which starts after all of them arrived. One more per tenant at most.
         let n = runs.load(Ordering::SeqCst);
-        assert!((2..=6).contains(&n), "{n} computations for 40 requests");
+        assert!((2..=4).contains(&n), "{n} computations for 40 requests");
         // Errors are not shared or kept: the next request computes again.
         let err = share
             .get("a", || async {
@@ -232,7 +337,7 @@ mod tests {
             .await;
         assert!(err.is_err());
         let after = share
-            .get("a", || slow_read(db.clone(), runs.clone()))
+            .get("a", || gated_read(db.clone(), runs.clone(), gate.clone()))
             .await
             .unwrap();
         assert_eq!(after, json!(7));

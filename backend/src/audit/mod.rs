@@ -6,6 +6,7 @@
 //! and every perfect subtree it completes, so roots and proofs read O(log² n) stored
 //! nodes and never rehash the log.
 
+pub mod area;
 pub mod merkle;
 
 use std::collections::HashMap;
@@ -14,7 +15,7 @@ use serde_json::Value;
 use sqlx::Row as _;
 
 use crate::model::{AuditChain, AuditConsistency, AuditReceipt, AuditRecord, AuditVerify};
-use crate::store::{Dialect, Store, Tx};
+use crate::store::{in_table, is_corrupt_row, Dialect, Json, Store, Tx};
 use merkle::{Hash, MemTree};
 
 /// Arbitrary constant key of the advisory lock that serializes appends on PostgreSQL.
@@ -122,10 +123,24 @@ pub fn leaf_string(r: &AuditRecord) -> String {
     }))
 }
 
-fn to_hash(bytes: &[u8]) -> Result<Hash, sqlx::Error> {
-    bytes
-        .try_into()
-        .map_err(|_| sqlx::Error::Protocol("audit node hash is not 32 bytes".into()))
+/// An `audit_nodes` row: a perfect-subtree hash, id = (level << 48) | index.
+#[derive(sqlx::FromRow)]
+struct NodeRow {
+    id: i64,
+    hash: Vec<u8>,
+}
+
+impl NodeRow {
+    /// The hash as 32 bytes; any other length is a corrupt row, named.
+    fn hash(&self) -> Result<Hash, sqlx::Error> {
+        self.hash
+            .as_slice()
+            .try_into()
+            .map_err(|_| sqlx::Error::ColumnDecode {
+                index: format!("audit_nodes.hash (id {})", self.id),
+                source: format!("{} bytes, expected 32", self.hash.len()).into(),
+            })
+    }
 }
 
 /// Append one record inside the caller's write transaction, so the mutation and its
@@ -166,15 +181,13 @@ pub async fn append_many(
         .collect();
     // One constant statement (ids bound, unused slots -1, which no node has), so it is
     // prepared once per connection instead of once per append.
-    let mut q = sqlx::query(FRONTIER_SQL.as_str());
+    let mut q = sqlx::query_as::<_, NodeRow>(FRONTIER_SQL.as_str());
     for k in 0..64 {
         q = q.bind(edge.get(k).map_or(-1, |(l, i)| merkle::node_id(*l, *i)));
     }
     let mut stored = HashMap::with_capacity(edge.len());
-    for row in q.fetch_all(&mut **tx).await? {
-        let id: i64 = row.try_get("id")?;
-        let hash: Vec<u8> = row.try_get("hash")?;
-        stored.insert(id, to_hash(&hash)?);
+    for node in q.fetch_all(&mut **tx).await? {
+        stored.insert(node.id, node.hash()?);
     }
     let mut known: HashMap<(u32, u64), Hash> = HashMap::with_capacity(edge.len() + 2 * recs.len());
     for (l, i) in edge {
@@ -294,15 +307,13 @@ async fn fetch_nodes_on(
             .map(|i| i.to_string())
             .collect::<Vec<_>>()
             .join(",");
-        let rows = sqlx::query(&format!(
+        let rows = sqlx::query_as::<_, NodeRow>(&format!(
             "SELECT id, hash FROM audit_nodes WHERE id IN ({list})"
         ))
         .fetch_all(&mut *conn)
         .await?;
-        for row in rows {
-            let id: i64 = row.try_get("id")?;
-            let hash: Vec<u8> = row.try_get("hash")?;
-            out.insert(id, to_hash(&hash)?);
+        for node in rows {
+            out.insert(node.id, node.hash()?);
         }
     }
     Ok(out)
@@ -336,18 +347,44 @@ async fn with_nodes<T>(
     }
 }
 
+/// An `audit_log` row as stored. `outcome` stays text: the log is append-only and
+/// hashed, so a record must read back byte-for-byte whatever a past build wrote.
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    seq: i64,
+    ts: String,
+    tenant_id: String,
+    actor: String,
+    action: String,
+    target: String,
+    outcome: String,
+    request_id: String,
+    detail: Json<Value>,
+}
+
+impl From<AuditRow> for AuditRecord {
+    fn from(r: AuditRow) -> Self {
+        AuditRecord {
+            seq: r.seq,
+            ts: r.ts,
+            tenant_id: r.tenant_id,
+            actor: r.actor,
+            action: r.action,
+            target: r.target,
+            outcome: r.outcome,
+            request_id: r.request_id,
+            detail: r.detail.0,
+        }
+    }
+}
+
+/// Decode a row; corrupt JSON is an error naming `audit_log.detail` and the seq.
 fn row_to_record(row: &crate::store::Row) -> Result<AuditRecord, sqlx::Error> {
-    let detail: String = row.try_get("detail")?;
-    Ok(AuditRecord {
-        seq: row.try_get("seq")?,
-        ts: row.try_get("ts")?,
-        tenant_id: row.try_get("tenant_id")?,
-        actor: row.try_get("actor")?,
-        action: row.try_get("action")?,
-        target: row.try_get("target")?,
-        outcome: row.try_get("outcome")?,
-        request_id: row.try_get("request_id")?,
-        detail: serde_json::from_str(&detail).unwrap_or(Value::String(detail)),
+    use sqlx::FromRow;
+    AuditRow::from_row(row).map(AuditRecord::from).map_err(|e| {
+        let key = format!("seq {}", row.try_get::<i64, _>("seq").unwrap_or(-1));
+        let e = in_table("audit_log", Some(&key))(e);
+        e
     })
 }
 
@@ -550,21 +587,30 @@ pub async fn verify(store: &Store) -> Result<AuditVerify, sqlx::Error> {
         .bind(end)
         .fetch_all(&mut *tx)
         .await?;
-        let leaves = sqlx::query("SELECT id, hash FROM audit_nodes WHERE id >= $1 AND id < $2")
-            .bind(next_seq)
-            .bind(end)
-            .fetch_all(&mut *tx)
-            .await?;
+        let leaves = sqlx::query_as::<_, NodeRow>(
+            "SELECT id, hash FROM audit_nodes WHERE id >= $1 AND id < $2",
+        )
+        .bind(next_seq)
+        .bind(end)
+        .fetch_all(&mut *tx)
+        .await?;
         let mut stored_leaf = HashMap::with_capacity(leaves.len());
-        for row in &leaves {
-            let id: i64 = row.try_get("id")?;
-            let hash: Vec<u8> = row.try_get("hash")?;
-            stored_leaf.insert(id, hash);
+        for node in leaves {
+            stored_leaf.insert(node.id, node.hash);
         }
         let mut expect = next_seq;
         let mut completed: Vec<(i64, Hash)> = Vec::new();
         for row in &rows {
-            let rec = row_to_record(row)?;
+            let rec = match row_to_record(row) {
+                Ok(rec) => rec,
+                // A record that no longer decodes no longer matches its leaf: report it
+                // as the first bad record rather than failing the whole check.
+                Err(e) if is_corrupt_row(&e) => {
+                    let seq: i64 = row.try_get("seq")?;
+                    return Ok(bad(seq, format!("record {seq} is corrupt: {e}")));
+                }
+                Err(e) => return Err(e),
+            };
             if rec.seq != expect {
                 return Ok(bad(expect, format!("record {expect} is missing")));
             }

@@ -5,20 +5,22 @@
 //! stored hash is compared in constant time. Revocation is read on every request, so it
 //! takes effect at once.
 
+pub mod area;
+
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use sqlx::Row as _;
+use sqlx::{FromRow as _, Row as _};
 use subtle::ConstantTimeEq;
 
 use crate::app::AppState;
 use crate::audit::{self, NewAudit};
 use crate::error::ApiError;
 use crate::model::{CreatedKey, KeyInfo, Role, Tenant};
-use crate::store::Store;
+use crate::store::{convert, in_table, Store};
 use crate::util::{now_ms, random_id, rfc3339_ms};
 
 pub const KEY_PREFIX: &str = "ep_";
@@ -151,7 +153,18 @@ pub struct KeyRow {
     pub revoked: bool,
 }
 
-/// Find the (non-revoked) key for a presented secret.
+/// The `api_keys` columns [`authenticate`] reads.
+#[derive(sqlx::FromRow)]
+struct AuthRow {
+    id: String,
+    tenant_id: String,
+    role: String,
+    key_hash: String,
+    revoked_at: Option<i64>,
+}
+
+/// Find the (non-revoked) key for a presented secret. A key row whose role no longer
+/// decodes is an error (the request fails closed), not a key of some default role.
 pub async fn authenticate(store: &Store, presented: &str) -> Result<Option<KeyRow>, sqlx::Error> {
     let hash = hash_key(presented);
     let row = sqlx::query(
@@ -161,20 +174,16 @@ pub async fn authenticate(store: &Store, presented: &str) -> Result<Option<KeyRo
     .fetch_optional(store.reader())
     .await?;
     let Some(row) = row else { return Ok(None) };
-    let stored: String = row.try_get("key_hash")?;
-    if !bool::from(stored.as_bytes().ct_eq(hash.as_bytes())) {
+    let key_id: String = row.try_get("id")?;
+    let row = AuthRow::from_row(&row).map_err(in_table("api_keys", Some(&key_id)))?;
+    if !bool::from(row.key_hash.as_bytes().ct_eq(hash.as_bytes())) {
         return Ok(None);
     }
-    let revoked_at: Option<i64> = row.try_get("revoked_at")?;
-    let role: String = row.try_get("role")?;
-    let Some(role) = Role::parse(&role) else {
-        return Ok(None);
-    };
     Ok(Some(KeyRow {
-        id: row.try_get("id")?,
-        tenant_id: row.try_get("tenant_id")?,
-        role,
-        revoked: revoked_at.is_some(),
+        role: convert("api_keys", "role", &row.id, row.role)?,
+        id: row.id,
+        tenant_id: row.tenant_id,
+        revoked: row.revoked_at.is_some(),
     }))
 }
 
@@ -237,18 +246,32 @@ pub async fn create_key(
     })
 }
 
+/// An `api_keys` row as listed (never the hash).
+#[derive(sqlx::FromRow)]
+struct KeyInfoRow {
+    id: String,
+    tenant_id: String,
+    role: String,
+    name: Option<String>,
+    created_at: i64,
+    revoked_at: Option<i64>,
+    last_used_at: Option<i64>,
+}
+
 fn row_to_key_info(row: &crate::store::Row) -> Result<KeyInfo, sqlx::Error> {
-    let role: String = row.try_get("role")?;
+    let r = KeyInfoRow::from_row(row).map_err(|e| {
+        let id = row.try_get::<String, _>("id").unwrap_or_default();
+        let e = in_table("api_keys", Some(&id))(e);
+        e
+    })?;
     Ok(KeyInfo {
-        id: row.try_get("id")?,
-        role: Role::parse(&role).unwrap_or(Role::Readonly),
-        tenant: row.try_get("tenant_id")?,
-        name: row.try_get("name")?,
-        created_at: rfc3339_ms(row.try_get("created_at")?),
-        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(rfc3339_ms),
-        last_used_at: row
-            .try_get::<Option<i64>, _>("last_used_at")?
-            .map(rfc3339_ms),
+        role: convert("api_keys", "role", &r.id, r.role)?,
+        id: r.id,
+        tenant: r.tenant_id,
+        name: r.name,
+        created_at: rfc3339_ms(r.created_at),
+        revoked_at: r.revoked_at.map(rfc3339_ms),
+        last_used_at: r.last_used_at.map(rfc3339_ms),
     })
 }
 
@@ -342,13 +365,29 @@ pub async fn list_tenants(store: &Store, only: Option<&str>) -> Result<Vec<Tenan
     };
     rows.iter()
         .map(|r| {
+            let t = TenantRow::from_row(r).map_err(in_table("tenants", None))?;
             Ok(Tenant {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                created_at: rfc3339_ms(r.try_get("created_at")?),
+                id: t.id,
+                name: t.name,
+                created_at: rfc3339_ms(t.created_at),
             })
         })
         .collect()
+}
+
+#[derive(sqlx::FromRow)]
+struct TenantRow {
+    id: String,
+    name: String,
+    created_at: i64,
+}
+
+/// Keys of `tenant` that are not revoked (for `/status/summary`).
+pub async fn count_active_keys(store: &Store, tenant: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1 AND revoked_at IS NULL")
+        .bind(tenant)
+        .fetch_one(store.reader())
+        .await
 }
 
 /// What first start did about the superadmin key.

@@ -21,10 +21,9 @@ use crate::auth::{Caller, DEFAULT_TENANT};
 use crate::error::{ApiError, ApiResult};
 use crate::model::Role;
 
-fn jobs(state: &AppState) -> ApiResult<&Jobs> {
+fn jobs(state: &AppState) -> ApiResult<Jobs> {
     state
-        .jobs
-        .get()
+        .jobs()
         .ok_or_else(|| ApiError::Unavailable("the scheduler is not started".into()))
 }
 

@@ -22,6 +22,7 @@
 //! (`scheduler_state`), [`api`], [`builtin`], [`leader`], [`retention`].
 
 pub mod api;
+pub mod area;
 pub mod builtin;
 pub mod control;
 pub mod exec;
@@ -128,11 +129,7 @@ pub const RUN_DURATION: &str = "echopilot_job_duration_seconds";
 /// Resolve config, register each job's queue kind, start leader election, the firing
 /// loop and the startup runs.
 pub async fn start(state: &AppState, registry: JobRegistry) -> anyhow::Result<Jobs> {
-    let queue = state
-        .queue
-        .get()
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("the queue must start before the scheduler"))?;
+    let queue = state.require::<Queue>("jobs", "queue")?;
     let mut defs = BTreeMap::new();
     let mut defaults = BTreeMap::new();
     for d in registry.defs {
@@ -352,7 +349,8 @@ impl crate::app::SummaryProvider for JobsSummary {
                 .await?
                 .first()
                 .copied();
-            let jobs = state.jobs.get();
+            let jobs = state.jobs();
+            let jobs = jobs.as_ref();
             let settings = jobs.map(Jobs::all_settings).unwrap_or_default();
             Ok(json!({
                 "registered": settings.len(),

@@ -23,14 +23,46 @@ pub struct RetentionConfig {
     pub dirs: Vec<PathBuf>,
 }
 
+/// `[retention]`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Newest files kept per rotated log/backup pattern (1..=100000).
+    pub keep_files: u64,
+    /// Job runs older than this many days are pruned (1..=3650).
+    pub job_runs_days: u64,
+    /// Finished queue jobs older than this many days are pruned (1..=3650).
+    pub queue_days: u64,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        RetentionSection {
+            keep_files: 30,
+            job_runs_days: 14,
+            queue_days: 14,
+        }
+    }
+}
+
 impl RetentionConfig {
     pub fn from_config(cfg: &Config) -> Result<Self, crate::config::ConfigError> {
-        let raw = &cfg.raw;
+        let mut c = Self::from_config_map(&cfg.raw)?;
+        c.dirs = vec![cfg.logs_dir(), cfg.data_dir.join("backups")];
+        Ok(c)
+    }
+
+    /// The section alone (no directories), for the config check at load time.
+    pub fn from_config_map(
+        raw: &crate::config::ConfigMap,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let s: RetentionSection = raw.section("retention")?;
+        let range = |key: &str, v, lo, hi| raw.check_range(&format!("retention.{key}"), v, lo, hi);
         Ok(RetentionConfig {
-            keep_files: raw.u64_in("retention.keep_files", 30, 1, 100_000)? as usize,
-            job_runs_days: raw.u64_in("retention.job_runs_days", 14, 1, 3650)?,
-            queue_days: raw.u64_in("retention.queue_days", 14, 1, 3650)?,
-            dirs: vec![cfg.logs_dir(), cfg.data_dir.join("backups")],
+            keep_files: range("keep_files", s.keep_files, 1, 100_000)? as usize,
+            job_runs_days: range("job_runs_days", s.job_runs_days, 1, 3650)?,
+            queue_days: range("queue_days", s.queue_days, 1, 3650)?,
+            dirs: Vec::new(),
         })
     }
 }
@@ -57,7 +89,7 @@ pub async fn run(ctx: JobContext, cfg: RetentionConfig) -> anyhow::Result<Value>
     };
     let queue_cutoff = now - cfg.queue_days as i64 * DAY_MS;
     // Through the queue's own batched pruning: the queue owns `queue_jobs`.
-    let pruned = match ctx.state.queue.get() {
+    let pruned = match ctx.state.queue() {
         Some(q) => crate::queue::prune_finished(&q.store, queue_cutoff, true)
             .await
             .map(Some),

@@ -13,7 +13,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use sqlx::Row as _;
 use utoipa::ToSchema;
 
 use super::{schema, Ctx, Plan, Risk, VerbSpec};
@@ -21,6 +20,7 @@ use crate::app::AppState;
 use crate::audit::{self, canonical_json, NewAudit};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::store::{in_table, Json};
 use crate::util::{now_ms, random_id, rfc3339_ms};
 
 /// How long a plan may be confirmed.
@@ -256,41 +256,35 @@ async fn dry_run(
     }))
 }
 
+/// An `ops_plans` row. `args` stays text: it is compared with the canonical JSON of the
+/// confirm's args, byte for byte.
+#[derive(sqlx::FromRow)]
 struct PlanRow {
     tenant_id: String,
     key_id: String,
     verb: String,
     args: String,
-    plan: String,
+    plan: Json<Plan>,
     fingerprint: String,
+    #[allow(dead_code)] // decoded so a corrupt risk is reported, not ignored
+    risk: Risk,
     expires_at: i64,
     confirmed_at: Option<i64>,
-    result: Option<String>,
+    result: Option<Json<Value>>,
     result_status: Option<i64>,
 }
 
 async fn load_plan(state: &AppState, plan_id: &str) -> ApiResult<Option<PlanRow>> {
     // Autocommit read: sees every committed claim and result (WAL readers on SQLite).
-    let row = sqlx::query(
-        "SELECT tenant_id, key_id, verb, args, plan, fingerprint, expires_at, confirmed_at, result, result_status \
-         FROM ops_plans WHERE plan_id = $1",
+    let row = sqlx::query_as::<_, PlanRow>(
+        "SELECT tenant_id, key_id, verb, args, plan, fingerprint, risk, expires_at, confirmed_at, \
+         result, result_status FROM ops_plans WHERE plan_id = $1",
     )
     .bind(plan_id)
     .fetch_optional(state.store.reader())
-    .await?;
-    let Some(r) = row else { return Ok(None) };
-    Ok(Some(PlanRow {
-        tenant_id: r.try_get("tenant_id")?,
-        key_id: r.try_get("key_id")?,
-        verb: r.try_get("verb")?,
-        args: r.try_get("args")?,
-        plan: r.try_get("plan")?,
-        fingerprint: r.try_get("fingerprint")?,
-        expires_at: r.try_get("expires_at")?,
-        confirmed_at: r.try_get("confirmed_at")?,
-        result: r.try_get("result")?,
-        result_status: r.try_get("result_status")?,
-    }))
+    .await
+    .map_err(in_table("ops_plans", Some(&plan_id)))?;
+    Ok(row)
 }
 
 async fn confirm(
@@ -350,7 +344,7 @@ async fn confirm(
         .plan(&ctx, &args)
         .await
         .map_err(|e| reject(format!("the world changed since the plan: {e}")))?;
-    let old_plan: Plan = serde_json::from_str(&row.plan).map_err(ApiError::internal)?;
+    let old_plan = &row.plan.0;
     if fingerprint(&spec.name, &args, &again.world) != row.fingerprint
         || again.plan.summary != old_plan.summary
     {
@@ -465,6 +459,8 @@ async fn finish(
 /// Answer of a plan that was already confirmed: wait (bounded) for its first execution
 /// to record a result, then return exactly that.
 async fn replay(state: &AppState, plan_id: &str, mut row: PlanRow) -> ApiResult<CommandResponse> {
+    #[cfg(test)]
+    replay_waits::enter(plan_id);
     let wait = Duration::from_secs(
         state
             .cfg
@@ -474,8 +470,7 @@ async fn replay(state: &AppState, plan_id: &str, mut row: PlanRow) -> ApiResult<
     );
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        if let (Some(body), Some(status)) = (&row.result, row.result_status) {
-            let body: Value = serde_json::from_str(body).map_err(ApiError::internal)?;
+        if let (Some(Json(body)), Some(status)) = (row.result.take(), row.result_status) {
             tracing::info!(target: "ops_console", plan_id, "ops confirm replayed the first result");
             return stored_answer(status, body);
         }
@@ -512,4 +507,29 @@ fn stored_answer(status: i64, body: Value) -> ApiResult<CommandResponse> {
         503 => ApiError::Unavailable(detail),
         _ => ApiError::Internal(detail),
     })
+}
+
+/// Test hook: how many confirms of a plan entered [`replay`], so a test can hold the
+/// first execution until the concurrent confirms are provably waiting for it.
+#[cfg(test)]
+pub(crate) mod replay_waits {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    static WAITS: Mutex<Option<HashMap<String, usize>>> = Mutex::new(None);
+
+    pub(crate) fn enter(plan_id: &str) {
+        let mut w = WAITS.lock().unwrap();
+        *w.get_or_insert_with(HashMap::new)
+            .entry(plan_id.to_string())
+            .or_default() += 1;
+    }
+
+    pub(crate) fn count(plan_id: &str) -> usize {
+        let w = WAITS.lock().unwrap();
+        w.as_ref()
+            .and_then(|m| m.get(plan_id))
+            .copied()
+            .unwrap_or(0)
+    }
 }

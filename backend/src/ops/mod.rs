@@ -8,6 +8,7 @@
 //! the console palette and `echopilot ctl`.
 
 pub mod api;
+pub mod area;
 pub mod command;
 pub mod schema;
 pub mod verbs;
@@ -25,20 +26,15 @@ use crate::app::{AppState, BoxFuture};
 use crate::error::ApiResult;
 use crate::model::Role;
 
-/// How dangerous a verb is; high-risk verbs need a `reason` to confirm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Risk {
-    Low,
-    High,
-}
-
-impl Risk {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Risk::Low => "low",
-            Risk::High => "high",
-        }
+// Stored as TEXT in `ops_plans.risk`. The serde attribute only tells the OpenAPI schema
+// the names; the macro implements serde itself from the same names.
+crate::text_enum! {
+    /// How dangerous a verb is; high-risk verbs need a `reason` to confirm.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Risk {
+        Low = "low",
+        High = "high",
     }
 }
 
@@ -185,24 +181,4 @@ fn valid_name(s: &str) -> bool {
         && s.len() <= 64
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-}
-
-/// Register the ops area's verbs. Runs after the other areas started (see
-/// `server::start_areas`), so a verb is registered only when the service it drives runs:
-/// a build or process without the queue lists no queue verbs rather than failing ones.
-pub fn start(state: &AppState) -> anyhow::Result<()> {
-    let ops = &state.ops;
-    ops.register(Arc::new(verbs::tail_logs::TailLogs::new()))?;
-    if state.queue.get().is_some() {
-        ops.register(Arc::new(verbs::queue::SetPaused::pause()))?;
-        ops.register(Arc::new(verbs::queue::SetPaused::resume()))?;
-        ops.register(Arc::new(verbs::queue::RetryJob::new()))?;
-        ops.register(Arc::new(verbs::queue::PurgeDlq::new()))?;
-        ops.register(Arc::new(verbs::selfheal::SelfHealRun::new()))?;
-    }
-    if let Some(jobs) = state.jobs.get() {
-        ops.register(Arc::new(verbs::jobs::RunJob::new(jobs.names())))?;
-        ops.register(Arc::new(verbs::jobs::RestartScheduler::new()))?;
-    }
-    Ok(())
 }

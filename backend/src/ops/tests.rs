@@ -18,6 +18,8 @@ struct Counter {
     spec: VerbSpec,
     value: Arc<AtomicI64>,
     runs: Arc<AtomicI64>,
+    /// Executions wait for a permit, so a test decides how long one is in flight.
+    gate: Arc<tokio::sync::Semaphore>,
 }
 
 impl Counter {
@@ -36,6 +38,7 @@ impl Counter {
             },
             value,
             runs,
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
         }
     }
 }
@@ -61,8 +64,7 @@ impl Verb for Counter {
     fn execute<'a>(&'a self, _ctx: &'a Ctx, args: &'a Value) -> BoxFuture<'a, ApiResult<Value>> {
         Box::pin(async move {
             self.runs.fetch_add(1, Ordering::SeqCst);
-            // Long enough for concurrent confirms to overlap.
-            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            self.gate.acquire().await.unwrap().forget();
             let by = args["by"].as_i64().unwrap_or(1);
             Ok(json!({"count": self.value.fetch_add(by, Ordering::SeqCst) + by}))
         })
@@ -124,10 +126,9 @@ async fn dry_run_confirm_protocol() {
         let state = AppState::new(crate::Config::for_data_dir(dir.path()), store);
         let value = Arc::new(AtomicI64::new(0));
         let runs = Arc::new(AtomicI64::new(0));
-        state
-            .ops
-            .register(Arc::new(Counter::new(value.clone(), runs.clone())))
-            .unwrap();
+        let counter = Arc::new(Counter::new(value.clone(), runs.clone()));
+        let gate = counter.gate.clone();
+        state.ops.register(counter).unwrap();
         // Names and aliases are unique across the registry.
         assert!(state
             .ops
@@ -262,6 +263,17 @@ async fn dry_run_confirm_protocol() {
                 .await
             }));
         }
+        // Hold the execution until the four other confirms are waiting for its result,
+        // so they overlap with it by construction.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while runs.load(Ordering::SeqCst) < 1 || super::command::replay_waits::count(&pid) < 4 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "confirms did not all start"
+            );
+            tokio::task::yield_now().await;
+        }
+        gate.add_permits(1000);
         let mut seqs = Vec::new();
         for t in tasks {
             match t.await.unwrap() {

@@ -15,13 +15,6 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::model::Role;
 
-fn queue(state: &AppState) -> ApiResult<&Queue> {
-    state
-        .queue
-        .get()
-        .ok_or_else(|| ApiError::Unavailable("the queue is not running".into()))
-}
-
 fn audit_rec(caller: &Caller, action: &str, target: &str) -> NewAudit {
     NewAudit::new(
         caller.tenant(),
@@ -118,6 +111,7 @@ impl From<EnqueueError> for ApiError {
     security(("dash_key" = [])))]
 pub async fn enqueue(
     State(state): State<AppState>,
+    State(q): State<Queue>,
     caller: Caller,
     headers: HeaderMap,
     ApiJson(req): ApiJson<EnqueueRequest>,
@@ -125,7 +119,6 @@ pub async fn enqueue(
     caller
         .require(&state, Role::Operator, "queue.enqueue")
         .await?;
-    let q = queue(&state)?;
     let idem = match headers.get("idempotency-key") {
         None => None,
         Some(v) => Some(
@@ -201,13 +194,13 @@ pub struct EnqueuedBatch {
     security(("dash_key" = [])))]
 pub async fn enqueue_batch(
     State(state): State<AppState>,
+    State(q): State<Queue>,
     caller: Caller,
     ApiJson(req): ApiJson<EnqueueBatchRequest>,
 ) -> ApiResult<(StatusCode, Json<EnqueuedBatch>)> {
     caller
         .require(&state, Role::Operator, "queue.enqueue")
         .await?;
-    let q = queue(&state)?;
     if req.jobs.is_empty() || req.jobs.len() > MAX_BATCH {
         return Err(ApiError::Unprocessable(format!(
             "jobs must hold 1 to {MAX_BATCH} jobs, got {}",
@@ -251,11 +244,11 @@ pub async fn enqueue_batch(
     security(("dash_key" = [])))]
 pub async fn get_job(
     State(state): State<AppState>,
+    State(q): State<Queue>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Job>> {
     caller.require(&state, Role::Readonly, "queue.read").await?;
-    let q = queue(&state)?;
     q.get(caller.tenant(), &id)
         .await?
         .map(Json)
@@ -283,11 +276,11 @@ pub struct JobList {
     security(("dash_key" = [])))]
 pub async fn list_jobs(
     State(state): State<AppState>,
+    State(q): State<Queue>,
     caller: Caller,
     ApiQuery(lq): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<JobList>> {
     caller.require(&state, Role::Readonly, "queue.read").await?;
-    let q = queue(&state)?;
     if let Some(s) = lq.state.as_deref().filter(|s| !s.is_empty()) {
         if !STATES.contains(&s) {
             return Err(ApiError::Unprocessable(format!(
@@ -315,13 +308,13 @@ pub async fn list_jobs(
     security(("dash_key" = [])))]
 pub async fn retry_job(
     State(state): State<AppState>,
+    State(q): State<Queue>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Enqueued>> {
     caller
         .require(&state, Role::Operator, "queue.retry")
         .await?;
-    let q = queue(&state)?;
     let rec = audit_rec(&caller, "queue.retry", &id);
     match q.retry(caller.tenant(), &id, Some(rec)).await? {
         RetryOutcome::Requeued => Ok(Json(Enqueued {
@@ -345,11 +338,14 @@ pub struct Purged {
 #[utoipa::path(post, path = "/api/v1/queue/dlq/purge", tag = "queue",
     responses((status = 200, body = Purged), (status = 403)),
     security(("dash_key" = [])))]
-pub async fn purge_dlq(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Purged>> {
+pub async fn purge_dlq(
+    State(state): State<AppState>,
+    State(q): State<Queue>,
+    caller: Caller,
+) -> ApiResult<Json<Purged>> {
     caller
         .require(&state, Role::Operator, "queue.dlq.purge")
         .await?;
-    let q = queue(&state)?;
     let rec = audit_rec(&caller, "queue.dlq.purge", "dlq");
     let purged = q.purge_dead(caller.tenant(), Some(rec)).await?;
     Ok(Json(Purged { purged }))
@@ -359,9 +355,13 @@ pub async fn purge_dlq(State(state): State<AppState>, caller: Caller) -> ApiResu
 #[utoipa::path(get, path = "/api/v1/queue/health", tag = "queue",
     responses((status = 200, body = Health), (status = 401)),
     security(("dash_key" = [])))]
-pub async fn health(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Health>> {
+pub async fn health(
+    State(state): State<AppState>,
+    State(q): State<Queue>,
+    caller: Caller,
+) -> ApiResult<Json<Health>> {
     caller.require(&state, Role::Readonly, "queue.read").await?;
-    Ok(Json(queue(&state)?.health(caller.tenant()).await?))
+    Ok(Json(q.health(caller.tenant()).await?))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -373,6 +373,7 @@ pub struct PauseState {
 
 async fn set_paused(
     state: &AppState,
+    q: &Queue,
     caller: &Caller,
     paused: bool,
 ) -> ApiResult<Json<PauseState>> {
@@ -384,7 +385,6 @@ async fn set_paused(
     caller
         .require_system(state, Role::Operator, action, "the queue's pause flag")
         .await?;
-    let q = queue(state)?;
     let rec = audit_rec(caller, action, "queue");
     let changed = q.set_paused(paused, &caller.key_id, Some(rec)).await?;
     Ok(Json(PauseState { paused, changed }))
@@ -394,14 +394,22 @@ async fn set_paused(
 #[utoipa::path(post, path = "/api/v1/queue/pause", tag = "queue",
     responses((status = 200, body = PauseState), (status = 403)),
     security(("dash_key" = [])))]
-pub async fn pause(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<PauseState>> {
-    set_paused(&state, &caller, true).await
+pub async fn pause(
+    State(state): State<AppState>,
+    State(q): State<Queue>,
+    caller: Caller,
+) -> ApiResult<Json<PauseState>> {
+    set_paused(&state, &q, &caller, true).await
 }
 
 /// Resume claiming on every replica.
 #[utoipa::path(post, path = "/api/v1/queue/resume", tag = "queue",
     responses((status = 200, body = PauseState), (status = 403)),
     security(("dash_key" = [])))]
-pub async fn resume(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<PauseState>> {
-    set_paused(&state, &caller, false).await
+pub async fn resume(
+    State(state): State<AppState>,
+    State(q): State<Queue>,
+    caller: Caller,
+) -> ApiResult<Json<PauseState>> {
+    set_paused(&state, &q, &caller, false).await
 }

@@ -23,20 +23,9 @@ pub struct QueueConfig {
 }
 
 impl QueueConfig {
+    /// The `[queue]` section (see [`super::area::QueueSection`]).
     pub fn from_config(cfg: &crate::Config) -> anyhow::Result<QueueConfig> {
-        let r = &cfg.raw;
-        let lease_s = r.u64_in("queue.lease_s", 20, 1, 3600)?;
-        Ok(QueueConfig {
-            concurrency: r.u64_in("queue.concurrency", 4, 1, 1024)? as usize,
-            batch_size: r.u64_in("queue.batch_size", 128, 1, 1000)? as usize,
-            lease_ms: (lease_s * 1000) as i64,
-            poll_interval_ms: r.u64_in("queue.poll_interval_ms", 500, 10, 60_000)?,
-            reclaim_interval_ms: r.u64_in("queue.reclaim_interval_s", 5, 1, 86_400)? * 1000,
-            backoff_base_ms: r.u64_in("queue.backoff_base_ms", 2000, 1, 3_600_000)? as i64,
-            backoff_cap_ms: r.u64_in("queue.backoff_cap_ms", 300_000, 1, 86_400_000)? as i64,
-            default_max_attempts: r.u64_in("queue.max_attempts", 5, 1, 100)? as i64,
-            job_timeout_ms: r.u64_in("queue.job_timeout_s", 900, 1, 86_400)? * 1000,
-        })
+        Ok(super::area::QueueSection::load(&cfg.raw)?)
     }
 }
 

@@ -20,6 +20,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod area;
 mod commit;
 pub mod config;
 pub mod enqueue;
@@ -208,7 +209,7 @@ impl Queue {
 }
 
 /// Status-summary section `queue`.
-struct Summary;
+pub(crate) struct Summary;
 
 impl SummaryProvider for Summary {
     fn area(&self) -> &'static str {
@@ -222,8 +223,7 @@ impl SummaryProvider for Summary {
     ) -> BoxFuture<'a, anyhow::Result<Value>> {
         Box::pin(async move {
             let q = state
-                .queue
-                .get()
+                .queue()
                 .ok_or_else(|| anyhow::anyhow!("queue not started"))?;
             let h = q.health(tenant).await?;
             Ok(serde_json::to_value(h)?)
@@ -231,18 +231,10 @@ impl SummaryProvider for Summary {
     }
 }
 
-/// Create the queue service, start its workers and metrics sampler, register the
-/// status-summary section. Called from `server::start_areas`.
-pub async fn start(state: &AppState) -> anyhow::Result<Queue> {
-    let cfg = QueueConfig::from_config(&state.cfg)?;
-    let q = Queue::new(
-        state.store.clone(),
-        cfg,
-        &state.cfg.replica_id,
-        state.shutdown.clone(),
-    );
+/// Start the queue's workers and metrics sampler (the area's start phase, once every
+/// area has registered its job kinds).
+pub async fn start(state: &AppState, q: Queue) -> anyhow::Result<()> {
     q.start_workers().await?;
-    state.add_summary(Arc::new(Summary));
     let sampler = q.clone();
     let mut shutdown = state.shutdown.clone();
     state.spawn_background(async move {
@@ -268,7 +260,7 @@ pub async fn start(state: &AppState) -> anyhow::Result<Queue> {
             h.abort();
         }
     });
-    Ok(q)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,18 +8,17 @@
 //! to the server-side log, never to the shared history.
 
 pub mod api;
-
-use std::sync::Arc;
+pub mod area;
 
 use rand::RngCore;
 use serde::Serialize;
 use serde_json::{json, Value};
-use sqlx::Row as _;
+use sqlx::{FromRow as _, Row as _};
 use utoipa::ToSchema;
 
 use crate::app::{AppState, BoxFuture, SummaryProvider};
 use crate::audit::{self, NewAudit};
-use crate::store::Store;
+use crate::store::{in_table, Json, Store};
 use crate::util::{now_ms, random_id, rfc3339_ms};
 
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -77,22 +76,58 @@ impl Actor {
     }
 }
 
+crate::text_enum! {
+    /// How a remediation ended (`selfheal_actions.outcome`, also the audit outcome).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum ActionOutcome {
+        Applied = "applied",
+        Noop = "noop",
+        Error = "error",
+    }
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Action {
     pub id: String,
     /// RFC 3339.
     pub ts: String,
     pub remediation: String,
-    /// applied | noop | error
-    pub outcome: String,
+    pub outcome: ActionOutcome,
     pub affected: i64,
     #[schema(value_type = Object)]
     pub detail: Value,
     pub trigger: String,
 }
 
+/// A `selfheal_actions` row.
+#[derive(sqlx::FromRow)]
+struct ActionRow {
+    id: String,
+    ts: i64,
+    remediation: String,
+    outcome: ActionOutcome,
+    affected: i64,
+    detail: Json<Value>,
+    trigger: String,
+}
+
+impl From<ActionRow> for Action {
+    fn from(r: ActionRow) -> Self {
+        Action {
+            id: r.id,
+            ts: rfc3339_ms(r.ts),
+            remediation: r.remediation,
+            outcome: r.outcome,
+            affected: r.affected,
+            detail: r.detail.0,
+            trigger: r.trigger,
+        }
+    }
+}
+
 struct Outcome {
-    outcome: &'static str,
+    outcome: ActionOutcome,
     affected: i64,
     detail: Value,
 }
@@ -142,7 +177,7 @@ async fn run_set(
         let out = match execute(state, name).await {
             Ok(o) => o,
             Err(e) => Outcome {
-                outcome: "error",
+                outcome: ActionOutcome::Error,
                 affected: 0,
                 detail: json!({ "error": format!("{e:#}") }),
             },
@@ -159,7 +194,7 @@ async fn run_set(
 }
 
 async fn execute(state: &AppState, name: &str) -> anyhow::Result<Outcome> {
-    let q = state.queue.get();
+    let q = state.queue();
     match name {
         REQUEUE_EXPIRED_LEASES => {
             let q = q.ok_or_else(|| anyhow::anyhow!("queue not running"))?;
@@ -172,9 +207,9 @@ async fn execute(state: &AppState, name: &str) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome {
                 outcome: if requeued.is_empty() && dead.is_empty() {
-                    "noop"
+                    ActionOutcome::Noop
                 } else {
-                    "applied"
+                    ActionOutcome::Applied
                 },
                 affected: requeued.len() as i64,
                 detail: json!({ "requeued": requeued.len(), "dead_lettered": dead.len() }),
@@ -184,7 +219,7 @@ async fn execute(state: &AppState, name: &str) -> anyhow::Result<Outcome> {
             let q = q.ok_or_else(|| anyhow::anyhow!("queue not running"))?;
             if q.pool_healthy().await {
                 return Ok(Outcome {
-                    outcome: "noop",
+                    outcome: ActionOutcome::Noop,
                     affected: 0,
                     detail: json!({ "reason": "worker pool healthy", "worker": q.worker_id }),
                 });
@@ -192,35 +227,33 @@ async fn execute(state: &AppState, name: &str) -> anyhow::Result<Outcome> {
             q.restart_workers().await?;
             tracing::warn!(target: "self_heal", worker = %q.worker_id, "worker pool restarted");
             Ok(Outcome {
-                outcome: "applied",
+                outcome: ActionOutcome::Applied,
                 affected: 1,
                 detail: json!({ "worker": q.worker_id }),
             })
         }
         QUARANTINE_POISON_JOBS => {
             let q = q.ok_or_else(|| anyhow::anyhow!("queue not running"))?;
-            let threshold = state
-                .cfg
-                .raw
-                .u64_in("selfheal.poison_threshold", 3, 2, 100)? as i64;
+            let threshold = area::SelfHealSection::load(&state.cfg.raw)?.poison_threshold as i64;
             let ids = q.quarantine_poison(threshold).await?;
             for id in &ids {
                 tracing::warn!(target: "self_heal", job_id = %id, "poison job moved to dead");
             }
             Ok(Outcome {
-                outcome: if ids.is_empty() { "noop" } else { "applied" },
+                outcome: if ids.is_empty() {
+                    ActionOutcome::Noop
+                } else {
+                    ActionOutcome::Applied
+                },
                 affected: ids.len() as i64,
                 detail: json!({ "threshold": threshold }),
             })
         }
         ROTATE_SIGNING_KEYS => {
-            let keep = state
-                .cfg
-                .raw
-                .u64_in("selfheal.signing_keys_keep", 3, 1, 100)? as i64;
+            let keep = area::SelfHealSection::load(&state.cfg.raw)?.signing_keys_keep as i64;
             let r = rotate_signing_keys(&state.store, keep).await?;
             Ok(Outcome {
-                outcome: "applied",
+                outcome: ActionOutcome::Applied,
                 affected: 1,
                 detail: r,
             })
@@ -262,27 +295,27 @@ async fn record(
             &actor.id,
             &format!("selfheal.{name}"),
             name,
-            out.outcome,
+            out.outcome.as_str(),
             &actor.request_id,
         )
         .detail(json!({ "action_id": id, "affected": out.affected, "trigger": trigger, "detail": out.detail })),
     )
     .await?;
     tx.commit().await?;
-    metrics::counter!("echopilot_selfheal_actions_total", "remediation" => name.to_string(), "outcome" => out.outcome)
+    metrics::counter!("echopilot_selfheal_actions_total", "remediation" => name.to_string(), "outcome" => out.outcome.as_str())
         .increment(1);
-    if out.outcome == "error" {
-        tracing::error!(target: "self_heal", action_id = %id, remediation = name, outcome = out.outcome,
+    if out.outcome == ActionOutcome::Error {
+        tracing::error!(target: "self_heal", action_id = %id, remediation = name, outcome = out.outcome.as_str(),
             affected = out.affected, trigger, detail = %detail, "remediation failed");
     } else {
-        tracing::info!(target: "self_heal", action_id = %id, remediation = name, outcome = out.outcome,
+        tracing::info!(target: "self_heal", action_id = %id, remediation = name, outcome = out.outcome.as_str(),
             affected = out.affected, trigger, detail = %detail, "remediation ran");
     }
     Ok(Action {
         id,
         ts: rfc3339_ms(now),
         remediation: name.into(),
-        outcome: out.outcome.into(),
+        outcome: out.outcome,
         affected: out.affected,
         detail: out.detail.clone(),
         trigger: trigger.into(),
@@ -305,15 +338,10 @@ pub async fn history(
     .await?;
     rows.iter()
         .map(|r| {
-            let detail: String = r.try_get("detail")?;
-            Ok(Action {
-                id: r.try_get("id")?,
-                ts: rfc3339_ms(r.try_get("ts")?),
-                remediation: r.try_get("remediation")?,
-                outcome: r.try_get("outcome")?,
-                affected: r.try_get("affected")?,
-                detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
-                trigger: r.try_get("trigger")?,
+            ActionRow::from_row(r).map(Action::from).map_err(|e| {
+                let id = r.try_get::<String, _>("id").unwrap_or_default();
+                let e = in_table("selfheal_actions", Some(&id))(e);
+                e
             })
         })
         .collect()
@@ -387,7 +415,7 @@ pub async fn signing_keys(store: &Store) -> Result<Vec<(String, Vec<u8>)>, sqlx:
         .collect()
 }
 
-struct Summary;
+pub(crate) struct Summary;
 
 impl SummaryProvider for Summary {
     fn area(&self) -> &'static str {
@@ -406,15 +434,17 @@ impl SummaryProvider for Summary {
                 .fetch_one(store.reader())
                 .await?;
             let applied: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM selfheal_actions WHERE ts >= $1 AND outcome = 'applied'",
+                "SELECT COUNT(*) FROM selfheal_actions WHERE ts >= $1 AND outcome = $2",
             )
             .bind(since)
+            .bind(ActionOutcome::Applied)
             .fetch_one(store.reader())
             .await?;
             let errors: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM selfheal_actions WHERE ts >= $1 AND outcome = 'error'",
+                "SELECT COUNT(*) FROM selfheal_actions WHERE ts >= $1 AND outcome = $2",
             )
             .bind(since)
+            .bind(ActionOutcome::Error)
             .fetch_one(store.reader())
             .await?;
             Ok(json!({
@@ -425,12 +455,6 @@ impl SummaryProvider for Summary {
             }))
         })
     }
-}
-
-/// Register the status-summary section. Self-heal has no background task of its own:
-/// the scheduler's hourly `self_heal` job calls [`run_safe`].
-pub fn start(state: &AppState) {
-    state.add_summary(Arc::new(Summary));
 }
 
 #[cfg(test)]
@@ -465,8 +489,7 @@ mod tests {
             let (store, _db) = testing::fresh(b).await;
             let dir = tempfile::tempdir().unwrap();
             let state = AppState::new(crate::Config::for_data_dir(dir.path()), store.clone());
-            let q = crate::queue::start(&state).await.unwrap();
-            let _ = state.queue.set(q.clone());
+            let q = crate::queue::area::start_standalone(&state).await.unwrap();
             q.stop_workers().await;
             assert!(!q.pool_healthy().await);
 

@@ -3,26 +3,54 @@
 
 use super::Store;
 
-/// Which backends to run a store test on.
+/// Which backends to run a store test on. Without `ECHOPILOT_TEST_PG_URL` only SQLite,
+/// and the skip is announced once per test binary on the real stderr (libtest captures
+/// `eprintln!` of passing tests, which would hide it). With
+/// `ECHOPILOT_TEST_PG_REQUIRED=1` (CI) a missing URL fails the test instead.
 pub fn backends() -> Vec<&'static str> {
+    static NOTE: std::sync::Once = std::sync::Once::new();
     let mut v = vec!["sqlite"];
     if std::env::var("ECHOPILOT_TEST_PG_URL").is_ok() {
         v.push("postgres");
+    } else if std::env::var("ECHOPILOT_TEST_PG_REQUIRED").is_ok_and(|r| r == "1") {
+        panic!("ECHOPILOT_TEST_PG_REQUIRED=1 but ECHOPILOT_TEST_PG_URL is not set");
     } else {
-        eprintln!("note: ECHOPILOT_TEST_PG_URL not set: PostgreSQL variant of this test skipped");
+        NOTE.call_once(|| {
+            use std::io::Write;
+            let exe = std::env::current_exe().ok();
+            let bin = exe
+                .as_deref()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            // `store-1a2b3c…` → `store`: the test target's name.
+            let bin = bin.rsplit_once('-').map_or(bin.as_str(), |(n, _)| n);
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "note: ECHOPILOT_TEST_PG_URL not set: PostgreSQL variants of the store tests \
+                 in {bin} are SKIPPED (set it, e.g. postgres://postgres@127.0.0.1:5432/postgres)"
+            );
+        });
     }
     v
 }
 
 /// A fresh database: a temp SQLite file, or a new PostgreSQL database created from the
-/// admin URL. Returns the store plus a guard that keeps the temp dir alive.
+/// admin URL, with this build's migrations applied. Returns the store plus a guard that
+/// keeps the temp dir alive.
 pub async fn fresh(backend: &str) -> (Store, TestDb) {
+    let (store, db) = empty(backend).await;
+    store.migrate().await.expect("migrate");
+    (store, db)
+}
+
+/// Like [`fresh`] but with no migrations applied (for migration tests).
+pub async fn empty(backend: &str) -> (Store, TestDb) {
     match backend {
         "sqlite" => {
             let dir = tempfile::tempdir().expect("tempdir");
             let url = super::sqlite_url(&dir.path().join("test.db"));
             let store = Store::connect(&url, 4).await.expect("connect sqlite");
-            store.migrate().await.expect("migrate");
             (
                 store,
                 TestDb {
@@ -34,7 +62,6 @@ pub async fn fresh(backend: &str) -> (Store, TestDb) {
         "postgres" => {
             let url = create_pg_database().await;
             let store = Store::connect(&url, 8).await.expect("connect postgres");
-            store.migrate().await.expect("migrate");
             (store, TestDb { _dir: None, url })
         }
         other => panic!("unknown backend {other}"),

@@ -46,6 +46,7 @@ pub struct History {
     security(("dash_key" = [])))]
 pub async fn history(
     State(state): State<AppState>,
+    State(tel): State<std::sync::Arc<super::Telemetry>>,
     caller: Caller,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<History>> {
@@ -54,8 +55,8 @@ pub async fn history(
         .await?;
     let minutes = crate::api::extract::bounded("minutes", q.minutes, 60, 1..=60)?;
     Ok(Json(History {
-        interval_s: state.telemetry.interval_secs(),
-        samples: state.telemetry.history(minutes),
+        interval_s: tel.interval_secs(),
+        samples: tel.history(minutes),
     }))
 }
 

@@ -7,6 +7,7 @@
 //! Areas that are not part of this build are reported as `absent`, never estimated.
 
 pub mod api;
+pub mod area;
 pub mod window;
 
 use std::collections::VecDeque;
@@ -67,12 +68,20 @@ pub struct SystemReading {
     pub disk_mount: Option<String>,
 }
 
-/// Telemetry state owned by [`AppState`] (`state.telemetry`).
+/// Telemetry state: the telemetry module's service (`State<Arc<Telemetry>>`).
 #[derive(Default)]
 pub struct Telemetry {
     history: Mutex<VecDeque<Sample>>,
     system: Mutex<Option<SystemReading>>,
     settings: std::sync::OnceLock<Settings>,
+}
+
+/// The telemetry service of this process (defaults when the module is off, so the
+/// platform's own probes still have a timeout).
+pub fn tel(state: &AppState) -> Arc<Telemetry> {
+    state
+        .service::<Arc<Telemetry>>()
+        .unwrap_or_else(|| Arc::new(Telemetry::new()))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -140,31 +149,21 @@ impl Telemetry {
     }
 }
 
-const KEYS: &[&str] = &["sample_interval_secs", "probe_timeout_ms"];
-
-/// Read `telemetry.*` config and start the sampler.
-pub fn start(state: &AppState) -> anyhow::Result<()> {
-    let raw = &state.cfg.raw;
-    for k in raw.keys_with_prefix("telemetry.") {
-        let name = &k["telemetry.".len()..];
-        if !KEYS.contains(&name) {
-            return Err(crate::config::ConfigError {
-                key: k.to_string(),
-                source_desc: "configuration".into(),
-                message: format!("unknown key; telemetry keys are: {}", KEYS.join(", ")),
-            }
-            .into());
-        }
-    }
-    let interval = raw.u64_in("telemetry.sample_interval_secs", 10, 1, 300)?;
-    let probe = raw.u64_in("telemetry.probe_timeout_ms", 2000, 100, 30_000)?;
-    let _ = state.telemetry.settings.set(Settings {
-        interval: Duration::from_secs(interval),
-        probe_timeout: Duration::from_millis(probe),
+/// Build the telemetry service from `[telemetry]` (see [`area::TelemetrySection`]).
+pub fn build(raw: &crate::config::ConfigMap) -> Result<Telemetry, crate::config::ConfigError> {
+    let sec = area::TelemetrySection::load(raw)?;
+    let t = Telemetry::new();
+    let _ = t.settings.set(Settings {
+        interval: Duration::from_secs(sec.sample_interval_secs),
+        probe_timeout: Duration::from_millis(sec.probe_timeout_ms),
     });
+    Ok(t)
+}
+
+/// Start the sampler (the module's start phase).
+pub fn start(state: &AppState) {
     let st = state.clone();
     state.spawn_background(sampler(st));
-    Ok(())
 }
 
 async fn sampler(state: AppState) {
@@ -172,7 +171,7 @@ async fn sampler(state: AppState) {
     if *shutdown.borrow() {
         return;
     }
-    let interval = state.telemetry.settings().interval;
+    let interval = tel(&state).settings().interval;
     let data_dir = state.cfg.data_dir.clone();
     let sys = Arc::new(Mutex::new(sysinfo::System::new()));
     {
@@ -221,14 +220,10 @@ async fn sampler(state: AppState) {
             metrics::gauge!("echopilot_system_disk_percent").set(d);
         }
         if let Some(r) = reading {
-            *state
-                .telemetry
-                .system
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = Some(r);
+            *tel(&state).system.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
         }
         tracing::debug!(target: "telemetry", cpu_pct = ?sample.cpu_pct, mem_pct = ?sample.mem_pct, disk_pct = ?sample.disk_pct, api_p95_ms = ?sample.api_p95_ms, "telemetry sample");
-        state.telemetry.push(sample);
+        tel(&state).push(sample);
     }
 }
 
@@ -285,8 +280,8 @@ fn read_system(sys: &Mutex<sysinfo::System>, data_dir: &Path) -> SystemReading {
 /// tenant); `None` when the queue is not running or the read fails. Asked of the queue,
 /// which owns `queue_jobs`.
 async fn queue_depth(state: &AppState) -> Option<i64> {
-    let queue = state.queue.get()?;
-    let timeout = state.telemetry.probe_timeout();
+    let queue = state.queue()?;
+    let timeout = tel(state).probe_timeout();
     match tokio::time::timeout(timeout, queue.queued_count()).await {
         Ok(Ok(n)) => Some(n),
         Ok(Err(e)) => {
@@ -319,10 +314,11 @@ impl Component {
         }
     }
 
-    fn absent(area: &str) -> Component {
+    /// A module turned off fleet-wide (`[modules] <name> = false`).
+    fn off(module: &str) -> Component {
         Component::new(
             "absent",
-            json!({"reason": format!("the {area} area is not part of this build")}),
+            json!({"reason": format!("module {module} is turned off fleet-wide ([modules] {module} = false)")}),
         )
     }
 }
@@ -360,7 +356,7 @@ async fn probe<T>(
 }
 
 async fn database_component(state: &AppState) -> Component {
-    let timeout = state.telemetry.probe_timeout();
+    let timeout = tel(state).probe_timeout();
     let store = &state.store;
     let (r, ms) = probe(timeout, async {
         let one: i64 = sqlx::query_scalar("SELECT 1")
@@ -392,7 +388,7 @@ async fn database_component(state: &AppState) -> Component {
 }
 
 fn system_component(state: &AppState) -> Component {
-    let Some(r) = state.telemetry.latest_system() else {
+    let Some(r) = tel(state).latest_system() else {
         return Component::new(
             "yellow",
             json!({"reason": "the first system sample has not been taken yet"}),
@@ -409,165 +405,6 @@ fn system_component(state: &AppState) -> Component {
     Component::new(status, serde_json::to_value(&r).unwrap_or(Value::Null))
 }
 
-async fn audit_component(state: &AppState) -> Component {
-    let timeout = state.telemetry.probe_timeout();
-    let (r, ms) = probe(timeout, async {
-        Ok(crate::audit::chain(&state.store).await?)
-    })
-    .await;
-    match r {
-        Ok(c) => Component::new(
-            "green",
-            json!({
-                "records": c.size,
-                "root": c.root,
-                "last_record_at": c.head.map(|h| h.ts),
-                "latency_ms": ms,
-            }),
-        ),
-        Err(e) => Component::new("red", json!({"error": e, "latency_ms": ms})),
-    }
-}
-
-/// Lag beyond which the queue is reported yellow.
-const QUEUE_LAG_YELLOW_MS: i64 = 60_000;
-
-async fn queue_component(state: &AppState, tenant: &str) -> Component {
-    let Some(q) = state.queue.get() else {
-        return Component::absent("queue");
-    };
-    let timeout = state.telemetry.probe_timeout();
-    let (r, ms) = probe(timeout, async {
-        let h = q.health(tenant).await?;
-        Ok((h, q.pool_healthy().await))
-    })
-    .await;
-    match r {
-        Ok((h, pool_ok)) => {
-            let ready = h.depth.queued + h.depth.failed;
-            let status = if !pool_ok || (h.workers == 0 && ready > 0 && !h.paused) {
-                "red"
-            } else if h.paused || h.lag_ms >= QUEUE_LAG_YELLOW_MS || h.depth.dead > 0 {
-                "yellow"
-            } else {
-                "green"
-            };
-            let mut details = serde_json::to_value(&h).unwrap_or(Value::Null);
-            details["tenant"] = Value::String(tenant.to_string());
-            details["local_pool_healthy"] = Value::Bool(pool_ok);
-            details["latency_ms"] = json!(ms);
-            Component::new(status, details)
-        }
-        Err(e) => Component::new("red", json!({"error": e, "latency_ms": ms})),
-    }
-}
-
-async fn scheduler_component(state: &AppState) -> Component {
-    let Some(j) = state.jobs.get() else {
-        return Component::absent("scheduler (jobs)");
-    };
-    let timeout = state.telemetry.probe_timeout();
-    let store = &state.store;
-    let (r, ms) = probe(timeout, async {
-        let running = crate::jobs::desired_running(store).await?;
-        let statuses = j.job_statuses(store, running).await?;
-        Ok((running, statuses))
-    })
-    .await;
-    match r {
-        Ok((running, statuses)) => {
-            let failed: Vec<&str> = statuses
-                .iter()
-                .filter(|s| s.last_run.as_ref().is_some_and(|r| r.outcome == "failed"))
-                .map(|s| s.name.as_str())
-                .collect();
-            let in_progress = statuses
-                .iter()
-                .filter(|s| s.last_run.as_ref().is_some_and(|r| r.outcome == "running"))
-                .count();
-            let next_run = statuses.iter().filter_map(|s| s.next_run.clone()).min();
-            // Stopped is an operator decision, failures need a look: both yellow.
-            let status = if !running || !failed.is_empty() {
-                "yellow"
-            } else {
-                "green"
-            };
-            Component::new(
-                status,
-                json!({
-                    "running": running,
-                    "leader": j.is_leader(),
-                    "replica_id": state.cfg.replica_id,
-                    "jobs": statuses.len(),
-                    "enabled": statuses.iter().filter(|s| s.enabled).count(),
-                    "in_progress": in_progress,
-                    "last_run_failed": failed,
-                    "next_run": next_run,
-                    "latency_ms": ms,
-                }),
-            )
-        }
-        Err(e) => Component::new("red", json!({"error": e, "latency_ms": ms})),
-    }
-}
-
-async fn alerts_component(state: &AppState) -> Component {
-    let Some(a) = state.alerts.get() else {
-        return Component::absent("alerts");
-    };
-    let timeout = state.telemetry.probe_timeout();
-    let (r, ms) = probe(timeout, async {
-        Ok(crate::alerts::list(&state.store, 500).await?)
-    })
-    .await;
-    let list = match r {
-        Ok(l) => l,
-        Err(e) => return Component::new("red", json!({"error": e, "latency_ms": ms})),
-    };
-    let now = now_ms();
-    let age_ms = |ts: &str| {
-        chrono::DateTime::parse_from_rfc3339(ts)
-            .map(|t| now - t.timestamp_millis())
-            .unwrap_or(i64::MAX)
-    };
-    let last_hour: Vec<_> = list.iter().filter(|x| age_ms(&x.ts) <= 3_600_000).collect();
-    let day = list.iter().filter(|x| age_ms(&x.ts) <= 86_400_000).count();
-    // Raised, not suppressed by its cooldown, and not accepted by every channel.
-    let failed = last_hour
-        .iter()
-        .filter(|x| !x.delivered && !x.suppressed && !x.channels.is_empty())
-        .count();
-    let critical = last_hour
-        .iter()
-        .filter(|x| x.severity == "critical")
-        .count();
-    let warning = last_hour.iter().filter(|x| x.severity == "warning").count();
-    let status = if failed > 0 || critical > 0 {
-        "red"
-    } else if warning > 0 {
-        "yellow"
-    } else {
-        "green"
-    };
-    let latest = list.first().map(|x| {
-        json!({"ts": x.ts, "key": x.key, "severity": x.severity, "title": x.title,
-               "delivered": x.delivered, "suppressed": x.suppressed})
-    });
-    Component::new(
-        status,
-        json!({
-            "channels": a.channels(),
-            "last_hour": last_hour.len(),
-            "last_hour_critical": critical,
-            "last_hour_warning": warning,
-            "last_hour_undelivered": failed,
-            "last_24h": day,
-            "latest": latest,
-            "latency_ms": ms,
-        }),
-    )
-}
-
 fn api_component() -> Component {
     let s = window::stats(API_WINDOW_MS);
     let err = s.error_rate.unwrap_or(0.0);
@@ -581,23 +418,42 @@ fn api_component() -> Component {
     Component::new(status, serde_json::to_value(&s).unwrap_or(Value::Null))
 }
 
-/// Build the telemetry report now. Queue figures are the tenant's; the rest is fleet-wide.
+/// Build the telemetry report now: the platform's own components (database, host, API)
+/// and every area's probe, each under the probe timeout. Area figures are the tenant's
+/// where the area is tenant-scoped; the rest is fleet-wide.
 pub async fn report(state: &AppState, tenant: &str) -> TelemetryReport {
-    let (database, audit, queue, scheduler, alerts) = tokio::join!(
+    let timeout = tel(state).probe_timeout();
+    let probes = state.probes();
+    let areas = probes.iter().map(|p| async move {
+        let (r, ms) = probe(timeout, p.component(state, tenant)).await;
+        let c = match r {
+            Ok((light, mut details)) => {
+                if let Some(m) = details.as_object_mut() {
+                    m.insert("latency_ms".into(), json!(ms));
+                }
+                Component::new(light.as_str(), details)
+            }
+            Err(e) => Component::new("red", json!({"error": e, "latency_ms": ms})),
+        };
+        (p.name(), c)
+    });
+    let (database, areas) = tokio::join!(
         database_component(state),
-        audit_component(state),
-        queue_component(state, tenant),
-        scheduler_component(state),
-        alerts_component(state)
+        futures_util::future::join_all(areas)
     );
     let mut components = std::collections::BTreeMap::new();
     components.insert("database".to_string(), database);
-    components.insert("audit".to_string(), audit);
     components.insert("system".to_string(), system_component(state));
     components.insert("api".to_string(), api_component());
-    components.insert("scheduler".to_string(), scheduler);
-    components.insert("queue".to_string(), queue);
-    components.insert("alerts".to_string(), alerts);
+    for (name, c) in areas {
+        components.insert(name.to_string(), c);
+    }
+    // A module that is off fleet-wide is shown as such, not silently missing.
+    for m in crate::area::module_names() {
+        if !state.area_running(m) {
+            components.insert(m.to_string(), Component::off(m));
+        }
+    }
     let worst = components
         .values()
         .map(|c| rank(&c.status))
@@ -607,7 +463,7 @@ pub async fn report(state: &AppState, tenant: &str) -> TelemetryReport {
         overall: ["green", "yellow", "red"][worst as usize].to_string(),
         components,
         generated_at: rfc3339_ms(now_ms()),
-        sample_interval_s: state.telemetry.interval_secs(),
+        sample_interval_s: tel(state).interval_secs(),
     }
 }
 
@@ -658,7 +514,7 @@ fn to_probe(r: (Result<String, String>, f64), timeout: Duration) -> Probe {
 
 /// Run every probe concurrently, each bounded by the probe timeout.
 pub async fn system_health(state: &AppState) -> SystemHealth {
-    let t = state.telemetry.probe_timeout();
+    let t = tel(state).probe_timeout();
     let store = &state.store;
     let db = probe(t, async {
         let _: i64 = sqlx::query_scalar("SELECT 1")
@@ -676,10 +532,6 @@ pub async fn system_health(state: &AppState) -> SystemHealth {
         tx.rollback().await?;
         Ok("write transaction can start".to_string())
     });
-    let audit = probe(t, async {
-        let n = crate::audit::size(store).await?;
-        Ok(format!("{n} records"))
-    });
     let logs_dir = state.cfg.logs_dir();
     let data_dir = state.cfg.data_dir.clone();
     let disk = probe(t, async move {
@@ -690,9 +542,9 @@ pub async fn system_health(state: &AppState) -> SystemHealth {
         let r = tokio::task::spawn_blocking(move || logs_writable(&logs_dir)).await??;
         Ok(r)
     });
-    let interval = state.telemetry.settings().interval;
+    let interval = tel(state).settings().interval;
     let sampler = probe(t, async {
-        match state.telemetry.last_sample_age_ms() {
+        match tel(state).last_sample_age_ms() {
             Some(age) if age <= 3 * interval.as_millis() as i64 => {
                 Ok(format!("last sample {} s ago", age / 1000))
             }
@@ -707,95 +559,44 @@ pub async fn system_health(state: &AppState) -> SystemHealth {
             None => anyhow::bail!("no sample since start"),
         }
     });
-    let queue = async {
-        let q = state.queue.get()?;
-        Some(
-            probe(t, async {
-                if !q.pool_healthy().await {
-                    anyhow::bail!("this replica's worker pool is stopped or stalled");
-                }
-                let workers = q.live_workers().await?;
-                if q.is_paused_db().await? {
-                    // A deliberate operator action, not a fault: telemetry shows it yellow.
-                    return Ok(format!(
-                        "paused by an operator ({workers} live worker slots)"
-                    ));
-                }
-                Ok(format!("worker pool running ({workers} live worker slots)"))
-            })
-            .await,
-        )
-    };
-    let scheduler = async {
-        let j = state.jobs.get()?;
-        Some(
-            probe(t, async {
-                let running = crate::jobs::desired_running(store).await?;
-                let role = if j.is_leader() { "leader" } else { "follower" };
-                Ok(if running {
-                    format!("running; this replica is {role}")
-                } else {
-                    format!("stopped by an operator; this replica is {role}")
-                })
-            })
-            .await,
-        )
-    };
-    let alerts = async {
-        let a = state.alerts.get()?;
-        Some(
-            probe(t, async {
-                let last = crate::alerts::list(store, 1).await?;
-                let ch = a.channels();
-                let channels = if ch.is_empty() {
-                    "no delivery channel configured".to_string()
-                } else {
-                    format!("channels: {}", ch.join(", "))
-                };
-                Ok(match last.first() {
-                    Some(x) => format!("{channels}; last alert {} at {}", x.key, x.ts),
-                    None => format!("{channels}; no alert raised yet"),
-                })
-            })
-            .await,
-        )
-    };
-    let (db, migrations, db_write, audit, disk, logs, sampler, queue, scheduler, alerts) = tokio::join!(
-        db, migrations, db_write, audit, disk, logs, sampler, queue, scheduler, alerts
+    let probes = state.probes();
+    let areas = probes
+        .iter()
+        .map(|p| async move { (p.name(), probe(t, p.check(state)).await) });
+    let (db, migrations, db_write, disk, logs, sampler, areas) = tokio::join!(
+        db,
+        migrations,
+        db_write,
+        disk,
+        logs,
+        sampler,
+        futures_util::future::join_all(areas)
     );
     let mut components = std::collections::BTreeMap::new();
     for (name, r) in [
         ("database", db),
         ("migrations", migrations),
         ("database_write", db_write),
-        ("audit", audit),
         ("disk", disk),
         ("logs", logs),
         ("telemetry_sampler", sampler),
     ] {
         components.insert(name.to_string(), to_probe(r, t));
     }
-    if let Some(q) = queue {
-        components.insert("queue".to_string(), to_probe(q, t));
+    for (name, r) in areas {
+        components.insert(name.to_string(), to_probe(r, t));
     }
-    if let Some(s) = scheduler {
-        components.insert("scheduler".to_string(), to_probe(s, t));
-    }
-    if let Some(a) = alerts {
-        components.insert("alerts".to_string(), to_probe(a, t));
-    }
-    for area in ["queue", "scheduler", "alerts"] {
-        if components.contains_key(area) {
-            continue;
+    for m in crate::area::module_names() {
+        if !state.area_running(m) {
+            components.insert(
+                m.to_string(),
+                Probe {
+                    status: "absent".into(),
+                    latency_ms: None,
+                    detail: format!("module {m} is turned off fleet-wide ([modules] {m} = false)"),
+                },
+            );
         }
-        components.insert(
-            area.to_string(),
-            Probe {
-                status: "absent".into(),
-                latency_ms: None,
-                detail: format!("the {area} area is not part of this build"),
-            },
-        );
     }
     let issues: Vec<String> = components
         .iter()

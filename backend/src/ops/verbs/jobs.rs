@@ -1,5 +1,5 @@
 //! Scheduler verbs: `run_job` and `restart_scheduler`, through the jobs service
-//! (`state.jobs`). Scheduled jobs are system-wide, so like the jobs HTTP routes they need
+//! (`state.jobs()`). Scheduled jobs are system-wide, so like the jobs HTTP routes they need
 //! an operator key of the `default` tenant (or a superadmin).
 
 use serde_json::{json, Value};
@@ -12,10 +12,9 @@ use crate::jobs::{Begin, Jobs, Trigger};
 use crate::model::Role;
 use crate::ops::{Ctx, Plan, Planned, Risk, Verb, VerbSpec};
 
-fn jobs(ctx: &Ctx) -> ApiResult<&Jobs> {
+fn jobs(ctx: &Ctx) -> ApiResult<Jobs> {
     ctx.state
-        .jobs
-        .get()
+        .jobs()
         .ok_or_else(|| ApiError::Unavailable("the scheduler is not started".into()))
 }
 
@@ -201,7 +200,7 @@ impl Verb for RestartScheduler {
             let j = jobs(ctx)?;
             let running = crate::jobs::desired_running(&ctx.state.store).await?;
             let generation = crate::jobs::control::generation(&ctx.state.store).await?;
-            let changes = planned_changes(ctx, j)?;
+            let changes = planned_changes(ctx, &j)?;
             let in_flight: Vec<String> = {
                 let mut v = Vec::new();
                 for name in j.names() {
@@ -258,7 +257,7 @@ impl Verb for RestartScheduler {
         Box::pin(async move {
             let j = jobs(ctx)?;
             let was = crate::jobs::desired_running(&ctx.state.store).await?;
-            let changes = planned_changes(ctx, j)?;
+            let changes = planned_changes(ctx, &j)?;
             let rec = NewAudit::new(
                 DEFAULT_TENANT,
                 &ctx.key_id,

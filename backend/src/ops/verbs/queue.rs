@@ -1,5 +1,5 @@
 //! Queue verbs: `pause_queue`, `resume_queue`, `retry_job`, `purge_dlq`. Each calls the
-//! queue service (`state.queue`), which writes the queue's own audit record in the same
+//! queue service (`state.queue()`), which writes the queue's own audit record in the same
 //! transaction as the change; roles match the queue's HTTP routes.
 
 use serde_json::{json, Value};
@@ -11,10 +11,9 @@ use crate::model::Role;
 use crate::ops::{Ctx, Plan, Planned, Risk, Verb, VerbSpec};
 use crate::queue::{Queue, RetryOutcome};
 
-fn queue(ctx: &Ctx) -> ApiResult<&Queue> {
+fn queue(ctx: &Ctx) -> ApiResult<Queue> {
     ctx.state
-        .queue
-        .get()
+        .queue()
         .ok_or_else(|| ApiError::Unavailable("the queue is not running".into()))
 }
 

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::app::BoxFuture;
 use crate::error::{ApiError, ApiResult};
-use crate::logging::{redact_secrets, AREAS};
+use crate::logging::{areas, redact_secrets};
 use crate::model::Role;
 use crate::ops::{Ctx, Plan, Planned, Risk, Verb, VerbSpec};
 
@@ -39,7 +39,7 @@ impl TailLogs {
                 args: json!({
                     "type": "object",
                     "properties": {
-                        "area": {"type": "string", "enum": AREAS, "default": "server",
+                        "area": {"type": "string", "enum": areas(), "default": "server",
                                  "description": "log area (file <data-dir>/logs/<area>.<date>.ndjson)"},
                         "lines": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100,
                                   "description": "how many of the newest lines"}
@@ -62,7 +62,7 @@ struct Args {
 
 fn parse(args: &Value) -> ApiResult<Args> {
     let area = args["area"].as_str().unwrap_or("server").to_string();
-    if !AREAS.contains(&area.as_str()) {
+    if !areas().contains(&area.as_str()) {
         return Err(ApiError::Unprocessable(format!(
             "unknown log area {area:?}"
         )));
