@@ -28,7 +28,7 @@ use utoipa::ToSchema;
 
 use crate::app::{AppState, BoxFuture};
 use crate::config::{Config, ConfigError};
-use crate::queue::{BadValue, NewJob, Queue, SYSTEM_TENANT};
+use crate::queue::{NewJob, Queue, SYSTEM_TENANT};
 use crate::store::{Store, Tx};
 use crate::util::{now_ms, random_id, rfc3339_ms};
 pub use deliver::DELIVER_KIND;
@@ -91,36 +91,16 @@ pub struct Alerts {
     delivery_attempts: i64,
 }
 
-/// How bad an alert is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
+crate::text_enum! {
+    /// How bad an alert is.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Severity {
+        Info = "info",
+        Warning = "warning",
+        Critical = "critical",
     }
 }
-
-impl TryFrom<String> for Severity {
-    type Error = BadValue;
-    fn try_from(s: String) -> Result<Severity, BadValue> {
-        [Severity::Info, Severity::Warning, Severity::Critical]
-            .into_iter()
-            .find(|x| x.as_str() == s)
-            .ok_or_else(|| BadValue(format!("unknown alert severity {s:?}")))
-    }
-}
-
-crate::text_column!(Severity);
 
 impl PartialEq<&str> for Severity {
     fn eq(&self, other: &&str) -> bool {

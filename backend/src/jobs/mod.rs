@@ -66,22 +66,14 @@ where
     Arc::new(move |ctx| Box::pin(f(ctx)))
 }
 
-/// What started a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Trigger {
-    Schedule,
-    Manual,
-    Startup,
-}
-
-impl Trigger {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Schedule => "schedule",
-            Trigger::Manual => "manual",
-            Trigger::Startup => "startup",
-        }
+crate::text_enum! {
+    /// What started a run.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Trigger {
+        Schedule = "schedule",
+        Manual = "manual",
+        Startup = "startup",
     }
 }
 

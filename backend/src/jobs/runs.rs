@@ -9,7 +9,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::{Trigger, RUNS_TOTAL};
-use crate::queue::{BadValue, JsonText};
+use crate::queue::JsonText;
 use crate::store::Store;
 use crate::util::{now_ms, random_id, rfc3339_ms};
 
@@ -17,77 +17,24 @@ use crate::util::{now_ms, random_id, rfc3339_ms};
 pub const STALE_MS: i64 = 60_000;
 const DELETE_BATCH: i64 = 5000;
 
-/// How a run ended (or that it is still going).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Running,
-    Succeeded,
-    Failed,
-    /// Cancelled at the job's timeout (`jobs.<name>.timeout_secs`).
-    TimedOut,
-    /// Not started: another run of the job was in progress.
-    Skipped,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 5] = [
-        Outcome::Running,
-        Outcome::Succeeded,
-        Outcome::Failed,
-        Outcome::TimedOut,
-        Outcome::Skipped,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Running => "running",
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::TimedOut => "timed_out",
-            Outcome::Skipped => "skipped",
-        }
+crate::text_enum! {
+    /// How a run ended (or that it is still going).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum Outcome {
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        /// Cancelled at the job's timeout (`jobs.<name>.timeout_secs`).
+        TimedOut = "timed_out",
+        /// Not started: another run of the job was in progress.
+        Skipped = "skipped",
     }
 }
-
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::fmt::Display for Trigger {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl TryFrom<String> for Outcome {
-    type Error = BadValue;
-    fn try_from(s: String) -> Result<Outcome, BadValue> {
-        Outcome::ALL
-            .into_iter()
-            .find(|o| o.as_str() == s)
-            .ok_or_else(|| BadValue(format!("unknown run outcome {s:?}")))
-    }
-}
-
-crate::text_column!(Outcome);
-crate::text_column!(Trigger);
 
 impl PartialEq<&str> for Outcome {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
-    }
-}
-
-impl TryFrom<String> for Trigger {
-    type Error = BadValue;
-    fn try_from(s: String) -> Result<Trigger, BadValue> {
-        [Trigger::Schedule, Trigger::Manual, Trigger::Startup]
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| BadValue(format!("unknown run trigger {s:?}")))
     }
 }
 
@@ -394,7 +341,7 @@ pub async fn succeeded_starts(
          AND outcome = 'succeeded' ORDER BY started_at DESC LIMIT $3",
     )
     .bind(job)
-    .bind(trigger.map_or("", Trigger::as_str))
+    .bind(trigger.as_ref().map_or("", Trigger::as_str))
     .bind(limit)
     .fetch_all(store.reader())
     .await
@@ -413,7 +360,7 @@ pub async fn outcome_counts(
     .await?;
     let mut out: Vec<(Outcome, i64)> = Outcome::ALL.iter().map(|o| (*o, 0)).collect();
     for (o, n) in rows {
-        let o = Outcome::try_from(o).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let o: Outcome = o.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         if let Some(slot) = out.iter_mut().find(|(x, _)| *x == o) {
             slot.1 = n;
         }
@@ -575,14 +522,14 @@ mod tests {
             .await
             .unwrap();
             let err = get_run(&store, &id).await.unwrap_err().to_string();
-            assert!(err.contains("corrupt JSON"), "{backend}: {err}");
+            assert!(err.contains("stored JSON is invalid"), "{backend}: {err}");
             sqlx::query("UPDATE job_runs SET outcome = 'exploded', result = NULL WHERE id = $1")
                 .bind(&id)
                 .execute(store.writer())
                 .await
                 .unwrap();
             let err = list_runs(&store, None, 10).await.unwrap_err().to_string();
-            assert!(err.contains("unknown run outcome"), "{backend}: {err}");
+            assert!(err.contains("unknown Outcome"), "{backend}: {err}");
         }
     }
 }

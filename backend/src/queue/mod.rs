@@ -41,7 +41,7 @@ pub use admin::prune_finished;
 pub use config::{backoff_ms, QueueConfig};
 pub use kinds::{JobCtx, KindSpec, Registry};
 pub use model::{
-    BadValue, Depth, EnqueueError, Enqueued, Health, Job, JobState, JsonText, NewJob, RetryOutcome,
+    Depth, EnqueueError, Enqueued, Health, Job, JobState, JsonText, NewJob, RetryOutcome,
 };
 
 /// Tenant of the platform's own jobs (scheduled jobs `scheduled:<name>`, alert delivery
@@ -532,7 +532,7 @@ mod tests {
                 .unwrap();
             let err = q.get("default", &id).await.unwrap_err().to_string();
             assert!(
-                err.contains("payload") && err.contains("corrupt JSON"),
+                err.contains("payload") && err.contains("stored JSON is invalid"),
                 "{b}: {err}"
             );
             sqlx::query("UPDATE queue_jobs SET payload = '{}', state = 'lost' WHERE id = $1")
@@ -545,7 +545,7 @@ mod tests {
                 .await
                 .unwrap_err()
                 .to_string();
-            assert!(err.contains("unknown job state"), "{b}: {err}");
+            assert!(err.contains("unknown JobState"), "{b}: {err}");
         }
     }
 }

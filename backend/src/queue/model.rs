@@ -1,6 +1,7 @@
 //! Queue rows and the types the API shows. Rows decode through `sqlx::FromRow` structs;
-//! states are an enum stored as TEXT (a value outside the vocabulary is a decode error,
-//! not a default), JSON columns are TEXT and corrupt JSON is a decode error too.
+//! states are a `text_enum!` stored as TEXT (a value outside the vocabulary is a decode
+//! error, not a default), JSON columns are `store::Json` and corrupt JSON is a decode error
+//! too.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -8,65 +9,18 @@ use utoipa::ToSchema;
 
 use crate::util::rfc3339_ms;
 
-/// Where a job is in its life: `queued → running → succeeded | failed (waits for a retry)
-/// | dead`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum JobState {
-    Queued,
-    Running,
-    Succeeded,
-    /// The last attempt failed; waiting for its retry time.
-    Failed,
-    Dead,
-}
-
-impl JobState {
-    pub const ALL: [JobState; 5] = [
-        JobState::Queued,
-        JobState::Running,
-        JobState::Succeeded,
-        JobState::Failed,
-        JobState::Dead,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Succeeded => "succeeded",
-            JobState::Failed => "failed",
-            JobState::Dead => "dead",
-        }
-    }
-}
-
-impl std::fmt::Display for JobState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A stored value outside a column's vocabulary (or corrupt JSON): surfaces as a
-/// `sqlx::Error::ColumnDecode` naming the column.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadValue(pub String);
-
-impl TryFrom<String> for JobState {
-    type Error = BadValue;
-    fn try_from(s: String) -> Result<JobState, BadValue> {
-        JobState::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| BadValue(format!("unknown job state {s:?}")))
-    }
-}
-
-impl std::str::FromStr for JobState {
-    type Err = BadValue;
-    fn from_str(s: &str) -> Result<JobState, BadValue> {
-        JobState::try_from(s.to_string())
+crate::text_enum! {
+    /// Where a job is in its life: `queued → running → succeeded | failed (waits for a
+    /// retry) | dead`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum JobState {
+        Queued = "queued",
+        Running = "running",
+        Succeeded = "succeeded",
+        /// The last attempt failed; waiting for its retry time.
+        Failed = "failed",
+        Dead = "dead",
     }
 }
 
@@ -77,47 +31,8 @@ impl PartialEq<&str> for JobState {
     }
 }
 
-/// A JSON document stored as TEXT.
-#[derive(Debug, Clone, PartialEq)]
-pub struct JsonText(pub Value);
-
-impl TryFrom<String> for JsonText {
-    type Error = BadValue;
-    fn try_from(s: String) -> Result<JsonText, BadValue> {
-        serde_json::from_str(&s)
-            .map(JsonText)
-            .map_err(|e| BadValue(format!("corrupt JSON ({e}): {}", preview(&s))))
-    }
-}
-
-/// Decode a type from a TEXT column through its `TryFrom<String>` (sqlx `Any`), so a
-/// value outside its vocabulary is a column decode error naming the column.
-#[macro_export]
-macro_rules! text_column {
-    ($t:ty) => {
-        impl sqlx::Type<sqlx::Any> for $t {
-            fn type_info() -> sqlx::any::AnyTypeInfo {
-                <String as sqlx::Type<sqlx::Any>>::type_info()
-            }
-            fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
-                <String as sqlx::Type<sqlx::Any>>::compatible(ty)
-            }
-        }
-        impl<'r> sqlx::Decode<'r, sqlx::Any> for $t {
-            fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-                let s = <String as sqlx::Decode<'r, sqlx::Any>>::decode(value)?;
-                Ok(<$t>::try_from(s)?)
-            }
-        }
-    };
-}
-
-crate::text_column!(JobState);
-crate::text_column!(JsonText);
-
-fn preview(s: &str) -> String {
-    s.chars().take(60).collect()
-}
+/// A JSON document stored as TEXT (the store's vocabulary: corrupt JSON is a decode error).
+pub type JsonText = crate::store::Json<Value>;
 
 /// One `queue_jobs` row as the API reads it.
 #[derive(Debug, sqlx::FromRow)]
