@@ -1,6 +1,7 @@
-//! Alerts end-to-end against local fake channels (wiremock): Telegram delivery and
-//! cooldown suppression, tokens never in logs, failed delivery recorded, Slack and the
-//! HMAC-signed generic webhook.
+//! Alerts end-to-end against local fake channels (wiremock): delivery through the queue
+//! (transactional outbox, kind `alerts.deliver`) and cooldown suppression, tokens never in
+//! logs, a retry after a 500, failed delivery recorded, Slack and the HMAC-signed generic
+//! webhook.
 
 mod common;
 
@@ -23,6 +24,14 @@ async fn start(backend: &str, env: Vec<(&str, String)>) -> Server {
         "ECHOPILOT_JOBS__ALERT_RULES__ENABLED".into(),
         "false".into(),
     ));
+    // Delivery retries within the test's patience.
+    for (k, v) in [
+        ("ECHOPILOT_QUEUE__BACKOFF_BASE_MS", "100"),
+        ("ECHOPILOT_QUEUE__BACKOFF_CAP_MS", "200"),
+        ("ECHOPILOT_QUEUE__POLL_INTERVAL_MS", "100"),
+    ] {
+        env.push((k.into(), v.into()));
+    }
     Server::start_with(Opts {
         database_url,
         env,
@@ -45,6 +54,38 @@ async fn run_rules(c: &common::Client) -> Value {
                 .iter()
                 .find(|x| x["id"] == id.as_str() && x["outcome"] != "running")
                 .cloned()
+        },
+    )
+    .await
+}
+
+/// Wait until alert `id`'s delivery job is finished (succeeded or dead); returns the alert.
+async fn delivered(c: &common::Client, id: &str) -> Value {
+    eventually(
+        Duration::from_secs(30),
+        &format!("alert {id} delivery finishes"),
+        || async {
+            // The job first: its state is written after the handler updated the alert row,
+            // so once it is final the row read next is final too.
+            let jobs = c
+                .with_tenant("_system")
+                .get("/api/v1/queue/jobs?kind=alerts.deliver&limit=100")
+                .await;
+            let job = jobs.body["jobs"]
+                .as_array()?
+                .iter()
+                .find(|j| j["payload"]["alert_id"] == id)?
+                .clone();
+            if job["state"] != "succeeded" && job["state"] != "dead" {
+                return None;
+            }
+            let list = c.get("/api/v1/alerts?limit=50").await;
+            let a = list.body["alerts"]
+                .as_array()?
+                .iter()
+                .find(|a| a["id"] == id)?
+                .clone();
+            Some(json!({"alert": a, "job": job}))
         },
     )
     .await
@@ -89,7 +130,12 @@ async fn telegram_alert_is_delivered_once_then_suppressed_and_the_token_never_lo
         let disk = rule(&run, "disk_usage");
         assert_eq!(disk["status"], "firing", "{disk}");
         assert_eq!(disk["suppressed"], false, "{disk}");
-        assert_eq!(disk["delivered"], true, "{disk}");
+        assert!(disk["delivery_job_id"].is_string(), "{disk}");
+        let d = delivered(&c, disk["alert_id"].as_str().unwrap()).await;
+        assert_eq!(d["job"]["state"], "succeeded", "{backend}: {d}");
+        assert_eq!(d["job"]["attempts"], 1, "{d}");
+        assert_eq!(d["alert"]["delivered"], true, "{d}");
+        assert_eq!(d["alert"]["sent"], json!(["telegram"]), "{d}");
         // The self-heal rule reads the real requeue count (none on a fresh database).
         let sh = rule(&run, "selfheal_requeues");
         assert_eq!(sh["status"], "ok", "{sh}");
@@ -108,6 +154,10 @@ async fn telegram_alert_is_delivered_once_then_suppressed_and_the_token_never_lo
         let disk = rule(&run, "disk_usage");
         assert_eq!(disk["status"], "firing");
         assert_eq!(disk["suppressed"], true, "{backend}: {disk}");
+        assert!(
+            disk["delivery_job_id"].is_null(),
+            "nothing enqueued: {disk}"
+        );
         assert_eq!(
             tg.received_requests().await.unwrap().len(),
             1,
@@ -151,11 +201,19 @@ async fn telegram_alert_is_delivered_once_then_suppressed_and_the_token_never_lo
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn failed_delivery_is_recorded_redacted_and_retried_next_time() {
+async fn delivery_is_retried_after_a_500_by_the_queue() {
     for backend in common::backends() {
         let tg = MockServer::builder().start().await;
+        // The first attempt meets a 500; the queue's retry gets through.
         Mock::given(method("POST"))
             .respond_with(ResponseTemplate::new(500).set_body_string("upstream exploded"))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&tg)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+            .with_priority(2)
             .mount(&tg)
             .await;
         let srv = start(
@@ -171,19 +229,56 @@ async fn failed_delivery_is_recorded_redacted_and_retried_next_time() {
         let c = srv.client();
         let run = run_rules(&c).await;
         let disk = rule(&run, "disk_usage");
-        assert_eq!(disk["delivered"], false, "{backend}: {disk}");
+        let d = delivered(&c, disk["alert_id"].as_str().unwrap()).await;
+        assert_eq!(d["job"]["state"], "succeeded", "{backend}: {d}");
+        assert_eq!(d["job"]["attempts"], 2, "{backend}: {d}");
+        assert_eq!(d["alert"]["delivered"], true, "{d}");
+        assert_eq!(d["alert"]["attempts"], 2, "{d}");
+        assert!(d["alert"]["error"].is_null(), "{d}");
+        assert_eq!(tg.received_requests().await.unwrap().len(), 2);
+        assert!(
+            !srv.read_logs().contains(TOKEN_SECRET_PART),
+            "{backend}: token in logs"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_delivery_is_recorded_redacted_and_retried_next_time() {
+    for backend in common::backends() {
+        let tg = MockServer::builder().start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(500).set_body_string("upstream exploded"))
+            .mount(&tg)
+            .await;
+        let srv = start(
+            backend,
+            vec![
+                ("ECHOPILOT_ALERTS__TELEGRAM_BOT_TOKEN", TOKEN.into()),
+                ("ECHOPILOT_ALERTS__TELEGRAM_CHAT_ID", "42".into()),
+                ("ECHOPILOT_ALERTS__TELEGRAM_BASE_URL", tg.uri()),
+                ("ECHOPILOT_ALERTS__DISK_THRESHOLD_PCT", "0".into()),
+                ("ECHOPILOT_ALERTS__DELIVERY_ATTEMPTS", "2".into()),
+            ],
+        )
+        .await;
+        let c = srv.client();
+        let run = run_rules(&c).await;
+        let disk = rule(&run, "disk_usage");
+        let d = delivered(&c, disk["alert_id"].as_str().unwrap()).await;
+        assert_eq!(d["job"]["state"], "dead", "{backend}: {d}");
+        assert_eq!(d["alert"]["delivered"], false, "{d}");
+        assert_eq!(d["alert"]["attempts"], 2, "{d}");
+        let err = d["alert"]["error"].as_str().unwrap();
+        assert!(err.contains("telegram") && err.contains("500"), "{err}");
+        assert_eq!(tg.received_requests().await.unwrap().len(), 2);
         // Nothing got out, so the key is not in cooldown: the next evaluation tries again.
         let run = run_rules(&c).await;
-        assert_eq!(
-            rule(&run, "disk_usage")["suppressed"],
-            false,
-            "{backend}: {run}"
-        );
-        assert_eq!(tg.received_requests().await.unwrap().len(), 2);
+        let again = rule(&run, "disk_usage");
+        assert_eq!(again["suppressed"], false, "{backend}: {run}");
+        delivered(&c, again["alert_id"].as_str().unwrap()).await;
+        assert_eq!(tg.received_requests().await.unwrap().len(), 4);
         let list = c.get("/api/v1/alerts").await;
-        let a = &list.body["alerts"][0];
-        let err = a["error"].as_str().unwrap();
-        assert!(err.contains("telegram") && err.contains("500"), "{err}");
         assert!(
             !list.text.contains(TOKEN_SECRET_PART),
             "token in API: {}",
@@ -194,7 +289,8 @@ async fn failed_delivery_is_recorded_redacted_and_retried_next_time() {
         // other test's mock can answer for it.
         drop(tg);
         let run = run_rules(&c).await;
-        assert_eq!(rule(&run, "disk_usage")["delivered"], false);
+        let d = delivered(&c, rule(&run, "disk_usage")["alert_id"].as_str().unwrap()).await;
+        assert_eq!(d["alert"]["delivered"], false, "{d}");
         let logs = srv.read_logs();
         assert!(
             !logs.contains(TOKEN_SECRET_PART),
@@ -259,8 +355,10 @@ async fn slack_and_signed_webhook_receive_a_test_alert() {
             .post("/api/v1/alerts/test", json!({"message": "drill"}))
             .await;
         assert_eq!(r.status, 201, "{backend}: {}", r.text);
-        assert_eq!(r.body["delivered"], true, "{}", r.text);
         assert_eq!(r.body["channels"], json!(["slack", "webhook"]));
+        let d = delivered(&c, r.body["id"].as_str().unwrap()).await;
+        assert_eq!(d["alert"]["delivered"], true, "{d}");
+        assert_eq!(d["alert"]["sent"], json!(["slack", "webhook"]), "{d}");
         let reqs = mock.received_requests().await.unwrap();
         let slack = reqs
             .iter()

@@ -861,7 +861,9 @@ async fn scheduler_verbs() {
         assert_eq!(r.body["result"]["running"], true);
         assert_eq!(r.body["result"]["was_running"], false);
         assert!(status(c.clone()).await);
-        assert_eq!(audit_records(&c, "automations.start").await.len(), 1);
+        let restarts = audit_records(&c, "automations.restart").await;
+        assert_eq!(restarts.len(), 1);
+        assert_eq!(restarts[0]["detail"]["was_running"], false);
 
         let t = c.get("/api/v1/ops/telemetry").await;
         assert_ne!(

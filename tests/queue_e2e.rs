@@ -45,6 +45,17 @@ async fn wait_state(c: &common::Client, id: &str, state: &str, secs: u64) -> Val
     .await
 }
 
+/// The job was claimed (`started_at`) no earlier than `t_ms` (same clock; the server's
+/// RFC 3339 timestamps have a fixed width, so they compare as strings).
+fn assert_started_after(job: &Value, t_ms: i64) {
+    let started = job["started_at"].as_str().unwrap();
+    let t = echopilot_backend::util::rfc3339_ms(t_ms);
+    assert!(
+        started >= t.as_str(),
+        "the job started at {started} while the queue was paused (resumed {t}): {job}"
+    );
+}
+
 async fn enqueue(c: &common::Client, body: Value) -> String {
     let r = c.post("/api/v1/queue/enqueue", body).await;
     assert_eq!(r.status, 201, "{}", r.text);
@@ -284,7 +295,8 @@ async fn two_replicas_run_each_job_exactly_once() {
         let logs = format!("{}{}", a.read_logs(), b.read_logs());
         let successes = logs
             .lines()
-            .filter(|l| l.contains("\"job succeeded\""))
+            // Only this test's jobs: scheduled jobs (tenant `_system`) log successes too.
+            .filter(|l| l.contains("\"job succeeded\"") && l.contains("\"kind\":\"echo\""))
             .count();
         assert_eq!(successes, 500, "success log lines");
         let h = ca.get("/api/v1/queue/health").await;
@@ -294,14 +306,17 @@ async fn two_replicas_run_each_job_exactly_once() {
         let r = ca.post("/api/v1/queue/pause", json!({})).await;
         assert_eq!(r.body["paused"], true, "{}", r.text);
         let held = enqueue(&cb, json!({"kind": "echo", "payload": "held"})).await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
         assert_eq!(
             cb.get(&format!("/api/v1/queue/jobs/{held}")).await.body["state"],
             "queued"
         );
         assert_eq!(cb.get("/api/v1/queue/health").await.body["paused"], true);
+        // No fixed wait for "nothing happened": the job must not start before the resume,
+        // whatever either replica did meanwhile (started_at is set by the claim itself).
+        let resumed_at = echopilot_backend::util::now_ms();
         cb.post("/api/v1/queue/resume", json!({})).await;
-        wait_state(&ca, &held, "succeeded", 30).await;
+        let done = wait_state(&ca, &held, "succeeded", 30).await;
+        assert_started_after(&done, resumed_at);
     }
 }
 
@@ -314,7 +329,6 @@ async fn pause_and_resume() {
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.body, json!({"paused": true, "changed": true}));
         let id = enqueue(&c, json!({"kind": "echo", "payload": 7})).await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
         let j = c.get(&format!("/api/v1/queue/jobs/{id}")).await;
         assert_eq!(
             j.body["state"], "queued",
@@ -331,9 +345,11 @@ async fn pause_and_resume() {
         ] {
             assert!(h.body[f].is_i64(), "{f}: {}", h.text);
         }
+        let resumed_at = echopilot_backend::util::now_ms();
         let r = c.post("/api/v1/queue/resume", json!({})).await;
         assert_eq!(r.body, json!({"paused": false, "changed": true}));
-        wait_state(&c, &id, "succeeded", 30).await;
+        let done = wait_state(&c, &id, "succeeded", 30).await;
+        assert_started_after(&done, resumed_at);
         let summary = c.get("/api/v1/status/summary").await;
         assert!(
             summary.body["queue"]["depth"]["succeeded"].is_i64(),
@@ -601,6 +617,15 @@ async fn bad_input_is_problem_json() {
                 422,
             ),
             (json!({"kind": "sleep", "payload": {"ms": -1}}), 422),
+            // The platform's own kinds cannot be enqueued by a tenant.
+            (
+                json!({"kind": "scheduled:retention", "payload": {"trigger": "manual", "run_id": "run_x"}}),
+                422,
+            ),
+            (
+                json!({"kind": "alerts.deliver", "payload": {"alert_id": "a"}}),
+                422,
+            ),
             (json!({"kind": "fail", "payload": {}}), 422),
             (json!({"kind": "echo", "payload": {}, "extra": 1}), 400),
             (json!({"kind": "echo"}), 400),

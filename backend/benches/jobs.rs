@@ -39,22 +39,31 @@ async fn main() {
         for i in 0..N {
             let t = Instant::now();
             let job = format!("bench_{}", i % 20);
-            let Begin::Started(id) = jobs::begin_run(&store, &job, Trigger::Schedule, "bench")
-                .await
-                .unwrap()
+            let Begin::Started(id) =
+                jobs::begin_run(&store, &job, Trigger::Schedule, "bench", None, None)
+                    .await
+                    .unwrap()
             else {
                 panic!("no overlap expected");
             };
-            jobs::finish_run(&store, &id, "succeeded", None, Some(&result), 1)
-                .await
-                .unwrap();
+            jobs::finish_run(
+                &store,
+                &id,
+                jobs::Outcome::Succeeded,
+                None,
+                Some(&result),
+                1,
+            )
+            .await
+            .unwrap();
             lat.push(t.elapsed());
         }
         report("run recorded (begin + finish)", lat, start.elapsed());
 
-        let Begin::Started(held) = jobs::begin_run(&store, "held", Trigger::Schedule, "bench")
-            .await
-            .unwrap()
+        let Begin::Started(held) =
+            jobs::begin_run(&store, "held", Trigger::Schedule, "bench", None, None)
+                .await
+                .unwrap()
         else {
             panic!("first start wins");
         };
@@ -63,7 +72,7 @@ async fn main() {
         for _ in 0..500 {
             let t = Instant::now();
             assert!(matches!(
-                jobs::begin_run(&store, "held", Trigger::Schedule, "bench")
+                jobs::begin_run(&store, "held", Trigger::Schedule, "bench", None, None)
                     .await
                     .unwrap(),
                 Begin::Overlap { .. }
@@ -71,7 +80,7 @@ async fn main() {
             lat.push(t.elapsed());
         }
         report("overlapping start (recorded skipped)", lat, start.elapsed());
-        jobs::finish_run(&store, &held, "succeeded", None, None, 1)
+        jobs::finish_run(&store, &held, jobs::Outcome::Succeeded, None, None, 1)
             .await
             .unwrap();
 
@@ -82,12 +91,14 @@ async fn main() {
                 &format!("fill_{}", i % 50),
                 Trigger::Schedule,
                 "bench",
+                None,
+                None,
             )
             .await
             .unwrap() else {
                 panic!();
             };
-            jobs::finish_run(&store, &id, "succeeded", None, None, 1)
+            jobs::finish_run(&store, &id, jobs::Outcome::Succeeded, None, None, 1)
                 .await
                 .unwrap();
         }

@@ -333,6 +333,9 @@ pub struct Config {
     pub log_to_stderr: bool,
     /// The full layered map, for areas' own sections.
     pub raw: ConfigMap,
+    /// The command-line layer it was loaded with, so [`Config::reload`] re-reads the same
+    /// file and flags.
+    pub overrides: Overrides,
 }
 
 impl std::fmt::Debug for Config {
@@ -441,7 +444,14 @@ impl Config {
             map.set_str("database_url", u, Source::Flag);
         }
 
-        Self::from_map(map)
+        let mut cfg = Self::from_map(map)?;
+        cfg.overrides = over.clone();
+        Ok(cfg)
+    }
+
+    /// Load again from the same file, environment and flags (the scheduler's restart).
+    pub fn reload(&self) -> Result<Config, ConfigError> {
+        Self::load(&self.overrides)
     }
 
     fn from_map(map: ConfigMap) -> Result<Config, ConfigError> {
@@ -502,6 +512,7 @@ impl Config {
             bootstrap_key: map.get_string("bootstrap_key")?.filter(|s| !s.is_empty()),
             log_to_stderr: true,
             raw: map,
+            overrides: Overrides::default(),
         })
     }
 
@@ -509,7 +520,9 @@ impl Config {
     pub fn for_data_dir(data_dir: &Path) -> Config {
         let mut map = ConfigMap::default();
         map.set_str("data_dir", &data_dir.to_string_lossy(), Source::Flag);
-        Self::from_map(map).expect("defaults are valid")
+        let mut cfg = Self::from_map(map).expect("defaults are valid");
+        cfg.overrides.data_dir = Some(data_dir.to_path_buf());
+        cfg
     }
 
     pub fn logs_dir(&self) -> PathBuf {

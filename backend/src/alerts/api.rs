@@ -91,7 +91,7 @@ pub async fn test_alert(
             &state.store,
             NewAlert {
                 key: "test".into(),
-                severity: "info".into(),
+                severity: super::Severity::Info,
                 title: format!("Test alert from {}", caller.key_id),
                 message,
             },
@@ -108,7 +108,7 @@ pub async fn test_alert(
             outcome,
             &caller.request_id,
         )
-        .detail(json!({"delivered": rec.delivered, "channels": rec.channels})),
+        .detail(json!({"channels": rec.channels, "delivery_job_id": rec.delivery_job_id})),
     )
     .await?;
     Ok((StatusCode::CREATED, Json(rec)))

@@ -37,6 +37,8 @@ pub struct AlertsSection {
     pub tick_gap_secs: u64,
     pub tick_gap_count: u64,
     pub selfheal_requeue_max: u64,
+    /// Queue attempts per delivery (the `alerts.deliver` job).
+    pub delivery_attempts: u64,
 }
 
 impl Default for AlertsSection {
@@ -54,6 +56,7 @@ impl Default for AlertsSection {
             tick_gap_secs: 70,
             tick_gap_count: 3,
             selfheal_requeue_max: 3,
+            delivery_attempts: 5,
         }
     }
 }
@@ -97,6 +100,13 @@ impl Area for AlertsArea {
     }
     fn jobs(&self, _state: &AppState, reg: &mut crate::jobs::JobRegistry) -> anyhow::Result<()> {
         super::register(reg);
+        Ok(())
+    }
+    /// Deliveries are queue jobs (`alerts.deliver`), enqueued with the alert (outbox).
+    fn kinds(&self, state: &AppState, queue: &crate::queue::Queue) -> anyhow::Result<()> {
+        let alerts = state.require::<Arc<Alerts>>("alerts", "alerts")?;
+        alerts.attach_queue(queue.clone());
+        super::deliver::register(queue, state);
         Ok(())
     }
     fn summary(&self) -> Option<Arc<dyn SummaryProvider>> {

@@ -1,7 +1,11 @@
-//! Alerts: rules evaluated by the `alert_rules` job, a dispatcher to Telegram (Bot API
+//! Alerts: rules evaluated by the `alert_rules` job, delivery to Telegram (Bot API
 //! `sendMessage`), a Slack incoming webhook and a generic (optionally HMAC-signed) webhook,
 //! a cooldown per alert key kept in the database (so it holds across restarts and
 //! replicas), and every alert stored in `alerts`.
+//!
+//! Transactional outbox: raising an alert writes its row and enqueues its delivery job
+//! (`alerts.deliver`, [`deliver`]) in one transaction; queue workers deliver it with
+//! retries and backoff, and the row records what was sent and the errors.
 //!
 //! Secrets (the bot token, which is part of the Telegram URL, and webhook URLs) are never
 //! logged or returned: request errors are stripped of their URL and passed through
@@ -9,6 +13,7 @@
 
 pub mod api;
 pub mod area;
+pub mod deliver;
 pub mod rules;
 
 use std::sync::{Arc, OnceLock};
@@ -23,8 +28,10 @@ use utoipa::ToSchema;
 
 use crate::app::{AppState, BoxFuture};
 use crate::config::{Config, ConfigError};
-use crate::store::Store;
+use crate::queue::{NewJob, Queue, SYSTEM_TENANT};
+use crate::store::{Store, Tx};
 use crate::util::{now_ms, random_id, rfc3339_ms};
+pub use deliver::DELIVER_KIND;
 
 pub const ALERTS_TOTAL: &str = "echopilot_alerts_total";
 
@@ -37,6 +44,7 @@ const KNOWN_KEYS: &[&str] = &[
     "webhook_secret",
     "cooldown_secs",
     "timeout_secs",
+    "delivery_attempts",
     "disk_threshold_pct",
     "tick_gap_secs",
     "tick_gap_count",
@@ -78,6 +86,26 @@ pub struct Alerts {
     pub thresholds: Thresholds,
     rules: Vec<rules::Rule>,
     selfheal_requeues: OnceLock<CountSource>,
+    queue: OnceLock<Queue>,
+    /// Queue attempts per delivery (`alerts.delivery_attempts`).
+    delivery_attempts: i64,
+}
+
+crate::text_enum! {
+    /// How bad an alert is.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Severity {
+        Info = "info",
+        Warning = "warning",
+        Critical = "critical",
+    }
+}
+
+impl PartialEq<&str> for Severity {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// An alert a rule (or an operator's test) wants to send.
@@ -85,8 +113,7 @@ pub struct Alerts {
 pub struct NewAlert {
     /// Cooldown key: one delivery per key per cooldown window.
     pub key: String,
-    /// info, warning or critical.
-    pub severity: String,
+    pub severity: Severity,
     pub title: String,
     pub message: String,
 }
@@ -97,18 +124,71 @@ pub struct AlertRecord {
     pub id: String,
     pub ts: String,
     pub key: String,
-    pub severity: String,
+    pub severity: Severity,
     pub title: String,
     pub message: String,
-    /// Channels it was sent to (empty when suppressed).
+    /// Channels it is delivered to (empty when suppressed).
     pub channels: Vec<String>,
     /// Every channel accepted it.
     pub delivered: bool,
     /// Not sent: the key was in its cooldown window.
     pub suppressed: bool,
-    /// Delivery failures per channel (secrets redacted).
+    /// Delivery failures per channel of the last attempt (secrets redacted).
     pub error: Option<String>,
+    /// Channels that accepted it so far.
+    pub sent: Vec<String>,
+    /// Delivery attempts made (by the `alerts.deliver` queue job).
+    pub attempts: i64,
+    /// The queue job delivering it (not stored; set when it is raised).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_job_id: Option<String>,
 }
+
+#[derive(sqlx::FromRow)]
+struct AlertRow {
+    id: String,
+    ts: i64,
+    key: String,
+    severity: Severity,
+    title: String,
+    message: String,
+    channels: crate::queue::JsonText,
+    delivered: i64,
+    suppressed: i64,
+    error: Option<String>,
+    sent: crate::queue::JsonText,
+    attempts: i64,
+}
+
+impl TryFrom<AlertRow> for AlertRecord {
+    type Error = sqlx::Error;
+    fn try_from(r: AlertRow) -> Result<AlertRecord, sqlx::Error> {
+        let list = |v: Value, col: &str| -> Result<Vec<String>, sqlx::Error> {
+            serde_json::from_value(v).map_err(|e| sqlx::Error::ColumnDecode {
+                index: col.to_string(),
+                source: Box::new(e),
+            })
+        };
+        Ok(AlertRecord {
+            id: r.id,
+            ts: rfc3339_ms(r.ts),
+            key: r.key,
+            severity: r.severity,
+            title: r.title,
+            message: r.message,
+            channels: list(r.channels.0, "channels")?,
+            delivered: r.delivered != 0,
+            suppressed: r.suppressed != 0,
+            error: r.error,
+            sent: list(r.sent.0, "sent")?,
+            attempts: r.attempts,
+            delivery_job_id: None,
+        })
+    }
+}
+
+const ALERT_COLS: &str =
+    "id, ts, key, severity, title, message, channels, delivered, suppressed, error, sent, attempts";
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AlertList {
@@ -220,6 +300,8 @@ impl Alerts {
             thresholds,
             rules: rules::builtin(),
             selfheal_requeues: OnceLock::new(),
+            queue: OnceLock::new(),
+            delivery_attempts: raw.u64_in("alerts.delivery_attempts", 5, 1, 100)? as i64,
         })
     }
 
@@ -257,10 +339,33 @@ impl Alerts {
         v
     }
 
-    /// Store the alert and send it, unless its key is in its cooldown window (then it is
-    /// stored as suppressed and not sent). The cooldown claim is one conditional upsert, so
-    /// two replicas raising the same key at once send it once.
+    /// Use `queue` for deliveries (set once by `server::start_areas`, before any alert).
+    pub fn attach_queue(&self, queue: Queue) -> bool {
+        self.queue.set(queue).is_ok()
+    }
+
+    /// Store the alert and enqueue its delivery in one transaction (see
+    /// [`Alerts::raise_in_tx`]); returns the stored record (not yet delivered).
     pub async fn raise(&self, store: &Store, alert: NewAlert) -> anyhow::Result<AlertRecord> {
+        let mut tx = store.begin_write().await?;
+        let rec = self.raise_in_tx(store, &mut tx, alert).await?;
+        tx.commit().await?;
+        log_raised(&rec);
+        Ok(rec)
+    }
+
+    /// Transactional outbox: claim the key's cooldown, write the alert row and enqueue its
+    /// `alerts.deliver` job inside the caller's transaction, so the alert and its delivery
+    /// exist together or not at all. A key in its cooldown window is stored as suppressed
+    /// and nothing is enqueued; the claim is one conditional upsert, so two replicas
+    /// raising the same key at once send it once.
+    pub async fn raise_in_tx(
+        &self,
+        store: &Store,
+        tx: &mut Tx,
+        alert: NewAlert,
+    ) -> anyhow::Result<AlertRecord> {
+        let _ = store;
         let now = now_ms();
         let claimed = sqlx::query(
             "INSERT INTO alert_cooldowns (key, until_ms) VALUES ($1, $2) \
@@ -270,7 +375,7 @@ impl Alerts {
         .bind(&alert.key)
         .bind(now + self.cooldown_ms)
         .bind(now)
-        .execute(store.writer())
+        .execute(&mut **tx)
         .await?
         .rows_affected()
             == 1;
@@ -278,124 +383,36 @@ impl Alerts {
             id: random_id("alert_", 10),
             ts: rfc3339_ms(now),
             key: alert.key.clone(),
-            severity: alert.severity.clone(),
+            severity: alert.severity,
             title: alert.title.clone(),
             message: alert.message.clone(),
             channels: Vec::new(),
             delivered: false,
             suppressed: !claimed,
             error: None,
+            sent: Vec::new(),
+            attempts: 0,
+            delivery_job_id: None,
         };
-        if !claimed {
-            insert(store, &rec, now).await?;
-            metrics::counter!(ALERTS_TOTAL, "key" => alert.key.clone(), "result" => "suppressed")
-                .increment(1);
-            tracing::info!(target: "alerts", alert_id = %rec.id, alert_key = %rec.key, severity = %rec.severity, "alert suppressed (cooldown)");
-            return Ok(rec);
-        }
-        rec.channels = self.channels();
-        insert(store, &rec, now).await?;
-        let mut errors = Vec::new();
-        let mut sent = 0;
-        for ch in &rec.channels {
-            match self.send(ch, &rec).await {
-                Ok(()) => sent += 1,
-                Err(e) => errors.push(format!("{ch}: {}", crate::logging::redact_secrets(&e))),
+        if claimed {
+            rec.channels = self.channels();
+            if rec.channels.is_empty() {
+                rec.error = Some("no alert channel is configured".to_string());
             }
         }
-        if rec.channels.is_empty() {
-            errors.push("no alert channel is configured".to_string());
+        if !rec.channels.is_empty() {
+            let queue = self
+                .queue
+                .get()
+                .ok_or_else(|| anyhow::anyhow!("the alert service has no queue attached"))?;
+            let mut job = NewJob::new(DELIVER_KIND, json!({ "alert_id": rec.id }));
+            job.max_attempts = Some(self.delivery_attempts);
+            job.priority = 200;
+            let e = queue.enqueue_in_tx(tx, SYSTEM_TENANT, job).await?;
+            rec.delivery_job_id = Some(e.id);
         }
-        rec.delivered = !rec.channels.is_empty() && errors.is_empty();
-        rec.error = (!errors.is_empty()).then(|| errors.join("; "));
-        sqlx::query("UPDATE alerts SET delivered = $1, error = $2 WHERE id = $3")
-            .bind(rec.delivered as i64)
-            .bind(&rec.error)
-            .bind(&rec.id)
-            .execute(store.writer())
-            .await?;
-        if sent == 0 && !rec.channels.is_empty() {
-            // Nothing got out: give the key back so the next evaluation tries again.
-            sqlx::query("UPDATE alert_cooldowns SET until_ms = $1 WHERE key = $2")
-                .bind(now)
-                .bind(&rec.key)
-                .execute(store.writer())
-                .await?;
-        }
-        let result = if rec.delivered { "delivered" } else { "failed" };
-        metrics::counter!(ALERTS_TOTAL, "key" => alert.key.clone(), "result" => result)
-            .increment(1);
-        match &rec.error {
-            None => {
-                tracing::info!(target: "alerts", alert_id = %rec.id, alert_key = %rec.key, severity = %rec.severity, channels = %rec.channels.join(","), "alert delivered")
-            }
-            Some(err) => {
-                tracing::warn!(target: "alerts", alert_id = %rec.id, alert_key = %rec.key, severity = %rec.severity, channels = %rec.channels.join(","), error = %err, "alert not delivered everywhere")
-            }
-        }
+        insert(tx, &rec, now).await?;
         Ok(rec)
-    }
-
-    async fn send(&self, channel: &str, rec: &AlertRecord) -> Result<(), String> {
-        let text = format!(
-            "[{}] {}\n{}",
-            rec.severity.to_uppercase(),
-            rec.title,
-            rec.message
-        );
-        let resp = match channel {
-            "telegram" => {
-                let t = self.telegram.as_ref().ok_or("not configured")?;
-                let url = format!("{}/bot{}/sendMessage", t.base_url, t.token);
-                self.http
-                    .post(url)
-                    .json(&json!({"chat_id": t.chat_id, "text": text, "disable_web_page_preview": true}))
-                    .send()
-                    .await
-            }
-            "slack" => {
-                let url = self.slack.as_ref().ok_or("not configured")?;
-                self.http
-                    .post(url)
-                    .json(&json!({ "text": text }))
-                    .send()
-                    .await
-            }
-            "webhook" => {
-                let w = self.webhook.as_ref().ok_or("not configured")?;
-                let body = serde_json::to_vec(&json!({
-                    "id": rec.id, "ts": rec.ts, "key": rec.key, "severity": rec.severity,
-                    "title": rec.title, "message": rec.message,
-                }))
-                .map_err(|e| e.to_string())?;
-                let mut req = self
-                    .http
-                    .post(&w.url)
-                    .header(reqwest::header::CONTENT_TYPE, "application/json");
-                if let Some(secret) = &w.secret {
-                    req = req.header("X-EchoPilot-Signature", sign(secret, &body));
-                }
-                req.body(body).send().await
-            }
-            other => return Err(format!("unknown channel {other}")),
-        };
-        // The URL holds the secret (bot token, webhook path): drop it from errors.
-        let resp = resp.map_err(|e| e.without_url().to_string())?;
-        let status = resp.status();
-        let body = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(format!("HTTP {status}: {}", short(&body)));
-        }
-        if channel == "telegram" {
-            let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-            if v["ok"] != true {
-                return Err(format!(
-                    "Telegram did not accept the message: {}",
-                    short(&body)
-                ));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -407,57 +424,64 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-fn short(s: &str) -> String {
+pub(crate) fn short(s: &str) -> String {
     let s: String = s.chars().take(300).collect();
     s.replace(char::is_control, " ")
 }
 
-async fn insert(store: &Store, rec: &AlertRecord, ts: i64) -> Result<(), sqlx::Error> {
+async fn insert(tx: &mut Tx, rec: &AlertRecord, ts: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO alerts (id, ts, key, severity, title, message, channels, delivered, suppressed, error) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "INSERT INTO alerts (id, ts, key, severity, title, message, channels, delivered, suppressed, error, sent, attempts) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '[]', 0)",
     )
     .bind(&rec.id)
     .bind(ts)
     .bind(&rec.key)
-    .bind(&rec.severity)
+    .bind(rec.severity.as_str())
     .bind(&rec.title)
     .bind(&rec.message)
     .bind(serde_json::to_string(&rec.channels).unwrap_or_else(|_| "[]".into()))
     .bind(rec.delivered as i64)
     .bind(rec.suppressed as i64)
     .bind(&rec.error)
-    .execute(store.writer())
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
+fn log_raised(rec: &AlertRecord) {
+    if rec.suppressed {
+        metrics::counter!(ALERTS_TOTAL, "key" => rec.key.clone(), "result" => "suppressed")
+            .increment(1);
+        tracing::info!(target: "alerts", alert_id = %rec.id, alert_key = %rec.key, severity = %rec.severity.as_str(), "alert suppressed (cooldown)");
+    } else if let Some(job) = &rec.delivery_job_id {
+        tracing::info!(target: "alerts", alert_id = %rec.id, alert_key = %rec.key, severity = %rec.severity.as_str(), channels = %rec.channels.join(","), queue_job_id = %job, "alert raised; delivery enqueued");
+    } else {
+        metrics::counter!(ALERTS_TOTAL, "key" => rec.key.clone(), "result" => "failed")
+            .increment(1);
+        tracing::warn!(target: "alerts", alert_id = %rec.id, alert_key = %rec.key, severity = %rec.severity.as_str(), error = rec.error.as_deref().unwrap_or(""), "alert not delivered");
+    }
+}
+
+/// One alert.
+pub async fn load(store: &Store, id: &str) -> Result<Option<AlertRecord>, sqlx::Error> {
+    let row: Option<AlertRow> =
+        sqlx::query_as(&format!("SELECT {ALERT_COLS} FROM alerts WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(store.reader())
+            .await?;
+    row.map(AlertRecord::try_from).transpose()
+}
+
 /// Newest first.
 pub async fn list(store: &Store, limit: i64) -> Result<Vec<AlertRecord>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT id, ts, key, severity, title, message, channels, delivered, suppressed, error \
-         FROM alerts ORDER BY ts DESC, id DESC LIMIT $1",
-    )
+    let rows: Vec<AlertRow> = sqlx::query_as(&format!(
+        "SELECT {ALERT_COLS} FROM alerts ORDER BY ts DESC, id DESC LIMIT $1"
+    ))
     .bind(limit)
     .fetch_all(store.reader())
     .await?;
-    rows.iter()
-        .map(|r| {
-            let channels: String = r.try_get("channels")?;
-            Ok(AlertRecord {
-                id: r.try_get("id")?,
-                ts: rfc3339_ms(r.try_get("ts")?),
-                key: r.try_get("key")?,
-                severity: r.try_get("severity")?,
-                title: r.try_get("title")?,
-                message: r.try_get("message")?,
-                channels: serde_json::from_str(&channels).unwrap_or_default(),
-                delivered: r.try_get::<i64, _>("delivered")? != 0,
-                suppressed: r.try_get::<i64, _>("suppressed")? != 0,
-                error: r.try_get("error")?,
-            })
-        })
-        .collect()
+    rows.into_iter().map(AlertRecord::try_from).collect()
 }
 
 /// Register the `alert_rules` job (every minute, at second 30 so it sees the latest tick).
@@ -467,6 +491,7 @@ pub fn register(reg: &mut crate::jobs::JobRegistry) {
         "30 * * * * *",
         crate::jobs::handler(rules::evaluate_all),
     )
+    .timeout(Duration::from_secs(120))
     .describe("evaluates alert rules (tick gaps, disk usage, self-heal requeues) and sends alerts");
 }
 
@@ -509,6 +534,61 @@ impl crate::app::SummaryProvider for AlertsSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testing;
+
+    #[tokio::test]
+    async fn the_alert_and_its_delivery_job_commit_or_roll_back_together() {
+        for b in testing::backends() {
+            let (store, _db) = testing::fresh(b).await;
+            let dir = std::env::temp_dir();
+            let mut cfg = Config::for_data_dir(&dir);
+            cfg.raw.set_str(
+                "alerts.webhook_url",
+                "http://127.0.0.1:9/hook",
+                crate::config::Source::Flag,
+            );
+            let alerts = Alerts::from_config(&cfg).unwrap();
+            let qcfg = crate::queue::QueueConfig::from_config(&cfg).unwrap();
+            let (_stop, rx) = tokio::sync::watch::channel(false);
+            let q = Queue::new(store.clone(), qcfg, "test", rx);
+            q.register(DELIVER_KIND, None, |_c, _p| async { Ok(Value::Null) });
+            alerts.attach_queue(q.clone());
+            let alert = |key: &str| NewAlert {
+                key: key.into(),
+                severity: Severity::Warning,
+                title: "t".into(),
+                message: "m".into(),
+            };
+            let mut tx = store.begin_write().await.unwrap();
+            let rec = alerts
+                .raise_in_tx(&store, &mut tx, alert("k1"))
+                .await
+                .unwrap();
+            let job = rec.delivery_job_id.clone().expect("delivery enqueued");
+            tx.rollback().await.unwrap();
+            assert!(list(&store, 10).await.unwrap().is_empty(), "{b}: no alert");
+            assert!(
+                q.get(SYSTEM_TENANT, &job).await.unwrap().is_none(),
+                "{b}: no job"
+            );
+            // The cooldown claim rolled back too: the same key raises again.
+            let rec = alerts.raise(&store, alert("k1")).await.unwrap();
+            assert!(!rec.suppressed, "{b}");
+            let stored = load(&store, &rec.id).await.unwrap().unwrap();
+            assert_eq!(stored.channels, vec!["webhook".to_string()]);
+            assert!(!stored.delivered && stored.sent.is_empty() && stored.attempts == 0);
+            let j = q
+                .get(SYSTEM_TENANT, rec.delivery_job_id.as_deref().unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(j.kind, DELIVER_KIND);
+            assert_eq!(j.payload["alert_id"], rec.id.as_str());
+            // Within the cooldown: stored as suppressed, nothing enqueued.
+            let again = alerts.raise(&store, alert("k1")).await.unwrap();
+            assert!(again.suppressed && again.delivery_job_id.is_none(), "{b}");
+        }
+    }
 
     #[test]
     fn signature_is_hmac_sha256_hex() {

@@ -68,9 +68,11 @@ pub async fn evaluate_all(ctx: JobContext) -> anyhow::Result<Value> {
             }
             Ok(Verdict::Fire(alert, observed)) => match alerts.raise(&ctx.state.store, alert).await
             {
+                // Delivery is a queue job (the outbox): `delivery_job_id` follows it.
                 Ok(rec) => results.push(json!({
                     "rule": rule.name, "status": "firing", "observed": observed,
-                    "alert_id": rec.id, "suppressed": rec.suppressed, "delivered": rec.delivered,
+                    "alert_id": rec.id, "suppressed": rec.suppressed,
+                    "delivery_job_id": rec.delivery_job_id, "error": rec.error,
                 })),
                 Err(e) => {
                     errors.push(json!({"rule": rule.name, "error": format!("could not raise the alert: {e:#}")}));
@@ -95,12 +97,13 @@ async fn tick_gap(state: AppState) -> anyhow::Result<Verdict> {
             "the scheduler is stopped by an operator".into(),
         ));
     }
-    let ticks: Vec<i64> = sqlx::query_scalar(
-        "SELECT started_at FROM job_runs WHERE job = 'scheduler_tick' AND trigger_kind = 'schedule' \
-         AND outcome = 'succeeded' ORDER BY started_at DESC LIMIT $1",
+    // Through the jobs area, which owns `job_runs` and `scheduler_state`.
+    let ticks = crate::jobs::runs::succeeded_starts(
+        &state.store,
+        "scheduler_tick",
+        Some(crate::jobs::Trigger::Schedule),
+        t.tick_gap_count as i64 + 1,
     )
-    .bind(t.tick_gap_count as i64 + 1)
-    .fetch_all(state.store.reader())
     .await?;
     let Some(last) = ticks.first().copied() else {
         return Ok(Verdict::NoData(
@@ -111,10 +114,7 @@ async fn tick_gap(state: AppState) -> anyhow::Result<Verdict> {
     // The open gap starts at the last tick, or later if the scheduler was resumed or this
     // process started since: downtime that operators chose or already know about is not a
     // late heartbeat.
-    let resumed_at: i64 = sqlx::query_scalar("SELECT updated_at FROM scheduler_state WHERE id = 1")
-        .fetch_optional(state.store.reader())
-        .await?
-        .unwrap_or(0);
+    let resumed_at = crate::jobs::control::changed_at(&state.store).await?;
     let now = now_ms();
     let process_start = now - state.started_at.elapsed().as_millis() as i64;
     let open = (now - last.max(resumed_at).max(process_start)).max(0);
@@ -128,7 +128,7 @@ async fn tick_gap(state: AppState) -> anyhow::Result<Verdict> {
     if streak >= t.tick_gap_count {
         let alert = NewAlert {
             key: "scheduler_tick_gap".into(),
-            severity: "critical".into(),
+            severity: super::Severity::Critical,
             title: "Scheduler heartbeat is late".into(),
             message: format!(
                 "{streak} consecutive scheduler_tick gaps over {} s (last tick {} s ago). Scheduled jobs may not be running: check GET /api/v1/automations/status (running, leader).",
@@ -166,7 +166,7 @@ async fn disk_usage(state: AppState) -> anyhow::Result<Verdict> {
     if d.used_pct > limit {
         let alert = NewAlert {
             key: "disk_usage".into(),
-            severity: if d.used_pct >= 95.0 { "critical" } else { "warning" }.into(),
+            severity: if d.used_pct >= 95.0 { super::Severity::Critical } else { super::Severity::Warning },
             title: "Disk usage high".into(),
             message: format!(
                 "The filesystem of the data dir ({}) is {:.1}% used (limit {limit}%), {} MiB free on replica {}.",
@@ -196,7 +196,7 @@ async fn selfheal_requeues(state: AppState) -> anyhow::Result<Verdict> {
     if n > max {
         let alert = NewAlert {
             key: "selfheal_requeues".into(),
-            severity: "warning".into(),
+            severity: super::Severity::Warning,
             title: "Self-heal keeps requeueing jobs".into(),
             message: format!(
                 "Self-heal requeued {n} jobs in the last 24 h (limit {max}). Workers may be crashing: check GET /api/v1/queue/health and the self_heal log."

@@ -34,6 +34,12 @@ pub async fn create_key(
             "tenant must be 1-64 characters of a-z, 0-9, '-' or '_'".into(),
         ));
     }
+    if req.tenant == crate::queue::SYSTEM_TENANT {
+        return Err(ApiError::Unprocessable(format!(
+            "tenant {:?} is reserved for the platform's own queue jobs",
+            crate::queue::SYSTEM_TENANT
+        )));
+    }
     if let Some(n) = &req.name {
         if n.len() > 100 || n.chars().any(char::is_control) {
             return Err(ApiError::Unprocessable(

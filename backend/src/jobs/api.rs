@@ -20,7 +20,6 @@ use crate::audit::{self, NewAudit};
 use crate::auth::{Caller, DEFAULT_TENANT};
 use crate::error::{ApiError, ApiResult};
 use crate::model::Role;
-use crate::util::now_ms;
 
 fn jobs(state: &AppState) -> ApiResult<Jobs> {
     state
@@ -69,7 +68,9 @@ pub struct RunStarted {
     pub run_id: String,
 }
 
-/// Run a job now on this replica (in the background). 409 while a run of it is in progress.
+/// Run a job now: enqueued as a queue job of kind `scheduled:<name>` (any replica's
+/// workers may run it); `run_id` is the id its run is recorded under. 409 while a run of
+/// it is in progress.
 #[utoipa::path(post, path = "/api/v1/jobs/{name}/run", tag = "jobs",
     params(("name" = String, Path, description = "job name, e.g. retention")),
     responses((status = 202, body = RunStarted), (status = 403), (status = 404), (status = 409)),
@@ -120,6 +121,7 @@ async fn status(state: &AppState) -> ApiResult<AutomationsStatus> {
         running,
         leader: jobs.is_leader(),
         replica_id: state.cfg.replica_id.clone(),
+        generation: jobs.generation(),
         jobs: jobs.job_statuses(&state.store, running).await?,
     })
 }
@@ -149,35 +151,16 @@ pub async fn set_running(
     };
     require_system_operator(state, caller, action).await?;
     jobs(state)?;
-    let mut tx = state.store.begin_write().await?;
-    let before: Option<i64> =
-        sqlx::query_scalar("SELECT running FROM scheduler_state WHERE id = 1")
-            .fetch_optional(&mut *tx)
-            .await?;
-    sqlx::query(
-        "UPDATE scheduler_state SET running = $1, updated_at = $2, updated_by = $3 WHERE id = 1",
+    let rec = NewAudit::new(
+        DEFAULT_TENANT,
+        &caller.key_id,
+        action,
+        "scheduler",
+        "ok",
+        &caller.request_id,
     )
-    .bind(running as i64)
-    .bind(now_ms())
-    .bind(&caller.key_id)
-    .execute(&mut *tx)
-    .await?;
-    let changed = before.map(|b| (b != 0) != running).unwrap_or(true);
-    audit::append(
-        &state.store,
-        &mut tx,
-        NewAudit::new(
-            DEFAULT_TENANT,
-            &caller.key_id,
-            action,
-            "scheduler",
-            "ok",
-            &caller.request_id,
-        )
-        .detail(json!({"changed": changed, "replica": state.cfg.replica_id})),
-    )
-    .await?;
-    tx.commit().await?;
+    .detail(json!({"replica": state.cfg.replica_id}));
+    let changed = super::control::set_running(&state.store, running, &caller.key_id, rec).await?;
     tracing::info!(target: "scheduler", key_id = %caller.key_id, running, changed, "scheduler {}", if running { "started" } else { "stopped (running jobs finish)" });
     status(state).await
 }

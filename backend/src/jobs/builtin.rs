@@ -1,6 +1,7 @@
 //! The jobs this area implements: `scheduler_tick`, `retention`, `health_probe`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -13,6 +14,7 @@ use crate::util::now_ms;
 pub fn register(reg: &mut JobRegistry, cfg: &crate::config::Config) -> anyhow::Result<()> {
     let retention_cfg = super::retention::RetentionConfig::from_config(cfg)?;
     reg.register("scheduler_tick", "0 * * * * *", handler(tick))
+        .timeout(Duration::from_secs(30))
         .describe("heartbeat every 60 s; tick gaps raise an alert");
     reg.register(
         "retention",
@@ -20,10 +22,53 @@ pub fn register(reg: &mut JobRegistry, cfg: &crate::config::Config) -> anyhow::R
         handler(move |ctx| super::retention::run(ctx, retention_cfg.clone())),
     )
     .run_at_start()
+    .timeout(Duration::from_secs(30 * 60))
     .describe("keeps the newest files per log/backup pattern; prunes old job runs and finished queue jobs");
     reg.register("health_probe", "0 55 7 * * *", handler(health_probe))
+        .timeout(Duration::from_secs(120))
         .describe("daily probe: database readiness, disk space, audit chain verification");
+    #[cfg(feature = "test-util")]
+    register_test_jobs(reg);
     Ok(())
+}
+
+/// Drill jobs for the end-to-end tests, only in test builds and only when
+/// `ECHOPILOT_TEST_JOBS=1`: `test_sleep` sleeps `ECHOPILOT_TEST_SLEEP_MS` (default
+/// 3000); `test_hang_once` never finishes its first run in a process, later runs
+/// succeed. Their default schedule fires once a year; tests set `jobs.<name>.schedule`.
+#[cfg(feature = "test-util")]
+fn register_test_jobs(reg: &mut JobRegistry) {
+    if std::env::var("ECHOPILOT_TEST_JOBS").as_deref() != Ok("1") {
+        return;
+    }
+    let ms: u64 = std::env::var("ECHOPILOT_TEST_SLEEP_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    reg.register(
+        "test_sleep",
+        "0 0 0 1 1 *",
+        handler(move |ctx| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(json!({"slept_ms": ms, "replica": ctx.state.cfg.replica_id}))
+        }),
+    )
+    .describe("test build only: sleeps");
+    let hung = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    reg.register(
+        "test_hang_once",
+        "0 0 0 1 1 *",
+        handler(move |_ctx| {
+            let first = !hung.swap(true, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if first {
+                    std::future::pending::<()>().await;
+                }
+                Ok(json!({"hung": false}))
+            }
+        }),
+    )
+    .describe("test build only: hangs on its first run");
 }
 
 async fn tick(ctx: JobContext) -> anyhow::Result<Value> {

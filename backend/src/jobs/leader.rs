@@ -1,4 +1,5 @@
-//! Leader election: scheduled jobs run on one replica only.
+//! Leader election: one replica enqueues the scheduled firings (any replica's workers
+//! run them).
 //!
 //! On PostgreSQL the leader is the replica holding a session-level `pg_advisory_lock` on a
 //! dedicated connection (outside the pool, so the pool never recycles it). Every replica
@@ -27,6 +28,14 @@ pub const LEADER_GAUGE: &str = "echopilot_scheduler_leader";
 pub async fn start(state: &AppState, flag: Arc<AtomicBool>) -> anyhow::Result<()> {
     metrics::gauge!(LEADER_GAUGE).set(0.0);
     if state.store.dialect() == Dialect::Sqlite {
+        flag.store(true, Ordering::SeqCst);
+        metrics::gauge!(LEADER_GAUGE).set(1.0);
+        return Ok(());
+    }
+    // Drill hook (test builds only): every replica believes it leads, to prove that a
+    // firing still runs once (its idempotency key), not once per leader.
+    #[cfg(feature = "test-util")]
+    if std::env::var("ECHOPILOT_TEST_ALWAYS_LEADER").as_deref() == Ok("1") {
         flag.store(true, Ordering::SeqCst);
         metrics::gauge!(LEADER_GAUGE).set(1.0);
         return Ok(());

@@ -1,5 +1,6 @@
 //! The `retention` job: keep the newest N files per pattern under `<data-dir>/logs/` and
-//! `<data-dir>/backups/`, prune old job runs and finished queue jobs. Every deletion is
+//! `<data-dir>/backups/`, prune old job runs and (through the queue's API) finished queue
+//! jobs. Every deletion is
 //! counted; a failure is recorded for its item and the batch carries on.
 //!
 //! A file's pattern is its name with the date part replaced by `*` (`queue.2026-11-22.ndjson`
@@ -12,7 +13,6 @@ use serde_json::{json, Value};
 
 use super::JobContext;
 use crate::config::Config;
-use crate::store::{Dialect, Store};
 use crate::util::now_ms;
 
 #[derive(Debug, Clone)]
@@ -68,7 +68,6 @@ impl RetentionConfig {
 }
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
-const DELETE_BATCH: i64 = 5000;
 
 pub async fn run(ctx: JobContext, cfg: RetentionConfig) -> anyhow::Result<Value> {
     let mut errors: Vec<Value> = Vec::new();
@@ -81,7 +80,7 @@ pub async fn run(ctx: JobContext, cfg: RetentionConfig) -> anyhow::Result<Value>
     }
     let now = now_ms();
     let runs_cutoff = now - cfg.job_runs_days as i64 * DAY_MS;
-    let job_runs = match prune_job_runs(&ctx.state.store, runs_cutoff).await {
+    let job_runs = match super::runs::prune_runs(&ctx.state.store, runs_cutoff).await {
         Ok(n) => json!({"deleted": n, "older_than_days": cfg.job_runs_days}),
         Err(e) => {
             errors.push(json!({"item": "job_runs", "error": format!("{e:#}")}));
@@ -89,9 +88,16 @@ pub async fn run(ctx: JobContext, cfg: RetentionConfig) -> anyhow::Result<Value>
         }
     };
     let queue_cutoff = now - cfg.queue_days as i64 * DAY_MS;
-    let queue = match prune_queue(&ctx.state.store, queue_cutoff).await {
+    // Through the queue's own batched pruning: the queue owns `queue_jobs`.
+    let pruned = match ctx.state.queue() {
+        Some(q) => crate::queue::prune_finished(&q.store, queue_cutoff, true)
+            .await
+            .map(Some),
+        None => Ok(None),
+    };
+    let queue = match pruned {
         Ok(Some(n)) => json!({"deleted": n, "older_than_days": cfg.queue_days}),
-        Ok(None) => json!({"deleted": 0, "skipped": "table queue_jobs does not exist"}),
+        Ok(None) => json!({"deleted": 0, "skipped": "the queue is not running"}),
         Err(e) => {
             errors.push(json!({"item": "queue_jobs", "error": format!("{e:#}")}));
             json!({"deleted": 0, "older_than_days": cfg.queue_days, "error": format!("{e:#}")})
@@ -189,57 +195,6 @@ async fn prune_dir(dir: &Path, keep: usize, errors: &mut Vec<Value>) -> Value {
         patterns.insert(pattern, json!({"kept": p_kept, "deleted": p_deleted}));
     }
     json!({"dir": shown, "exists": true, "deleted": deleted, "kept": kept, "patterns": patterns})
-}
-
-async fn prune_job_runs(store: &Store, cutoff: i64) -> anyhow::Result<u64> {
-    let mut total = 0;
-    // Batches keep each write short: on SQLite every other writer waits behind it.
-    loop {
-        let n = sqlx::query(
-            "DELETE FROM job_runs WHERE id IN (SELECT id FROM job_runs \
-             WHERE started_at < $1 AND outcome <> 'running' LIMIT $2)",
-        )
-        .bind(cutoff)
-        .bind(DELETE_BATCH)
-        .execute(store.writer())
-        .await?
-        .rows_affected();
-        total += n;
-        if n < DELETE_BATCH as u64 {
-            return Ok(total);
-        }
-    }
-}
-
-/// `None` when the queue is not installed (no `queue_jobs` table).
-async fn prune_queue(store: &Store, cutoff: i64) -> anyhow::Result<Option<u64>> {
-    let exists: i64 =
-        match store.dialect() {
-            Dialect::Sqlite => sqlx::query_scalar(
-                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'queue_jobs'",
-            )
-            .fetch_one(store.reader())
-            .await?,
-            Dialect::Postgres => {
-                sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM information_schema.tables \
-                 WHERE table_name = 'queue_jobs' AND table_schema = current_schema()",
-                )
-                .fetch_one(store.reader())
-                .await?
-            }
-        };
-    if exists == 0 {
-        return Ok(None);
-    }
-    let n = sqlx::query(
-        "DELETE FROM queue_jobs WHERE state IN ('succeeded', 'dead') AND finished_at < $1",
-    )
-    .bind(cutoff)
-    .execute(store.writer())
-    .await?
-    .rows_affected();
-    Ok(Some(n))
 }
 
 /// Split a file name into (pattern with the date replaced by `*`, sortable date text).

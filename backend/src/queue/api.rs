@@ -319,7 +319,7 @@ pub async fn retry_job(
     match q.retry(caller.tenant(), &id, Some(rec)).await? {
         RetryOutcome::Requeued => Ok(Json(Enqueued {
             id,
-            state: "queued".into(),
+            state: crate::queue::JobState::Queued,
             created: false,
         })),
         RetryOutcome::NotDead(s) => Err(ApiError::Conflict(format!(

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -24,12 +25,32 @@ pub struct JobCtx {
 pub type HandlerFn =
     Arc<dyn Fn(JobCtx, Value) -> BoxFuture<'static, Result<Value, String>> + Send + Sync>;
 pub type ValidateFn = Arc<dyn Fn(&Value) -> Result<(), String> + Send + Sync>;
+/// Called with the job and the error after an attempt was cancelled at its timeout.
+pub type TimeoutHook = Arc<dyn Fn(JobCtx, String) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// How a kind behaves besides its handler.
+#[derive(Clone, Default)]
+pub struct KindSpec {
+    /// Checked at enqueue time, so a malformed payload is a 422 instead of a dead job.
+    pub validate: Option<ValidateFn>,
+    /// Longest one attempt may run; `None` = `queue.job_timeout_s`.
+    pub timeout: Option<Duration>,
+    /// Runs after a timed-out attempt's handler was aborted and before the failure is
+    /// written, so a kind that keeps records of its own (the scheduler's `job_runs`) can
+    /// close them; it is bounded by a few seconds.
+    pub on_timeout: Option<TimeoutHook>,
+    /// The platform's own kind (scheduled jobs, alert delivery): only tenant `_system` may
+    /// enqueue it, so a tenant's operator cannot run system work through the queue API.
+    pub internal: bool,
+}
 
 #[derive(Clone)]
 pub struct Kind {
     pub handler: HandlerFn,
-    /// Checked at enqueue time, so a malformed payload is a 422 instead of a dead job.
     pub validate: Option<ValidateFn>,
+    pub timeout: Option<Duration>,
+    pub on_timeout: Option<TimeoutHook>,
+    pub internal: bool,
 }
 
 #[derive(Clone, Default)]
@@ -42,11 +63,49 @@ impl Registry {
         F: Fn(JobCtx, Value) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<Value, String>> + Send + 'static,
     {
+        self.register_spec(
+            kind,
+            KindSpec {
+                validate,
+                ..KindSpec::default()
+            },
+            f,
+        )
+    }
+
+    /// Register (or replace) `kind` with its validation, timeout and timeout hook.
+    pub fn register_spec<F, Fut>(&self, kind: &str, spec: KindSpec, f: F)
+    where
+        F: Fn(JobCtx, Value) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Value, String>> + Send + 'static,
+    {
         let handler: HandlerFn = Arc::new(move |ctx, payload| Box::pin(f(ctx, payload)));
-        self.0
+        self.0.write().unwrap_or_else(|e| e.into_inner()).insert(
+            kind.to_string(),
+            Kind {
+                handler,
+                validate: spec.validate,
+                timeout: spec.timeout,
+                on_timeout: spec.on_timeout,
+                internal: spec.internal,
+            },
+        );
+    }
+
+    /// Change the timeout of a registered kind (the scheduler's reload); false if unknown.
+    pub fn set_timeout(&self, kind: &str, timeout: Option<Duration>) -> bool {
+        match self
+            .0
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(kind.to_string(), Kind { handler, validate });
+            .get_mut(kind)
+        {
+            Some(k) => {
+                k.timeout = timeout;
+                true
+            }
+            None => false,
+        }
     }
 
     pub fn get(&self, kind: &str) -> Option<Kind> {
@@ -57,13 +116,15 @@ impl Registry {
             .cloned()
     }
 
+    /// Kinds tenants may enqueue (internal ones left out).
     pub fn kinds(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .0
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .cloned()
+            .iter()
+            .filter(|(_, k)| !k.internal)
+            .map(|(name, _)| name.clone())
             .collect();
         v.sort();
         v

@@ -33,6 +33,22 @@ pub(crate) struct Claimed {
     due: i64,
 }
 
+/// What a claim returns per job. `payload` stays TEXT here: a payload that is not JSON
+/// fails that job's attempt (visibly) instead of failing the whole claimed batch.
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    id: String,
+    tenant_id: String,
+    kind: String,
+    payload: String,
+    priority: i64,
+    attempts: i64,
+    max_attempts: i64,
+    fast_failures: i64,
+    run_at: i64,
+    enqueued_at: i64,
+}
+
 /// The result of one attempt, waiting to be written.
 struct Ack {
     id: String,
@@ -290,7 +306,7 @@ pub(crate) async fn claim(q: &Queue, n: usize) -> Result<Vec<Claimed>, sqlx::Err
              ORDER BY priority DESC, run_at LIMIT $4 FOR UPDATE SKIP LOCKED))"
         }
     };
-    let rows = sqlx::query(&format!(
+    let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
         "UPDATE queue_jobs SET state = 'running', attempts = attempts + 1, worker = $1, \
          lease_until = $2, started_at = $3, finished_at = NULL, updated_at = $3 WHERE {select} \
          RETURNING id, tenant_id, kind, payload, priority, attempts, max_attempts, fast_failures, \
@@ -305,24 +321,21 @@ pub(crate) async fn claim(q: &Queue, n: usize) -> Result<Vec<Claimed>, sqlx::Err
     let mut out = Vec::with_capacity(rows.len());
     let mut with_prio = Vec::with_capacity(rows.len());
     for r in rows {
-        let run_at: i64 = r.try_get("run_at")?;
-        let enqueued_at: i64 = r.try_get("enqueued_at")?;
-        let prio: i64 = r.try_get("priority")?;
         let c = Claimed {
-            id: r.try_get("id")?,
-            tenant_id: r.try_get("tenant_id")?,
-            kind: r.try_get("kind")?,
-            payload: r.try_get("payload")?,
-            attempts: r.try_get("attempts")?,
-            max_attempts: r.try_get("max_attempts")?,
-            fast_failures: r.try_get("fast_failures")?,
-            due: run_at.max(enqueued_at),
+            id: r.id,
+            tenant_id: r.tenant_id,
+            kind: r.kind,
+            payload: r.payload,
+            attempts: r.attempts,
+            max_attempts: r.max_attempts,
+            fast_failures: r.fast_failures,
+            due: r.run_at.max(r.enqueued_at),
         };
         tracing::debug!(target: "queue", job_id = %c.id, kind = %c.kind, attempt = c.attempts,
             worker = %q.worker_id, "job claimed");
         metrics::histogram!("echopilot_queue_start_latency_seconds")
             .record((now - c.due).max(0) as f64 / 1000.0);
-        with_prio.push((prio, run_at, c));
+        with_prio.push((r.priority, r.run_at, c));
     }
     // RETURNING order is unspecified: start the most urgent first.
     with_prio.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -335,6 +348,7 @@ pub(crate) async fn claim(q: &Queue, n: usize) -> Result<Vec<Claimed>, sqlx::Err
 
 async fn run_job(q: Queue, job: Claimed, permit: OwnedSemaphorePermit, ack_tx: mpsc::Sender<Ack>) {
     let started = Instant::now();
+    let mut timed_out = false;
     let outcome: Result<Value, String> = match q.registry.get(&job.kind) {
         None => Err(format!(
             "no handler for kind {:?} in this process",
@@ -349,19 +363,45 @@ async fn run_job(q: Queue, job: Claimed, permit: OwnedSemaphorePermit, ack_tx: m
                 max_attempts: job.max_attempts,
                 store: q.store.clone(),
             };
-            let payload: Value = serde_json::from_str(&job.payload).unwrap_or(Value::Null);
-            // A task of its own, so a panicking handler fails its attempt instead of
-            // leaving the job leased forever.
-            let mut handle = tokio::spawn((kind.handler)(ctx, payload));
-            match tokio::time::timeout(Duration::from_millis(q.cfg.job_timeout_ms), &mut handle)
-                .await
-            {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) if e.is_panic() => Err("handler panicked".into()),
-                Ok(Err(e)) => Err(format!("handler task failed: {e}")),
-                Err(_) => {
-                    handle.abort();
-                    Err(format!("timed out after {} ms", q.cfg.job_timeout_ms))
+            // A payload that is not JSON fails the attempt visibly instead of running the
+            // handler on a null.
+            match serde_json::from_str::<Value>(&job.payload) {
+                Err(e) => Err(format!("corrupt payload (not JSON: {e})")),
+                Ok(payload) => {
+                    let timeout_ms = q.cfg.timeout_ms(&kind);
+                    // A task of its own, so a panicking handler fails its attempt instead
+                    // of leaving the job leased forever.
+                    let mut handle = tokio::spawn((kind.handler)(ctx.clone(), payload));
+                    match tokio::time::timeout(Duration::from_millis(timeout_ms), &mut handle).await
+                    {
+                        Ok(Ok(r)) => r,
+                        Ok(Err(e)) if e.is_panic() => Err("handler panicked".into()),
+                        Ok(Err(e)) => Err(format!("handler task failed: {e}")),
+                        Err(_) => {
+                            // Cancel the run: the handler future is dropped at its next
+                            // await point; wait for that so nothing of it outlives the
+                            // attempt.
+                            handle.abort();
+                            let _ = handle.await;
+                            timed_out = true;
+                            let err = format!(
+                                "timed_out: cancelled after {timeout_ms} ms (the {} kind's timeout)",
+                                job.kind
+                            );
+                            if let Some(hook) = &kind.on_timeout {
+                                if tokio::time::timeout(
+                                    Duration::from_secs(5),
+                                    hook(ctx, err.clone()),
+                                )
+                                .await
+                                .is_err()
+                                {
+                                    tracing::warn!(target: "queue", job_id = %job.id, kind = %job.kind, "timeout hook did not finish in 5 s");
+                                }
+                            }
+                            Err(err)
+                        }
+                    }
                 }
             }
         }
@@ -400,7 +440,8 @@ async fn run_job(q: Queue, job: Claimed, permit: OwnedSemaphorePermit, ack_tx: m
     };
     metrics::histogram!("echopilot_queue_job_duration_seconds", "kind" => job.kind.clone())
         .record(elapsed.as_secs_f64());
-    metrics::counter!("echopilot_queue_jobs_total", "kind" => job.kind.clone(), "outcome" => ack.state)
+    let outcome_label = if timed_out { "timed_out" } else { ack.state };
+    metrics::counter!("echopilot_queue_jobs_total", "kind" => job.kind.clone(), "outcome" => outcome_label)
         .increment(1);
     match ack.state {
         "succeeded" => tracing::info!(target: "queue", job_id = %job.id, kind = %job.kind,
@@ -408,7 +449,7 @@ async fn run_job(q: Queue, job: Claimed, permit: OwnedSemaphorePermit, ack_tx: m
             duration_ms = elapsed.as_millis() as u64, state = "succeeded", "job succeeded"),
         state => tracing::warn!(target: "queue", job_id = %job.id, kind = %job.kind,
             tenant_id = %job.tenant_id, attempt = job.attempts, max_attempts = job.max_attempts,
-            worker = %q.worker_id, duration_ms = elapsed.as_millis() as u64, state,
+            worker = %q.worker_id, duration_ms = elapsed.as_millis() as u64, state, timed_out,
             retry_at = ack.run_at.map(crate::util::rfc3339_ms), error = ack.error.as_deref().unwrap_or(""),
             "job attempt failed"),
     }

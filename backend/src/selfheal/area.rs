@@ -74,6 +74,7 @@ impl Area for SelfHealArea {
                 |ctx| async move { super::run_safe(&ctx.state, "schedule").await },
             ),
         )
+        .timeout(std::time::Duration::from_secs(600))
         .describe("hourly: runs the safe self-heal remediations");
         Ok(())
     }

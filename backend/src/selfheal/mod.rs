@@ -510,7 +510,13 @@ mod tests {
                 .unwrap();
             let mut state_now = String::new();
             for _ in 0..100 {
-                state_now = q.get("default", &e.id).await.unwrap().unwrap().state;
+                state_now = q
+                    .get("default", &e.id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .state
+                    .to_string();
                 if state_now == "succeeded" {
                     break;
                 }

@@ -277,14 +277,12 @@ fn read_system(sys: &Mutex<sysinfo::System>, data_dir: &Path) -> SystemReading {
 }
 
 /// Jobs in state `queued` across all tenants (the sampler is fleet-level, not per
-/// tenant); `None` when the queue is not running or the read fails. Read-only, on the
-/// same table the queue's own metrics sampler reads.
+/// tenant); `None` when the queue is not running or the read fails. Asked of the queue,
+/// which owns `queue_jobs`.
 async fn queue_depth(state: &AppState) -> Option<i64> {
-    state.queue()?;
+    let queue = state.queue()?;
     let timeout = tel(state).probe_timeout();
-    let q = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM queue_jobs WHERE state = 'queued'")
-        .fetch_one(state.store.reader());
-    match tokio::time::timeout(timeout, q).await {
+    match tokio::time::timeout(timeout, queue.queued_count()).await {
         Ok(Ok(n)) => Some(n),
         Ok(Err(e)) => {
             tracing::warn!(target: "telemetry", error = %e, "queue depth sample failed");

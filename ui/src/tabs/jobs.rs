@@ -284,7 +284,7 @@ impl JobsTab {
                 Cell::from(rel_time(j.next_run.as_deref(), app.now)),
                 Cell::from(last_at),
                 Cell::from(match last {
-                    Some(r) => badge(&r.outcome, theme),
+                    Some(r) => badge(r.outcome.as_str(), theme),
                     None => Span::styled("-", theme.muted),
                 }),
             ])
@@ -327,7 +327,7 @@ impl JobsTab {
             Row::new(vec![
                 Cell::from(rel_time(Some(&r.started_at), app.now)),
                 Cell::from(r.job.clone()),
-                Cell::from(badge(&r.outcome, theme)),
+                Cell::from(badge(r.outcome.as_str(), theme)),
                 Cell::from(
                     r.duration_ms
                         .map(|d| format!("{} ms", fmt_num(d as f64)))

@@ -286,7 +286,7 @@ impl QueueTab {
             Row::new(vec![
                 Cell::from(j.id.clone()),
                 Cell::from(j.kind.clone()),
-                Cell::from(state_span(&j.state, theme)),
+                Cell::from(state_span(j.state.as_str(), theme)),
                 Cell::from(format!("{}/{}", j.attempts, j.max_attempts)),
                 Cell::from(rel_time(Some(&j.enqueued_at), app.now)),
                 Cell::from(j.worker.clone().unwrap_or_else(|| "-".into())),

@@ -46,8 +46,9 @@ impl RunJob {
             spec: VerbSpec {
                 name: "run_job".into(),
                 aliases: vec!["run_now".into(), "job_run".into()],
-                description: "Run a scheduled job now on this replica (recorded as a manual run)"
-                    .into(),
+                description:
+                    "Run a scheduled job now (enqueued on the queue; recorded as a manual run)"
+                        .into(),
                 args: json!({
                     "type": "object",
                     "properties": {
@@ -103,10 +104,10 @@ impl Verb for RunJob {
             };
             Ok(Planned {
                 plan: Plan {
-                    summary: format!("Run job {name} now on replica {}", ctx.state.cfg.replica_id),
+                    summary: format!("Run job {name} now (requested on replica {})", ctx.state.cfg.replica_id),
                     steps: vec![
-                        "Claim the job's single running slot (fleet-wide no-overlap)".into(),
-                        "Run it in the background as a manual run; its result lands in /api/v1/jobs/runs".into(),
+                        format!("Enqueue a queue job of kind scheduled:{name} (any replica's workers may run it)"),
+                        "The run claims the job's single running slot (fleet-wide no-overlap); its result lands in /api/v1/jobs/runs".into(),
                         last_line,
                     ],
                     effects: vec![format!(
@@ -169,7 +170,7 @@ impl RestartScheduler {
             spec: VerbSpec {
                 name: "restart_scheduler".into(),
                 aliases: vec!["scheduler_restart".into(), "restart_sched".into()],
-                description: "Restart scheduled runs fleet-wide: stop the scheduler, then start it (a stopped scheduler comes back; runs in progress finish)".into(),
+                description: "Restart the scheduler fleet-wide: every replica re-reads its config and rebuilds its schedule (changed schedules, enablement and timeouts take effect); a stopped scheduler is started".into(),
                 args: json!({"type": "object", "properties": {}, "additionalProperties": false}),
                 risk: Risk::High,
                 min_role: Role::Operator,
@@ -179,6 +180,15 @@ impl RestartScheduler {
     }
 }
 
+/// The restart's changes: current settings against the re-read config (a config error is
+/// a 422 naming the key).
+fn planned_changes(ctx: &Ctx, j: &Jobs) -> ApiResult<Vec<String>> {
+    let new = j
+        .settings_from_config(&ctx.state)
+        .map_err(|e| ApiError::Unprocessable(format!("the config does not load: {e}")))?;
+    Ok(crate::jobs::registry::diff(&j.all_settings(), &new))
+}
+
 impl Verb for RestartScheduler {
     fn spec(&self) -> &VerbSpec {
         &self.spec
@@ -186,59 +196,93 @@ impl Verb for RestartScheduler {
 
     fn plan<'a>(&'a self, ctx: &'a Ctx, _args: &'a Value) -> BoxFuture<'a, ApiResult<Planned>> {
         Box::pin(async move {
-            require_system(ctx, "automations.stop").await?;
+            require_system(ctx, "automations.restart").await?;
             let j = jobs(ctx)?;
             let running = crate::jobs::desired_running(&ctx.state.store).await?;
-            let statuses = j
-                .job_statuses(&ctx.state.store, running)
-                .await
-                .map_err(ApiError::from)?;
-            let enabled = statuses.iter().filter(|s| s.enabled).count();
-            let in_flight: Vec<&str> = statuses
-                .iter()
-                .filter(|s| s.last_run.as_ref().is_some_and(|r| r.outcome == "running"))
-                .map(|s| s.name.as_str())
-                .collect();
-            let summary = if running {
-                format!(
-                    "Restart the scheduler fleet-wide ({enabled} enabled jobs): stop, then start"
-                )
+            let generation = crate::jobs::control::generation(&ctx.state.store).await?;
+            let changes = planned_changes(ctx, &j)?;
+            let in_flight: Vec<String> = {
+                let mut v = Vec::new();
+                for name in j.names() {
+                    if crate::jobs::runs::running_run(&ctx.state.store, &name)
+                        .await?
+                        .is_some()
+                    {
+                        v.push(name);
+                    }
+                }
+                v
+            };
+            let enabled = j.all_settings().values().filter(|s| s.enabled).count();
+            let mut steps = vec![format!(
+                "Bump the schedule generation {generation} → {} in scheduler_state (audited automations.restart)",
+                generation + 1
+            )];
+            if !running {
+                steps.push("Set the fleet-wide scheduler state to running (it is stopped)".into());
+            }
+            steps.push("Every replica sees the new generation within ~2 s, re-reads its config file and rebuilds its schedule".into());
+            let mut effects = if changes.is_empty() {
+                vec![format!(
+                    "No schedule changes: the {enabled} enabled jobs keep their schedules"
+                )]
+            } else {
+                changes.clone()
+            };
+            effects.push(if in_flight.is_empty() {
+                "No run is in progress".to_string()
             } else {
                 format!(
-                    "Start the stopped scheduler fleet-wide ({enabled} enabled jobs) after a stop/start cycle"
+                    "Runs in progress finish undisturbed: {}",
+                    in_flight.join(", ")
                 )
-            };
+            });
             Ok(Planned {
                 plan: Plan {
-                    summary,
-                    steps: vec![
-                        "Set the fleet-wide scheduler state to stopped (audited automations.stop)".into(),
-                        "Set it to running again (audited automations.start); the leader resumes firing on the next tick".into(),
-                    ],
-                    effects: vec![
-                        "Scheduled fires due during the cycle are not replayed".into(),
-                        if in_flight.is_empty() {
-                            "No run is in progress".to_string()
-                        } else {
-                            format!("Runs in progress finish undisturbed: {}", in_flight.join(", "))
-                        },
-                    ],
+                    summary: format!(
+                        "Restart the {}scheduler fleet-wide ({} schedule change{})",
+                        if running { "" } else { "stopped " },
+                        changes.len(),
+                        if changes.len() == 1 { "" } else { "s" }
+                    ),
+                    steps,
+                    effects,
                 },
-                world: json!({"running": running}),
+                world: json!({"running": running, "generation": generation, "changes": changes}),
             })
         })
     }
 
     fn execute<'a>(&'a self, ctx: &'a Ctx, _args: &'a Value) -> BoxFuture<'a, ApiResult<Value>> {
         Box::pin(async move {
-            let caller = ctx.caller();
+            let j = jobs(ctx)?;
             let was = crate::jobs::desired_running(&ctx.state.store).await?;
-            crate::jobs::api::set_running(&ctx.state, &caller, false).await?;
-            let status = crate::jobs::api::set_running(&ctx.state, &caller, true).await?;
-            tracing::info!(target: "scheduler", key_id = %ctx.key_id, was_running = was, "scheduler restarted via ops");
-            let mut v = serde_json::to_value(&status).map_err(ApiError::internal)?;
-            v["was_running"] = Value::Bool(was);
-            Ok(v)
+            let changes = planned_changes(ctx, &j)?;
+            let rec = NewAudit::new(
+                DEFAULT_TENANT,
+                &ctx.key_id,
+                "automations.restart",
+                "scheduler",
+                "ok",
+                &ctx.request_id,
+            )
+            .detail(json!({"changes": changes, "was_running": was, "replica": ctx.state.cfg.replica_id, "via": "ops"}));
+            let generation =
+                crate::jobs::control::bump_generation(&ctx.state.store, &ctx.key_id, rec).await?;
+            // This replica at once; the others on their next poll of scheduler_state.
+            let rebuilt = j.rebuild(&ctx.state, generation).map_err(|e| {
+                ApiError::Unprocessable(format!("the schedule could not be rebuilt: {e:#}"))
+            })?;
+            tracing::info!(target: "scheduler", key_id = %ctx.key_id, was_running = was, generation, changes = %rebuilt.changes.join("; "), "scheduler restarted via ops");
+            let running = crate::jobs::desired_running(&ctx.state.store).await?;
+            Ok(json!({
+                "running": running,
+                "was_running": was,
+                "generation": generation,
+                "changes": rebuilt.changes,
+                "replica_id": ctx.state.cfg.replica_id,
+                "jobs": j.job_statuses(&ctx.state.store, running).await.map_err(ApiError::from)?,
+            }))
         })
     }
 }
