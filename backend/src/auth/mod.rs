@@ -403,6 +403,32 @@ pub enum Bootstrap {
 
 /// On first start (no keys at all), install the superadmin key.
 pub async fn bootstrap(store: &Store, cfg: &crate::Config) -> anyhow::Result<Bootstrap> {
+    // Replicas started together on a fresh PostgreSQL database would each see no key and
+    // each install one (the same env key twice is a unique violation that stopped the
+    // second replica). One session lock makes the check-and-install atomic fleet-wide.
+    let mut lock = None;
+    if store.dialect() == crate::store::Dialect::Postgres {
+        let mut conn = store.writer().acquire().await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(BOOTSTRAP_LOCK)
+            .execute(&mut *conn)
+            .await?;
+        lock = Some(conn);
+    }
+    let out = bootstrap_locked(store, cfg).await;
+    if let Some(mut conn) = lock {
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(BOOTSTRAP_LOCK)
+            .execute(&mut *conn)
+            .await;
+    }
+    out
+}
+
+/// Advisory lock key of the bootstrap step ("epboot" in ASCII).
+const BOOTSTRAP_LOCK: i64 = 0x6570_626f_6f74;
+
+async fn bootstrap_locked(store: &Store, cfg: &crate::Config) -> anyhow::Result<Bootstrap> {
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys")
         .fetch_one(store.reader())
         .await?;
