@@ -102,12 +102,6 @@ crate::text_enum! {
     }
 }
 
-impl PartialEq<&str> for Severity {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
 /// An alert a rule (or an operator's test) wants to send.
 #[derive(Debug, Clone)]
 pub struct NewAlert {

@@ -32,18 +32,6 @@ crate::text_enum! {
     }
 }
 
-impl PartialEq<&str> for Outcome {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-impl PartialEq<&str> for Trigger {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
 /// One recorded run, as returned by the API.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct JobRun {

@@ -24,13 +24,6 @@ crate::text_enum! {
     }
 }
 
-/// Comparisons with the wire strings (`state == "dead"`) keep reading naturally.
-impl PartialEq<&str> for JobState {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
 /// A JSON document stored as TEXT (the store's vocabulary: corrupt JSON is a decode error).
 pub type JsonText = crate::store::Json<Value>;
 

@@ -162,7 +162,7 @@ pub fn is_corrupt_row(e: &sqlx::Error) -> bool {
 /// }
 /// ```
 ///
-/// gives `ALL`, `as_str`, `Display`, `FromStr` / `TryFrom<String>` (error:
+/// gives `ALL`, `as_str`, `Display`, `== "name"`, `FromStr` / `TryFrom<String>` (error:
 /// [`UnknownVariant`]), serde as the name, and sqlx `Type`/`Decode`/`Encode` for `Any`, so
 /// the enum can be a `FromRow` field and a bind parameter. An unknown name in a row is a
 /// `ColumnDecode` error naming the column. For types that must not depend on sqlx (the
@@ -191,6 +191,13 @@ macro_rules! text_enum {
         impl ::std::fmt::Display for $name {
             fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        /// Comparisons with the stored names (`state == "dead"`) read naturally.
+        impl ::std::cmp::PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
             }
         }
 
