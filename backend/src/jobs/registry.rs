@@ -15,7 +15,6 @@ use crate::config::{ConfigError, ConfigMap};
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Queue attempts of one firing (a failed or timed-out run is retried with backoff).
 pub const DEFAULT_ATTEMPTS: i64 = 3;
-const KEYS: &str = "`schedule`, `enabled` and `timeout_secs`";
 
 /// A registered job before config is applied.
 pub struct JobDef {
@@ -111,19 +110,31 @@ pub fn resolve(
     raw: &ConfigMap,
     defaults: &BTreeMap<String, Defaults>,
 ) -> Result<BTreeMap<String, Settings>, ConfigError> {
+    // `[jobs.<name>]` tables; unknown keys and wrong types are refused by the struct.
+    let overrides: super::area::JobsSection = raw.section("jobs")?;
+    if let Some(name) = overrides.keys().find(|n| !defaults.contains_key(*n)) {
+        let known: Vec<&str> = defaults.keys().map(String::as_str).collect();
+        let key = raw
+            .keys_with_prefix(&format!("jobs.{name}."))
+            .next()
+            .unwrap_or("jobs")
+            .to_string();
+        return Err(raw.error(
+            &key,
+            format!("no job named {name:?}; jobs: {}", known.join(", ")),
+        ));
+    }
     let mut out = BTreeMap::new();
     for (name, d) in defaults {
+        let o = overrides.get(name).cloned().unwrap_or_default();
         let key = format!("jobs.{name}.schedule");
-        let schedule = raw.get_string(&key)?.unwrap_or_else(|| d.schedule.clone());
+        let schedule = o.schedule.unwrap_or_else(|| d.schedule.clone());
         if let Err(msg) = validate_cron(&schedule) {
             return Err(raw.error(&key, msg));
         }
-        let enabled = raw
-            .get_bool(&format!("jobs.{name}.enabled"))?
-            .unwrap_or(true);
-        let timeout_secs = raw.u64_in(
+        let timeout_secs = raw.check_range(
             &format!("jobs.{name}.timeout_secs"),
-            d.timeout.as_secs().max(1),
+            o.timeout_secs.unwrap_or(d.timeout.as_secs().max(1)),
             1,
             7 * 86_400,
         )?;
@@ -131,27 +142,10 @@ pub fn resolve(
             name.clone(),
             Settings {
                 schedule,
-                enabled,
+                enabled: o.enabled.unwrap_or(true),
                 timeout_secs,
             },
         );
-    }
-    for key in raw.keys_with_prefix("jobs.") {
-        let mut parts = key.splitn(3, '.');
-        let (_, name, field) = (parts.next(), parts.next().unwrap_or(""), parts.next());
-        if !defaults.contains_key(name) {
-            let known: Vec<&str> = defaults.keys().map(String::as_str).collect();
-            return Err(raw.error(
-                key,
-                format!("no job named {name:?}; jobs: {}", known.join(", ")),
-            ));
-        }
-        if !matches!(
-            field,
-            Some("schedule") | Some("enabled") | Some("timeout_secs")
-        ) {
-            return Err(raw.error(key, format!("unknown key; a job takes {KEYS}")));
-        }
     }
     Ok(out)
 }
