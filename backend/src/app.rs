@@ -113,8 +113,8 @@ impl AppState {
     }
 
     /// Make an area's service available to other areas and to handlers (`State<T>`).
-    pub fn provide<T: std::any::Any + Send + Sync + Clone>(&self, area: &'static str, service: T) {
-        self.services.insert(area, service);
+    pub fn provide<T: std::any::Any + Send + Sync + Clone>(&self, service: T) {
+        self.services.insert(service);
     }
 
     /// A service, if its area runs in this process.
@@ -163,6 +163,14 @@ impl AppState {
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .any(|a| a.name() == name)
+    }
+
+    /// Modules of this build that do not run here (`[modules] <name> = false`).
+    pub fn modules_off(&self) -> Vec<&'static str> {
+        crate::area::module_names()
+            .into_iter()
+            .filter(|m| !self.area_running(m))
+            .collect()
     }
 
     pub(crate) fn add_probe(&self, p: Arc<dyn crate::area::Probe>) {

@@ -149,18 +149,15 @@ pub trait Probe: Send + Sync {
 /// (`State<Queue>`), areas through [`AppState::service`] / [`AppState::require`].
 #[derive(Default)]
 pub struct Services {
-    map: RwLock<HashMap<TypeId, ServiceEntry>>,
+    map: RwLock<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
-/// The providing area's name and the service.
-type ServiceEntry = (&'static str, Arc<dyn Any + Send + Sync>);
-
 impl Services {
-    pub(crate) fn insert<T: Any + Send + Sync + Clone>(&self, area: &'static str, service: T) {
+    pub(crate) fn insert<T: Any + Send + Sync + Clone>(&self, service: T) {
         self.map
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(TypeId::of::<T>(), (area, Arc::new(service)));
+            .insert(TypeId::of::<T>(), Arc::new(service));
     }
 
     pub(crate) fn get<T: Any + Send + Sync + Clone>(&self) -> Option<T> {
@@ -168,7 +165,7 @@ impl Services {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&TypeId::of::<T>())
-            .and_then(|(_, s)| s.downcast_ref::<T>().cloned())
+            .and_then(|s| s.downcast_ref::<T>().cloned())
     }
 }
 

@@ -125,7 +125,7 @@ async fn start_areas(state: &AppState) -> anyhow::Result<()> {
         a.kinds(state, &queue)
             .with_context(|| format!("area {}: queue job kinds", a.name()))?;
     }
-    state.provide("jobs", catalog);
+    state.provide(catalog);
     for a in &areas {
         for v in a.verbs(state) {
             state
@@ -147,7 +147,7 @@ async fn start_areas(state: &AppState) -> anyhow::Result<()> {
     }
     // The job engine starts last: every area's jobs and queue kinds are known by now.
     let jobs = crate::jobs::start(state, registry).await?;
-    state.provide("jobs", jobs);
+    state.provide(jobs);
     Ok(())
 }
 

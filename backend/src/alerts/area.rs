@@ -94,7 +94,7 @@ impl Area for AlertsArea {
             alerts.set_selfheal_requeue_source(Arc::new(|store| {
                 Box::pin(async move { Ok(crate::selfheal::requeue_count_24h(&store).await) })
             }));
-            state.provide(self.name(), Arc::new(alerts));
+            state.provide(Arc::new(alerts));
             Ok(())
         })
     }

@@ -60,7 +60,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             format!("not ready: {e:#}"),
         );
     }
-    let timeout = std::time::Duration::from_secs(2);
+    let timeout = crate::telemetry::tel(&state).probe_timeout();
     let gating: Vec<_> = state
         .probes()
         .into_iter()
@@ -224,11 +224,12 @@ async fn compute_summary(state: AppState, tenant: String) -> ApiResult<Value> {
         out.insert(area.into(), v);
     }
     // A module that is off says so in its own section rather than vanishing.
-    for m in crate::area::module_names() {
-        if !state.area_running(m) {
-            out.insert(m.into(), json!({"disabled": true, "scope": "fleet"}));
-        } else if disabled.iter().any(|d| d == m) {
-            out.insert(m.into(), json!({"disabled": true, "scope": "tenant"}));
+    for m in state.modules_off() {
+        out.insert(m.into(), json!({"disabled": true, "scope": "fleet"}));
+    }
+    for m in &disabled {
+        if state.area_running(m) {
+            out.insert(m.clone(), json!({"disabled": true, "scope": "tenant"}));
         }
     }
     Ok(Value::Object(out))

@@ -17,7 +17,6 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use sqlx::Row as _;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -256,17 +255,6 @@ impl Marketplace {
             audit_seq: rec.seq,
         })
     }
-
-    /// Counters for the status summary and `/metrics`.
-    async fn disabled_count(&self, tenant: &str) -> Result<i64, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS n FROM tenant_modules WHERE tenant_id = $1 AND enabled = 0",
-        )
-        .bind(tenant)
-        .fetch_one(self.store.reader())
-        .await?;
-        row.try_get("n")
-    }
 }
 
 /// A name that is a module (422 naming the modules otherwise).
@@ -287,11 +275,25 @@ pub fn check_module(module: &str) -> Result<(), ApiError> {
     )))
 }
 
-/// `METHOD /path` of every route a module serves (from its OpenAPI description).
+/// `METHOD /path` of every route a module serves (from its OpenAPI description). The
+/// routes are fixed per build, so they are worked out once, not per listing or plan.
 pub fn module_routes(module: &str) -> Vec<String> {
-    let Some(area) = crate::area::find(module) else {
-        return Vec::new();
-    };
+    static ROUTES: std::sync::OnceLock<std::collections::HashMap<&'static str, Vec<String>>> =
+        std::sync::OnceLock::new();
+    ROUTES
+        .get_or_init(|| {
+            crate::areas::ALL
+                .iter()
+                .filter(|a| a.is_module())
+                .map(|a| (a.name(), routes_of(*a)))
+                .collect()
+        })
+        .get(module)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn routes_of(area: &dyn Area) -> Vec<String> {
     let (_, doc) = area.routes().split_for_parts();
     let mut out = Vec::new();
     for (path, item) in &doc.paths.paths {
@@ -383,7 +385,7 @@ impl Area for MarketplaceArea {
     }
     fn init<'a>(&'a self, state: &'a AppState) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
-            state.provide(self.name(), Marketplace::new(state.store.clone()));
+            state.provide(Marketplace::new(state.store.clone()));
             Ok(())
         })
     }
@@ -410,18 +412,13 @@ impl SummaryProvider for MarketplaceSummary {
         Box::pin(async move {
             let m = state.require::<Marketplace>("status", "marketplace")?;
             let off = m.disabled_for(tenant).await?;
-            let n_off = m.disabled_count(tenant).await?;
             let modules = crate::area::module_names();
-            let fleet_off: Vec<&str> = modules
-                .iter()
-                .copied()
-                .filter(|n| !state.area_running(n))
-                .collect();
+            let fleet_off = state.modules_off();
             metrics::gauge!("echopilot_marketplace_modules", "state" => "fleet_off")
                 .set(fleet_off.len() as f64);
             Ok(serde_json::json!({
                 "modules": modules.len(),
-                "disabled_for_tenant": n_off,
+                "disabled_for_tenant": off.len(),
                 "disabled": off,
                 "fleet_off": fleet_off,
             }))

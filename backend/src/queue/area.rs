@@ -104,7 +104,7 @@ impl Area for QueueArea {
                 &state.cfg.replica_id,
                 state.shutdown.clone(),
             );
-            state.provide(self.name(), q);
+            state.provide(q);
             Ok(())
         })
     }

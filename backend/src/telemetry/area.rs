@@ -78,7 +78,7 @@ impl Area for TelemetryArea {
     fn init<'a>(&'a self, state: &'a AppState) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move {
             let t = super::build(&state.cfg.raw)?;
-            state.provide(self.name(), Arc::new(t));
+            state.provide(Arc::new(t));
             Ok(())
         })
     }

@@ -127,17 +127,15 @@ pub async fn system_health(state: &AppState) -> SystemHealth {
     for (name, r) in areas {
         components.insert(name.to_string(), to_probe(r, t));
     }
-    for m in crate::area::module_names() {
-        if !state.area_running(m) {
-            components.insert(
-                m.to_string(),
-                Probe {
-                    status: "absent".into(),
-                    latency_ms: None,
-                    detail: format!("module {m} is turned off fleet-wide ([modules] {m} = false)"),
-                },
-            );
-        }
+    for m in state.modules_off() {
+        components.insert(
+            m.to_string(),
+            Probe {
+                status: "absent".into(),
+                latency_ms: None,
+                detail: format!("module {m} is turned off fleet-wide ([modules] {m} = false)"),
+            },
+        );
     }
     let issues: Vec<String> = components
         .iter()

@@ -163,10 +163,8 @@ pub async fn report(state: &AppState, tenant: &str) -> TelemetryReport {
         components.insert(name.to_string(), c);
     }
     // A module that is off fleet-wide is shown as such, not silently missing.
-    for m in crate::area::module_names() {
-        if !state.area_running(m) {
-            components.insert(m.to_string(), Component::off(m));
-        }
+    for m in state.modules_off() {
+        components.insert(m.to_string(), Component::off(m));
     }
     let worst = components
         .values()
