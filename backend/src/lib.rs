@@ -11,6 +11,7 @@ pub mod areas;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod dr;
 pub mod error;
 pub mod jobs;
 pub mod logging;

@@ -226,7 +226,7 @@ where
 }
 
 /// Field names whose values are secrets.
-fn is_secret_name(name: &str) -> bool {
+pub fn is_secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     n == "key"
         || n == "token"
