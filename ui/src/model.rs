@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+pub use echopilot_backend::dr::{BackupList as DrBackups, LatestVerify as DrVerify};
 pub use echopilot_backend::jobs::{AutomationsStatus, JobRun, JobRuns, JobStatus};
 pub use echopilot_backend::model::{AuditChain, TenantList};
 pub use echopilot_backend::ops::api::VerbList;
@@ -22,7 +23,9 @@ crate::serde_view!(
     TenantList,
     VerbList,
     JobList,
-    QueueHealth
+    QueueHealth,
+    DrBackups,
+    DrVerify
 );
 
 /// Parses an RFC 3339 timestamp; anything else is `None`.

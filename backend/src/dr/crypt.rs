@@ -108,27 +108,17 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// A writer that hashes and counts what passes through it.
-struct Hashing<W> {
-    inner: W,
-    hash: Sha256,
-    size: u64,
-}
+/// Buffers in flight between the two threads of [`seal`] and [`open`].
+const IN_FLIGHT: usize = 4;
 
-impl<W: Write> Hashing<W> {
-    fn put(&mut self, b: &[u8]) -> std::io::Result<()> {
-        self.hash.update(b);
-        self.size += b.len() as u64;
-        self.inner.write_all(b)
-    }
-}
-
-/// Encrypt everything `src` yields into `dst` under the logical file `name`.
-pub fn seal(
+/// Encrypt everything `src` yields into `dst` under the logical file `name`. Two threads:
+/// this one reads and encrypts, a second hashes and writes the stored bytes, so SHA-256
+/// and AES-GCM run side by side instead of one after the other.
+pub fn seal<R: Read, W: Write + Send>(
     key: &DrKey,
     name: &str,
-    mut src: impl Read,
-    dst: impl Write,
+    mut src: R,
+    dst: W,
 ) -> std::io::Result<Sealed> {
     let cipher = key.cipher();
     let mut prefix = [0u8; 7];
@@ -138,49 +128,81 @@ pub fn seal(
     header.extend_from_slice(&prefix);
     header.extend_from_slice(&(CHUNK as u32).to_be_bytes());
     let ad = aad(&header, name);
-    let mut out = Hashing {
-        inner: std::io::BufWriter::with_capacity(CHUNK + TAG_LEN, dst),
-        hash: Sha256::new(),
-        size: 0,
-    };
-    out.put(&header)?;
-    // Read one chunk ahead so the last chunk is known when it is sealed.
-    let mut cur = vec![0u8; CHUNK];
-    let mut next = vec![0u8; CHUNK];
-    let mut cur_len = read_full(&mut src, &mut cur)?;
-    let mut plain = 0u64;
-    let mut counter: u32 = 0;
-    loop {
-        let next_len = if cur_len == CHUNK {
-            read_full(&mut src, &mut next)?
-        } else {
-            0
-        };
-        let last = next_len == 0;
-        let tag = cipher
-            .encrypt_in_place_detached(
-                GenericArray::from_slice(&nonce(&prefix, counter, last)),
-                &ad,
-                &mut cur[..cur_len],
-            )
-            .map_err(|_| std::io::Error::other("AES-GCM encryption failed"))?;
-        out.put(&cur[..cur_len])?;
-        out.put(&tag)?;
-        plain += cur_len as u64;
-        if last {
-            break;
-        }
-        counter = counter
-            .checked_add(1)
-            .ok_or_else(|| std::io::Error::other("file too large for one backup stream"))?;
-        std::mem::swap(&mut cur, &mut next);
-        cur_len = next_len;
-    }
-    out.inner.flush()?;
-    Ok(Sealed {
-        size: out.size,
-        sha256: hex::encode(out.hash.finalize()),
-        plain_size: plain,
+    let (to_writer, from_sealer) = std::sync::mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
+    let (recycle, reuse) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> std::io::Result<(u64, String)> {
+            let mut out = std::io::BufWriter::with_capacity(CHUNK + TAG_LEN, dst);
+            let mut hash = Sha256::new();
+            let mut size = 0u64;
+            for buf in from_sealer {
+                hash.update(&buf);
+                size += buf.len() as u64;
+                out.write_all(&buf)?;
+                let _ = recycle.send(buf);
+            }
+            out.flush()?;
+            Ok((size, hex::encode(hash.finalize())))
+        });
+        let sealed = (|| -> std::io::Result<u64> {
+            let send = |b: Vec<u8>| {
+                to_writer
+                    .send(b)
+                    .map_err(|_| std::io::Error::other("the backup writer stopped"))
+            };
+            send(header.clone())?;
+            let fresh = |reuse: &std::sync::mpsc::Receiver<Vec<u8>>| {
+                let mut b = reuse
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(CHUNK + TAG_LEN));
+                b.resize(CHUNK, 0);
+                b
+            };
+            // Read one chunk ahead so the last chunk is known when it is sealed.
+            let mut cur = fresh(&reuse);
+            let mut cur_len = read_full(&mut src, &mut cur)?;
+            let mut plain = 0u64;
+            let mut counter: u32 = 0;
+            loop {
+                let mut next = fresh(&reuse);
+                let next_len = if cur_len == CHUNK {
+                    read_full(&mut src, &mut next)?
+                } else {
+                    0
+                };
+                let last = next_len == 0;
+                let tag = cipher
+                    .encrypt_in_place_detached(
+                        GenericArray::from_slice(&nonce(&prefix, counter, last)),
+                        &ad,
+                        &mut cur[..cur_len],
+                    )
+                    .map_err(|_| std::io::Error::other("AES-GCM encryption failed"))?;
+                cur.truncate(cur_len);
+                cur.extend_from_slice(&tag);
+                plain += cur_len as u64;
+                send(cur)?;
+                if last {
+                    return Ok(plain);
+                }
+                counter = counter
+                    .checked_add(1)
+                    .ok_or_else(|| std::io::Error::other("file too large for one backup stream"))?;
+                cur = next;
+                cur_len = next_len;
+            }
+        })();
+        drop(to_writer);
+        let written = writer
+            .join()
+            .map_err(|_| std::io::Error::other("the backup writer panicked"))?;
+        let plain_size = sealed?;
+        let (size, sha256) = written?;
+        Ok(Sealed {
+            size,
+            sha256,
+            plain_size,
+        })
     })
 }
 
@@ -207,21 +229,19 @@ pub struct Opened {
 
 /// Decrypt `src` (stored size `stored_len`) into `dst`, hashing the stored bytes. A
 /// failure leaves `dst` holding a prefix of the plaintext: callers write to a temporary
-/// name and discard it.
-pub fn open(
+/// name and discard it. Two threads: a reader hashes the stored bytes, this one decrypts.
+pub fn open<R: Read + Send, W: Write>(
     key: &DrKey,
     name: &str,
-    mut src: impl Read,
+    mut src: R,
     stored_len: u64,
-    mut dst: impl Write,
+    mut dst: W,
 ) -> Result<Opened, OpenError> {
     let cipher = key.cipher();
-    let mut hash = Sha256::new();
     let mut header = [0u8; HEADER_LEN];
     if read_full(&mut src, &mut header)? < HEADER_LEN || &header[..8] != MAGIC {
         return Err(OpenError::Format);
     }
-    hash.update(header);
     let prefix: [u8; 7] = header[8..15].try_into().map_err(|_| OpenError::Format)?;
     let chunk =
         u32::from_be_bytes(header[15..19].try_into().map_err(|_| OpenError::Format)?) as usize;
@@ -232,43 +252,71 @@ pub fn open(
     let body = stored_len.saturating_sub(HEADER_LEN as u64);
     let sealed = (chunk + TAG_LEN) as u64;
     let chunks = body.div_ceil(sealed).max(1);
-    let mut buf = vec![0u8; chunk + TAG_LEN];
-    let mut plain = 0u64;
-    let mut size = HEADER_LEN as u64;
-    for counter in 0..chunks {
-        let last = counter + 1 == chunks;
-        let want = if last {
-            (body - counter * sealed) as usize
-        } else {
-            chunk + TAG_LEN
-        };
-        if want < TAG_LEN {
-            return Err(OpenError::Truncated);
-        }
-        let got = read_full(&mut src, &mut buf[..want])?;
-        if got < want {
-            return Err(OpenError::Truncated);
-        }
-        hash.update(&buf[..want]);
-        size += want as u64;
-        let counter = u32::try_from(counter).map_err(|_| OpenError::Format)?;
-        let (data, tag) = buf[..want].split_at_mut(want - TAG_LEN);
-        cipher
-            .decrypt_in_place_detached(
-                GenericArray::from_slice(&nonce(&prefix, counter, last)),
-                &ad,
-                data,
-                GenericArray::from_slice(tag),
-            )
-            .map_err(|_| OpenError::Auth(counter))?;
-        dst.write_all(data)?;
-        plain += data.len() as u64;
+    if chunks > u64::from(u32::MAX) {
+        return Err(OpenError::Format);
     }
-    dst.flush()?;
-    Ok(Opened {
-        size,
-        sha256: hex::encode(hash.finalize()),
-        plain_size: plain,
+    let (to_opener, from_reader) = std::sync::mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
+    let (recycle, reuse) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || -> Result<(u64, String), OpenError> {
+            let mut hash = Sha256::new();
+            hash.update(header);
+            let mut size = HEADER_LEN as u64;
+            for counter in 0..chunks {
+                let want = if counter + 1 == chunks {
+                    (body - counter * sealed) as usize
+                } else {
+                    chunk + TAG_LEN
+                };
+                if want < TAG_LEN {
+                    return Err(OpenError::Truncated);
+                }
+                let mut buf = reuse.try_recv().unwrap_or_default();
+                buf.resize(want, 0);
+                if read_full(&mut src, &mut buf)? < want {
+                    return Err(OpenError::Truncated);
+                }
+                hash.update(&buf);
+                size += want as u64;
+                if to_opener.send(buf).is_err() {
+                    break;
+                }
+            }
+            Ok((size, hex::encode(hash.finalize())))
+        });
+        let opened = (|| -> Result<u64, OpenError> {
+            let mut plain = 0u64;
+            for (counter, mut buf) in from_reader.into_iter().enumerate() {
+                let counter = counter as u32;
+                let last = u64::from(counter) + 1 == chunks;
+                let n = buf.len();
+                let (data, tag) = buf.split_at_mut(n - TAG_LEN);
+                cipher
+                    .decrypt_in_place_detached(
+                        GenericArray::from_slice(&nonce(&prefix, counter, last)),
+                        &ad,
+                        data,
+                        GenericArray::from_slice(tag),
+                    )
+                    .map_err(|_| OpenError::Auth(counter))?;
+                dst.write_all(data)?;
+                plain += data.len() as u64;
+                let _ = recycle.send(buf);
+            }
+            dst.flush()?;
+            Ok(plain)
+        })();
+        // On a decryption error the reader is stopped by the closed channel.
+        let read = reader
+            .join()
+            .map_err(|_| OpenError::Io(std::io::Error::other("the backup reader panicked")))?;
+        let plain_size = opened?;
+        let (size, sha256) = read?;
+        Ok(Opened {
+            size,
+            sha256,
+            plain_size,
+        })
     })
 }
 

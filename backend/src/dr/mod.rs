@@ -454,36 +454,12 @@ pub struct Status {
 
 impl Status {
     pub fn from_parts(list: &BackupList, latest: Option<&VerifyReport>) -> Status {
-        let rpo_secs = list.rpo_minutes as i64 * 60;
-        let (light, reason) = match (list.measured_rpo_secs, latest.map(|r| r.result)) {
-            (_, Some(Verdict::Fail)) => ("red", "the newest rehearsal failed".to_string()),
-            (None, _) if list.backups.is_empty() => ("red", "no backup yet".to_string()),
-            (None, _) => ("red", "no backup has passed a rehearsal yet".to_string()),
-            (Some(age), _) if age > rpo_secs => (
-                "red",
-                format!(
-                    "the newest verified backup is {} min old, older than the RPO of {} min",
-                    age / 60,
-                    list.rpo_minutes
-                ),
-            ),
-            (Some(age), _) if age > rpo_secs / 2 => (
-                "yellow",
-                format!(
-                    "the newest verified backup is {} min old (RPO {} min)",
-                    age / 60,
-                    list.rpo_minutes
-                ),
-            ),
-            (Some(age), _) => (
-                "green",
-                format!(
-                    "the newest verified backup is {} min old (RPO {} min)",
-                    age / 60,
-                    list.rpo_minutes
-                ),
-            ),
-        };
+        let (light, reason) = judge(
+            list.rpo_minutes,
+            list.measured_rpo_secs,
+            !list.backups.is_empty(),
+            latest.map(|r| r.result),
+        );
         Status {
             backups: list.backups.len(),
             last_backup_age_secs: list.backups.first().map(|b| b.age_secs),
@@ -495,6 +471,41 @@ impl Status {
             light,
             reason,
         }
+    }
+}
+
+/// The DR light and why: red when the newest rehearsal failed, when no backup passed one,
+/// or when the newest verified backup is older than the RPO; yellow past half the RPO.
+/// (The console computes the same from its own clock.)
+pub fn judge(
+    rpo_minutes: u64,
+    measured_rpo_secs: Option<i64>,
+    any_backup: bool,
+    latest: Option<Verdict>,
+) -> (&'static str, String) {
+    let rpo_secs = rpo_minutes as i64 * 60;
+    match (measured_rpo_secs, latest) {
+        (_, Some(Verdict::Fail)) => ("red", "the newest rehearsal failed".to_string()),
+        (None, _) if !any_backup => ("red", "no backup yet".to_string()),
+        (None, _) => ("red", "no backup has passed a rehearsal yet".to_string()),
+        (Some(age), _) if age > rpo_secs => (
+            "red",
+            format!(
+                "the newest verified backup is {} min old, older than the RPO of {rpo_minutes} min",
+                age / 60
+            ),
+        ),
+        (Some(age), _) => (
+            if age > rpo_secs / 2 {
+                "yellow"
+            } else {
+                "green"
+            },
+            format!(
+                "the newest verified backup is {} min old (RPO {rpo_minutes} min)",
+                age / 60
+            ),
+        ),
     }
 }
 

@@ -23,14 +23,15 @@ pub struct Snapshot {
     pub created_at_ms: i64,
 }
 
-fn periods(ms: i64) -> (String, String, String) {
+/// The UTC day, ISO week and month of a time, in the order of [`Policy`]'s rules.
+fn periods(ms: i64) -> [String; 3] {
     let t: DateTime<Utc> = DateTime::from_timestamp_millis(ms).unwrap_or_default();
     let w = t.iso_week();
-    (
+    [
         t.format("%Y-%m-%d").to_string(),
         format!("{}-W{:02}", w.year(), w.week()),
         t.format("%Y-%m").to_string(),
-    )
+    ]
 }
 
 /// The ids to keep (every other backup may be deleted).
@@ -46,23 +47,20 @@ pub fn keep(snapshots: &[Snapshot], policy: Policy) -> BTreeSet<String> {
     if let Some(newest) = sorted.first() {
         kept.insert(newest.id.clone());
     }
-    let rules: [(u32, fn(&(String, String, String)) -> &String); 3] = [
-        (policy.daily, |p| &p.0),
-        (policy.weekly, |p| &p.1),
-        (policy.monthly, |p| &p.2),
-    ];
-    for (n, period_of) in rules {
+    for (rule, n) in [policy.daily, policy.weekly, policy.monthly]
+        .into_iter()
+        .enumerate()
+    {
         let mut last: Option<String> = None;
         let mut count = 0;
         for s in &sorted {
             if count >= n {
                 break;
             }
-            let p = periods(s.created_at_ms);
-            let period = period_of(&p);
-            if last.as_ref() != Some(period) {
+            let period = periods(s.created_at_ms)[rule].clone();
+            if last.as_ref() != Some(&period) {
                 kept.insert(s.id.clone());
-                last = Some(period.clone());
+                last = Some(period);
                 count += 1;
             }
         }
