@@ -29,6 +29,14 @@ fn env(extra: &[(&str, &str)]) -> Vec<(String, String)> {
     env
 }
 
+async fn start(backend: &str, extra: &[(&str, &str)]) -> Server {
+    Server::start_with(Opts {
+        database_url: common::fresh_database(backend).await,
+        env: env(extra),
+        ..Default::default()
+    })
+}
+
 /// A new key of `role` in `tenant`, minted by the superadmin client `c`.
 async fn key(c: &common::Client, role: &str, tenant: &str) -> (String, common::Client) {
     let r = c
@@ -94,11 +102,7 @@ async fn runs_beside_the_flood(c: &common::Client, flood: &common::Client, id: &
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_tenant_and_the_platform_run_while_one_tenant_floods() {
     for backend in common::backends() {
-        let srv = Server::start_with(Opts {
-            database_url: common::fresh_database(backend).await,
-            env: env(&[]),
-            ..Default::default()
-        });
+        let srv = start(backend, &[]).await;
         let admin = srv.client();
         let (_, flooder) = key(&admin, "operator", "flood").await;
         let (_, quiet) = key(&admin, "operator", "quiet").await;
@@ -197,11 +201,7 @@ async fn the_cap_holds_on_every_replica() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_diagnostic_kinds_are_bounded() {
     for backend in common::backends() {
-        let srv = Server::start_with(Opts {
-            database_url: common::fresh_database(backend).await,
-            env: env(&[("ECHOPILOT_QUEUE__MAX_SLEEP_MS", "2000")]),
-            ..Default::default()
-        });
+        let srv = start(backend, &[("ECHOPILOT_QUEUE__MAX_SLEEP_MS", "2000")]).await;
         let c = srv.client();
         for (body, status) in [
             (json!({"kind": "sleep", "payload": {"ms": 2000}}), 201),
@@ -271,11 +271,7 @@ async fn the_diagnostic_kinds_are_bounded() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_admin_cannot_revoke_a_key_above_its_own_role() {
     for backend in common::backends() {
-        let srv = Server::start_with(Opts {
-            database_url: common::fresh_database(backend).await,
-            env: env(&[]),
-            ..Default::default()
-        });
+        let srv = start(backend, &[]).await;
         let root = srv.client();
         let me: Value = root.get("/api/v1/keys").await.body["keys"][0].clone();
         let tenant = me["tenant"].as_str().unwrap().to_string();
