@@ -76,6 +76,31 @@ pub async fn enqueue(
     }
 }
 
+/// The POST routes: an admin of the system tenant starts `job`; 202 with the run id.
+async fn start(
+    state: &AppState,
+    dr: &Dr,
+    caller: &Caller,
+    job: &str,
+) -> ApiResult<(StatusCode, Json<DrRunStarted>)> {
+    caller
+        .require_system(
+            state,
+            Role::Admin,
+            &format!("dr.{job}"),
+            "disaster recovery",
+        )
+        .await?;
+    let run_id = enqueue(state, dr, job, &caller.key_id, &caller.request_id, "api").await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(DrRunStarted {
+            run_id,
+            job: job.into(),
+        }),
+    ))
+}
+
 /// Backups not deleted by retention, newest first, each with its manifest and whether a
 /// rehearsal verified it; the RPO and the measured RPO.
 #[utoipa::path(get, path = "/api/v1/dr/backups", tag = "dr",
@@ -99,18 +124,7 @@ pub async fn start_backup(
     State(dr): State<Dr>,
     caller: Caller,
 ) -> ApiResult<(StatusCode, Json<DrRunStarted>)> {
-    caller
-        .require_system(&state, Role::Admin, "dr.backup", "disaster recovery")
-        .await?;
-    let job = super::backup::JOB;
-    let run_id = enqueue(&state, &dr, job, &caller.key_id, &caller.request_id, "api").await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(DrRunStarted {
-            run_id,
-            job: job.into(),
-        }),
-    ))
+    start(&state, &dr, &caller, super::backup::JOB).await
 }
 
 /// The newest restore rehearsal's report (null before the first).
@@ -138,16 +152,5 @@ pub async fn start_verify(
     State(dr): State<Dr>,
     caller: Caller,
 ) -> ApiResult<(StatusCode, Json<DrRunStarted>)> {
-    caller
-        .require_system(&state, Role::Admin, "dr.verify", "disaster recovery")
-        .await?;
-    let job = super::verify::JOB;
-    let run_id = enqueue(&state, &dr, job, &caller.key_id, &caller.request_id, "api").await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(DrRunStarted {
-            run_id,
-            job: job.into(),
-        }),
-    ))
+    start(&state, &dr, &caller, super::verify::JOB).await
 }

@@ -25,6 +25,9 @@ pub const JOB: &str = "backup";
 pub async fn run_job(ctx: crate::jobs::JobContext) -> anyhow::Result<Value> {
     let dr = ctx.state.require::<Dr>("jobs", "dr")?;
     let m = dr.backup(ctx.trigger.as_str()).await?;
+    // Each file of the backup is an artifact of the run (a failure fails the whole run).
+    ctx.ledger.add_total(m.files.len() as u64);
+    ctx.ledger.add_processed(m.files.len() as u64);
     Ok(summary(&m))
 }
 

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::restore::{self, Target, Tools};
 use super::{Check, Dr, FileCheck, Manifest, Verdict, VerifyReport};
@@ -19,35 +19,46 @@ pub const JOB: &str = "dr_verify";
 /// Log lines an alert of a failed rehearsal carries.
 const ALERT_LOG_LINES: usize = 50;
 
-/// The `dr_verify` job. A FAIL is a failed run (not retried: the rehearsal itself worked
-/// and found a problem), with the report as its result.
+/// The `dr_verify` job. Every file and every check is an artifact of the run's error
+/// ledger; each failure is a blocking ledger error, so a FAIL is a failed run (not
+/// retried: the rehearsal itself worked and found a problem), with the report as result.
 pub async fn run_job(ctx: crate::jobs::JobContext) -> anyhow::Result<Value> {
     let dr = ctx.state.require::<Dr>("jobs", "dr")?;
     let report = dr.rehearse(&ctx.state, ctx.trigger.as_str()).await?;
-    Ok(result_of(&report))
+    ledger(&ctx.ledger, &report);
+    Ok(super::to_json(&report))
 }
 
-/// A job result: the report, with its failures as `errors` so a FAIL is a failed run.
-pub fn result_of(r: &VerifyReport) -> Value {
-    let mut v = super::to_json(r);
-    v["errors"] = json!(r.failures);
-    v
-}
-
-/// A scratch database name next to the server's own.
-fn scratch_url(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[after_scheme..].find('/') {
-        Some(i) => &base[..after_scheme + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
+/// Record a rehearsal in a run's error ledger.
+pub fn ledger(l: &crate::jobs::Ledger, r: &VerifyReport) {
+    use crate::jobs::LedgerError;
+    l.add_total((r.files.len() + r.checks.len()) as u64);
+    for f in &r.files {
+        if f.ok {
+            l.add_processed(1);
+        } else {
+            l.error(
+                LedgerError::new(&f.name, "hash+decrypt", &f.detail)
+                    .fix("the stored file changed or is gone: check the disk and the offsite copy; take a new backup (run_backup) and rehearse it")
+                    .blocking(),
+            );
+        }
+    }
+    for c in &r.checks {
+        if c.ok {
+            l.add_processed(1);
+        } else {
+            l.error(
+                LedgerError::new(format!("check:{}", c.name), "check", &c.detail)
+                    .fix(match c.name.as_str() {
+                        "key" => "configure the key the backup was taken with (ECHOPILOT_DR__KEY or [dr] key_file)",
+                        "backup" => "take a backup first (run_backup), or set [dr] offsite_dir where this replica can read the backups",
+                        "scratch_database" => "grant the server's PostgreSQL role CREATEDB",
+                        _ => "the restored data does not match the manifest: keep this backup for analysis and take a new one",
+                    })
+                    .blocking(),
+            );
+        }
     }
 }
 
@@ -210,7 +221,7 @@ impl Dr {
                         restore_ms: 0,
                     };
                 }
-                let url = scratch_url(self.store().url(), &name);
+                let url = crate::store::with_database(self.store().url(), &name);
                 scratch_db = Some((name, url.clone()));
                 Target::Postgres {
                     url,
@@ -321,16 +332,4 @@ pub fn check_target_dir(dir: &Path, force: bool) -> Result<(), String> {
         dir.display(),
         entries.len()
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn scratch_urls_keep_host_and_options() {
-        assert_eq!(
-            super::scratch_url("postgres://u:p@h:5432/app?sslmode=disable", "ep_drverify_1"),
-            "postgres://u:p@h:5432/ep_drverify_1?sslmode=disable"
-        );
-        assert_eq!(super::scratch_url("postgres://h", "x"), "postgres://h/x");
-    }
 }

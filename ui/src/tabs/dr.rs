@@ -66,7 +66,6 @@ fn verb(name: &'static str) -> Intent {
     Intent::Verb {
         name,
         args: Map::new(),
-        fallback: None,
     }
 }
 
