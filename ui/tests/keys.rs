@@ -539,3 +539,35 @@ fn plain_404_is_still_not_installed() {
     assert!(screen.contains("This area is not installed"), "{screen}");
     assert!(!screen.contains("Module"), "{screen}");
 }
+
+/// A 401 marks the key rejected until any request succeeds again (the key was fixed or
+/// the backend restored it); other errors leave it alone.
+#[test]
+fn a_401_is_remembered_until_a_success() {
+    let mut app = loaded_app();
+    app.handle_event(Event::Fetched {
+        resource: TELEMETRY.res,
+        result: Err(ClientError::Problem(echopilot_ui::client::parse_problem(
+            401,
+            br#"{"title":"Unauthorized","status":401}"#,
+        ))),
+        at: t0(),
+    });
+    assert_eq!(app.auth_rejected_since, Some(t0()));
+    app.handle_event(Event::Fetched {
+        resource: VERBS.res,
+        result: Err(ClientError::Unreachable("refused".into())),
+        at: t0() + Duration::seconds(1),
+    });
+    assert_eq!(
+        app.auth_rejected_since,
+        Some(t0()),
+        "kept across other errors"
+    );
+    app.handle_event(Event::Fetched {
+        resource: TELEMETRY.res,
+        result: Ok(fixture("telemetry.json")),
+        at: t0() + Duration::seconds(2),
+    });
+    assert_eq!(app.auth_rejected_since, None);
+}

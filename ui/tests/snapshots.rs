@@ -209,6 +209,47 @@ fn refused_purge_without_registry() {
     assert_snapshot!("refused_purge_no_registry", render(&app, 80, 24));
 }
 
+/// A wrong key: every request answers 401. The status line says so (not "connecting…"
+/// forever) and the header drops the overall status it can no longer vouch for.
+#[test]
+fn wrong_key_banner() {
+    let problem = r#"{"type":"https://echopilot.dev/problems/unauthorized","title":"Unauthorized","status":401,"detail":"invalid or revoked API key"}"#;
+    let mut app = on_tab(empty_app(), "Queue");
+    let resources = app.wanted();
+    for r in resources {
+        app.handle_event(Event::Fetched {
+            resource: r,
+            result: Err(echopilot_ui::ClientError::Problem(
+                echopilot_ui::client::parse_problem(401, problem.as_bytes()),
+            )),
+            at: t0(),
+        });
+    }
+    assert_snapshot!("wrong_key_401", render(&app, 80, 24));
+}
+
+/// Data arrived, then refreshing started to fail with 5xx: the tab says STALE with the
+/// age of what it shows, and the header marks the overall status stale.
+#[test]
+fn stale_tab_says_so() {
+    let mut app = on_tab(loaded_app(), "Queue");
+    let resources = app.wanted();
+    for r in resources {
+        app.handle_event(Event::Fetched {
+            resource: r,
+            result: Err(echopilot_ui::ClientError::Problem(
+                echopilot_ui::client::parse_problem(
+                    503,
+                    br#"{"title":"Service Unavailable","status":503}"#,
+                ),
+            )),
+            at: t0() + Duration::seconds(30),
+        });
+    }
+    app.handle_event(Event::Tick(t0() + Duration::seconds(31)));
+    assert_snapshot!("stale_queue", render(&app, 80, 24));
+}
+
 #[test]
 fn result_dialogs() {
     let mut app = high_plan_app();
