@@ -15,6 +15,15 @@ pub fn fmt_duration(secs: i64) -> String {
     }
 }
 
+/// A run's duration: `840 ms`, `1.2 s`, else as [`fmt_duration`].
+pub fn fmt_duration_ms(ms: i64) -> String {
+    match ms.max(0) {
+        ms @ 0..=999 => format!("{ms} ms"),
+        ms @ 1000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        ms => fmt_duration(ms / 1000),
+    }
+}
+
 /// Compact age: `42s`, `5m`, `3h`, `2d`.
 pub fn fmt_age(secs: i64) -> String {
     let s = secs.max(0);
