@@ -250,6 +250,21 @@ fn stale_tab_says_so() {
     assert_snapshot!("stale_queue", render(&app, 80, 24));
 }
 
+/// A paused queue: `[QUEUE PAUSED]` in the header on every tab and `[PAUSED]` on the Queue
+/// tab. (The recorded answers with their `paused` flag set, as a paused backend sends them.)
+#[test]
+fn paused_queue_is_said() {
+    let mut app = loaded_app();
+    let mut tele = fixture("telemetry.json");
+    tele["components"]["queue"]["details"]["paused"] = serde_json::json!(true);
+    app.load(echopilot_ui::resources::TELEMETRY.res, tele);
+    let mut health = fixture("queue_health.json");
+    health["paused"] = serde_json::json!(true);
+    app.load(echopilot_ui::tabs::queue::HEALTH.res, health);
+    let app = on_tab(app, "Queue");
+    assert_snapshot!("queue_paused", render(&app, 80, 24));
+}
+
 #[test]
 fn result_dialogs() {
     let mut app = high_plan_app();
