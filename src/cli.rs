@@ -62,9 +62,17 @@ enum Command {
         /// Backend URL.
         #[arg(long, env = "ECHOPILOT_URL", default_value = "http://127.0.0.1:8080")]
         url: String,
-        /// API key (or ECHOPILOT_KEY).
+        /// API key. Prefer ECHOPILOT_KEY or --key-file: a --key value shows in `ps`.
         #[arg(long, env = "ECHOPILOT_KEY", hide_env_values = true)]
-        key: String,
+        key: Option<String>,
+        /// Read the API key from this file (first line; keep it mode 0600).
+        #[arg(
+            long,
+            env = "ECHOPILOT_KEY_FILE",
+            value_name = "FILE",
+            conflicts_with = "key"
+        )]
+        key_file: Option<PathBuf>,
         /// Tenant to view (X-Tenant-Id).
         #[arg(long)]
         tenant: Option<String>,
@@ -95,22 +103,6 @@ enum Command {
         /// Tenant (X-Tenant-Id).
         #[arg(long)]
         tenant: Option<String>,
-    },
-    /// Restore a backup (a `<data-dir>/backups/<id>` directory) into a new data dir, or
-    /// into an empty PostgreSQL database with --database-url. Verifies every file and the
-    /// restored data before putting anything in place; the key comes from [dr] key_file or
-    /// ECHOPILOT_DR__KEY.
-    Restore {
-        /// The backup directory (holding manifest.json).
-        #[arg(long, value_name = "DIR")]
-        from: PathBuf,
-        /// Overwrite a data dir that is not empty (or looks in use), or a database that
-        /// has tables (its public schema is dropped first).
-        #[arg(long)]
-        force: bool,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
     /// The embedded console plus a clearly labelled demo tenant with synthetic activity.
     Demo,
@@ -171,8 +163,19 @@ pub fn main() -> ExitCode {
         }
         Some(Command::Serve { addr }) => run(serve(cli.global, addr)),
         Some(Command::Keys { command }) => run(keys(cli.global, command)),
-        Some(Command::Restore { from, force, json }) => run(restore(cli.global, from, force, json)),
-        Some(Command::Tui { url, key, tenant }) => {
+        Some(Command::Tui {
+            url,
+            key,
+            key_file,
+            tenant,
+        }) => {
+            let key = match tui_key(key, key_file) {
+                Ok(k) => k,
+                Err(msg) => {
+                    eprintln!("echopilot: {msg}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
             let c = crate::console::ConsoleArgs {
                 theme: cli.theme,
                 readonly: cli.readonly,
@@ -336,62 +339,6 @@ async fn serve(g: GlobalArgs, addr: Option<String>) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn restore(g: GlobalArgs, from: PathBuf, force: bool, json: bool) -> Result<(), Failure> {
-    use echopilot_backend::dr;
-    let Some(data_dir) = g.data_dir.clone() else {
-        return Err(Failure::Config(
-            "restore needs --data-dir NEW (the data dir to restore into)".into(),
-        ));
-    };
-    let cfg = load_config(&g, None)?;
-    let section = dr::DrSection::load(&cfg.raw)?;
-    let req = dr::restore::RestoreRequest {
-        from,
-        data_dir,
-        database_url: g.database_url.clone(),
-        force,
-    };
-    let s = dr::restore::run_restore(&req, &section).await?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
-        return Ok(());
-    }
-    println!(
-        "restored backup {} ({}, taken {}) in {} ms",
-        s.backup_id, s.engine, s.created_at, s.restore_ms
-    );
-    println!("  database: {}", s.database);
-    for f in &s.files {
-        println!("  file {}: {}", f.name, f.detail);
-    }
-    for w in &s.written {
-        println!("  wrote {}", s.data_dir.join(w).display());
-    }
-    for c in &s.checks {
-        println!(
-            "  check {}: {} ({} ms) {}",
-            c.name,
-            if c.ok { "ok" } else { "FAILED" },
-            c.duration_ms,
-            c.detail
-        );
-    }
-    println!(
-        "  {} rows; audit tree size {} root {}",
-        s.rows, s.audit.size, s.audit.root
-    );
-    let db_flag = if s.engine == "postgres" {
-        " --database-url <the same URL>"
-    } else {
-        ""
-    };
-    println!(
-        "start it: echopilot serve --data-dir {}{db_flag}   (echopilot.toml.restored holds the config with secrets removed)",
-        s.data_dir.display()
-    );
-    Ok(())
-}
-
 async fn keys(g: GlobalArgs, cmd: KeysCommand) -> Result<(), Failure> {
     let cfg = load_config(&g, None)?;
     let store = Store::open(&cfg).await?;
@@ -466,4 +413,24 @@ async fn keys(g: GlobalArgs, cmd: KeysCommand) -> Result<(), Failure> {
     }
     store.close().await;
     Ok(())
+}
+
+/// The console's key: `--key` / `ECHOPILOT_KEY`, else the first line of `--key-file` /
+/// `ECHOPILOT_KEY_FILE`.
+fn tui_key(key: Option<String>, file: Option<PathBuf>) -> Result<String, String> {
+    if let Some(k) = key.filter(|k| !k.trim().is_empty()) {
+        return Ok(k.trim().to_string());
+    }
+    let Some(path) = file else {
+        return Err(
+            "no API key: set ECHOPILOT_KEY, pass --key-file FILE, or --key KEY (visible in ps)"
+                .into(),
+        );
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read the key file {}: {e}", path.display()))?;
+    match text.lines().next().map(str::trim) {
+        Some(k) if !k.is_empty() => Ok(k.to_string()),
+        _ => Err(format!("the key file {} is empty", path.display())),
+    }
 }
