@@ -447,6 +447,58 @@ pub const COMMANDS: &[KeyCommand] = &[
         Action::PageDown,
         &[(KeyCode::PageDown, NONE)],
         "PgDn",
+        "scroll down",
+        "Scroll a plan's body down (its input fields stay in view)",
+        Scope::Modes(&[Mode::ConfirmLow, Mode::ConfirmHigh, Mode::Pending]),
+    )),
+    cmd(
+        Action::PageDown,
+        &[(KeyCode::PageDown, NONE), (KeyCode::Char(' '), NONE)],
+        "PgDn",
+        "page",
+        "Scroll the result a page down",
+        Scope::Modes(&[Mode::Result]),
+    ),
+    hidden(cmd(
+        Action::PageUp,
+        &[(KeyCode::PageUp, NONE)],
+        "PgUp",
+        "page up",
+        "Scroll the result a page up",
+        Scope::Modes(&[Mode::Result]),
+    )),
+    hidden(cmd(
+        Action::Top,
+        &[(KeyCode::Char('g'), NONE), (KeyCode::Home, NONE)],
+        "g",
+        "top",
+        "Start of the result",
+        Scope::Modes(&[Mode::Result]),
+    )),
+    cmd(
+        Action::Bottom,
+        &[
+            (KeyCode::Char('G'), SHIFT),
+            (KeyCode::Char('G'), NONE),
+            (KeyCode::End, NONE),
+        ],
+        "G",
+        "end",
+        "End of the result",
+        Scope::Modes(&[Mode::Result]),
+    ),
+    hidden(cmd(
+        Action::PageUp,
+        &[(KeyCode::PageUp, NONE)],
+        "PgUp",
+        "scroll up",
+        "Scroll a plan's body up",
+        Scope::Modes(&[Mode::ConfirmLow, Mode::ConfirmHigh, Mode::Pending]),
+    )),
+    hidden(cmd(
+        Action::PageDown,
+        &[(KeyCode::PageDown, NONE)],
+        "PgDn",
         "page down",
         "Move the selection a page down",
         Scope::Table,
@@ -595,6 +647,12 @@ pub fn scope_name(scope: Scope) -> String {
                 .collect();
             if ms.len() > 3 {
                 "dialogs".into()
+            } else if ms.len() > 1
+                && ms
+                    .iter()
+                    .all(|m| matches!(m, Mode::ConfirmLow | Mode::ConfirmHigh | Mode::Pending))
+            {
+                "plan dialog".into()
             } else {
                 names.join(", ")
             }

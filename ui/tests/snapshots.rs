@@ -174,6 +174,13 @@ fn plan_dialogs() {
     type_str(&mut app, "restart_sched");
     press(&mut app, KeyCode::Enter);
     assert_snapshot!("plan_high_wrong_name", render(&app, W, H));
+    // At 80×24 the fields stay in view while the operator types; the body scrolls.
+    type_str(&mut app, "uler");
+    press(&mut app, KeyCode::Enter);
+    type_str(&mut app, "wedged after deploy");
+    assert_snapshot!("plan_high_reason_80x24", render(&app, 80, 24));
+    press(&mut app, KeyCode::PageDown);
+    assert_snapshot!("plan_high_reason_80x24_scrolled", render(&app, 80, 24));
 
     let mut low = on_tab(loaded_app(), "Jobs");
     // The recorded dry-run is run_job retention: select retention (third job).
@@ -186,6 +193,76 @@ fn plan_dialogs() {
         at: t0() + Duration::seconds(1),
     });
     assert_snapshot!("plan_low_ready", render(&low, W, H));
+}
+
+/// The backend was down at start (no verb registry): `D` on the Queue tab is refused with
+/// a message instead of opening a confirmable "risk low" purge.
+#[test]
+fn refused_purge_without_registry() {
+    let mut app = empty_app();
+    app.load(
+        echopilot_ui::tabs::queue::JOBS.res,
+        fixture("queue_jobs.json"),
+    );
+    let mut app = on_tab(app, "Queue");
+    press_mod(&mut app, KeyCode::Char('D'), KeyModifiers::SHIFT);
+    assert_snapshot!("refused_purge_no_registry", render(&app, 80, 24));
+}
+
+/// A wrong key: every request answers 401. The status line says so (not "connecting…"
+/// forever) and the header drops the overall status it can no longer vouch for.
+#[test]
+fn wrong_key_banner() {
+    let problem = r#"{"type":"https://echopilot.dev/problems/unauthorized","title":"Unauthorized","status":401,"detail":"invalid or revoked API key"}"#;
+    let mut app = on_tab(empty_app(), "Queue");
+    let resources = app.wanted();
+    for r in resources {
+        app.handle_event(Event::Fetched {
+            resource: r,
+            result: Err(echopilot_ui::ClientError::Problem(
+                echopilot_ui::client::parse_problem(401, problem.as_bytes()),
+            )),
+            at: t0(),
+        });
+    }
+    assert_snapshot!("wrong_key_401", render(&app, 80, 24));
+}
+
+/// Data arrived, then refreshing started to fail with 5xx: the tab says STALE with the
+/// age of what it shows, and the header marks the overall status stale.
+#[test]
+fn stale_tab_says_so() {
+    let mut app = on_tab(loaded_app(), "Queue");
+    let resources = app.wanted();
+    for r in resources {
+        app.handle_event(Event::Fetched {
+            resource: r,
+            result: Err(echopilot_ui::ClientError::Problem(
+                echopilot_ui::client::parse_problem(
+                    503,
+                    br#"{"title":"Service Unavailable","status":503}"#,
+                ),
+            )),
+            at: t0() + Duration::seconds(30),
+        });
+    }
+    app.handle_event(Event::Tick(t0() + Duration::seconds(31)));
+    assert_snapshot!("stale_queue", render(&app, 80, 24));
+}
+
+/// A paused queue: `[QUEUE PAUSED]` in the header on every tab and `[PAUSED]` on the Queue
+/// tab. (The recorded answers with their `paused` flag set, as a paused backend sends them.)
+#[test]
+fn paused_queue_is_said() {
+    let mut app = loaded_app();
+    let mut tele = fixture("telemetry.json");
+    tele["components"]["queue"]["details"]["paused"] = serde_json::json!(true);
+    app.load(echopilot_ui::resources::TELEMETRY.res, tele);
+    let mut health = fixture("queue_health.json");
+    health["paused"] = serde_json::json!(true);
+    app.load(echopilot_ui::tabs::queue::HEALTH.res, health);
+    let app = on_tab(app, "Queue");
+    assert_snapshot!("queue_paused", render(&app, 80, 24));
 }
 
 #[test]
@@ -213,7 +290,7 @@ fn result_dialogs() {
     let mut ok = on_tab(loaded_app(), "Jobs");
     press(&mut ok, KeyCode::Char('j'));
     press(&mut ok, KeyCode::Char('j'));
-    press(&mut ok, KeyCode::Enter);
+    press(&mut ok, KeyCode::Char('t'));
     ok.handle_event(Event::Posted {
         op: PostOp::DryRun,
         result: Ok(fixture("dryrun_low.json")),
@@ -225,7 +302,28 @@ fn result_dialogs() {
         result: Ok(fixture("confirm.json")),
         at: t0(),
     });
-    assert_snapshot!("result_ok", render(&ok, 80, 24));
+    // A short answer: a flash line (and the plan dialog is gone).
+    assert_snapshot!("flash_run_started", render(&ok, 80, 24));
+
+    // A long, structured answer (recorded run history): the scrollable result view.
+    let mut long = high_plan_app();
+    long.handle_event(Event::Posted {
+        op: PostOp::DryRun,
+        result: Ok(fixture("dryrun_high.json")),
+        at: t0(),
+    });
+    type_str(&mut long, "restart_scheduler");
+    press(&mut long, KeyCode::Enter);
+    type_str(&mut long, "drill");
+    press(&mut long, KeyCode::Enter);
+    long.handle_event(Event::Posted {
+        op: PostOp::Confirm,
+        result: Ok(serde_json::json!({"audit_seq": 12, "result": fixture("runs.json")})),
+        at: t0(),
+    });
+    assert_snapshot!("result_ok", render(&long, 80, 24));
+    press_mod(&mut long, KeyCode::Char('G'), KeyModifiers::SHIFT);
+    assert_snapshot!("result_ok_end", render(&long, 80, 24));
 }
 
 #[test]

@@ -14,9 +14,11 @@ use crate::popups::plan::{Kind, PlanDialog, Stage};
 use crate::popups::result::ResultDialog;
 use crate::popups::Popup;
 use crate::resources::{TENANTS, VERBS};
-use crate::tabs::{Direct, Intent};
+use crate::tabs::Intent;
 
 const OPS_COMMAND: &str = "/api/v1/ops/command";
+/// Lines a PgDn moves the result view (its body is at most ~20 lines at 80×24).
+const RESULT_PAGE: u16 = 15;
 
 impl App {
     /// Carries out what a tab asked for.
@@ -28,14 +30,7 @@ impl App {
                 Vec::new()
             }
             Intent::Refetch(r) => self.refetch(r),
-            Intent::Verb {
-                name,
-                args,
-                fallback,
-            } => match (self.find_verb(name).is_some(), fallback) {
-                (false, Some(d)) => self.open_direct(d),
-                _ => self.start_verb(name, args),
-            },
+            Intent::Verb { name, args } => self.start_verb(name, args),
         }
     }
 
@@ -164,8 +159,14 @@ impl App {
         show_form: bool,
     ) -> Vec<Effect> {
         let Some(verb) = self.find_verb(name).cloned() else {
-            self.notify(if self.config.readonly {
-                format!("Verb {name} is not available (read-only console or not offered by this backend).")
+            // Risk comes from the server's registry only: without it nothing that changes
+            // state is offered, let alone confirmed with a single key.
+            self.notify(if self.cache.get(VERBS).is_none() {
+                format!(
+                    "Refused {name}: risk unknown until the server's verb list loads (r: refresh)"
+                )
+            } else if self.config.readonly {
+                format!("Read-only console: {name} changes state and is disabled.")
             } else {
                 format!("Verb {name} is not offered by this backend.")
             });
@@ -208,20 +209,6 @@ impl App {
         }]
     }
 
-    /// A confirm dialog for a plain API call, used when the backend has no verb for it.
-    fn open_direct(&mut self, d: Direct) -> Vec<Effect> {
-        if self.config.readonly {
-            self.notify("Read-only console: actions that change state are disabled.");
-            return Vec::new();
-        }
-        self.popup = Some(Popup::Plan(Box::new(PlanDialog::direct(
-            PostOp::Direct(d.what),
-            d.path,
-            d.summary,
-        ))));
-        Vec::new()
-    }
-
     pub(super) fn popup_key(
         &mut self,
         mode: Mode,
@@ -259,6 +246,13 @@ impl App {
                     f.textarea.input(key);
                 }
             },
+            (Popup::Plan(d), _) if matches!(action, Some(Action::PageDown | Action::PageUp)) => {
+                d.scroll_by(if action == Some(Action::PageDown) {
+                    5
+                } else {
+                    -5
+                });
+            }
             (Popup::Plan(_), Mode::ConfirmLow) if action == Some(Action::Confirm) => {
                 return self.confirm_plan();
             }
@@ -270,9 +264,13 @@ impl App {
                         if d.typed.trim() != name {
                             d.error =
                                 Some(format!("Type the verb name {name} exactly to confirm."));
+                        } else if d.reason.trim().is_empty() && d.field == 0 {
+                            // Enter on a correct name moves on: the operator has not had a
+                            // chance to type a reason yet, so there is nothing to complain of.
+                            d.error = None;
+                            d.field = 1;
                         } else if d.reason.trim().is_empty() {
                             d.error = Some("A reason is required for a high-risk verb.".into());
-                            d.field = 1;
                         } else {
                             return self.confirm_plan();
                         }
@@ -292,6 +290,11 @@ impl App {
             (Popup::Result(r), _) => match action {
                 Some(Action::Up) => r.scroll = r.scroll.saturating_sub(1),
                 Some(Action::Down) => r.scroll = r.scroll.saturating_add(1),
+                Some(Action::PageDown) => r.scroll = r.scroll.saturating_add(RESULT_PAGE),
+                Some(Action::PageUp) => r.scroll = r.scroll.saturating_sub(RESULT_PAGE),
+                Some(Action::Top) => r.scroll = 0,
+                // Clamped to the last page when drawn.
+                Some(Action::Bottom) => r.scroll = u16::MAX,
                 _ => {}
             },
             (Popup::Help { scroll }, _) => match action {
@@ -312,28 +315,20 @@ impl App {
             return Vec::new();
         };
         let plan = plan.clone();
-        let effect = match &d.kind {
-            Kind::Verb { verb, args } => {
-                let mut body = json!({
-                    "verb": verb.name,
-                    "args": args,
-                    "confirm": true,
-                    "plan_id": plan.plan_id,
-                });
-                if !d.reason.trim().is_empty() {
-                    body["reason"] = Value::from(d.reason.trim());
-                }
-                Effect::Post {
-                    op: PostOp::Confirm,
-                    path: OPS_COMMAND.into(),
-                    body,
-                }
-            }
-            Kind::Direct { op, path } => Effect::Post {
-                op: op.clone(),
-                path: path.clone(),
-                body: json!({}),
-            },
+        let Kind::Verb { verb, args } = &d.kind;
+        let mut body = json!({
+            "verb": verb.name,
+            "args": args,
+            "confirm": true,
+            "plan_id": plan.plan_id,
+        });
+        if !d.reason.trim().is_empty() {
+            body["reason"] = Value::from(d.reason.trim());
+        }
+        let effect = Effect::Post {
+            op: PostOp::Confirm,
+            path: OPS_COMMAND.into(),
+            body,
         };
         d.stage = Stage::Confirming(plan);
         vec![effect]
@@ -368,17 +363,70 @@ impl App {
             (PostOp::DryRun, _) => Vec::new(),
             _ => {
                 // Confirm/direct answers are always shown: the operator must learn what happened.
-                let what = match (&op, &self.popup) {
-                    (_, Some(Popup::Plan(d))) => d.verb_name().to_string(),
-                    (PostOp::Direct(what), _) => what.clone(),
+                let what = match &self.popup {
+                    Some(Popup::Plan(d)) => d.verb_name().to_string(),
                     _ => "command".into(),
                 };
-                let ok = result.is_ok();
-                let title = format!("{what}: {}", if ok { "done" } else { "failed" });
-                self.popup = Some(Popup::Result(ResultDialog::from_result(title, result)));
+                match result {
+                    // A short answer is a flash line; a run it started is watched until it
+                    // ends, then reported. Long or structured answers get the result view.
+                    Ok(v) if flash_worthy(&v) => {
+                        self.popup = None;
+                        let inner = v.get("result").unwrap_or(&v);
+                        let run_id = inner.get("run_id").and_then(Value::as_str);
+                        let mut parts = vec![match run_id {
+                            Some(_) => format!("{what} started"),
+                            None => format!("{what} done"),
+                        }];
+                        if let Some(id) = run_id {
+                            parts.push(id.to_string());
+                            let job = inner
+                                .get("job")
+                                .and_then(Value::as_str)
+                                .unwrap_or(&what)
+                                .to_string();
+                            self.watched_runs.push(super::WatchedRun {
+                                run_id: id.to_string(),
+                                job,
+                                since: self.now,
+                            });
+                        } else if let Some(o) = inner.as_object() {
+                            parts.extend(o.iter().map(|(k, v)| match v {
+                                Value::String(s) => format!("{k} {s}"),
+                                other => format!("{k} {other}"),
+                            }));
+                        }
+                        if let Some(seq) = crate::model::audit_seq(&v) {
+                            parts.push(format!("audit #{seq}"));
+                        }
+                        self.notify(parts.join(" · "));
+                    }
+                    result => {
+                        let ok = result.is_ok();
+                        let title = format!("{what}: {}", if ok { "done" } else { "failed" });
+                        self.popup = Some(Popup::Result(ResultDialog::from_result(title, result)));
+                    }
+                }
                 // Something changed: refresh what is on screen and the audit head.
                 self.refresh_now()
             }
         }
+    }
+}
+
+/// Whether a confirmed command's answer fits a flash line: its `result` is absent or a flat
+/// object of a few short scalars (a run id, a count). Anything else opens the result view.
+fn flash_worthy(answer: &Value) -> bool {
+    match answer.get("result") {
+        None | Some(Value::Null) => true,
+        Some(Value::Object(o)) => {
+            o.len() <= 4
+                && o.values().all(|v| match v {
+                    Value::String(s) => s.chars().count() <= 40,
+                    Value::Number(_) | Value::Bool(_) | Value::Null => true,
+                    _ => false,
+                })
+        }
+        Some(_) => false,
     }
 }

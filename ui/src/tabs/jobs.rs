@@ -11,7 +11,7 @@ use ratatui::widgets::{Cell, Row};
 use ratatui::Frame;
 use serde_json::{Map, Value};
 
-use super::{Direct, Intent, Tab};
+use super::{Intent, Tab};
 use crate::app::App;
 use crate::cache::{Cache, Res, Resource};
 use crate::commands::{cmd, mutating, Action, KeyCommand, Scope, TabAction, NONE};
@@ -284,7 +284,7 @@ fn run_job_args(v: &Verb, job: &str) -> Map<String, Value> {
     [(key, Value::from(job))].into_iter().collect()
 }
 
-/// The `run_job` verb when the backend has it, else the plain run endpoint.
+/// The `run_job` verb (argument name taken from its schema).
 fn run_job(job: &str, cache: &Cache) -> Intent {
     let args = super::find_verb(cache, "run_job")
         .map(|v| run_job_args(v, job))
@@ -292,11 +292,6 @@ fn run_job(job: &str, cache: &Cache) -> Intent {
     Intent::Verb {
         name: "run_job",
         args,
-        fallback: Some(Direct {
-            path: format!("/api/v1/jobs/{job}/run"),
-            summary: format!("Run scheduled job {job} now"),
-            what: format!("run job {job}"),
-        }),
     }
 }
 
@@ -342,13 +337,13 @@ impl JobsTab {
                 .unwrap_or_else(|| "never".into());
             Row::new(vec![
                 Cell::from(j.name.clone()),
-                Cell::from(j.schedule.clone()),
+                Cell::from(crate::util::cron_words(&j.schedule)),
                 Cell::from(if j.enabled {
                     Span::raw("[on]")
                 } else {
                     Span::styled("[off]", theme.warn)
                 }),
-                Cell::from(rel_time(j.next_run.as_deref(), app.now)),
+                Cell::from(crate::util::next_time(j.next_run.as_deref(), app.now)),
                 Cell::from(last_at),
                 Cell::from(match last {
                     Some(r) => badge(r.outcome.as_str(), theme),
@@ -363,7 +358,8 @@ impl JobsTab {
                 Constraint::Fill(3),
                 Constraint::Fill(2),
                 Constraint::Length(5),
-                Constraint::Length(10),
+                // "overdue 59s" must fit whole.
+                Constraint::Length(12),
                 Constraint::Length(10),
                 Constraint::Length(9),
             ],

@@ -12,7 +12,7 @@ use ratatui::widgets::{Cell, Paragraph, Row};
 use ratatui::Frame;
 use serde_json::{Map, Value};
 
-use super::{Direct, Intent, Tab};
+use super::{Intent, Tab};
 use crate::app::App;
 use crate::cache::{Cache, Res, Resource};
 use crate::commands::{cmd, mutating, Action, KeyCommand, Scope, TabAction, NONE, SHIFT};
@@ -131,11 +131,6 @@ impl Tab for QueueTab {
             PURGE_DLQ => Intent::Verb {
                 name: "purge_dlq",
                 args: Map::new(),
-                fallback: Some(Direct {
-                    path: "/api/v1/queue/dlq/purge".into(),
-                    summary: "Purge the dead-letter queue".into(),
-                    what: "purge dead-letter queue".into(),
-                }),
             },
             _ => Intent::Nothing,
         }
@@ -241,7 +236,7 @@ fn retry_args(v: &Verb, id: &str) -> Map<String, Value> {
     [(key, val)].into_iter().collect()
 }
 
-/// The `retry_job` verb, else the plain retry endpoint.
+/// The `retry_job` verb.
 fn retry(id: &str, cache: &Cache) -> Intent {
     let args = super::find_verb(cache, "retry_job")
         .map(|v| retry_args(v, id))
@@ -249,11 +244,6 @@ fn retry(id: &str, cache: &Cache) -> Intent {
     Intent::Verb {
         name: "retry_job",
         args,
-        fallback: Some(Direct {
-            path: format!("/api/v1/queue/jobs/{id}/retry"),
-            summary: format!("Move dead queue job {id} back to queued"),
-            what: format!("retry queue job {id}"),
-        }),
     }
 }
 
@@ -303,7 +293,7 @@ fn health(frame: &mut Frame, area: Rect, app: &App) {
                 Span::raw(h.workers.to_string()),
             ];
             if h.paused {
-                stats.push(Span::styled("   PAUSED", theme.warn));
+                stats.push(Span::styled("   [PAUSED]", theme.warn));
             }
             vec![Line::from(depth), Line::from(stats)]
         }
