@@ -432,7 +432,9 @@ fn dr_is_red_past_the_rpo_and_shows_a_failed_rehearsal_by_file() {
         "{screen}"
     );
     assert_snapshot!("dr_rehearsal_failed", screen);
+}
 
+#[test]
 fn describe_and_json_views() {
     let mut app = on_tab(loaded_app(), "Queue");
     press(&mut app, KeyCode::Char('/'));
