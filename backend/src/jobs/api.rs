@@ -69,8 +69,9 @@ pub async fn list_runs(
 /// The error ledger of a run: what it counted, processed and could not handle. 404 when
 /// the run does not exist, or has no ledger (skipped, still running, or older than ledgers).
 #[utoipa::path(get, path = "/api/v1/jobs/runs/{id}/ledger", tag = "jobs",
-    params(("id" = String, Path, description = "run id, e.g. run_4bf0c1d2e3")),
+    params(("id" = String, Path, description = "run id, e.g. run_4bf0c1d2e3", example = "run_00000000000000000000")),
     responses((status = 200, body = super::RunLedger), (status = 401), (status = 403), (status = 404)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn run_ledger(
     State(state): State<AppState>,
