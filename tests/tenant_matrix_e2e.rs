@@ -37,7 +37,7 @@ fn operations(doc: &Value) -> Vec<Op> {
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for m in METHODS {
             let Some(op) = item.get(m) else { continue };
-            if !op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+            if op["security"].as_array().is_none_or(|s| s.is_empty()) {
                 continue;
             }
             let name = format!("{} {path}", m.to_uppercase());
