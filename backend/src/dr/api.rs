@@ -25,6 +25,9 @@ pub struct DrRunStarted {
     pub run_id: String,
     /// `backup` or `dr_verify`.
     pub job: String,
+    /// True when a run of the job was already in progress: `run_id` is that run (a second
+    /// one would only be skipped).
+    pub already_running: bool,
 }
 
 async fn require_read(state: &AppState, caller: &Caller) -> ApiResult<()> {
@@ -33,9 +36,9 @@ async fn require_read(state: &AppState, caller: &Caller) -> ApiResult<()> {
         .await
 }
 
-/// Enqueue a run of `job` (`backup` or `dr_verify`) on behalf of `key_id`, audited.
-/// Refused with 409 when the key is missing (nothing could be sealed or opened) or a run
-/// is in progress.
+/// Enqueue a run of `job` (`backup` or `dr_verify`) on behalf of `key_id`, audited;
+/// returns the run id and whether it is a run already in progress. Refused with 409 when
+/// the key is missing (nothing could be sealed or opened).
 pub async fn enqueue(
     state: &AppState,
     dr: &Dr,
@@ -43,17 +46,24 @@ pub async fn enqueue(
     key_id: &str,
     request_id: &str,
     via: &str,
-) -> ApiResult<String> {
+) -> ApiResult<(String, bool)> {
     if let Err(e) = dr.key() {
         return Err(ApiError::Conflict(format!("{e:#}")));
     }
     let jobs = state
         .jobs()
         .ok_or_else(|| ApiError::Unavailable("the scheduler is not started".into()))?;
+    if let Some(run) = running(state, job).await? {
+        return Ok((run, true));
+    }
     let begin = jobs.run(state, job, Trigger::Manual).await?;
-    let (outcome, run_id) = match &begin {
-        Begin::Started(id) => ("ok", id.clone()),
-        Begin::Overlap { skipped_id } => ("conflict", skipped_id.clone()),
+    let (outcome, run_id, already) = match begin {
+        Begin::Started(id) => ("ok", id, false),
+        // Lost a race with another start: follow the run that won it.
+        Begin::Overlap { skipped_id } => match running(state, job).await? {
+            Some(id) => ("already_running", id, true),
+            None => ("skipped", skipped_id, true),
+        },
     };
     let rec = NewAudit::new(
         DEFAULT_TENANT,
@@ -65,15 +75,17 @@ pub async fn enqueue(
     )
     .detail(json!({"run_id": run_id, "via": via}));
     audit::record(&state.store, rec).await?;
-    match begin {
-        Begin::Started(run_id) => {
-            tracing::info!(target: "dr", job, job_run_id = %run_id, key_id, via, "run requested");
-            Ok(run_id)
-        }
-        Begin::Overlap { skipped_id } => Err(ApiError::Conflict(format!(
-            "a {job} run is already in progress; this request was recorded as skipped run {skipped_id}"
-        ))),
-    }
+    tracing::info!(target: "dr", job, job_run_id = %run_id, key_id, via, outcome, "run requested");
+    Ok((run_id, already))
+}
+
+/// The id of a run of `job` in progress, if any.
+async fn running(state: &AppState, job: &str) -> ApiResult<Option<String>> {
+    let last = crate::jobs::list_runs(&state.store, Some(job), 1).await?;
+    Ok(last
+        .into_iter()
+        .find(|r| r.outcome == "running")
+        .map(|r| r.id))
 }
 
 /// The POST routes: an admin of the system tenant starts `job`; 202 with the run id.
@@ -91,12 +103,14 @@ async fn start(
             "disaster recovery",
         )
         .await?;
-    let run_id = enqueue(state, dr, job, &caller.key_id, &caller.request_id, "api").await?;
+    let (run_id, already_running) =
+        enqueue(state, dr, job, &caller.key_id, &caller.request_id, "api").await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(DrRunStarted {
             run_id,
             job: job.into(),
+            already_running,
         }),
     ))
 }
@@ -105,6 +119,7 @@ async fn start(
 /// rehearsal verified it; the RPO and the measured RPO.
 #[utoipa::path(get, path = "/api/v1/dr/backups", tag = "dr",
     responses((status = 200, body = BackupList), (status = 401), (status = 403), (status = 404)),
+    extensions(("x-min-role" = json!("operator")), ("x-system" = json!(true))),
     security(("dash_key" = [])))]
 pub async fn list_backups(
     State(state): State<AppState>,
@@ -118,6 +133,7 @@ pub async fn list_backups(
 /// Take a backup now: enqueued as a run of the `backup` job (admin of the system tenant).
 #[utoipa::path(post, path = "/api/v1/dr/backups", tag = "dr",
     responses((status = 202, body = DrRunStarted), (status = 401), (status = 403), (status = 404), (status = 409)),
+    extensions(("x-min-role" = json!("admin")), ("x-system" = json!(true))),
     security(("dash_key" = [])))]
 pub async fn start_backup(
     State(state): State<AppState>,
@@ -130,6 +146,7 @@ pub async fn start_backup(
 /// The newest restore rehearsal's report (null before the first).
 #[utoipa::path(get, path = "/api/v1/dr/verify", tag = "dr",
     responses((status = 200, body = LatestVerify), (status = 401), (status = 403), (status = 404)),
+    extensions(("x-min-role" = json!("operator")), ("x-system" = json!(true))),
     security(("dash_key" = [])))]
 pub async fn latest_verify(
     State(state): State<AppState>,
@@ -146,6 +163,7 @@ pub async fn latest_verify(
 /// Rehearse a restore of the newest backup now: enqueued as a run of `dr_verify`.
 #[utoipa::path(post, path = "/api/v1/dr/verify", tag = "dr",
     responses((status = 202, body = DrRunStarted), (status = 401), (status = 403), (status = 404), (status = 409)),
+    extensions(("x-min-role" = json!("admin")), ("x-system" = json!(true))),
     security(("dash_key" = [])))]
 pub async fn start_verify(
     State(state): State<AppState>,

@@ -125,7 +125,7 @@ impl Verb for DrVerb {
     fn execute<'a>(&'a self, ctx: &'a Ctx, _args: &'a Value) -> BoxFuture<'a, ApiResult<Value>> {
         Box::pin(async move {
             let dr = service(ctx)?;
-            let run_id = super::api::enqueue(
+            let (run_id, already_running) = super::api::enqueue(
                 &ctx.state,
                 &dr,
                 self.job,
@@ -137,6 +137,7 @@ impl Verb for DrVerb {
             Ok(json!({
                 "job": self.job,
                 "run_id": run_id,
+                "already_running": already_running,
                 "follow": format!("GET /api/v1/jobs/runs?job={}; the DR tab shows the result", self.job),
             }))
         })
