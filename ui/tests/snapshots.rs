@@ -174,6 +174,13 @@ fn plan_dialogs() {
     type_str(&mut app, "restart_sched");
     press(&mut app, KeyCode::Enter);
     assert_snapshot!("plan_high_wrong_name", render(&app, W, H));
+    // At 80×24 the fields stay in view while the operator types; the body scrolls.
+    type_str(&mut app, "uler");
+    press(&mut app, KeyCode::Enter);
+    type_str(&mut app, "wedged after deploy");
+    assert_snapshot!("plan_high_reason_80x24", render(&app, 80, 24));
+    press(&mut app, KeyCode::PageDown);
+    assert_snapshot!("plan_high_reason_80x24_scrolled", render(&app, 80, 24));
 
     let mut low = on_tab(loaded_app(), "Jobs");
     // The recorded dry-run is run_job retention: select retention (third job).
@@ -186,6 +193,61 @@ fn plan_dialogs() {
         at: t0() + Duration::seconds(1),
     });
     assert_snapshot!("plan_low_ready", render(&low, W, H));
+}
+
+/// The backend was down at start (no verb registry): `D` on the Queue tab is refused with
+/// a message instead of opening a confirmable "risk low" purge.
+#[test]
+fn refused_purge_without_registry() {
+    let mut app = empty_app();
+    app.load(
+        echopilot_ui::tabs::queue::JOBS.res,
+        fixture("queue_jobs.json"),
+    );
+    let mut app = on_tab(app, "Queue");
+    press_mod(&mut app, KeyCode::Char('D'), KeyModifiers::SHIFT);
+    assert_snapshot!("refused_purge_no_registry", render(&app, 80, 24));
+}
+
+/// A wrong key: every request answers 401. The status line says so (not "connecting…"
+/// forever) and the header drops the overall status it can no longer vouch for.
+#[test]
+fn wrong_key_banner() {
+    let problem = r#"{"type":"https://echopilot.dev/problems/unauthorized","title":"Unauthorized","status":401,"detail":"invalid or revoked API key"}"#;
+    let mut app = on_tab(empty_app(), "Queue");
+    let resources = app.wanted();
+    for r in resources {
+        app.handle_event(Event::Fetched {
+            resource: r,
+            result: Err(echopilot_ui::ClientError::Problem(
+                echopilot_ui::client::parse_problem(401, problem.as_bytes()),
+            )),
+            at: t0(),
+        });
+    }
+    assert_snapshot!("wrong_key_401", render(&app, 80, 24));
+}
+
+/// Data arrived, then refreshing started to fail with 5xx: the tab says STALE with the
+/// age of what it shows, and the header marks the overall status stale.
+#[test]
+fn stale_tab_says_so() {
+    let mut app = on_tab(loaded_app(), "Queue");
+    let resources = app.wanted();
+    for r in resources {
+        app.handle_event(Event::Fetched {
+            resource: r,
+            result: Err(echopilot_ui::ClientError::Problem(
+                echopilot_ui::client::parse_problem(
+                    503,
+                    br#"{"title":"Service Unavailable","status":503}"#,
+                ),
+            )),
+            at: t0() + Duration::seconds(30),
+        });
+    }
+    app.handle_event(Event::Tick(t0() + Duration::seconds(31)));
+    assert_snapshot!("stale_queue", render(&app, 80, 24));
 }
 
 #[test]

@@ -55,6 +55,8 @@ pub struct App {
     pub notice: Option<(String, DateTime<Utc>)>,
     /// Since when every request has failed to connect (cleared by any answer).
     pub unreachable_since: Option<DateTime<Utc>>,
+    /// Since when the backend has answered 401 (a wrong or revoked key); cleared by any 2xx.
+    pub auth_rejected_since: Option<DateTime<Utc>>,
     pub should_quit: bool,
 }
 
@@ -72,6 +74,7 @@ impl App {
             popup: None,
             notice: None,
             unreachable_since: None,
+            auth_rejected_since: None,
             should_quit: false,
         }
     }
