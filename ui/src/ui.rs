@@ -90,6 +90,16 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
             spans.push(Span::styled(" [STALE]", theme.warn));
         }
     }
+    // A paused queue is said everywhere: nothing runs until someone resumes it.
+    let paused = app
+        .data(TELEMETRY)
+        .and_then(|t| t.report.components.get("queue"))
+        .and_then(|q| q.details.get("paused"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    if paused {
+        spans.push(Span::styled("  [QUEUE PAUSED]", theme.warn));
+    }
     if let Some(a) = app.data(AUDIT) {
         spans.push(Span::styled(format!("  audit #{}", a.size), theme.muted));
     }

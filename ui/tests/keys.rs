@@ -6,7 +6,7 @@ use chrono::Duration;
 use common::*;
 use echopilot_ui::event::PostOp;
 use echopilot_ui::resources::{TELEMETRY, VERBS};
-use echopilot_ui::tabs::jobs::{JobsTab, AUTOMATIONS};
+use echopilot_ui::tabs::jobs::{JobsTab, AUTOMATIONS, RUNS};
 use echopilot_ui::tabs::queue::{QueueTab, JOBS};
 use echopilot_ui::{ClientError, Effect, Event, KeyCode, KeyModifiers, Resource};
 use serde_json::json;
@@ -180,18 +180,76 @@ fn high_risk_needs_typed_verb_and_reason() {
         result: Ok(fixture("confirm.json")),
         at: t0(),
     });
-    assert_eq!(popup(&app), Some("result"));
+    // A short answer is a flash line naming the run and the audit record, not a modal.
+    assert_eq!(popup(&app), None);
+    let confirm = fixture("confirm.json");
+    let run_id = confirm["result"]["run_id"].as_str().unwrap();
+    assert_eq!(
+        app.notice.as_ref().unwrap().0,
+        format!(
+            "restart_scheduler started · {run_id} · audit #{}",
+            confirm["audit_seq"]
+        )
+    );
     assert!(
         !fetches(&fx).is_empty(),
         "a confirmed command refreshes the tab"
     );
-    match &app.popup {
-        Some(echopilot_ui::popups::Popup::Result(r)) => {
-            assert!(r.ok);
-            assert_eq!(r.audit_seq, fixture("confirm.json")["audit_seq"].as_u64());
-        }
-        _ => unreachable!(),
-    }
+}
+
+/// A run started from the console is followed until it ends, then reported — "done" is
+/// not said while it is still running.
+#[test]
+fn a_started_run_is_reported_when_it_ends() {
+    let mut app = loaded_app();
+    let confirm = fixture("confirm.json");
+    let run_id = confirm["result"]["run_id"].as_str().unwrap().to_string();
+    press(&mut app, KeyCode::Char(':'));
+    type_str(&mut app, "restrt sched");
+    press(&mut app, KeyCode::Enter);
+    app.handle_event(Event::Posted {
+        op: PostOp::DryRun,
+        result: Ok(fixture("dryrun_high.json")),
+        at: t0(),
+    });
+    type_str(&mut app, "restart_scheduler");
+    press(&mut app, KeyCode::Enter);
+    type_str(&mut app, "drill");
+    press(&mut app, KeyCode::Enter);
+    let fx = app.handle_event(Event::Posted {
+        op: PostOp::Confirm,
+        result: Ok(confirm),
+        at: t0(),
+    });
+    assert!(app.notice.as_ref().unwrap().0.contains("started"));
+    // The run history is fetched (on any tab) while the run is watched.
+    assert!(fetches(&fx).contains(&RUNS.res), "{:?}", fetches(&fx));
+    let runs = |outcome: &str, duration: Option<i64>| {
+        json!({"runs": [{"id": run_id, "job": "retention", "trigger": "manual",
+            "started_at": "2026-05-01T12:00:00Z", "finished_at": null, "outcome": outcome,
+            "error": null, "duration_ms": duration, "replica": "r-7f3a", "result": null,
+            "queue_job_id": null, "attempt": 1, "fire_at": null}]})
+    };
+    app.handle_event(Event::Fetched {
+        resource: RUNS.res,
+        result: Ok(runs("running", None)),
+        at: t0() + Duration::seconds(1),
+    });
+    assert!(
+        app.notice.as_ref().unwrap().0.contains("started"),
+        "still running: no end yet"
+    );
+    assert_eq!(app.watched_runs.len(), 1);
+    app.handle_event(Event::Fetched {
+        resource: RUNS.res,
+        result: Ok(runs("succeeded", Some(1234))),
+        at: t0() + Duration::seconds(12),
+    });
+    assert_eq!(
+        app.notice.as_ref().unwrap().0,
+        format!("retention succeeded in 1.2 s · {run_id}")
+    );
+    assert!(app.watched_runs.is_empty());
 }
 
 #[test]

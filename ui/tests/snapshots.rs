@@ -250,6 +250,21 @@ fn stale_tab_says_so() {
     assert_snapshot!("stale_queue", render(&app, 80, 24));
 }
 
+/// A paused queue: `[QUEUE PAUSED]` in the header on every tab and `[PAUSED]` on the Queue
+/// tab. (The recorded answers with their `paused` flag set, as a paused backend sends them.)
+#[test]
+fn paused_queue_is_said() {
+    let mut app = loaded_app();
+    let mut tele = fixture("telemetry.json");
+    tele["components"]["queue"]["details"]["paused"] = serde_json::json!(true);
+    app.load(echopilot_ui::resources::TELEMETRY.res, tele);
+    let mut health = fixture("queue_health.json");
+    health["paused"] = serde_json::json!(true);
+    app.load(echopilot_ui::tabs::queue::HEALTH.res, health);
+    let app = on_tab(app, "Queue");
+    assert_snapshot!("queue_paused", render(&app, 80, 24));
+}
+
 #[test]
 fn result_dialogs() {
     let mut app = high_plan_app();
@@ -287,7 +302,28 @@ fn result_dialogs() {
         result: Ok(fixture("confirm.json")),
         at: t0(),
     });
-    assert_snapshot!("result_ok", render(&ok, 80, 24));
+    // A short answer: a flash line (and the plan dialog is gone).
+    assert_snapshot!("flash_run_started", render(&ok, 80, 24));
+
+    // A long, structured answer (recorded run history): the scrollable result view.
+    let mut long = high_plan_app();
+    long.handle_event(Event::Posted {
+        op: PostOp::DryRun,
+        result: Ok(fixture("dryrun_high.json")),
+        at: t0(),
+    });
+    type_str(&mut long, "restart_scheduler");
+    press(&mut long, KeyCode::Enter);
+    type_str(&mut long, "drill");
+    press(&mut long, KeyCode::Enter);
+    long.handle_event(Event::Posted {
+        op: PostOp::Confirm,
+        result: Ok(serde_json::json!({"audit_seq": 12, "result": fixture("runs.json")})),
+        at: t0(),
+    });
+    assert_snapshot!("result_ok", render(&long, 80, 24));
+    press_mod(&mut long, KeyCode::Char('G'), KeyModifiers::SHIFT);
+    assert_snapshot!("result_ok_end", render(&long, 80, 24));
 }
 
 #[test]

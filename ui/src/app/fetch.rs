@@ -25,6 +25,10 @@ impl App {
         for x in self.current().resources() {
             add(x);
         }
+        // A run started from the console is followed on any tab, to report its end.
+        if !self.watched_runs.is_empty() {
+            add(crate::tabs::jobs::RUNS.res);
+        }
         if matches!(self.popup, Some(Popup::Palette(_))) {
             for t in &self.tabs {
                 for x in t.palette_resources() {
@@ -111,6 +115,9 @@ impl App {
         }
         if self.cache.apply(resource, result, at) {
             self.refilter_all();
+        }
+        if resource == crate::tabs::jobs::RUNS.res && !self.watched_runs.is_empty() {
+            self.report_finished_runs();
         }
         if let Some(Popup::Palette(p)) = &mut self.popup {
             // New entities may have arrived; keep the query, rebuild the candidates.
