@@ -18,4 +18,5 @@ pub static ALL: &[&dyn Area] = &[
     &crate::ops::area::OpsArea,
     &crate::marketplace::MarketplaceArea,
     &crate::dr::area::DrArea,
+    &crate::ai::AiArea,
 ];
