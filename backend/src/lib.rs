@@ -4,6 +4,7 @@
 //! and health endpoints are derived from that list.
 
 pub mod alerts;
+pub mod analytics;
 pub mod api;
 pub mod app;
 pub mod area;

@@ -14,6 +14,9 @@ pub use echopilot_backend::queue::api::JobList;
 pub use echopilot_backend::queue::{Health as QueueHealth, Job as QueueJob};
 pub use echopilot_backend::telemetry::api::History;
 pub use echopilot_backend::telemetry::TelemetryReport;
+pub use echopilot_backend::analytics::api::FunnelList;
+pub use echopilot_backend::analytics::funnel::FunnelResult;
+pub use echopilot_backend::analytics::usage::{Usage, UsagePoint};
 
 crate::serde_view!(
     AutomationsStatus,
@@ -22,7 +25,9 @@ crate::serde_view!(
     TenantList,
     VerbList,
     JobList,
-    QueueHealth
+    QueueHealth,
+    Usage,
+    FunnelList
 );
 
 /// Parses an RFC 3339 timestamp; anything else is `None`.
