@@ -20,7 +20,10 @@ async fn start(backend: &str) -> Server {
     Server::start_with(Opts {
         database_url,
         env: vec![
-            ("ECHOPILOT_ANALYTICS__ROLLUP_INTERVAL_SECS".into(), "1".into()),
+            (
+                "ECHOPILOT_ANALYTICS__ROLLUP_INTERVAL_SECS".into(),
+                "1".into(),
+            ),
             ("ECHOPILOT_RATE_LIMIT_PER_SEC".into(), "1000".into()),
             ("ECHOPILOT_RATE_LIMIT_BURST".into(), "1000".into()),
         ],
@@ -127,9 +130,12 @@ async fn ingestion_is_per_event_and_idempotent_by_uuid() {
         int.post("/api/v1/analytics/events", json!({"events": []}))
             .await
             .assert_problem(422);
-        int.post("/api/v1/analytics/events", json!({"events": [], "extra": 1}))
-            .await
-            .assert_problem(400);
+        int.post(
+            "/api/v1/analytics/events",
+            json!({"events": [], "extra": 1}),
+        )
+        .await
+        .assert_problem(400);
         int.send(
             int.req(reqwest::Method::POST, "/api/v1/analytics/events")
                 .header("content-type", "application/xml")
@@ -200,7 +206,10 @@ async fn ingestion_is_per_event_and_idempotent_by_uuid() {
         assert_eq!(s.status, 200, "{}", s.text);
         let a = &s.body["analytics"];
         assert_eq!(a["events_rolled_up"], 6, "{a}");
-        assert!(a["process"]["events_rejected"].as_u64().unwrap() >= 3, "{a}");
+        assert!(
+            a["process"]["events_rejected"].as_u64().unwrap() >= 3,
+            "{a}"
+        );
         let m = reqwest::get(format!("{}/metrics", srv.url))
             .await
             .unwrap()
@@ -225,9 +234,7 @@ async fn a_publishable_key_can_only_add_events_for_its_tenant() {
         let (ro_b, _) = key(&root, "readonly", "shop-b").await;
         // An admin mints it through the ordinary keys API.
         let (pub_a, pub_key) = key(&admin_a, "ingest", "shop-a").await;
-        let ev = |uuid: &str| {
-            json!({"events": [{"uuid": uuid, "event": "pageview", "distinct_id": "visitor"}]})
-        };
+        let ev = |uuid: &str| json!({"events": [{"uuid": uuid, "event": "pageview", "distinct_id": "visitor"}]});
         let r = pub_a.post("/api/v1/analytics/events", ev("p-1")).await;
         assert_eq!(r.status, 200, "{backend}: {}", r.text);
         assert_eq!(r.body["tenant"], "shop-a");
@@ -426,7 +433,8 @@ async fn rollups_equal_a_brute_force_count_over_random_events() {
                 let events: Vec<Value> = chunk
                     .iter()
                     .map(|(uuid, event, user, ts, feature)| {
-                        let mut e = json!({"uuid": uuid, "event": event, "distinct_id": user, "ts": ts});
+                        let mut e =
+                            json!({"uuid": uuid, "event": event, "distinct_id": user, "ts": ts});
                         if let Some(f) = feature {
                             e["properties"] = json!({"feature": f});
                         }
@@ -442,9 +450,12 @@ async fn rollups_equal_a_brute_force_count_over_random_events() {
             // Brute force over what the server stored: the first write of each uuid wins,
             // across both seeds (the tenant keeps every seed's events).
             for (uuid, event, user, ts, feature) in &sent {
-                stored
-                    .entry(uuid.clone())
-                    .or_insert((event.clone(), user.clone(), *ts, feature.clone()));
+                stored.entry(uuid.clone()).or_insert((
+                    event.clone(),
+                    user.clone(),
+                    *ts,
+                    feature.clone(),
+                ));
             }
             let u = settled_usage(
                 &ro,
@@ -479,10 +490,29 @@ fn check_against(
             .find(|d| date_of(*d) == p["date"].as_str().unwrap())
             .unwrap();
         let count = events.iter().filter(|e| e.2 / DAY_MS == day).count();
-        assert_eq!(p["events"], count, "seed {seed} {backend}: events on {}", p["date"]);
-        assert_eq!(p["dau"], users_between(day, day), "seed {seed}: dau {}", p["date"]);
-        assert_eq!(p["wau"], users_between(day - 6, day), "seed {seed}: wau {}", p["date"]);
-        assert_eq!(p["mau"], users_between(day - 27, day), "seed {seed}: mau {}", p["date"]);
+        assert_eq!(
+            p["events"], count,
+            "seed {seed} {backend}: events on {}",
+            p["date"]
+        );
+        assert_eq!(
+            p["dau"],
+            users_between(day, day),
+            "seed {seed}: dau {}",
+            p["date"]
+        );
+        assert_eq!(
+            p["wau"],
+            users_between(day - 6, day),
+            "seed {seed}: wau {}",
+            p["date"]
+        );
+        assert_eq!(
+            p["mau"],
+            users_between(day - 27, day),
+            "seed {seed}: mau {}",
+            p["date"]
+        );
     }
     let in_range: Vec<_> = events
         .iter()
@@ -517,9 +547,7 @@ async fn a_funnel_gives_known_answers_and_the_daily_job_recomputes() {
         let (ro, _) = key(&root, "readonly", "funnels").await;
         // Entries two days ago at noon, so every step falls on known days.
         let t0 = (now_ms() / DAY_MS - 2) * DAY_MS + 12 * 3_600_000;
-        let ev = |u: &str, e: &str, dt_s: i64| {
-            json!({"uuid": format!("{u}-{e}-{dt_s}"), "event": e, "distinct_id": u, "ts": t0 + dt_s * 1000})
-        };
+        let ev = |u: &str, e: &str, dt_s: i64| json!({"uuid": format!("{u}-{e}-{dt_s}"), "event": e, "distinct_id": u, "ts": t0 + dt_s * 1000});
         let events = vec![
             // u1 completes: 60 s to sign up, 120 s more to activate.
             ev("u1", "visit", 0),
@@ -610,11 +638,15 @@ async fn a_funnel_gives_known_answers_and_the_daily_job_recomputes() {
         assert_eq!(u["funnels"][0]["entered"], 6);
 
         // The daily job recomputes idempotently: same answers, a summary line, a result.
-        let r = root.post("/api/v1/jobs/analytics_rollup/run", json!({})).await;
+        let r = root
+            .post("/api/v1/jobs/analytics_rollup/run", json!({}))
+            .await;
         assert_eq!(r.status, 202, "{}", r.text);
         let run_id = r.body["run_id"].as_str().unwrap().to_string();
         let run = eventually(Duration::from_secs(60), "rollup job finishes", || async {
-            let r = root.get("/api/v1/jobs/runs?job=analytics_rollup&limit=10").await;
+            let r = root
+                .get("/api/v1/jobs/runs?job=analytics_rollup&limit=10")
+                .await;
             r.body["runs"]
                 .as_array()?
                 .iter()
@@ -624,6 +656,22 @@ async fn a_funnel_gives_known_answers_and_the_daily_job_recomputes() {
         .await;
         assert_eq!(run["outcome"], "succeeded", "{run}");
         assert!(run["result"]["days"].as_u64().unwrap() >= 3, "{run}");
+        // Its error ledger: every day recomputed and the prune are artifacts, all processed.
+        let l = root
+            .get(&format!("/api/v1/jobs/runs/{run_id}/ledger"))
+            .await;
+        assert_eq!(l.status, 200, "{}", l.text);
+        assert!(
+            l.body["artifacts_total"].as_u64().unwrap() >= 4,
+            "{}",
+            l.text
+        );
+        assert_eq!(
+            l.body["artifacts_total"], l.body["artifacts_processed"],
+            "{}",
+            l.text
+        );
+        assert_eq!(l.body["errors_count"], 0, "{}", l.text);
         let again = ro.get("/api/v1/analytics/funnels/signup").await;
         assert_eq!(again.body["funnel"], answer["funnel"]);
         let logs = eventually(Duration::from_secs(10), "rollup summary logged", || async {

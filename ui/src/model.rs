@@ -5,6 +5,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+pub use echopilot_backend::analytics::api::FunnelList;
+pub use echopilot_backend::analytics::funnel::FunnelResult;
+pub use echopilot_backend::analytics::usage::{Usage, UsagePoint};
 pub use echopilot_backend::jobs::{AutomationsStatus, JobRun, JobRuns, JobStatus};
 pub use echopilot_backend::model::{AuditChain, TenantList};
 pub use echopilot_backend::ops::api::VerbList;
@@ -14,9 +17,6 @@ pub use echopilot_backend::queue::api::JobList;
 pub use echopilot_backend::queue::{Health as QueueHealth, Job as QueueJob};
 pub use echopilot_backend::telemetry::api::History;
 pub use echopilot_backend::telemetry::TelemetryReport;
-pub use echopilot_backend::analytics::api::FunnelList;
-pub use echopilot_backend::analytics::funnel::FunnelResult;
-pub use echopilot_backend::analytics::usage::{Usage, UsagePoint};
 
 crate::serde_view!(
     AutomationsStatus,

@@ -88,7 +88,12 @@ pub async fn ingest(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if essence != "application/json" && essence != "text/plain" {
         return Err(ApiError::UnsupportedMediaType(
             "expected Content-Type: application/json (or text/plain, as sendBeacon sends)".into(),

@@ -130,9 +130,9 @@ pub fn parse_event(v: &Value, now: i64, oldest: i64) -> Result<Event, (Option<St
         Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
             .map(|t| t.timestamp_millis())
             .map_err(|_| fail(format!("ts: {s:?} is not an RFC 3339 time")))?,
-        Some(Value::Number(n)) => n.as_i64().ok_or_else(|| {
-            fail("ts: a number must be whole Unix milliseconds".into())
-        })?,
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .ok_or_else(|| fail("ts: a number must be whole Unix milliseconds".into()))?,
         Some(_) => {
             return Err(fail(
                 "ts: must be an RFC 3339 string or Unix milliseconds".into(),
@@ -140,9 +140,7 @@ pub fn parse_event(v: &Value, now: i64, oldest: i64) -> Result<Event, (Option<St
         }
     };
     if ts > now + MAX_FUTURE_MS {
-        return Err(fail(
-            "ts: more than a day ahead of the server clock".into(),
-        ));
+        return Err(fail("ts: more than a day ahead of the server clock".into()));
     }
     if ts < oldest {
         return Err(fail(
@@ -305,15 +303,35 @@ mod tests {
         let bad = |v: Value| parse_event(&v, now, now - 10 * DAY_MS).unwrap_err().1;
         assert!(bad(json!({"event": "x"})).contains("distinct_id"));
         assert!(bad(json!({"event": "", "distinct_id": "a"})).contains("event"));
-        assert!(bad(json!({"event": "x", "distinct_id": "a", "extra": 1})).contains("unknown field"));
-        assert!(bad(json!({"event": "x", "distinct_id": "a", "ts": "yesterday"})).contains("RFC 3339"));
-        assert!(bad(json!({"event": "x", "distinct_id": "a", "ts": now + 2 * DAY_MS})).contains("ahead"));
-        assert!(bad(json!({"event": "x", "distinct_id": "a", "ts": now - 11 * DAY_MS})).contains("retention"));
-        assert!(bad(json!({"event": "x", "distinct_id": "a", "properties": []})).contains("object"));
-        assert!(bad(json!({"event": "x", "distinct_id": "a", "properties": {"feature": 3}})).contains("feature"));
-        assert!(bad(json!({"uuid": "has space", "event": "x", "distinct_id": "a"})).contains("uuid"));
+        assert!(
+            bad(json!({"event": "x", "distinct_id": "a", "extra": 1})).contains("unknown field")
+        );
+        assert!(
+            bad(json!({"event": "x", "distinct_id": "a", "ts": "yesterday"})).contains("RFC 3339")
+        );
+        assert!(
+            bad(json!({"event": "x", "distinct_id": "a", "ts": now + 2 * DAY_MS}))
+                .contains("ahead")
+        );
+        assert!(
+            bad(json!({"event": "x", "distinct_id": "a", "ts": now - 11 * DAY_MS}))
+                .contains("retention")
+        );
+        assert!(
+            bad(json!({"event": "x", "distinct_id": "a", "properties": []})).contains("object")
+        );
+        assert!(
+            bad(json!({"event": "x", "distinct_id": "a", "properties": {"feature": 3}}))
+                .contains("feature")
+        );
+        assert!(
+            bad(json!({"uuid": "has space", "event": "x", "distinct_id": "a"})).contains("uuid")
+        );
         assert!(bad(json!(42)).contains("object"));
         let big = "x".repeat(MAX_PROPERTIES_BYTES);
-        assert!(bad(json!({"event": "x", "distinct_id": "a", "properties": {"p": big}})).contains("bytes"));
+        assert!(
+            bad(json!({"event": "x", "distinct_id": "a", "properties": {"p": big}}))
+                .contains("bytes")
+        );
     }
 }

@@ -356,15 +356,15 @@ impl Analytics {
     pub async fn recompute_day(&self, tenant: &str, day: i64) -> Result<(), sqlx::Error> {
         let (start, end) = (day * DAY_MS, (day + 1) * DAY_MS);
         let mut tx = self.store.begin_write().await?;
-        for table in ["analytics_daily_users", "analytics_daily_counts"] {
-            // The table name is one of two literals above, never input.
-            sqlx::query(&format!(
-                "DELETE FROM {table} WHERE tenant_id = $1 AND day = $2"
-            ))
-            .bind(tenant)
-            .bind(day)
-            .execute(&mut *tx)
-            .await?;
+        for sql in [
+            "DELETE FROM analytics_daily_users WHERE tenant_id = $1 AND day = $2",
+            "DELETE FROM analytics_daily_counts WHERE tenant_id = $1 AND day = $2",
+        ] {
+            sqlx::query(sql)
+                .bind(tenant)
+                .bind(day)
+                .execute(&mut *tx)
+                .await?;
         }
         sqlx::query(
             "INSERT INTO analytics_daily_users (tenant_id, kind, name, day, distinct_id, events) \
@@ -467,8 +467,10 @@ impl Analytics {
         .await?;
         let mut rows: Vec<(String, Vec<i64>)> = Vec::with_capacity(entries.len());
         if !entries.is_empty() {
-            let mut by_user: HashMap<String, Vec<(i64, String, String)>> =
-                entries.iter().map(|(u, _)| (u.clone(), Vec::new())).collect();
+            let mut by_user: HashMap<String, Vec<(i64, String, String)>> = entries
+                .iter()
+                .map(|(u, _)| (u.clone(), Vec::new()))
+                .collect();
             let names: BTreeSet<&str> = f.steps.iter().map(String::as_str).collect();
             let list = (0..names.len())
                 .map(|i| format!("${}", i + 4))
@@ -534,10 +536,12 @@ impl Analytics {
     pub async fn lag_secs(&self, tenant: Option<&str>) -> Result<Option<f64>, sqlx::Error> {
         let oldest: Option<i64> = match tenant {
             Some(t) => {
-                sqlx::query_scalar("SELECT MIN(marked_at) FROM analytics_dirty_days WHERE tenant_id = $1")
-                    .bind(t)
-                    .fetch_one(self.store.reader())
-                    .await?
+                sqlx::query_scalar(
+                    "SELECT MIN(marked_at) FROM analytics_dirty_days WHERE tenant_id = $1",
+                )
+                .bind(t)
+                .fetch_one(self.store.reader())
+                .await?
             }
             None => {
                 sqlx::query_scalar("SELECT MIN(marked_at) FROM analytics_dirty_days")
@@ -579,11 +583,26 @@ impl Analytics {
         }
         out.push(("analytics_events", n));
         for (table, sql) in [
-            ("analytics_daily_users", "DELETE FROM analytics_daily_users WHERE day < $1"),
-            ("analytics_daily_counts", "DELETE FROM analytics_daily_counts WHERE day < $1"),
-            ("analytics_daily_active", "DELETE FROM analytics_daily_active WHERE day < $1"),
-            ("analytics_funnel_entries", "DELETE FROM analytics_funnel_entries WHERE day < $1"),
-            ("analytics_dirty_days", "DELETE FROM analytics_dirty_days WHERE day < $1"),
+            (
+                "analytics_daily_users",
+                "DELETE FROM analytics_daily_users WHERE day < $1",
+            ),
+            (
+                "analytics_daily_counts",
+                "DELETE FROM analytics_daily_counts WHERE day < $1",
+            ),
+            (
+                "analytics_daily_active",
+                "DELETE FROM analytics_daily_active WHERE day < $1",
+            ),
+            (
+                "analytics_funnel_entries",
+                "DELETE FROM analytics_funnel_entries WHERE day < $1",
+            ),
+            (
+                "analytics_dirty_days",
+                "DELETE FROM analytics_dirty_days WHERE day < $1",
+            ),
         ] {
             let r = sqlx::query(sql)
                 .bind(cutoff_day)
@@ -644,13 +663,17 @@ pub fn register(reg: &mut crate::jobs::JobRegistry) {
 }
 
 /// The daily job: mark the lookback days of every tenant with events, recompute every
-/// marked day, prune past retention; one summary line in `analytics.ndjson`.
+/// marked day, prune past retention; one summary line in `analytics.ndjson`. Each
+/// (tenant, day) recomputed is an artifact of the run's error ledger: a day that fails
+/// stays marked (the roller retries it) and is recorded; a failed prune is blocking.
 async fn run_job(ctx: crate::jobs::JobContext) -> anyhow::Result<Value> {
-    let a = ctx.state.require::<Analytics>("analytics_rollup", "analytics")?;
+    use crate::jobs::LedgerError;
+    let a = ctx
+        .state
+        .require::<Analytics>("analytics_rollup", "analytics")?;
     let now = now_ms();
     let today = day_of(now);
     let skip = skipped_tenants(&ctx.state).await;
-    let mut errors: Vec<Value> = Vec::new();
     let tenants: Vec<String> =
         sqlx::query_scalar("SELECT DISTINCT tenant_id FROM analytics_daily_active")
             .fetch_all(a.store.reader())
@@ -658,12 +681,18 @@ async fn run_job(ctx: crate::jobs::JobContext) -> anyhow::Result<Value> {
     let lookback: BTreeSet<i64> = ((today - a.cfg.rollup_lookback_days)..=today).collect();
     for t in tenants.iter().filter(|t| !skip.contains(t)) {
         if let Err(e) = a.mark_days(t, lookback.clone()).await {
-            errors.push(json!({"item": format!("{t}/lookback"), "stage": "mark", "error": e.to_string()}));
+            ctx.ledger.error(
+                LedgerError::new(format!("{t}/lookback"), "mark", e)
+                    .fix("check the database; the next run marks these days again"),
+            );
         }
     }
     let mut total = PassReport::default();
     loop {
         let r = a.roll_pending(&skip).await?;
+        let failed_days = r.errors.iter().filter(|e| e.stage == "day").count();
+        ctx.ledger.add_total((r.days + failed_days) as u64);
+        ctx.ledger.add_processed(r.days as u64);
         let progressed = r.days > 0;
         total.tenants = total.tenants.max(r.tenants);
         total.days += r.days;
@@ -677,12 +706,27 @@ async fn run_job(ctx: crate::jobs::JobContext) -> anyhow::Result<Value> {
         }
     }
     for e in &total.errors {
-        errors.push(json!({"item": format!("{}/{}", e.tenant, e.day), "stage": e.stage, "error": e.error}));
+        ctx.ledger.error(
+            LedgerError::new(format!("{}/{}", e.tenant, e.day), e.stage, &e.error).fix(
+                "the day stays marked and the roller retries it; POST /api/v1/analytics/rollup \
+                 marks a range again once the cause is fixed",
+            ),
+        );
     }
+    ctx.ledger.add_total(1);
     let pruned = match a.prune(now).await {
-        Ok(p) => p.into_iter().map(|(t, n)| (t.to_string(), json!(n))).collect(),
+        Ok(p) => {
+            ctx.ledger.add_processed(1);
+            p.into_iter()
+                .map(|(t, n)| (t.to_string(), json!(n)))
+                .collect()
+        }
         Err(e) => {
-            errors.push(json!({"item": "retention", "stage": "prune", "error": e.to_string()}));
+            ctx.ledger.error(
+                LedgerError::new("retention", "prune", e)
+                    .fix("check the database; rows past [analytics] retention_days stay until the next run")
+                    .blocking(),
+            );
             serde_json::Map::new()
         }
     };
@@ -693,17 +737,16 @@ async fn run_job(ctx: crate::jobs::JobContext) -> anyhow::Result<Value> {
         .unwrap_or(0);
     tracing::info!(target: "analytics", event = "rollup", job_run_id = %ctx.run_id,
         days = total.days, active_days = total.active_days, funnel_days = total.funnel_days,
-        errors = errors.len(), lag_secs = lag.unwrap_or(0.0),
-        pruned_events,
+        errors = total.errors.len(), lag_secs = lag.unwrap_or(0.0), pruned_events,
         "analytics rollup done");
     Ok(json!({
         "days": total.days,
         "active_days": total.active_days,
         "funnel_days": total.funnel_days,
         "recomputed": total.recomputed.iter().map(|(t, d)| format!("{t}/{}", date_of(*d))).collect::<Vec<_>>(),
+        "day_errors": total.errors.len(),
         "pruned": pruned,
         "retention_days": a.cfg.retention_days,
         "lag_secs": lag,
-        "errors": errors,
     }))
 }

@@ -326,7 +326,11 @@ impl Analytics {
     }
 
     /// Figures of the status summary.
-    pub async fn tenant_status(&self, tenant: &str, today: i64) -> Result<TenantStatus, sqlx::Error> {
+    pub async fn tenant_status(
+        &self,
+        tenant: &str,
+        today: i64,
+    ) -> Result<TenantStatus, sqlx::Error> {
         let (events, today_events, dau): (i64, i64, i64) = sqlx::query_as(
             "SELECT CAST(COALESCE(SUM(events), 0) AS BIGINT), \
              CAST(COALESCE(SUM(CASE WHEN day = $2 THEN events ELSE 0 END), 0) AS BIGINT), \
@@ -369,7 +373,10 @@ mod tests {
         // 2026-11-30 is a Monday (day 20422).
         let mon = parse_day("d", "2026-11-30").unwrap();
         let b = buckets(mon - 2, mon + 8, Interval::Week);
-        assert_eq!(b, vec![(mon - 2, mon - 1), (mon, mon + 6), (mon + 7, mon + 8)]);
+        assert_eq!(
+            b,
+            vec![(mon - 2, mon - 1), (mon, mon + 6), (mon + 7, mon + 8)]
+        );
         let b = buckets(mon, mon + 2, Interval::Day);
         assert_eq!(b.len(), 3);
         let nov1 = parse_day("d", "2026-11-01").unwrap();

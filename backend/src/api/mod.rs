@@ -69,7 +69,11 @@ impl Modify for AreaTags {
 fn area_routes(state: Option<&AppState>, public: bool) -> OpenApiRouter<AppState> {
     let mut router = OpenApiRouter::new();
     for a in crate::areas::ALL {
-        let routes = if public { a.public_routes() } else { a.routes() };
+        let routes = if public {
+            a.public_routes()
+        } else {
+            a.routes()
+        };
         // A layer on a router without routes panics in utoipa-axum.
         let has_routes = !routes.get_openapi().paths.paths.is_empty();
         let routes = match (state, a.is_module() && has_routes) {

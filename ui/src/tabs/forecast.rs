@@ -190,15 +190,14 @@ impl ForecastTab {
                 )
             }
         };
+        // Rows are a table: cut at the edge rather than wrapped into the next step.
         frame.render_widget(
-            Paragraph::new(lines)
-                .block(
-                    Block::default()
-                        .borders(Borders::ALL)
-                        .border_style(theme.border)
-                        .title(title),
-                )
-                .wrap(Wrap { trim: false }),
+            Paragraph::new(lines).block(
+                Block::default()
+                    .borders(Borders::ALL)
+                    .border_style(theme.border)
+                    .title(title),
+            ),
             funnel,
         );
     }
@@ -267,7 +266,11 @@ impl Tab for ForecastTab {
     }
 
     fn palette_entries(&self, cache: &Cache, out: &mut Vec<Entry>) {
-        for f in cache.get(FUNNELS).map(|l| l.funnels.as_slice()).unwrap_or(&[]) {
+        for f in cache
+            .get(FUNNELS)
+            .map(|l| l.funnels.as_slice())
+            .unwrap_or(&[])
+        {
             out.push(Entry::new(
                 EntryKind::Entity("funnel"),
                 format!("funnel {}", f.name),
