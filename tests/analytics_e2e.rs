@@ -657,10 +657,13 @@ async fn a_funnel_gives_known_answers_and_the_daily_job_recomputes() {
         assert_eq!(run["outcome"], "succeeded", "{run}");
         assert!(run["result"]["days"].as_u64().unwrap() >= 3, "{run}");
         // Its error ledger: every day recomputed and the prune are artifacts, all processed.
-        let l = root
-            .get(&format!("/api/v1/jobs/runs/{run_id}/ledger"))
-            .await;
-        assert_eq!(l.status, 200, "{}", l.text);
+        let l = eventually(Duration::from_secs(30), "the run's ledger", || async {
+            let l = root
+                .get(&format!("/api/v1/jobs/runs/{run_id}/ledger"))
+                .await;
+            (l.status == 200).then_some(l)
+        })
+        .await;
         assert!(
             l.body["artifacts_total"].as_u64().unwrap() >= 4,
             "{}",

@@ -267,6 +267,8 @@ pub async fn funnel(
             "no funnel {name:?} for this tenant; define it with POST /api/v1/analytics/funnels"
         )));
     };
+    // The state first (see `Analytics::usage`).
+    let rollup = a.rollup_state(caller.tenant(), from, to).await?;
     let result = a.funnel_result(caller.tenant(), &def, from, to).await?;
     Ok(Json(FunnelAnswer {
         tenant: caller.tenant().to_string(),
@@ -274,7 +276,7 @@ pub async fn funnel(
         to: super::rollup::date_of(to),
         steps: def.steps.clone(),
         funnel: result,
-        rollup: a.rollup_state(caller.tenant(), from, to).await?,
+        rollup,
     }))
 }
 

@@ -174,6 +174,9 @@ impl Analytics {
         interval: Interval,
         limit: i64,
     ) -> Result<Usage, sqlx::Error> {
+        // Read first: marks are removed only after a day's rollups are all written, so "no
+        // mark now" means every row read below is complete as of this moment.
+        let rollup = self.rollup_state(tenant, from, to).await?;
         let rows = sqlx::query_as::<_, ActiveRow>(
             "SELECT day, dau, wau, mau, events FROM analytics_daily_active \
              WHERE tenant_id = $1 AND day >= $2 AND day <= $3 ORDER BY day",
@@ -217,7 +220,7 @@ impl Analytics {
             top_events,
             top_features,
             funnels,
-            rollup: self.rollup_state(tenant, from, to).await?,
+            rollup,
         })
     }
 
