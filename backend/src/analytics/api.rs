@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::funnel::FunnelDef;
@@ -73,6 +73,7 @@ pub struct IngestRequest {
     params(("key" = Option<String>, Query, description = "a publishable ingest key, for clients that cannot set X-Dash-Key")),
     responses((status = 200, body = IngestResponse), (status = 400), (status = 401), (status = 403),
         (status = 413), (status = 415), (status = 422), (status = 429)),
+    extensions(("x-min-role" = json!("ingest"))),
     security(("dash_key" = [])))]
 pub async fn ingest(
     State(state): State<AppState>,
@@ -135,6 +136,7 @@ pub struct UsageQuery {
 /// the rollup tables; `rollup.complete` says whether every stored event is counted yet.
 #[utoipa::path(get, path = "/api/v1/analytics/usage", tag = "analytics", params(UsageQuery),
     responses((status = 200, body = Usage), (status = 400), (status = 401), (status = 403), (status = 422)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn usage(
     State(state): State<AppState>,
@@ -186,6 +188,7 @@ pub struct FunnelList {
 #[utoipa::path(post, path = "/api/v1/analytics/funnels", tag = "analytics",
     request_body = DefineFunnel,
     responses((status = 200, body = FunnelDefined), (status = 400), (status = 401), (status = 403), (status = 422)),
+    extensions(("x-min-role" = json!("operator"))),
     security(("dash_key" = [])))]
 pub async fn define_funnel(
     State(state): State<AppState>,
@@ -219,6 +222,7 @@ pub async fn define_funnel(
 /// Funnels of the caller's tenant (its own and the config's).
 #[utoipa::path(get, path = "/api/v1/analytics/funnels", tag = "analytics",
     responses((status = 200, body = FunnelList), (status = 401), (status = 403)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn list_funnels(
     State(state): State<AppState>,
@@ -249,6 +253,7 @@ pub struct RangeQuery {
 #[utoipa::path(get, path = "/api/v1/analytics/funnels/{name}", tag = "analytics",
     params(("name" = String, Path, description = "funnel name"), RangeQuery),
     responses((status = 200, body = FunnelAnswer), (status = 400), (status = 401), (status = 403), (status = 404), (status = 422)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn funnel(
     State(state): State<AppState>,
@@ -302,6 +307,7 @@ pub struct RecomputeMarked {
 #[utoipa::path(post, path = "/api/v1/analytics/rollup", tag = "analytics",
     request_body = RecomputeRequest,
     responses((status = 200, body = RecomputeMarked), (status = 400), (status = 401), (status = 403), (status = 422)),
+    extensions(("x-min-role" = json!("operator"))),
     security(("dash_key" = [])))]
 pub async fn recompute(
     State(state): State<AppState>,
