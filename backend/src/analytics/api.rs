@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::funnel::FunnelDef;
@@ -69,7 +69,8 @@ pub struct IngestRequest {
 /// a CORS preflight). Each event gets its own result: 201 stored, 200 repeated uuid, 422
 /// refused (with `detail`); the others are stored either way.
 #[utoipa::path(post, path = "/api/v1/analytics/events", tag = "analytics",
-    request_body(content = IngestRequest, content_type = "application/json"),
+    request_body(content = IngestRequest, content_type = "application/json",
+        example = json!({"events": [{"uuid": "0b6c2f1e-0000-4000-8000-000000000001", "event": "signup", "distinct_id": "user-42", "properties": {"feature": "onboarding"}}]})),
     params(("key" = Option<String>, Query, description = "a publishable ingest key, for clients that cannot set X-Dash-Key")),
     responses((status = 200, body = IngestResponse), (status = 400), (status = 401), (status = 403),
         (status = 413), (status = 415), (status = 422), (status = 429)),
@@ -186,7 +187,7 @@ pub struct FunnelList {
 /// Define (or replace) a funnel for the caller's tenant (operator). Past days are
 /// recomputed by the roller; `rollup.complete` on the answers says when that is done.
 #[utoipa::path(post, path = "/api/v1/analytics/funnels", tag = "analytics",
-    request_body = DefineFunnel,
+    request_body(content = DefineFunnel, example = json!({"name": "signup", "steps": ["visit", "signup", "activate"], "window_secs": 3600})),
     responses((status = 200, body = FunnelDefined), (status = 400), (status = 401), (status = 403), (status = 422)),
     extensions(("x-min-role" = json!("operator"))),
     security(("dash_key" = [])))]
@@ -251,7 +252,7 @@ pub struct RangeQuery {
 /// One funnel over a range: users per step, conversion, median time between steps,
 /// drop-off.
 #[utoipa::path(get, path = "/api/v1/analytics/funnels/{name}", tag = "analytics",
-    params(("name" = String, Path, description = "funnel name"), RangeQuery),
+    params(("name" = String, Path, description = "funnel name", example = "signup"), RangeQuery),
     responses((status = 200, body = FunnelAnswer), (status = 400), (status = 401), (status = 403), (status = 404), (status = 422)),
     extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
@@ -305,7 +306,7 @@ pub struct RecomputeMarked {
 /// Recompute the caller's tenant's rollups for a range of days (operator): the days are
 /// marked and the roller replaces their rows from the raw events (idempotent).
 #[utoipa::path(post, path = "/api/v1/analytics/rollup", tag = "analytics",
-    request_body = RecomputeRequest,
+    request_body(content = RecomputeRequest, example = json!({"from": "2026-12-01", "to": "2026-12-01"})),
     responses((status = 200, body = RecomputeMarked), (status = 400), (status = 401), (status = 403), (status = 422)),
     extensions(("x-min-role" = json!("operator"))),
     security(("dash_key" = [])))]

@@ -207,32 +207,6 @@ async fn authorize(state: &AppState, req: &mut Request) -> Result<(), ApiError> 
             retry_after_s: secs.max(1),
         });
     }
-    let ingest_route = req.uri().path() == auth::INGEST_ROUTE;
-    if row.role == Role::Ingest && !ingest_route {
-        let caller = Caller {
-            key_id: row.id.clone(),
-            role: row.role,
-            key_tenant: row.tenant_id.clone(),
-            tenant: row.tenant_id.clone(),
-            request_id: rid,
-        };
-        let detail = serde_json::json!({
-            "reason": "ingest key", "method": req.method().as_str(), "path": req.uri().path(),
-        });
-        auth::deny(state, &caller, "ingest.scope", &row.tenant_id, detail).await;
-        return Err(ApiError::Forbidden(format!(
-            "a publishable ingest key may only call POST {}",
-            auth::INGEST_ROUTE
-        )));
-    }
-    if req.headers().get("x-dash-key").is_none() && row.role != Role::Ingest {
-        // A powerful key in a URL ends up in proxies' and browsers' histories.
-        tracing::warn!(target: "security", key_id = %row.id, "non-ingest key presented in the query string");
-        return Err(ApiError::Unauthorized(
-            "only a publishable ingest key may be passed as ?key=; send other keys in X-Dash-Key"
-                .into(),
-        ));
-    }
     let requested = match req.headers().get("x-tenant-id") {
         None => None,
         Some(v) => {
@@ -268,6 +242,25 @@ async fn authorize(state: &AppState, req: &mut Request) -> Result<(), ApiError> 
             )));
         }
         caller.tenant = t;
+    }
+    // After the tenant check, so a foreign tenant is refused (and audited) as for any key.
+    if caller.role == Role::Ingest && req.uri().path() != auth::INGEST_ROUTE {
+        let detail = serde_json::json!({
+            "reason": "ingest key", "method": req.method().as_str(), "path": req.uri().path(),
+        });
+        auth::deny(state, &caller, "ingest.scope", &caller.tenant, detail).await;
+        return Err(ApiError::Forbidden(format!(
+            "a publishable ingest key may only call POST {}",
+            auth::INGEST_ROUTE
+        )));
+    }
+    if req.headers().get("x-dash-key").is_none() && caller.role != Role::Ingest {
+        // A powerful key in a URL ends up in proxies' and browsers' histories.
+        tracing::warn!(target: "security", key_id = %caller.key_id, "non-ingest key presented in the query string");
+        return Err(ApiError::Unauthorized(
+            "only a publishable ingest key may be passed as ?key=; send other keys in X-Dash-Key"
+                .into(),
+        ));
     }
     tracing::Span::current().record("tenant_id", caller.tenant.as_str());
     state.last_used.touch(&state.store, &row.id);

@@ -95,6 +95,7 @@ pub fn openapi() -> serde_json::Value {
 }
 
 /// Routes that need no key: health, readiness, metrics.
+#[cfg(test)]
 pub(crate) fn public_routes() -> OpenApiRouter<AppState> {
     public_routes_for(None)
 }
