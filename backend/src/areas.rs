@@ -18,4 +18,5 @@ pub static ALL: &[&dyn Area] = &[
     &crate::ops::area::OpsArea,
     &crate::marketplace::MarketplaceArea,
     &crate::analytics::AnalyticsArea,
+    &crate::ai::AiArea,
 ];
