@@ -297,19 +297,19 @@ mod tests {
         }
     }
 
+    /// `n` echo jobs of tenant `default`; their ids.
+    async fn echo_jobs(q: &Queue, n: i64) -> Vec<String> {
+        let jobs = (0..n).map(|i| NewJob::new("echo", json!(i))).collect();
+        let created = q.enqueue_many("default", jobs).await.unwrap();
+        created.into_iter().map(|e| e.id).collect()
+    }
+
     #[tokio::test]
     async fn prune_finished_keeps_recent_and_unfinished_jobs() {
         for b in testing::backends() {
             let (store, _db) = testing::fresh(b).await;
             let (q, _stop) = queue(store.clone());
-            let jobs = (0..12).map(|i| NewJob::new("echo", json!(i))).collect();
-            let ids: Vec<String> = q
-                .enqueue_many("default", jobs)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|e| e.id)
-                .collect();
+            let ids = echo_jobs(&q, 12).await;
             let old = now_ms() - 10 * 86_400_000;
             for (i, id) in ids.iter().enumerate() {
                 let (state, fin) = match i % 4 {
@@ -386,14 +386,7 @@ mod tests {
         for b in testing::backends() {
             let (store, _db) = testing::fresh(b).await;
             let (q, _stop) = queue(store.clone());
-            let jobs = (0..6).map(|i| NewJob::new("echo", json!(i))).collect();
-            let ids: Vec<String> = q
-                .enqueue_many("default", jobs)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|e| e.id)
-                .collect();
+            let ids = echo_jobs(&q, 6).await;
             q.enqueue_many("other", vec![NewJob::new("echo", json!(0))])
                 .await
                 .unwrap();
