@@ -772,3 +772,80 @@ fn a_401_is_remembered_until_a_success() {
     });
     assert_eq!(app.auth_rejected_since, None);
 }
+
+/// The recorded queue jobs repeated under fresh ids until there are `n` (a page-sized list).
+fn many_queue_jobs(n: usize) -> serde_json::Value {
+    let recorded = fixture("queue_jobs.json")["jobs"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let jobs: Vec<_> = (0..n)
+        .map(|i| {
+            let mut j = recorded[i % recorded.len()].clone();
+            j["id"] = format!("job_{i:020x}").into();
+            j
+        })
+        .collect();
+    let mut list = fixture("queue_jobs.json");
+    list["jobs"] = jobs.into();
+    list
+}
+
+#[test]
+fn page_keys_move_by_the_visible_height_and_title_shows_position() {
+    let mut app = loaded_app();
+    app.load(JOBS.res, many_queue_jobs(60));
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Char('g'));
+    let screen = render(&app, 80, 24);
+    let page = app.tab::<QueueTab>().unwrap().table.page.get();
+    assert!(page > 1 && page < 60, "{page}");
+    assert!(
+        screen.contains(&format!("1 of 60 · rows 1-{page}")),
+        "{screen}"
+    );
+    press(&mut app, KeyCode::PageDown);
+    assert_eq!(app.tab::<QueueTab>().unwrap().table.selected, page);
+    press(&mut app, KeyCode::PageDown);
+    press(&mut app, KeyCode::PageUp);
+    assert_eq!(app.tab::<QueueTab>().unwrap().table.selected, page);
+    let screen = render(&app, 80, 24);
+    assert!(
+        screen.contains(&format!("{} of 60 · rows", page + 1)),
+        "{screen}"
+    );
+}
+
+#[test]
+fn one_state_vocabulary_and_s_backwards() {
+    let mut app = loaded_app();
+    press(&mut app, KeyCode::Char('3'));
+    let screen = render(&app, 120, 32);
+    assert!(screen.contains("succeeded"), "{screen}");
+    assert!(
+        !screen.contains("retrying") && !screen.contains(" done "),
+        "{screen}"
+    );
+    // `/` finds the words the table shows.
+    press(&mut app, KeyCode::Char('/'));
+    type_str(&mut app, "succeeded");
+    let n = app.tab::<QueueTab>().unwrap().table.visible.len();
+    let recorded = fixture("queue_jobs.json")["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["state"] == "succeeded")
+        .count();
+    assert_eq!(n, recorded);
+    press(&mut app, KeyCode::Esc);
+    // `S` goes backwards through the same states `s` goes forwards through.
+    let state = |app: &echopilot_ui::App| app.tab::<QueueTab>().unwrap().state;
+    press_mod(&mut app, KeyCode::Char('S'), KeyModifiers::SHIFT);
+    assert_eq!(state(&app), Some("succeeded"));
+    press_mod(&mut app, KeyCode::Char('S'), KeyModifiers::SHIFT);
+    assert_eq!(state(&app), Some("dead"));
+    press(&mut app, KeyCode::Char('s'));
+    assert_eq!(state(&app), Some("succeeded"));
+    press(&mut app, KeyCode::Char('s'));
+    assert_eq!(state(&app), None);
+}

@@ -116,8 +116,10 @@ impl App {
             }
             Action::Up => self.move_selection(|t| t.selected as isize - 1),
             Action::Down => self.move_selection(|t| t.selected as isize + 1),
-            Action::PageUp => self.move_selection(|t| t.selected as isize - 10),
-            Action::PageDown => self.move_selection(|t| t.selected as isize + 10),
+            Action::PageUp => self.move_selection(|t| t.selected as isize - t.page_rows() as isize),
+            Action::PageDown => {
+                self.move_selection(|t| t.selected as isize + t.page_rows() as isize)
+            }
             Action::Top => self.move_selection(|_| 0),
             Action::Bottom => self.move_selection(|t| t.visible.len() as isize - 1),
             Action::Describe => {

@@ -15,13 +15,13 @@ use super::{Intent, Tab};
 use crate::app::App;
 use crate::cache::{Cache, Res, Resource};
 use crate::commands::{cmd, mutating, Action, KeyCommand, Scope, TabAction, NONE};
-use crate::components::badge::badge;
+use crate::components::badge::{self, badge};
 use crate::components::table::{DataTable, TableView};
 use crate::components::{empty_message, freshness, panel, Component};
 use crate::model::{AutomationsStatus, JobRun, JobRuns, JobStatus, Verb};
 use crate::popups::describe::Described;
 use crate::popups::palette::{Entry, EntryKind, Target};
-use crate::util::{fmt_num, rel_time};
+use crate::util::{cron_words, fmt_num, rel_time};
 
 const TITLE: &str = "Jobs";
 
@@ -144,30 +144,29 @@ impl Tab for JobsTab {
             .get(AUTOMATIONS)
             .map(|a| a.jobs.as_slice())
             .unwrap_or(&[]);
+        // Searchable text: the fields and what the row shows for them (schedule in words,
+        // `[on]`, the outcome badge), so `/` finds what is on screen.
         self.registry.refilter(jobs.iter().map(|j| {
+            let outcome = j.last_run.as_ref().map(|r| r.outcome.as_str());
             let text = format!(
-                "{} {} {} {}",
+                "{} {} {} {} {} {}",
                 j.name,
                 j.schedule,
-                if j.enabled {
-                    "on enabled"
-                } else {
-                    "off disabled"
-                },
-                j.last_run
-                    .as_ref()
-                    .map(|r| r.outcome.as_str())
-                    .unwrap_or("")
+                cron_words(&j.schedule),
+                if j.enabled { "[on]" } else { "[off]" },
+                outcome.unwrap_or(""),
+                outcome.map(badge::label).unwrap_or_default()
             );
             (j.name.clone(), text)
         }));
         let runs = cache.get(RUNS).map(|r| r.runs.as_slice()).unwrap_or(&[]);
         self.runs.refilter(runs.iter().map(|r| {
             let text = format!(
-                "{} {} {} {} {}",
+                "{} {} {} {} {} {}",
                 r.id,
                 r.job,
                 r.outcome,
+                badge::label(r.outcome.as_str()),
                 r.replica,
                 r.error.as_deref().unwrap_or("")
             );
@@ -337,7 +336,7 @@ impl JobsTab {
                 .unwrap_or_else(|| "never".into());
             Row::new(vec![
                 Cell::from(j.name.clone()),
-                Cell::from(crate::util::cron_words(&j.schedule)),
+                Cell::from(cron_words(&j.schedule)),
                 Cell::from(if j.enabled {
                     Span::raw("[on]")
                 } else {

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use super::{Intent, Tab};
 use crate::app::App;
 use crate::cache::{Cache, Res, Resource};
-use crate::commands::{cmd, mutating, Action, KeyCommand, Scope, TabAction, NONE, SHIFT};
+use crate::commands::{cmd, hidden, mutating, Action, KeyCommand, Scope, TabAction, NONE, SHIFT};
 use crate::components::table::{DataTable, TableView};
 use crate::components::{empty_message, freshness, panel, Component};
 use crate::model::{JobList, QueueHealth, QueueJob, Verb, VerbExt};
@@ -31,6 +31,7 @@ pub const HEALTH: Res<QueueHealth> = Res::new("queue.health", "/api/v1/queue/hea
 pub const JOBS: Res<JobList> = Res::new("queue.jobs", "/api/v1/queue/jobs", 5);
 
 pub const CYCLE_STATE: TabAction = TabAction("queue.cycle_state");
+pub const CYCLE_STATE_BACK: TabAction = TabAction("queue.cycle_state_back");
 pub const RETRY: TabAction = TabAction("queue.retry");
 pub const PURGE_DLQ: TabAction = TabAction("queue.purge_dlq");
 
@@ -43,6 +44,14 @@ static COMMANDS: &[KeyCommand] = &[
         "Cycle the queue job list's state filter (all, queued, running, failed, dead, succeeded)",
         Scope::OnTab(TITLE),
     ),
+    hidden(cmd(
+        Action::Tab(CYCLE_STATE_BACK),
+        &[(KeyCode::Char('S'), SHIFT), (KeyCode::Char('S'), NONE)],
+        "S",
+        "state back",
+        "Cycle the queue job list's state filter backwards",
+        Scope::OnTab(TITLE),
+    )),
     mutating(cmd(
         Action::Tab(RETRY),
         &[(KeyCode::Char('R'), SHIFT), (KeyCode::Char('R'), NONE)],
@@ -115,9 +124,14 @@ impl Tab for QueueTab {
 
     fn on_action(&mut self, action: TabAction, cache: &Cache) -> Intent {
         match action {
-            CYCLE_STATE => {
+            CYCLE_STATE | CYCLE_STATE_BACK => {
                 let pos = STATES.iter().position(|s| *s == self.state).unwrap_or(0);
-                self.state = STATES[(pos + 1) % STATES.len()];
+                let step = if action == CYCLE_STATE {
+                    1
+                } else {
+                    STATES.len() - 1
+                };
+                self.state = STATES[(pos + step) % STATES.len()];
                 Intent::Refetch(JOBS.res)
             }
             RETRY => match self.selected_job(cache) {
@@ -147,12 +161,16 @@ impl Tab for QueueTab {
     fn refilter(&mut self, cache: &Cache) {
         let jobs = cache.get(JOBS).map(|l| l.jobs.as_slice()).unwrap_or(&[]);
         self.table.refilter(jobs.iter().map(|j| {
+            // What the row shows (tries as `1/5`, `-` for no worker), so `/` finds what is
+            // on screen.
             let text = format!(
-                "{} {} {} {} {}",
+                "{} {} {} {}/{} {} {}",
                 j.id,
                 j.kind,
                 j.state,
-                j.worker.as_deref().unwrap_or(""),
+                j.attempts,
+                j.max_attempts,
+                j.worker.as_deref().unwrap_or("-"),
                 j.error.as_deref().unwrap_or("")
             );
             (j.id.clone(), text)
@@ -247,12 +265,14 @@ fn retry(id: &str, cache: &Cache) -> Intent {
     }
 }
 
-/// Queue state as text; colour only reinforces it.
+/// Queue state as text, in the backend's own words — the same in the table, the health
+/// line, the `s` filter, the palette and `/` (so `/failed` finds what the table shows as
+/// failed). Only `dead` is upper-cased, to stand out without colour; colour only reinforces.
 fn state_span(s: &str, theme: &Theme) -> Span<'static> {
     match s {
         "dead" => Span::styled("DEAD", theme.fail),
-        "failed" => Span::styled("retrying", theme.warn),
-        "succeeded" => Span::styled("done", theme.ok),
+        "failed" => Span::styled("failed", theme.warn),
+        "succeeded" => Span::styled("succeeded", theme.ok),
         other => Span::raw(other.to_string()),
     }
 }
