@@ -18,5 +18,6 @@ pub static ALL: &[&dyn Area] = &[
     &crate::ops::area::OpsArea,
     &crate::marketplace::MarketplaceArea,
     &crate::dr::area::DrArea,
+    &crate::analytics::AnalyticsArea,
     &crate::ai::AiArea,
 ];
