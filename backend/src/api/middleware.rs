@@ -15,7 +15,7 @@ use tracing::Instrument;
 use crate::app::AppState;
 use crate::auth::{self, Caller, DEFAULT_TENANT};
 use crate::error::{problem_response, ApiError, PROBLEM_JSON};
-use crate::model::Problem;
+use crate::model::{Problem, Role};
 use crate::store::{decode_json, in_table};
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -171,14 +171,19 @@ async fn authorize(state: &AppState, req: &mut Request) -> Result<(), ApiError> 
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
-    let Some(presented) = req.headers().get("x-dash-key") else {
-        tracing::info!(target: "security", "request without X-Dash-Key");
-        return Err(ApiError::Unauthorized("missing X-Dash-Key header".into()));
+    let from_query = query_key(req);
+    let presented = match (req.headers().get("x-dash-key"), &from_query) {
+        (Some(h), _) => h
+            .to_str()
+            .map_err(|_| ApiError::Unauthorized("invalid API key".into()))?
+            .to_string(),
+        (None, Some(k)) => k.clone(),
+        (None, None) => {
+            tracing::info!(target: "security", "request without X-Dash-Key");
+            return Err(ApiError::Unauthorized("missing X-Dash-Key header".into()));
+        }
     };
-    let presented = presented
-        .to_str()
-        .map_err(|_| ApiError::Unauthorized("invalid API key".into()))?;
-    let row = auth::authenticate(&state.store, presented).await?;
+    let row = auth::authenticate(&state.store, &presented).await?;
     let Some(row) = row else {
         tracing::warn!(target: "security", "invalid API key presented");
         return Err(ApiError::Unauthorized("invalid API key".into()));
@@ -238,10 +243,71 @@ async fn authorize(state: &AppState, req: &mut Request) -> Result<(), ApiError> 
         }
         caller.tenant = t;
     }
+    // After the tenant check, so a foreign tenant is refused (and audited) as for any key.
+    if caller.role == Role::Ingest && req.uri().path() != auth::INGEST_ROUTE {
+        let detail = serde_json::json!({
+            "reason": "ingest key", "method": req.method().as_str(), "path": req.uri().path(),
+        });
+        auth::deny(state, &caller, "ingest.scope", &caller.tenant, detail).await;
+        return Err(ApiError::Forbidden(format!(
+            "a publishable ingest key may only call POST {}",
+            auth::INGEST_ROUTE
+        )));
+    }
+    if req.headers().get("x-dash-key").is_none() && caller.role != Role::Ingest {
+        // A powerful key in a URL ends up in proxies' and browsers' histories.
+        tracing::warn!(target: "security", key_id = %caller.key_id, "non-ingest key presented in the query string");
+        return Err(ApiError::Unauthorized(
+            "only a publishable ingest key may be passed as ?key=; send other keys in X-Dash-Key"
+                .into(),
+        ));
+    }
     tracing::Span::current().record("tenant_id", caller.tenant.as_str());
     state.last_used.touch(&state.store, &row.id);
     req.extensions_mut().insert(caller);
     Ok(())
+}
+
+/// `?key=` of the ingestion route (sendBeacon cannot set headers); `None` elsewhere.
+fn query_key(req: &Request) -> Option<String> {
+    if req.uri().path() != auth::INGEST_ROUTE {
+        return None;
+    }
+    req.uri().query()?.split('&').find_map(|pair| {
+        let v = pair.strip_prefix("key=")?;
+        (!v.is_empty()).then(|| v.to_string())
+    })
+}
+
+/// CORS for the routes areas declare as callable from web pages on other origins
+/// ([`crate::area::Area::cors_paths`]: the publishable ingestion route and its client
+/// script); every other route stays same-origin (no CORS headers, preflights as before).
+pub async fn cors(req: Request, next: Next) -> Response {
+    static PATHS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let paths = PATHS.get_or_init(|| {
+        crate::areas::ALL
+            .iter()
+            .flat_map(|a| a.cors_paths().iter().copied())
+            .collect()
+    });
+    if !paths.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
+    use tower::{Layer, ServiceExt};
+    let layer = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("x-dash-key"),
+            header::HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([header::ETAG, header::HeaderName::from_static(REQUEST_ID)])
+        .max_age(std::time::Duration::from_secs(86_400));
+    match layer.layer(next).oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    }
 }
 
 /// `(METHOD, route template)` → declared access, from the OpenAPI contract.
