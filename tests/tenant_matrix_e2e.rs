@@ -182,6 +182,18 @@ async fn denied_request_ids(sup: &Client, tenant: &str) -> HashSet<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_operation_every_role_every_tenant() {
+    // The AI proxy's upstream: a local fake OpenAI-compatible API (without one the proxy
+    // routes answer 404 "no upstream configured").
+    let upstream = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "id": "fake", "object": "chat.completion", "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+            "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+        })))
+        .mount(&upstream)
+        .await;
     for backend in common::backends() {
         let database_url = common::fresh_database(backend).await;
         let srv = Server::start_with(Opts {
@@ -191,6 +203,7 @@ async fn every_operation_every_role_every_tenant() {
                 ("ECHOPILOT_RATE_LIMIT_BURST".into(), "100000".into()),
                 // DR routes answer 409 without a backup key.
                 ("ECHOPILOT_DR__KEY".into(), "44".repeat(32)),
+                ("ECHOPILOT_AI__UPSTREAM_BASE_URL".into(), upstream.uri()),
             ],
             ..Default::default()
         });

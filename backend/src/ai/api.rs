@@ -21,7 +21,7 @@ use crate::util::now_ms;
 /// Record one AI call (integration key or above). Prompt and response are hashed; the
 /// text is kept, redacted, only with `[ai] store_text = true`.
 #[utoipa::path(post, path = "/api/v1/ai/events", tag = "ai",
-    request_body = AiEventIn,
+    request_body(content = AiEventIn, example = json!({"model": "gpt-4o-mini", "prompt": "Summarise order 1234", "response": "Order 1234 shipped.", "tokens_in": 12, "tokens_out": 5, "latency_ms": 420, "status": "ok", "feature": "summaries"})),
     responses((status = 201, body = RecordedEvent), (status = 400), (status = 401),
         (status = 403), (status = 413), (status = 415), (status = 422)),
     extensions(("x-min-role" = json!("integration"))),
@@ -46,7 +46,7 @@ pub async fn record_event(
 /// Record up to `[ai] max_batch` calls at once, all or nothing: a bad event is named in
 /// the 422 (`events[3].tokens_in …`) and nothing is stored.
 #[utoipa::path(post, path = "/api/v1/ai/events/batch", tag = "ai",
-    request_body = AiEventBatch,
+    request_body(content = AiEventBatch, example = json!({"events": [{"model": "gpt-4o-mini", "prompt": "Summarise order 1234", "response": "Order 1234 shipped.", "tokens_in": 12, "tokens_out": 5, "latency_ms": 420, "status": "ok", "feature": "summaries"}]})),
     responses((status = 201, body = RecordedBatch), (status = 400), (status = 401),
         (status = 403), (status = 413), (status = 415), (status = 422)),
     extensions(("x-min-role" = json!("integration"))),
@@ -79,6 +79,7 @@ pub async fn record_batch(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AnalyticsQuery {
     /// Start (RFC 3339, inclusive); default: `to` minus 7 days.
@@ -146,7 +147,7 @@ pub async fn get_redaction(
 /// Replace the tenant's redaction rules (admin; audited as `ai.redaction`). Applies to
 /// events recorded from now on.
 #[utoipa::path(put, path = "/api/v1/ai/redaction", tag = "ai",
-    request_body = RedactionUpdate,
+    request_body(content = RedactionUpdate, example = json!({"disabled": ["phone"], "extra": [{"name": "order_ref", "pattern": "ORD-[0-9]{6}"}]})),
     responses((status = 200, body = RedactionRules), (status = 400), (status = 401),
         (status = 403), (status = 415), (status = 422)),
     extensions(("x-min-role" = json!("admin"))),
@@ -165,6 +166,7 @@ pub async fn put_redaction(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Only calls with this status.

@@ -40,7 +40,8 @@ const MAX_CAPTURE_BYTES: usize = 4 * MAX_TEXT_CHARS;
 /// Forward a chat completion (streamed or not) to the upstream and record it.
 #[utoipa::path(post, path = "/api/v1/ai/proxy/v1/chat/completions", tag = "ai",
     request_body(content = Object, content_type = "application/json",
-        description = "An OpenAI chat-completions request, forwarded unchanged (`model` is required). Optional headers X-Ai-Feature and X-Ai-Distinct-Id label the recorded event."),
+        description = "An OpenAI chat-completions request, forwarded unchanged (`model` is required). Optional headers X-Ai-Feature and X-Ai-Distinct-Id label the recorded event.",
+        example = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hi"}]})),
     responses(
         (status = 200, description = "The upstream's answer: JSON, or text/event-stream when `stream` is true"),
         (status = 400), (status = 401), (status = 403),
@@ -48,6 +49,7 @@ const MAX_CAPTURE_BYTES: usize = 4 * MAX_TEXT_CHARS;
         (status = 413), (status = 415), (status = 422),
         (status = 502, description = "The upstream is unreachable (a gateway error)"),
         (status = 504, description = "The upstream did not answer in time")),
+    extensions(("x-min-role" = json!("integration"))),
     security(("dash_key" = [])))]
 pub async fn chat_completions(
     State(state): State<AppState>,
@@ -64,7 +66,8 @@ pub async fn chat_completions(
 /// Forward an embeddings request to the upstream and record it.
 #[utoipa::path(post, path = "/api/v1/ai/proxy/v1/embeddings", tag = "ai",
     request_body(content = Object, content_type = "application/json",
-        description = "An OpenAI embeddings request, forwarded unchanged (`model` is required)."),
+        description = "An OpenAI embeddings request, forwarded unchanged (`model` is required).",
+        example = json!({"model": "text-embedding-3-small", "input": "hello"})),
     responses(
         (status = 200, description = "The upstream's answer"),
         (status = 400), (status = 401), (status = 403),
@@ -72,6 +75,7 @@ pub async fn chat_completions(
         (status = 413), (status = 415), (status = 422),
         (status = 502, description = "The upstream is unreachable (a gateway error)"),
         (status = 504, description = "The upstream did not answer in time")),
+    extensions(("x-min-role" = json!("integration"))),
     security(("dash_key" = [])))]
 pub async fn embeddings(
     State(state): State<AppState>,
