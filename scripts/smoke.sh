@@ -71,6 +71,7 @@ check POST /api/v1/jobs/scheduler_tick/run 202 '{}'
 check POST /api/v1/jobs/no_such_job/run 404 '{}'
 check GET "/api/v1/jobs/runs?job=scheduler_tick&limit=5" 200
 check GET "/api/v1/jobs/runs?limit=0" 422
+check GET "/api/v1/jobs/runs/run_nosuchrun0/ledger" 404
 check POST /api/v1/automations/stop 200 '{}'
 check POST /api/v1/automations/start 200 '{}'
 # Alerts (a malformed test request: checks the route without paging anyone)

@@ -308,6 +308,30 @@ async fn retention_keeps_the_newest_30_files_per_pattern_and_counts_deletions() 
             "{backend}: 10 logs + 5 backups: {res}"
         );
         assert_eq!(res["errors"], json!([]));
+        // Its ledger: in the database (the API) and as a file, the same document.
+        let id = run["id"].as_str().unwrap();
+        let l = c.get(&format!("/api/v1/jobs/runs/{id}/ledger")).await;
+        assert_eq!(l.status, 200, "{backend}: {}", l.text);
+        assert_eq!(l.body["outcome"], "succeeded");
+        assert_eq!(l.body["errors_count"], 0);
+        assert_eq!(l.body["errors"], json!([]));
+        // 10 + 5 deleted and 30 + 30 kept dated files (+ the two table prunes).
+        assert!(
+            l.body["artifacts_total"].as_u64().unwrap() >= 77,
+            "{}",
+            l.body
+        );
+        assert_eq!(
+            l.body["artifacts_total"], l.body["artifacts_processed"],
+            "{}",
+            l.body
+        );
+        let file = tmp.path().join(format!("artifacts/error-ledger-{id}.json"));
+        let on_disk: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(on_disk, l.body, "{}", file.display());
+        // Unknown run: 404 problem.
+        let r = c.get("/api/v1/jobs/runs/run_nosuchrun0/ledger").await;
+        r.assert_problem(404);
         let dirs = res["files"]["dirs"].as_array().unwrap();
         assert_eq!(
             dirs[0]["patterns"]["drill.*.ndjson"],
@@ -596,6 +620,27 @@ async fn a_hung_scheduled_run_is_timed_out_and_the_next_firing_runs() {
         assert!(timed_out["finished_at"].is_string(), "{timed_out}");
         assert!(timed_out["duration_ms"].as_i64().unwrap() >= 1000);
         assert_eq!(timed_out["attempt"], 1);
+        // The cancelled run's ledger was still written, with what it recorded.
+        let tid = timed_out["id"].as_str().unwrap();
+        let ledger = eventually(
+            Duration::from_secs(10),
+            "the timed-out run's ledger",
+            || async {
+                let r = c.get(&format!("/api/v1/jobs/runs/{tid}/ledger")).await;
+                (r.status == 200).then_some(r.body)
+            },
+        )
+        .await;
+        assert_eq!(ledger["outcome"], "timed_out", "{backend}: {ledger}");
+        assert_eq!(ledger["artifacts_total"], 2, "{ledger}");
+        assert_eq!(ledger["artifacts_processed"], 1, "{ledger}");
+        assert_eq!(ledger["errors_count"], 1, "{ledger}");
+        assert_eq!(
+            ledger["errors"][0]["artifact_id"], "drill-item-2",
+            "{ledger}"
+        );
+        assert_eq!(ledger["errors"][0]["stage"], "hang", "{ledger}");
+        assert_eq!(ledger["errors"][0]["blocking"], false, "{ledger}");
         // The queue job of the hung firing failed its attempt as timed out and retried.
         let qid = timed_out["queue_job_id"].as_str().unwrap();
         let job = c

@@ -63,6 +63,31 @@ pub async fn list_runs(
     Ok(Json(JobRuns { runs }))
 }
 
+/// The error ledger of a run: what it counted, processed and could not handle. 404 when
+/// the run does not exist, or has no ledger (skipped, still running, or older than ledgers).
+#[utoipa::path(get, path = "/api/v1/jobs/runs/{id}/ledger", tag = "jobs",
+    params(("id" = String, Path, description = "run id, e.g. run_4bf0c1d2e3")),
+    responses((status = 200, body = super::RunLedger), (status = 401), (status = 403), (status = 404)),
+    security(("dash_key" = [])))]
+pub async fn run_ledger(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<super::RunLedger>> {
+    caller.require(&state, Role::Readonly, "jobs.read").await?;
+    let Some(run) = super::get_run(&state.store, &id).await? else {
+        return Err(ApiError::NotFound(format!("no job run {id:?}")));
+    };
+    match super::ledger::get(&state.store, &id).await? {
+        Some(l) => Ok(Json(l)),
+        None => Err(ApiError::NotFound(format!(
+            "run {id} ({}, {}) has no error ledger yet: ledgers are written when a run ends",
+            run.job,
+            run.outcome.as_str()
+        ))),
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunStarted {
     pub run_id: String,

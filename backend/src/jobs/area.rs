@@ -62,6 +62,7 @@ impl Area for JobsArea {
     fn routes(&self) -> OpenApiRouter<AppState> {
         OpenApiRouter::new()
             .routes(routes!(api::list_runs))
+            .routes(routes!(api::run_ledger))
             .routes(routes!(api::run_now))
             .routes(routes!(api::automations_status))
             .routes(routes!(api::automations_stop))

@@ -34,8 +34,8 @@ pub fn register(reg: &mut JobRegistry, cfg: &crate::config::Config) -> anyhow::R
 
 /// Drill jobs for the end-to-end tests, only in test builds and only when
 /// `ECHOPILOT_TEST_JOBS=1`: `test_sleep` sleeps `ECHOPILOT_TEST_SLEEP_MS` (default
-/// 3000); `test_hang_once` never finishes its first run in a process, later runs
-/// succeed. Their default schedule fires once a year; tests set `jobs.<name>.schedule`.
+/// 3000); `test_hang_once` never finishes its first run in a process (after writing
+/// to its ledger), later runs succeed. Their default schedule fires once a year; tests set `jobs.<name>.schedule`.
 #[cfg(feature = "test-util")]
 fn register_test_jobs(reg: &mut JobRegistry) {
     if std::env::var("ECHOPILOT_TEST_JOBS").as_deref() != Ok("1") {
@@ -58,10 +58,17 @@ fn register_test_jobs(reg: &mut JobRegistry) {
     reg.register(
         "test_hang_once",
         "0 0 0 1 1 *",
-        handler(move |_ctx| {
+        handler(move |ctx| {
             let first = !hung.swap(true, std::sync::atomic::Ordering::SeqCst);
             async move {
                 if first {
+                    // What a run recorded before it was cancelled is kept in its ledger.
+                    ctx.ledger.add_total(2);
+                    ctx.ledger.add_processed(1);
+                    ctx.ledger.error(
+                        crate::jobs::LedgerError::new("drill-item-2", "hang", "stuck on purpose")
+                            .fix("nothing: a drill"),
+                    );
                     std::future::pending::<()>().await;
                 }
                 Ok(json!({"hung": false}))

@@ -146,14 +146,28 @@ async fn handle(
         Begin::Started(id) => id,
     };
     let span = tracing::info_span!("job_run", job_run_id = %run_id, job = %name);
+    let ledger = super::Ledger::default();
     let jctx = JobContext {
         state: state.clone(),
         job: name.clone(),
         run_id: run_id.clone(),
         trigger: p.trigger,
+        ledger: ledger.clone(),
+    };
+    // Written on every way out, a cancellation at the timeout included.
+    let flush = super::ledger::FlushOnDrop {
+        store: store.clone(),
+        data_dir: state.cfg.data_dir.clone(),
+        run_id: run_id.clone(),
+        job: name.clone(),
+        ledger: ledger.clone(),
+        done: false,
     };
     let handler = def.handler.clone();
     async move {
+        // The whole guard moves in (not just the field written below): it must drop
+        // with this future.
+        let mut flush = flush;
         tracing::info!(target: "scheduler", job = %name, job_run_id = %run_id, trigger = p.trigger.as_str(), attempt = ctx.attempt, queue_job_id = %ctx.id, "run started");
         let started = Instant::now();
         // Heartbeats tell other replicas this run is alive (see runs::STALE_MS).
@@ -170,11 +184,15 @@ async fn handle(
         // when the queue cancels it at the timeout.
         let mut task = AbortOnDrop(tokio::spawn((handler)(jctx).in_current_span()));
         let res = (&mut task.0).await;
+        if let Ok(Ok(v)) = &res {
+            ledger.absorb_result_errors(&name, v);
+        }
         let (outcome, error, result) = match res {
-            Ok(Ok(v)) => match item_errors(&v) {
-                0 => (Outcome::Succeeded, None, Some(v)),
-                n => (Outcome::Failed, Some(format!("{n} item(s) failed; see the run result")), Some(v)),
-            },
+            Ok(Ok(v)) if ledger.has_blocking() => {
+                let n = ledger.snapshot().errors.iter().filter(|e| e.blocking).count();
+                (Outcome::Failed, Some(format!("{n} item(s) failed; see the run's error ledger")), Some(v))
+            }
+            Ok(Ok(v)) => (Outcome::Succeeded, None, Some(v)),
             Ok(Err(e)) => (Outcome::Failed, Some(format!("{e:#}")), None),
             Err(e) if e.is_panic() => (Outcome::Failed, Some("the job panicked".to_string()), None),
             Err(_) => (Outcome::Failed, Some("the job was cancelled".to_string()), None),
@@ -184,6 +202,10 @@ async fn handle(
         let duration_ms = elapsed.as_millis() as i64;
         if let Err(e) = runs::finish_run(&store, &run_id, outcome, error.as_deref(), result.as_ref(), duration_ms).await {
             tracing::error!(target: "scheduler", job = %name, job_run_id = %run_id, error = %e, "could not record the run's end");
+        }
+        flush.done = true;
+        if let Err(e) = super::ledger::persist(&store, &state.cfg.data_dir, &run_id, &name, outcome.as_str(), &ledger).await {
+            tracing::error!(target: "scheduler", job = %name, job_run_id = %run_id, error = %format!("{e:#}"), "could not write the error ledger");
         }
         metrics::counter!(RUNS_TOTAL, "job" => name.clone(), "outcome" => outcome.as_str()).increment(1);
         metrics::histogram!(RUN_DURATION, "job" => name.clone()).record(elapsed.as_secs_f64());
@@ -214,12 +236,6 @@ async fn timed_out(store: &crate::store::Store, ctx: &JobCtx, err: &str) {
             tracing::error!(target: "scheduler", queue_job_id = %ctx.id, error = %e, "could not record a timed-out run")
         }
     }
-}
-
-fn item_errors(v: &Value) -> usize {
-    v.get("errors")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len)
 }
 
 fn truncate(s: &str, max: usize) -> String {

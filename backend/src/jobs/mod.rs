@@ -27,6 +27,7 @@ pub mod builtin;
 pub mod control;
 pub mod exec;
 pub mod leader;
+pub mod ledger;
 pub mod registry;
 pub mod retention;
 pub mod runs;
@@ -47,13 +48,15 @@ use crate::store::Store;
 use crate::util::{now_ms, rfc3339_ms};
 
 pub use control::desired_running;
+pub use ledger::{Ledger, LedgerError, RunLedger};
 pub use registry::{validate_cron, JobDef, JobRegistry, Settings};
 pub use runs::{begin_run, finish_run, get_run, list_runs, Begin, JobRun, Outcome};
 
-/// A job's work: gets the run context, returns a JSON result stored with the run. A result
-/// object with a non-empty `"errors"` array marks the run `failed` while keeping the
-/// result (batch jobs that record per-item errors and carry on); such a run is not
-/// retried. An `Err` fails the queue attempt, which is retried with backoff.
+/// A job's work: gets the run context, returns a JSON result stored with the run. A
+/// blocking error in `ctx.ledger`, or a result object with a non-empty `"errors"` array
+/// (folded into the ledger), marks the run `failed` while keeping the result (batch jobs
+/// that record per-item errors and carry on); such a run is not retried. An `Err` fails
+/// the queue attempt, which is retried with backoff.
 pub type JobHandler =
     Arc<dyn Fn(JobContext) -> BoxFuture<'static, anyhow::Result<Value>> + Send + Sync>;
 
@@ -84,6 +87,9 @@ pub struct JobContext {
     pub job: String,
     pub run_id: String,
     pub trigger: Trigger,
+    /// This run's error ledger: count what you work on, record what you could not handle.
+    /// The engine writes it when the run ends, whatever the outcome.
+    pub ledger: Ledger,
 }
 
 /// A registered job: its code and defaults (config is applied in [`Jobs::settings`]).

@@ -21,6 +21,8 @@ pub struct RetentionConfig {
     pub job_runs_days: u64,
     pub queue_days: u64,
     pub dirs: Vec<PathBuf>,
+    /// Where the runs' error-ledger files live; pruned with the runs they belong to.
+    pub artifacts_dir: Option<PathBuf>,
 }
 
 /// `[retention]`.
@@ -49,6 +51,7 @@ impl RetentionConfig {
     pub fn from_config(cfg: &Config) -> Result<Self, crate::config::ConfigError> {
         let mut c = Self::from_config_map(&cfg.raw)?;
         c.dirs = vec![cfg.logs_dir(), cfg.data_dir.join("backups")];
+        c.artifacts_dir = Some(cfg.data_dir.join("artifacts"));
         Ok(c)
     }
 
@@ -63,6 +66,7 @@ impl RetentionConfig {
             job_runs_days: range("job_runs_days", s.job_runs_days, 1, 3650)?,
             queue_days: range("queue_days", s.queue_days, 1, 3650)?,
             dirs: Vec::new(),
+            artifacts_dir: None,
         })
     }
 }
@@ -74,18 +78,27 @@ pub async fn run(ctx: JobContext, cfg: RetentionConfig) -> anyhow::Result<Value>
     let mut dirs = Vec::new();
     let mut files_deleted = 0u64;
     for dir in &cfg.dirs {
-        let d = prune_dir(dir, cfg.keep_files, &mut errors).await;
+        let d = prune_dir(dir, cfg.keep_files, &mut errors, &ctx.ledger).await;
         files_deleted += d["deleted"].as_u64().unwrap_or(0);
         dirs.push(d);
     }
     let now = now_ms();
+    // The two table prunes are artifacts too.
+    ctx.ledger.add_total(2);
     let runs_cutoff = now - cfg.job_runs_days as i64 * DAY_MS;
     let job_runs = match super::runs::prune_runs(&ctx.state.store, runs_cutoff).await {
-        Ok(n) => json!({"deleted": n, "older_than_days": cfg.job_runs_days}),
+        Ok(n) => {
+            ctx.ledger.add_processed(1);
+            json!({"deleted": n, "older_than_days": cfg.job_runs_days})
+        }
         Err(e) => {
             errors.push(json!({"item": "job_runs", "error": format!("{e:#}")}));
             json!({"deleted": 0, "older_than_days": cfg.job_runs_days, "error": format!("{e:#}")})
         }
+    };
+    let ledgers = match &cfg.artifacts_dir {
+        Some(dir) => prune_ledger_files(dir, runs_cutoff, &mut errors, &ctx.ledger).await,
+        None => 0,
     };
     let queue_cutoff = now - cfg.queue_days as i64 * DAY_MS;
     // Through the queue's own batched pruning: the queue owns `queue_jobs`.
@@ -96,14 +109,21 @@ pub async fn run(ctx: JobContext, cfg: RetentionConfig) -> anyhow::Result<Value>
         None => Ok(None),
     };
     let queue = match pruned {
-        Ok(Some(n)) => json!({"deleted": n, "older_than_days": cfg.queue_days}),
-        Ok(None) => json!({"deleted": 0, "skipped": "the queue is not running"}),
+        Ok(Some(n)) => {
+            ctx.ledger.add_processed(1);
+            json!({"deleted": n, "older_than_days": cfg.queue_days})
+        }
+        Ok(None) => {
+            ctx.ledger.add_processed(1);
+            json!({"deleted": 0, "skipped": "the queue is not running"})
+        }
         Err(e) => {
             errors.push(json!({"item": "queue_jobs", "error": format!("{e:#}")}));
             json!({"deleted": 0, "older_than_days": cfg.queue_days, "error": format!("{e:#}")})
         }
     };
     let total = files_deleted
+        + ledgers
         + job_runs["deleted"].as_u64().unwrap_or(0)
         + queue["deleted"].as_u64().unwrap_or(0);
     tracing::info!(target: "scheduler", job_run_id = %ctx.run_id, files_deleted, deleted_total = total, errors = errors.len(), "retention pass done");
@@ -111,6 +131,7 @@ pub async fn run(ctx: JobContext, cfg: RetentionConfig) -> anyhow::Result<Value>
         "keep_files": cfg.keep_files,
         "files": {"deleted": files_deleted, "dirs": dirs},
         "job_runs": job_runs,
+        "ledger_files": {"deleted": ledgers, "older_than_days": cfg.job_runs_days},
         "queue_jobs": queue,
         "deleted_total": total,
         "errors": errors,
@@ -124,7 +145,12 @@ struct Candidate {
     name: String,
 }
 
-async fn prune_dir(dir: &Path, keep: usize, errors: &mut Vec<Value>) -> Value {
+async fn prune_dir(
+    dir: &Path,
+    keep: usize,
+    errors: &mut Vec<Value>,
+    ledger: &super::Ledger,
+) -> Value {
     let shown = dir.display().to_string();
     let mut rd = match tokio::fs::read_dir(dir).await {
         Ok(rd) => rd,
@@ -182,10 +208,16 @@ async fn prune_dir(dir: &Path, keep: usize, errors: &mut Vec<Value>) -> Value {
         });
         let mut p_deleted = 0u64;
         let p_kept = files.len().min(keep) as u64;
+        // Every dated file is an artifact of the ledger; a kept one is processed at once.
+        ledger.add_total(files.len() as u64);
+        ledger.add_processed(p_kept);
         for f in files.iter().skip(keep) {
             match tokio::fs::remove_file(&f.path).await {
-                Ok(()) => p_deleted += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Ok(()) => {
+                    p_deleted += 1;
+                    ledger.add_processed(1);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => ledger.add_processed(1),
                 Err(e) => errors
                     .push(json!({"item": f.path.display().to_string(), "error": e.to_string()})),
             }
@@ -195,6 +227,54 @@ async fn prune_dir(dir: &Path, keep: usize, errors: &mut Vec<Value>) -> Value {
         patterns.insert(pattern, json!({"kept": p_kept, "deleted": p_deleted}));
     }
     json!({"dir": shown, "exists": true, "deleted": deleted, "kept": kept, "patterns": patterns})
+}
+
+/// Delete `error-ledger-*.json` files last written before `cutoff_ms` (their runs are
+/// pruned at the same age); returns how many went.
+async fn prune_ledger_files(
+    dir: &Path,
+    cutoff_ms: i64,
+    errors: &mut Vec<Value>,
+    ledger: &super::Ledger,
+) -> u64 {
+    let mut rd = match tokio::fs::read_dir(dir).await {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return 0,
+        Err(e) => {
+            errors.push(json!({"item": dir.display().to_string(), "error": e.to_string()}));
+            return 0;
+        }
+    };
+    let cutoff = std::time::UNIX_EPOCH + std::time::Duration::from_millis(cutoff_ms.max(0) as u64);
+    let mut deleted = 0;
+    while let Ok(Some(entry)) = rd.next_entry().await {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with("error-ledger-") && name.ends_with(".json")) {
+            continue;
+        }
+        let old = match entry.metadata().await.and_then(|m| m.modified()) {
+            Ok(t) => t < cutoff,
+            Err(e) => {
+                errors.push(
+                    json!({"item": entry.path().display().to_string(), "error": e.to_string()}),
+                );
+                continue;
+            }
+        };
+        if !old {
+            continue;
+        }
+        ledger.add_total(1);
+        match tokio::fs::remove_file(entry.path()).await {
+            Ok(()) => {
+                deleted += 1;
+                ledger.add_processed(1);
+            }
+            Err(e) => errors
+                .push(json!({"item": entry.path().display().to_string(), "error": e.to_string()})),
+        }
+    }
+    deleted
 }
 
 /// Split a file name into (pattern with the date replaced by `*`, sortable date text).
