@@ -380,6 +380,22 @@ pub const COMMANDS: &[KeyCommand] = &[
         Action::PageDown,
         &[(KeyCode::PageDown, NONE)],
         "PgDn",
+        "scroll down",
+        "Scroll a plan's body down (its input fields stay in view)",
+        Scope::Modes(&[Mode::ConfirmLow, Mode::ConfirmHigh, Mode::Pending]),
+    )),
+    hidden(cmd(
+        Action::PageUp,
+        &[(KeyCode::PageUp, NONE)],
+        "PgUp",
+        "scroll up",
+        "Scroll a plan's body up",
+        Scope::Modes(&[Mode::ConfirmLow, Mode::ConfirmHigh, Mode::Pending]),
+    )),
+    hidden(cmd(
+        Action::PageDown,
+        &[(KeyCode::PageDown, NONE)],
+        "PgDn",
         "page down",
         "Move the selection a page down",
         Scope::Table,
@@ -515,6 +531,12 @@ pub fn scope_name(scope: Scope) -> String {
                 .collect();
             if ms.len() > 3 {
                 "dialogs".into()
+            } else if ms.len() > 1
+                && ms
+                    .iter()
+                    .all(|m| matches!(m, Mode::ConfirmLow | Mode::ConfirmHigh | Mode::Pending))
+            {
+                "plan dialog".into()
             } else {
                 names.join(", ")
             }

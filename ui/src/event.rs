@@ -13,9 +13,6 @@ use crate::client::ClientError;
 pub enum PostOp {
     DryRun,
     Confirm,
-    /// A plain API call confirmed locally (the backend offers no verb for it); the text
-    /// says what it did, for the result dialog.
-    Direct(String),
 }
 
 /// Everything the app reacts to.

@@ -112,6 +112,12 @@ fn draw_tabs(frame: &mut Frame, area: Rect, app: &App) {
 fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
     let mut spans = Vec::new();
+    // A flash message goes first: it is what the operator just caused and must read
+    // whole, even at 80 columns; freshness follows.
+    if let Some((msg, _)) = &app.notice {
+        spans.push(Span::styled(msg.clone(), theme.accent));
+        spans.push(Span::raw("  "));
+    }
     if let Some(since) = app.unreachable_since {
         spans.push(Span::styled(
             format!(
@@ -138,10 +144,6 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
         ));
     } else {
         spans.push(Span::styled("connecting…", theme.muted));
-    }
-    if let Some((msg, _)) = &app.notice {
-        spans.push(Span::raw("  "));
-        spans.push(Span::styled(msg.clone(), theme.accent));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }

@@ -236,17 +236,92 @@ fn retry_only_dead_jobs_and_typed_id() {
     );
 }
 
+/// Safety: without the server's verb registry (backend down at start) a mutating key is
+/// refused with a message; it never opens as "risk low" confirmable with a single `y`.
 #[test]
-fn direct_calls_when_backend_has_no_verb() {
-    let mut app = loaded_app();
-    app.load(VERBS.res, json!({"verbs": []}));
+fn mutating_keys_are_refused_without_the_verb_registry() {
+    let mut app = empty_app();
+    app.load(JOBS.res, fixture("queue_jobs.json"));
+    app.load(AUTOMATIONS.res, fixture("automations.json"));
+    press(&mut app, KeyCode::Char('3'));
+    let fx = press_mod(&mut app, KeyCode::Char('D'), KeyModifiers::SHIFT);
+    assert!(posts(&fx).is_empty());
+    assert_eq!(popup(&app), None, "no confirm dialog without the registry");
+    let notice = &app.notice.as_ref().unwrap().0;
+    assert!(
+        notice.starts_with("Refused purge_dlq: risk unknown until the server's verb list loads"),
+        "{notice}"
+    );
+    // Pressing y afterwards confirms nothing.
+    assert!(posts(&press(&mut app, KeyCode::Char('y'))).is_empty());
+    // Run-now on the Jobs tab: the same.
     press(&mut app, KeyCode::Char('2'));
-    assert!(press(&mut app, KeyCode::Enter).is_empty(), "asks first");
-    assert_eq!(popup(&app), Some("plan"));
-    let p = posts(&press(&mut app, KeyCode::Char('y')));
-    let job = job_name(0);
-    assert_eq!(p[0].0, PostOp::Direct(format!("run job {job}")));
-    assert_eq!(p[0].1, format!("/api/v1/jobs/{job}/run"));
+    assert!(posts(&press(&mut app, KeyCode::Enter)).is_empty());
+    assert_eq!(popup(&app), None);
+    assert!(app
+        .notice
+        .as_ref()
+        .unwrap()
+        .0
+        .starts_with("Refused run_job: risk unknown"));
+    // A registry that lacks the verb: refused too, and said so.
+    app.load(VERBS.res, json!({"verbs": []}));
+    press(&mut app, KeyCode::Char('3'));
+    assert!(posts(&press_mod(
+        &mut app,
+        KeyCode::Char('D'),
+        KeyModifiers::SHIFT
+    ))
+    .is_empty());
+    assert_eq!(popup(&app), None);
+    assert_eq!(
+        app.notice.as_ref().unwrap().0,
+        "Verb purge_dlq is not offered by this backend."
+    );
+}
+
+/// Enter on a correctly typed verb name moves to the reason field; the "reason is
+/// required" error only comes when Enter is pressed on an empty reason.
+#[test]
+fn enter_on_the_verb_name_moves_to_the_reason_without_an_error() {
+    let mut app = loaded_app();
+    press(&mut app, KeyCode::Char(':'));
+    type_str(&mut app, "restrt sched");
+    press(&mut app, KeyCode::Enter);
+    app.handle_event(Event::Posted {
+        op: PostOp::DryRun,
+        result: Ok(fixture("dryrun_high.json")),
+        at: t0(),
+    });
+    type_str(&mut app, "restart_scheduler");
+    assert!(posts(&press(&mut app, KeyCode::Enter)).is_empty());
+    let dialog = |app: &echopilot_ui::App| match &app.popup {
+        Some(echopilot_ui::popups::Popup::Plan(d)) => (d.field, d.error.clone()),
+        _ => unreachable!("the plan dialog stays open"),
+    };
+    assert_eq!(dialog(&app), (1, None), "moved on, no error yet");
+    assert!(posts(&press(&mut app, KeyCode::Enter)).is_empty());
+    assert_eq!(
+        dialog(&app),
+        (1, Some("A reason is required for a high-risk verb.".into()))
+    );
+}
+
+/// The args form's cursor starts after the `=` of the first empty value, so typed text
+/// lands in the value (not in front of `id=`).
+#[test]
+fn args_form_cursor_starts_in_the_empty_value() {
+    let mut app = loaded_app();
+    press(&mut app, KeyCode::Char(':'));
+    type_str(&mut app, "retry_job");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(popup(&app), Some("args"));
+    type_str(&mut app, "job_0123456789");
+    let fx = press_mod(&mut app, KeyCode::Char('s'), KeyModifiers::CONTROL);
+    assert_eq!(
+        posts(&fx)[0].2,
+        json!({"verb": "retry_job", "args": {"id": "job_0123456789"}, "confirm": false})
+    );
 }
 
 #[test]
@@ -270,7 +345,8 @@ fn args_form_submits_typed_args() {
     type_str(&mut app, "logs");
     press(&mut app, KeyCode::Enter);
     assert_eq!(popup(&app), Some("args"));
-    // Cursor starts at the top-left: "area=server" (the default) is the first line.
+    // Every value is pre-filled, so the cursor starts at the end of the first line
+    // ("area=server", the default); End keeps it there.
     press(&mut app, KeyCode::End);
     for _ in "server".chars() {
         press(&mut app, KeyCode::Backspace);

@@ -174,6 +174,13 @@ fn plan_dialogs() {
     type_str(&mut app, "restart_sched");
     press(&mut app, KeyCode::Enter);
     assert_snapshot!("plan_high_wrong_name", render(&app, W, H));
+    // At 80×24 the fields stay in view while the operator types; the body scrolls.
+    type_str(&mut app, "uler");
+    press(&mut app, KeyCode::Enter);
+    type_str(&mut app, "wedged after deploy");
+    assert_snapshot!("plan_high_reason_80x24", render(&app, 80, 24));
+    press(&mut app, KeyCode::PageDown);
+    assert_snapshot!("plan_high_reason_80x24_scrolled", render(&app, 80, 24));
 
     let mut low = on_tab(loaded_app(), "Jobs");
     // The recorded dry-run is run_job retention: select retention (third job).
@@ -186,6 +193,20 @@ fn plan_dialogs() {
         at: t0() + Duration::seconds(1),
     });
     assert_snapshot!("plan_low_ready", render(&low, W, H));
+}
+
+/// The backend was down at start (no verb registry): `D` on the Queue tab is refused with
+/// a message instead of opening a confirmable "risk low" purge.
+#[test]
+fn refused_purge_without_registry() {
+    let mut app = empty_app();
+    app.load(
+        echopilot_ui::tabs::queue::JOBS.res,
+        fixture("queue_jobs.json"),
+    );
+    let mut app = on_tab(app, "Queue");
+    press_mod(&mut app, KeyCode::Char('D'), KeyModifiers::SHIFT);
+    assert_snapshot!("refused_purge_no_registry", render(&app, 80, 24));
 }
 
 #[test]

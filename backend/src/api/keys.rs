@@ -129,6 +129,15 @@ pub async fn revoke_key(
         .into_iter()
         .find(|k| k.id == id);
     if let Some(k) = &target {
+        // The rule that stops an admin from minting a more powerful key stops it from
+        // revoking one too.
+        if !caller.is_superadmin() && k.role.rank() > caller.role.rank() {
+            let reason = format!("a {} key cannot revoke a {} key", caller.role, k.role);
+            let detail =
+                serde_json::json!({"reason": reason, "key_id": k.id, "target_role": k.role});
+            auth::deny(&state, &caller, "keys.revoke", &k.tenant, detail).await;
+            return Err(ApiError::Forbidden(reason));
+        }
         if k.role == Role::Superadmin && k.revoked_at.is_none() {
             let active_supers = auth::list_keys(&state.store, None)
                 .await?

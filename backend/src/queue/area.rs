@@ -7,7 +7,7 @@ use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{api, Queue, QueueConfig};
+use super::{api, kinds, Queue, QueueConfig};
 use crate::app::{AppState, BoxFuture, SummaryProvider};
 use crate::area::{Area, Light, Probe};
 use crate::config::{ConfigError, ConfigMap};
@@ -27,6 +27,8 @@ pub struct QueueSection {
     pub backoff_cap_ms: u64,
     pub max_attempts: u64,
     pub job_timeout_s: u64,
+    pub tenant_max_share_pct: u64,
+    pub max_sleep_ms: u64,
 }
 
 impl Default for QueueSection {
@@ -41,6 +43,8 @@ impl Default for QueueSection {
             backoff_cap_ms: 300_000,
             max_attempts: 5,
             job_timeout_s: 900,
+            tenant_max_share_pct: 75,
+            max_sleep_ms: 60_000,
         }
     }
 }
@@ -61,6 +65,8 @@ impl QueueSection {
             backoff_cap_ms: range("backoff_cap_ms", s.backoff_cap_ms, 1, 86_400_000)? as i64,
             default_max_attempts: range("max_attempts", s.max_attempts, 1, 100)? as i64,
             job_timeout_ms: range("job_timeout_s", s.job_timeout_s, 1, 86_400)? * 1000,
+            tenant_max_share_pct: range("tenant_max_share_pct", s.tenant_max_share_pct, 1, 100)?,
+            max_sleep_ms: range("max_sleep_ms", s.max_sleep_ms, 0, kinds::MAX_SLEEP_MS)?,
         })
     }
 }

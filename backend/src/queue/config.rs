@@ -20,12 +20,26 @@ pub struct QueueConfig {
     /// A handler running longer than this is cancelled and its attempt fails (`timed_out`),
     /// unless its kind registered a timeout of its own.
     pub job_timeout_ms: u64,
+    /// Percentage of this process's worker slots one tenant's jobs may hold at once (at
+    /// least one slot). The rest is headroom: another tenant's job (or the platform's,
+    /// tenant `_system`) starts at once even while one tenant's long jobs fill its share.
+    pub tenant_max_share_pct: u64,
+    /// Longest diagnostic `sleep` job accepted.
+    pub max_sleep_ms: u64,
 }
 
 impl QueueConfig {
     /// The `[queue]` section (see [`super::area::QueueSection`]).
     pub fn from_config(cfg: &crate::Config) -> anyhow::Result<QueueConfig> {
         Ok(super::area::QueueSection::load(&cfg.raw)?)
+    }
+}
+
+impl QueueConfig {
+    /// Most jobs of one tenant this process runs at once: `tenant_max_share_pct` of its
+    /// slots, rounded down, never below one.
+    pub fn tenant_cap(&self) -> usize {
+        (self.concurrency * self.tenant_max_share_pct as usize / 100).max(1)
     }
 }
 
@@ -65,6 +79,23 @@ mod tests {
             let third = backoff_ms(&cfg, 3);
             assert!((6400..=9600).contains(&third), "{third}");
             assert!(backoff_ms(&cfg, 40) <= 360_000);
+        }
+    }
+
+    #[test]
+    fn a_tenant_may_hold_its_share_of_the_slots_and_never_less_than_one() {
+        let dir = std::env::temp_dir();
+        let mut cfg = QueueConfig::from_config(&crate::Config::for_data_dir(&dir)).unwrap();
+        for (slots, pct, cap) in [
+            (4, 75, 3),
+            (256, 75, 192),
+            (1, 75, 1),
+            (3, 50, 1),
+            (8, 100, 8),
+        ] {
+            cfg.concurrency = slots;
+            cfg.tenant_max_share_pct = pct;
+            assert_eq!(cfg.tenant_cap(), cap, "{slots} slots at {pct} %");
         }
     }
 }

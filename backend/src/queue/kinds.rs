@@ -131,18 +131,26 @@ impl Registry {
     }
 }
 
-/// Longest `sleep` accepted (10 minutes): longer diagnostic sleeps are mistakes.
+/// Highest `queue.max_sleep_ms` accepted (10 minutes): longer diagnostic sleeps are
+/// mistakes.
 pub const MAX_SLEEP_MS: u64 = 600_000;
 
-pub fn register_builtins(reg: &Registry) {
+/// The diagnostic kinds are bounded so an operator key cannot park worker slots: `sleep`
+/// up to `max_sleep_ms` (`queue.max_sleep_ms`, default 60 s), `fail` by the job's
+/// `max_attempts` (≤ 100) and its backoff.
+pub fn register_builtins(reg: &Registry, max_sleep_ms: u64) {
     reg.register("echo", None, |_ctx, payload| async move { Ok(payload) });
 
-    let sleep_validate: ValidateFn = Arc::new(|p| sleep_ms(p).map(|_| ()));
-    reg.register("sleep", Some(sleep_validate), |_ctx, payload| async move {
-        let ms = sleep_ms(&payload)?;
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-        Ok(serde_json::json!({ "slept_ms": ms }))
-    });
+    let sleep_validate: ValidateFn = Arc::new(move |p| sleep_ms(p, max_sleep_ms).map(|_| ()));
+    reg.register(
+        "sleep",
+        Some(sleep_validate),
+        move |_ctx, payload| async move {
+            let ms = sleep_ms(&payload, max_sleep_ms)?;
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            Ok(serde_json::json!({ "slept_ms": ms }))
+        },
+    );
 
     let fail_validate: ValidateFn = Arc::new(|p| until_attempt(p).map(|_| ()));
     reg.register("fail", Some(fail_validate), |ctx, payload| async move {
@@ -158,11 +166,11 @@ pub fn register_builtins(reg: &Registry) {
     });
 }
 
-fn sleep_ms(p: &Value) -> Result<u64, String> {
+fn sleep_ms(p: &Value, max: u64) -> Result<u64, String> {
     match p.get("ms").and_then(Value::as_u64) {
-        Some(ms) if ms <= MAX_SLEEP_MS => Ok(ms),
+        Some(ms) if ms <= max => Ok(ms),
         _ => Err(format!(
-            "sleep payload must be {{\"ms\": n}} with 0 <= n <= {MAX_SLEEP_MS}"
+            "sleep payload must be {{\"ms\": n}} with 0 <= n <= {max} (queue.max_sleep_ms)"
         )),
     }
 }

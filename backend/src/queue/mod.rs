@@ -95,7 +95,7 @@ impl Queue {
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Queue {
         let registry = Registry::default();
-        kinds::register_builtins(&registry);
+        kinds::register_builtins(&registry, cfg.max_sleep_ms);
         Queue(Arc::new(QueueInner {
             store,
             cfg,
@@ -357,8 +357,10 @@ mod tests {
                 let q = q.clone();
                 tasks.push(tokio::spawn(async move {
                     let mut mine = Vec::new();
+                    let all_slots = worker::TenantSlots::new(usize::MAX);
+                    let mut turn = worker::Turn::default();
                     loop {
-                        let got = worker::claim(&q, 16).await.unwrap();
+                        let got = worker::claim(&q, 16, &all_slots, &mut turn).await.unwrap();
                         if got.is_empty() {
                             break;
                         }
@@ -376,6 +378,52 @@ mod tests {
             assert_eq!(unique.len(), 300, "{b}: a job was claimed twice");
             let h = q.health("default").await.unwrap();
             assert_eq!(h.depth.running, 300);
+        }
+    }
+
+    #[tokio::test]
+    async fn claims_take_tenants_in_turn_within_each_tenants_cap() {
+        for b in testing::backends() {
+            let (store, _db) = testing::fresh(b).await;
+            let (q, _stop) = queue(store);
+            let flood = (0..50).map(|i| NewJob::new("echo", json!(i))).collect();
+            q.enqueue_many("flood", flood).await.unwrap();
+            let few = (0..2).map(|i| NewJob::new("echo", json!(i))).collect();
+            q.enqueue_many("quiet", few).await.unwrap();
+            q.enqueue_many(SYSTEM_TENANT, vec![NewJob::new("echo", json!("tick"))])
+                .await
+                .unwrap();
+            let tenants = |got: &[worker::Claimed]| {
+                let mut t: Vec<String> = got.iter().map(|c| c.tenant_id.clone()).collect();
+                t.sort();
+                t
+            };
+            let slots = worker::TenantSlots::new(3);
+            let mut turn = worker::Turn::default();
+            // Three tenants, four slots: one each, and the odd one to a tenant that still
+            // has a second job; the platform's job is never behind the flood.
+            let first = worker::claim(&q, 4, &slots, &mut turn).await.unwrap();
+            let t = tenants(&first);
+            assert_eq!(t.len(), 4, "{b}: {t:?}");
+            for who in ["_system", "flood", "quiet"] {
+                assert!(t.iter().any(|x| x == who), "{b}: {who} got nothing: {t:?}");
+            }
+            // The flood is at its cap of three in this process: the next claim serves the
+            // others only, however many slots are free.
+            let held: Vec<_> = first.iter().map(|c| slots.hold(&q, &c.tenant_id)).collect();
+            let flood_held = first.iter().filter(|c| c.tenant_id == "flood").count();
+            let more: Vec<_> = (flood_held..3).map(|_| slots.hold(&q, "flood")).collect();
+            let second = worker::claim(&q, 100, &slots, &mut turn).await.unwrap();
+            let t = tenants(&second);
+            assert!(
+                t.iter().all(|x| x == "quiet"),
+                "{b}: the flood went past its cap: {t:?}"
+            );
+            // Once the flood's jobs finish it gets its cap again, and no more.
+            drop(more);
+            drop(held);
+            let third = worker::claim(&q, 100, &slots, &mut turn).await.unwrap();
+            assert_eq!(tenants(&third), vec!["flood"; 3], "{b}");
         }
     }
 

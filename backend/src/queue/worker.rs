@@ -6,6 +6,7 @@
 //! each statement is a round trip; claiming N jobs per query and acknowledging N results
 //! per transaction is what keeps throughput in the thousands of jobs per second.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,7 +25,7 @@ const FAST_FAILURE_MS: u128 = 1000;
 
 pub(crate) struct Claimed {
     pub(crate) id: String,
-    tenant_id: String,
+    pub(crate) tenant_id: String,
     kind: String,
     payload: String,
     attempts: i64,
@@ -59,6 +60,68 @@ struct Ack {
     run_at: Option<i64>,
     finished_at: Option<i64>,
     fast_failures: i64,
+}
+
+/// Jobs this process runs per tenant, for the per-tenant cap. In memory and per process:
+/// every replica caps a tenant at its share of its own slots, so fleet-wide a tenant holds
+/// at most that share of all slots, and no claim has to serialize on a shared counter.
+pub(crate) struct TenantSlots {
+    cap: usize,
+    running: std::sync::Mutex<HashMap<String, usize>>,
+}
+
+impl TenantSlots {
+    pub(crate) fn new(cap: usize) -> Arc<TenantSlots> {
+        Arc::new(TenantSlots {
+            cap,
+            running: std::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many more jobs of `tenant` this process may start now.
+    fn allowance(&self, tenant: &str) -> usize {
+        self.cap
+            .saturating_sub(self.lock().get(tenant).copied().unwrap_or(0))
+    }
+
+    /// Count a started job of `tenant` until the returned guard drops.
+    pub(crate) fn hold(self: &Arc<Self>, q: &Queue, tenant: &str) -> TenantSlot {
+        *self.lock().entry(tenant.to_string()).or_insert(0) += 1;
+        TenantSlot {
+            slots: self.clone(),
+            q: q.clone(),
+            tenant: tenant.to_string(),
+        }
+    }
+}
+
+/// One running job's place in its tenant's count.
+pub(crate) struct TenantSlot {
+    slots: Arc<TenantSlots>,
+    q: Queue,
+    tenant: String,
+}
+
+impl Drop for TenantSlot {
+    fn drop(&mut self) {
+        let mut running = self.slots.lock();
+        let was = running.get(&self.tenant).copied().unwrap_or(0);
+        if was <= 1 {
+            running.remove(&self.tenant);
+        } else {
+            running.insert(self.tenant.clone(), was - 1);
+        }
+        drop(running);
+        // The tenant was held back by its cap: let the dispatcher claim its next job now
+        // rather than at the next poll.
+        if was >= self.slots.cap {
+            self.q.wake.notify_one();
+        }
+    }
 }
 
 pub struct Pool {
@@ -166,6 +229,8 @@ async fn dispatch(
     let poll = Duration::from_millis(q.cfg.poll_interval_ms);
     let promote_every = poll.min(Duration::from_millis(200));
     let reclaim_every = Duration::from_millis(q.cfg.reclaim_interval_ms);
+    let slots = TenantSlots::new(q.cfg.tenant_cap());
+    let mut turn = Turn::default();
     let mut last_promote = Instant::now() - promote_every;
     // First sweep right at start: a restart after a crash finds the dead worker's jobs.
     let mut last_reclaim = Instant::now() - reclaim_every;
@@ -211,7 +276,7 @@ async fn dispatch(
             }
         }
         let want = permits.len();
-        let jobs = match claim(&q, want).await {
+        let jobs = match claim(&q, want, &slots, &mut turn).await {
             Ok(j) => j,
             Err(e) => {
                 tracing::warn!(target: "queue", error = %e, "claim failed; retrying");
@@ -223,7 +288,8 @@ async fn dispatch(
         let got = jobs.len();
         for job in jobs {
             let Some(permit) = permits.pop() else { break };
-            tokio::spawn(run_job(q.clone(), job, permit, ack_tx.clone()));
+            let held = slots.hold(&q, &job.tenant_id);
+            tokio::spawn(run_job(q.clone(), job, (permit, held), ack_tx.clone()));
         }
         drop(permits);
         if got < want {
@@ -286,38 +352,139 @@ async fn promote_due(q: &Queue) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// Where the round-robin over tenants stands between claims.
+#[derive(Default)]
+pub(crate) struct Turn {
+    /// Set when more tenants had ready jobs than one claim looks at: the next claim
+    /// starts after this tenant, so every tenant comes round.
+    after: Option<String>,
+    /// Rotates which tenants get the odd jobs when a claim cannot serve all equally.
+    n: usize,
+}
+
+/// Most tenants one claim looks at (a claim of n jobs serves at most n tenants anyway).
+const TENANTS_PER_CLAIM: usize = 64;
+
+/// Tenants with queued jobs, in tenant order after `after`, at most `limit`: a loose index
+/// scan over `queue_jobs_claim` (one probe per tenant, however long each backlog is).
+async fn ready_tenants(
+    q: &Queue,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "WITH RECURSIVE t(tenant_id, n) AS ( \
+           SELECT (SELECT tenant_id FROM queue_jobs WHERE state = 'queued' AND tenant_id > $1 \
+                   ORDER BY tenant_id LIMIT 1), 1 \
+           UNION ALL \
+           SELECT (SELECT j.tenant_id FROM queue_jobs j WHERE j.state = 'queued' \
+                   AND j.tenant_id > t.tenant_id ORDER BY j.tenant_id LIMIT 1), t.n + 1 \
+           FROM t WHERE t.tenant_id IS NOT NULL AND t.n < $2) \
+         SELECT tenant_id FROM t WHERE tenant_id IS NOT NULL",
+    )
+    .bind(after.unwrap_or(""))
+    .bind(limit as i64)
+    .fetch_all(q.store.reader())
+    .await
+}
+
+/// Claim up to `n` ready jobs, fairly across tenants: each tenant with ready jobs gets
+/// its turn (round-robin by rank: every tenant's first job, then every tenant's second,
+/// …; `_system` first among equals, so the platform's scheduled jobs never wait behind a
+/// tenant's backlog), and no tenant more than its allowance under the per-tenant cap.
+/// Within a tenant: highest `priority` first, then earliest `run_at`.
+///
 /// The pause flag is checked inside the claim itself, so a pause is exact across replicas
 /// even before the cached flag (NOTIFY / heartbeat) catches up.
-pub(crate) async fn claim(q: &Queue, n: usize) -> Result<Vec<Claimed>, sqlx::Error> {
-    let now = now_ms();
-    let select = match q.store.dialect() {
-        Dialect::Sqlite => {
-            "id IN (SELECT id FROM queue_jobs WHERE state = 'queued' AND run_at <= $3 \
-             AND (SELECT paused FROM queue_control WHERE id = 1) = 0 \
-             ORDER BY priority DESC, run_at LIMIT $4)"
-        }
-        // SKIP LOCKED: concurrent replicas take disjoint batches without waiting.
-        // `run_at + 0` keeps the due check out of the index condition, so the planner walks
-        // queue_jobs_claim in order and stops at the limit (an ordered index scan also
-        // marks dead entries of finished jobs, which a bitmap scan would revisit).
-        Dialect::Postgres => {
-            "id = ANY(ARRAY(SELECT id FROM queue_jobs WHERE state = 'queued' AND run_at + 0 <= $3 \
-             AND (SELECT paused FROM queue_control WHERE id = 1) = 0 \
-             ORDER BY priority DESC, run_at LIMIT $4 FOR UPDATE SKIP LOCKED))"
-        }
+pub(crate) async fn claim(
+    q: &Queue,
+    n: usize,
+    slots: &TenantSlots,
+    turn: &mut Turn,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    let limit = n.min(TENANTS_PER_CLAIM);
+    let listed = ready_tenants(q, turn.after.as_deref(), limit).await?;
+    turn.after = (listed.len() == limit)
+        .then(|| listed.last().cloned())
+        .flatten();
+    let mut tenants: Vec<(String, usize)> = listed
+        .into_iter()
+        .map(|t| {
+            let allowed = slots.allowance(&t).min(n);
+            (t, allowed)
+        })
+        .filter(|(_, allowed)| *allowed > 0)
+        .collect();
+    if tenants.is_empty() {
+        return Ok(Vec::new());
+    }
+    turn.n = turn.n.wrapping_add(1);
+    let k = tenants.len();
+    tenants.rotate_left(turn.n % k);
+    if let Some(i) = tenants.iter().position(|(t, _)| t == super::SYSTEM_TENANT) {
+        let system = tenants.remove(i);
+        tenants.insert(0, system);
+    }
+    let pg = q.store.dialect() == Dialect::Postgres;
+    // SKIP LOCKED: concurrent replicas take disjoint batches without waiting.
+    // `run_at + 0` keeps the due check out of the index condition, so the planner walks
+    // queue_jobs_claim in order and stops at the limit (an ordered index scan also
+    // marks dead entries of finished jobs, which a bitmap scan would revisit).
+    let (due, lock) = if pg {
+        ("run_at + 0", " FOR UPDATE SKIP LOCKED")
+    } else {
+        ("run_at", "")
     };
-    let rows: Vec<ClaimRow> = sqlx::query_as(&format!(
+    // $4 is the claim's limit; tenant i is ${5+2i} with its allowance in ${6+2i}. One
+    // tenant (the common case) needs no ranking: its allowance is the limit.
+    let branch = |cols: &str, tenant: usize, limit: usize| {
+        format!(
+            "SELECT {cols} FROM queue_jobs WHERE state = 'queued' \
+             AND tenant_id = ${tenant} AND {due} <= $3 \
+             AND (SELECT paused FROM queue_control WHERE id = 1) = 0 \
+             ORDER BY priority DESC, run_at LIMIT ${limit}{lock}"
+        )
+    };
+    let ids = if k == 1 {
+        branch("id", 5, 4)
+    } else {
+        let union: Vec<String> = (0..k)
+            .map(|i| {
+                let b = branch("id, priority, run_at", 5 + 2 * i, 6 + 2 * i);
+                format!("SELECT id, priority, run_at, {i} AS b FROM ({b}) s{i}")
+            })
+            .collect();
+        format!(
+            "SELECT id FROM (SELECT id, b, row_number() OVER (PARTITION BY b \
+             ORDER BY priority DESC, run_at) AS rn FROM ({}) u) r ORDER BY rn, b LIMIT $4",
+            union.join(" UNION ALL ")
+        )
+    };
+    let select = if pg {
+        format!("id = ANY(ARRAY({ids}))")
+    } else {
+        format!("id IN ({ids})")
+    };
+    let now = now_ms();
+    let sql = format!(
         "UPDATE queue_jobs SET state = 'running', attempts = attempts + 1, worker = $1, \
          lease_until = $2, started_at = $3, finished_at = NULL, updated_at = $3 WHERE {select} \
          RETURNING id, tenant_id, kind, payload, priority, attempts, max_attempts, fast_failures, \
          run_at, enqueued_at"
-    ))
-    .bind(&q.worker_id)
-    .bind(now + q.cfg.lease_ms)
-    .bind(now)
-    .bind(n as i64)
-    .fetch_all(q.store.writer())
-    .await?;
+    );
+    let mut query = sqlx::query_as::<_, ClaimRow>(&sql)
+        .bind(&q.worker_id)
+        .bind(now + q.cfg.lease_ms)
+        .bind(now);
+    if let [(tenant, allowed)] = tenants.as_slice() {
+        query = query.bind(*allowed as i64).bind(tenant);
+    } else {
+        query = query.bind(n as i64);
+        for (tenant, allowed) in &tenants {
+            query = query.bind(tenant).bind(*allowed as i64);
+        }
+    }
+    let rows: Vec<ClaimRow> = query.fetch_all(q.store.writer()).await?;
     let mut out = Vec::with_capacity(rows.len());
     let mut with_prio = Vec::with_capacity(rows.len());
     for r in rows {
@@ -346,7 +513,12 @@ pub(crate) async fn claim(q: &Queue, n: usize) -> Result<Vec<Claimed>, sqlx::Err
     Ok(out)
 }
 
-async fn run_job(q: Queue, job: Claimed, permit: OwnedSemaphorePermit, ack_tx: mpsc::Sender<Ack>) {
+async fn run_job(
+    q: Queue,
+    job: Claimed,
+    permit: (OwnedSemaphorePermit, TenantSlot),
+    ack_tx: mpsc::Sender<Ack>,
+) {
     let started = Instant::now();
     let mut timed_out = false;
     let outcome: Result<Value, String> = match q.registry.get(&job.kind) {

@@ -14,7 +14,7 @@ use crate::popups::plan::{Kind, PlanDialog, Stage};
 use crate::popups::result::ResultDialog;
 use crate::popups::Popup;
 use crate::resources::{TENANTS, VERBS};
-use crate::tabs::{Direct, Intent};
+use crate::tabs::Intent;
 
 const OPS_COMMAND: &str = "/api/v1/ops/command";
 
@@ -28,14 +28,7 @@ impl App {
                 Vec::new()
             }
             Intent::Refetch(r) => self.refetch(r),
-            Intent::Verb {
-                name,
-                args,
-                fallback,
-            } => match (self.find_verb(name).is_some(), fallback) {
-                (false, Some(d)) => self.open_direct(d),
-                _ => self.start_verb(name, args),
-            },
+            Intent::Verb { name, args } => self.start_verb(name, args),
         }
     }
 
@@ -144,8 +137,14 @@ impl App {
     /// Starts the verb flow: args form if needed, else straight to the dry-run.
     pub fn start_verb(&mut self, name: &str, prefill: Map<String, Value>) -> Vec<Effect> {
         let Some(verb) = self.find_verb(name).cloned() else {
-            self.notify(if self.config.readonly {
-                format!("Verb {name} is not available (read-only console or not offered by this backend).")
+            // Risk comes from the server's registry only: without it nothing that changes
+            // state is offered, let alone confirmed with a single key.
+            self.notify(if self.cache.get(VERBS).is_none() {
+                format!(
+                    "Refused {name}: risk unknown until the server's verb list loads (r: refresh)"
+                )
+            } else if self.config.readonly {
+                format!("Read-only console: {name} changes state and is disabled.")
             } else {
                 format!("Verb {name} is not offered by this backend.")
             });
@@ -188,20 +187,6 @@ impl App {
         }]
     }
 
-    /// A confirm dialog for a plain API call, used when the backend has no verb for it.
-    fn open_direct(&mut self, d: Direct) -> Vec<Effect> {
-        if self.config.readonly {
-            self.notify("Read-only console: actions that change state are disabled.");
-            return Vec::new();
-        }
-        self.popup = Some(Popup::Plan(Box::new(PlanDialog::direct(
-            PostOp::Direct(d.what),
-            d.path,
-            d.summary,
-        ))));
-        Vec::new()
-    }
-
     pub(super) fn popup_key(
         &mut self,
         mode: Mode,
@@ -239,6 +224,13 @@ impl App {
                     f.textarea.input(key);
                 }
             },
+            (Popup::Plan(d), _) if matches!(action, Some(Action::PageDown | Action::PageUp)) => {
+                d.scroll_by(if action == Some(Action::PageDown) {
+                    5
+                } else {
+                    -5
+                });
+            }
             (Popup::Plan(_), Mode::ConfirmLow) if action == Some(Action::Confirm) => {
                 return self.confirm_plan();
             }
@@ -250,9 +242,13 @@ impl App {
                         if d.typed.trim() != name {
                             d.error =
                                 Some(format!("Type the verb name {name} exactly to confirm."));
+                        } else if d.reason.trim().is_empty() && d.field == 0 {
+                            // Enter on a correct name moves on: the operator has not had a
+                            // chance to type a reason yet, so there is nothing to complain of.
+                            d.error = None;
+                            d.field = 1;
                         } else if d.reason.trim().is_empty() {
                             d.error = Some("A reason is required for a high-risk verb.".into());
-                            d.field = 1;
                         } else {
                             return self.confirm_plan();
                         }
@@ -292,28 +288,20 @@ impl App {
             return Vec::new();
         };
         let plan = plan.clone();
-        let effect = match &d.kind {
-            Kind::Verb { verb, args } => {
-                let mut body = json!({
-                    "verb": verb.name,
-                    "args": args,
-                    "confirm": true,
-                    "plan_id": plan.plan_id,
-                });
-                if !d.reason.trim().is_empty() {
-                    body["reason"] = Value::from(d.reason.trim());
-                }
-                Effect::Post {
-                    op: PostOp::Confirm,
-                    path: OPS_COMMAND.into(),
-                    body,
-                }
-            }
-            Kind::Direct { op, path } => Effect::Post {
-                op: op.clone(),
-                path: path.clone(),
-                body: json!({}),
-            },
+        let Kind::Verb { verb, args } = &d.kind;
+        let mut body = json!({
+            "verb": verb.name,
+            "args": args,
+            "confirm": true,
+            "plan_id": plan.plan_id,
+        });
+        if !d.reason.trim().is_empty() {
+            body["reason"] = Value::from(d.reason.trim());
+        }
+        let effect = Effect::Post {
+            op: PostOp::Confirm,
+            path: OPS_COMMAND.into(),
+            body,
         };
         d.stage = Stage::Confirming(plan);
         vec![effect]
@@ -348,9 +336,8 @@ impl App {
             (PostOp::DryRun, _) => Vec::new(),
             _ => {
                 // Confirm/direct answers are always shown: the operator must learn what happened.
-                let what = match (&op, &self.popup) {
-                    (_, Some(Popup::Plan(d))) => d.verb_name().to_string(),
-                    (PostOp::Direct(what), _) => what.clone(),
+                let what = match &self.popup {
+                    Some(Popup::Plan(d)) => d.verb_name().to_string(),
                     _ => "command".into(),
                 };
                 let ok = result.is_ok();

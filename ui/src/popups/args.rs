@@ -20,8 +20,19 @@ pub struct ArgsForm {
 
 impl ArgsForm {
     pub fn new(verb: Verb, lines: Vec<String>) -> ArgsForm {
+        // The cursor starts after the `=` of the first line still to fill (else at the end
+        // of the first line), so typing lands in the value, never in front of `id=`.
+        let (row, col) = lines
+            .iter()
+            .position(|l| l.ends_with('='))
+            .map(|r| (r, lines[r].chars().count()))
+            .unwrap_or((0, lines.first().map_or(0, |l| l.chars().count())));
         let mut textarea = TextArea::new(lines);
         textarea.set_cursor_line_style(ratatui::style::Style::default());
+        textarea.move_cursor(tui_textarea::CursorMove::Jump(
+            row.min(u16::MAX as usize) as u16,
+            col.min(u16::MAX as usize) as u16,
+        ));
         ArgsForm {
             verb,
             textarea,

@@ -2,7 +2,7 @@
 //! High risk: the verb name typed exactly plus a reason.
 
 use chrono::{DateTime, Utc};
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
@@ -11,17 +11,15 @@ use serde_json::Value;
 
 use super::palette::centered;
 use crate::commands::Mode;
-use crate::event::PostOp;
 use crate::model::{Plan, Verb, VerbExt};
 use crate::theme::Theme;
 use crate::util::fmt_duration;
 
 /// What is being confirmed.
 pub enum Kind {
-    /// An ops verb: dry-run plan from the backend, then confirm with its `plan_id`.
+    /// An ops verb: dry-run plan from the backend, then confirm with its `plan_id`. (There
+    /// is no other kind: a confirmable action without the server's risk would be a guess.)
     Verb { verb: Verb, args: Value },
-    /// A plain API call (the backend offers no verb for it): local description, then `y`.
-    Direct { op: PostOp, path: String },
 }
 
 pub enum Stage {
@@ -41,6 +39,8 @@ pub struct PlanDialog {
     /// 0 = verb name field, 1 = reason field.
     pub field: usize,
     pub error: Option<String>,
+    /// First body line shown (PgDn/PgUp); the input fields below the body never scroll.
+    pub scroll: u16,
 }
 
 impl PlanDialog {
@@ -52,37 +52,23 @@ impl PlanDialog {
             reason: String::new(),
             field: 0,
             error: None,
+            scroll: 0,
         }
     }
 
-    pub fn direct(op: PostOp, path: String, summary: String) -> PlanDialog {
-        let plan = Plan {
-            summary,
-            steps: vec![format!("POST {path}")],
-            risk: "low".into(),
-            ..Plan::default()
-        };
-        PlanDialog {
-            kind: Kind::Direct { op, path },
-            stage: Stage::Ready(plan),
-            typed: String::new(),
-            reason: String::new(),
-            field: 0,
-            error: None,
-        }
+    /// Scroll the body; clamped to its length when drawn.
+    pub fn scroll_by(&mut self, delta: i32) {
+        self.scroll = (self.scroll as i32 + delta).clamp(0, u16::MAX as i32) as u16;
     }
 
     pub fn verb_name(&self) -> &str {
-        match &self.kind {
-            Kind::Verb { verb, .. } => &verb.name,
-            Kind::Direct { path, .. } => path,
-        }
+        let Kind::Verb { verb, .. } = &self.kind;
+        &verb.name
     }
 
     /// High risk if either the verb registry or the plan says so (the stricter wins).
     pub fn is_high_risk(&self) -> bool {
         match (&self.kind, &self.stage) {
-            (Kind::Direct { .. }, _) => false,
             (Kind::Verb { verb, .. }, Stage::Ready(p) | Stage::Confirming(p)) => {
                 verb.is_high_risk() || (!p.risk.is_empty() && !p.risk.eq_ignore_ascii_case("low"))
             }
@@ -99,37 +85,44 @@ impl PlanDialog {
     }
 }
 
+/// Rows `lines` take when wrapped at `width` (word wrap can need a little more than the
+/// character count suggests, so each wrapped line counts one extra row).
+fn wrapped_rows(lines: &[Line], width: u16) -> u16 {
+    let w = width.max(1) as usize;
+    lines
+        .iter()
+        .map(|l| match l.width() {
+            0 => 1,
+            n if n <= w => 1,
+            n => n.div_ceil(w) + 1,
+        })
+        .sum::<usize>()
+        .min(u16::MAX as usize) as u16
+}
+
+/// The body scrolls; the footer (confirmation hint, input fields, error) is always in view,
+/// down to an 80×24 terminal.
 pub fn draw(frame: &mut Frame, area: Rect, d: &PlanDialog, now: DateTime<Utc>, theme: &Theme) {
-    let rect = centered(area, 80, area.height.saturating_sub(2).min(22));
-    frame.render_widget(Clear, rect);
     let high = d.is_high_risk();
     let risk = if high { "HIGH" } else { "low" };
     let title = format!(" Plan: {} · risk {risk} ", d.verb_name());
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(if high { theme.fail } else { theme.border })
-        .style(theme.base)
-        .title(Span::styled(
-            title,
-            if high { theme.fail } else { theme.accent },
-        ));
-    let mut lines: Vec<Line> = Vec::new();
     let bold = theme.base.add_modifier(Modifier::BOLD);
+    let mut body: Vec<Line> = Vec::new();
+    let mut footer: Vec<Line> = Vec::new();
     match &d.stage {
         Stage::Planning => {
-            lines.push(Line::from(Span::styled(
+            body.push(Line::from(Span::styled(
                 "Asking the backend for a dry-run plan… (nothing changes yet; Esc cancels)",
                 theme.muted,
             )));
         }
         Stage::Ready(p) | Stage::Confirming(p) => {
-            if let Kind::Verb { args, .. } = &d.kind {
-                lines.push(Line::from(vec![
-                    Span::styled("Args     ", bold),
-                    Span::raw(args.to_string()),
-                ]));
-            }
-            lines.push(Line::from(vec![
+            let Kind::Verb { args, .. } = &d.kind;
+            body.push(Line::from(vec![
+                Span::styled("Args     ", bold),
+                Span::raw(args.to_string()),
+            ]));
+            body.push(Line::from(vec![
                 Span::styled("Summary  ", bold),
                 Span::raw(if p.summary.is_empty() {
                     "-"
@@ -138,15 +131,15 @@ pub fn draw(frame: &mut Frame, area: Rect, d: &PlanDialog, now: DateTime<Utc>, t
                 }),
             ]));
             if !p.steps.is_empty() {
-                lines.push(Line::from(Span::styled("Steps", bold)));
+                body.push(Line::from(Span::styled("Steps", bold)));
                 for (i, s) in p.steps.iter().enumerate() {
-                    lines.push(Line::from(format!("  {}. {s}", i + 1)));
+                    body.push(Line::from(format!("  {}. {s}", i + 1)));
                 }
             }
             if !p.effects.is_empty() {
-                lines.push(Line::from(Span::styled("Effects", bold)));
+                body.push(Line::from(Span::styled("Effects", bold)));
                 for e in &p.effects {
-                    lines.push(Line::from(format!("  - {e}")));
+                    body.push(Line::from(format!("  - {e}")));
                 }
             }
             let mut meta = Vec::new();
@@ -162,17 +155,16 @@ pub fn draw(frame: &mut Frame, area: Rect, d: &PlanDialog, now: DateTime<Utc>, t
                 });
             }
             if !meta.is_empty() {
-                lines.push(Line::from(Span::styled(meta.join(" · "), theme.muted)));
+                body.push(Line::from(Span::styled(meta.join(" · "), theme.muted)));
             }
-            lines.push(Line::default());
             if matches!(d.stage, Stage::Confirming(_)) {
-                lines.push(Line::from(Span::styled(
+                footer.push(Line::from(Span::styled(
                     "Executing the confirmed plan…",
                     theme.muted,
                 )));
             } else if high {
-                lines.push(Line::from(Span::styled(
-                    "[HIGH RISK] Type the verb name exactly and give a reason, then Enter.",
+                footer.push(Line::from(Span::styled(
+                    "[HIGH RISK] Type the verb name exactly, Enter, give a reason, Enter.",
                     theme.fail,
                 )));
                 let field = |label: &str, value: &str, focused: bool| {
@@ -185,10 +177,10 @@ pub fn draw(frame: &mut Frame, area: Rect, d: &PlanDialog, now: DateTime<Utc>, t
                         ),
                     ])
                 };
-                lines.push(field("Verb name", &d.typed, d.field == 0));
-                lines.push(field("Reason", &d.reason, d.field == 1));
+                footer.push(field("Verb name", &d.typed, d.field == 0));
+                footer.push(field("Reason", &d.reason, d.field == 1));
             } else {
-                lines.push(Line::from(vec![
+                footer.push(Line::from(vec![
                     Span::styled("Confirm? ", bold),
                     Span::styled(" y ", theme.key),
                     Span::raw(" execute   "),
@@ -197,14 +189,55 @@ pub fn draw(frame: &mut Frame, area: Rect, d: &PlanDialog, now: DateTime<Utc>, t
                 ]));
             }
             if let Some(e) = &d.error {
-                lines.push(Line::from(Span::styled(format!("[FAIL] {e}"), theme.fail)));
+                footer.push(Line::from(Span::styled(format!("[FAIL] {e}"), theme.fail)));
             }
         }
     }
+    // Size to the content, within the screen.
+    let width = centered(area, 80, 3).width;
+    let inner_w = width.saturating_sub(2);
+    let body_rows = wrapped_rows(&body, inner_w);
+    let footer_rows = if footer.is_empty() {
+        0
+    } else {
+        wrapped_rows(&footer, inner_w) + 1
+    };
+    let max_h = area.height.saturating_sub(2).max(3);
+    let rect = centered(area, 80, (body_rows + footer_rows + 2).clamp(5, max_h));
+    frame.render_widget(Clear, rect);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(if high { theme.fail } else { theme.border })
+        .style(theme.base)
+        .title(Span::styled(
+            title,
+            if high { theme.fail } else { theme.accent },
+        ));
+    let inner = block.inner(rect);
+    frame.render_widget(block, rect);
+    let footer_h = footer_rows.min(inner.height);
+    let [body_area, footer_area] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(footer_h)]).areas(inner);
+    let max_scroll = body_rows.saturating_sub(body_area.height);
+    let scroll = d.scroll.min(max_scroll);
+    if max_scroll > 0 {
+        let more = match (scroll > 0, scroll < max_scroll) {
+            (true, true) => "↑↓ more: PgUp/PgDn",
+            (false, _) => "↓ more: PgDn",
+            (true, false) => "↑ more: PgUp",
+        };
+        footer.insert(0, Line::from(Span::styled(more, theme.muted)));
+    } else if !footer.is_empty() {
+        footer.insert(0, Line::default());
+    }
     frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false }),
-        rect,
+        Paragraph::new(body)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
+        body_area,
+    );
+    frame.render_widget(
+        Paragraph::new(footer).wrap(Wrap { trim: false }),
+        footer_area,
     );
 }

@@ -10,7 +10,7 @@ use ratatui::widgets::{Cell, Row};
 use ratatui::Frame;
 use serde_json::{Map, Value};
 
-use super::{Direct, Intent, Tab};
+use super::{Intent, Tab};
 use crate::app::App;
 use crate::cache::{Cache, Res, Resource};
 use crate::commands::{cmd, mutating, Action, KeyCommand, Scope, TabAction, NONE};
@@ -214,8 +214,7 @@ impl Tab for JobsTab {
     }
 }
 
-/// The `run_job` verb when the backend has it (argument name taken from its schema), else
-/// the plain run endpoint.
+/// The `run_job` verb (argument name taken from its schema).
 fn run_job(job: &str, cache: &Cache) -> Intent {
     let mut args = Map::new();
     if let Some(v) = super::find_verb(cache, "run_job") {
@@ -225,11 +224,6 @@ fn run_job(job: &str, cache: &Cache) -> Intent {
     Intent::Verb {
         name: "run_job",
         args,
-        fallback: Some(Direct {
-            path: format!("/api/v1/jobs/{job}/run"),
-            summary: format!("Run scheduled job {job} now"),
-            what: format!("run job {job}"),
-        }),
     }
 }
 

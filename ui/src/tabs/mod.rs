@@ -52,25 +52,15 @@ pub fn all() -> Vec<Box<dyn Tab>> {
 pub enum Intent {
     Nothing,
     Notify(String),
-    /// Run this ops verb (args form if needed, dry-run, confirm). When the backend offers no
-    /// such verb, confirm `fallback` (a plain API call) with `y` instead.
+    /// Run this ops verb (args form if needed, dry-run, confirm). Its risk comes from the
+    /// server's verb registry only: without the registry the action is refused, never run
+    /// as a low-risk call.
     Verb {
         name: &'static str,
         args: Map<String, Value>,
-        fallback: Option<Direct>,
     },
     /// The tab changed a request parameter (e.g. a filter): fetch this resource now.
     Refetch(Resource),
-}
-
-/// A plain POST confirmed in the console.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Direct {
-    pub path: String,
-    /// Plan summary shown before `y`.
-    pub summary: String,
-    /// Result title ("run job retention").
-    pub what: String,
 }
 
 /// One console tab: its data needs, drawing, keys and palette entries, with its own state

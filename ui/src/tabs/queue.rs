@@ -11,7 +11,7 @@ use ratatui::widgets::{Cell, Paragraph, Row};
 use ratatui::Frame;
 use serde_json::{Map, Value};
 
-use super::{Direct, Intent, Tab};
+use super::{Intent, Tab};
 use crate::app::App;
 use crate::cache::{Cache, Res, Resource};
 use crate::commands::{cmd, mutating, Action, KeyCommand, Scope, TabAction, NONE, SHIFT};
@@ -135,11 +135,6 @@ impl Tab for QueueTab {
             PURGE_DLQ => Intent::Verb {
                 name: "purge_dlq",
                 args: Map::new(),
-                fallback: Some(Direct {
-                    path: "/api/v1/queue/dlq/purge".into(),
-                    summary: "Purge the dead-letter queue".into(),
-                    what: "purge dead-letter queue".into(),
-                }),
             },
             _ => Intent::Nothing,
         }
@@ -192,7 +187,7 @@ impl Tab for QueueTab {
     }
 }
 
-/// The `retry_job` verb (the id typed as its schema says), else the plain retry endpoint.
+/// The `retry_job` verb (the id typed as its schema says).
 fn retry(id: &str, cache: &Cache) -> Intent {
     let mut args = Map::new();
     if let Some(v) = super::find_verb(cache, "retry_job") {
@@ -210,11 +205,6 @@ fn retry(id: &str, cache: &Cache) -> Intent {
     Intent::Verb {
         name: "retry_job",
         args,
-        fallback: Some(Direct {
-            path: format!("/api/v1/queue/jobs/{id}/retry"),
-            summary: format!("Move dead queue job {id} back to queued"),
-            what: format!("retry queue job {id}"),
-        }),
     }
 }
 
