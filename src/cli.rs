@@ -62,9 +62,17 @@ enum Command {
         /// Backend URL.
         #[arg(long, env = "ECHOPILOT_URL", default_value = "http://127.0.0.1:8080")]
         url: String,
-        /// API key (or ECHOPILOT_KEY).
+        /// API key. Prefer ECHOPILOT_KEY or --key-file: a --key value shows in `ps`.
         #[arg(long, env = "ECHOPILOT_KEY", hide_env_values = true)]
-        key: String,
+        key: Option<String>,
+        /// Read the API key from this file (first line; keep it mode 0600).
+        #[arg(
+            long,
+            env = "ECHOPILOT_KEY_FILE",
+            value_name = "FILE",
+            conflicts_with = "key"
+        )]
+        key_file: Option<PathBuf>,
         /// Tenant to view (X-Tenant-Id).
         #[arg(long)]
         tenant: Option<String>,
@@ -155,7 +163,19 @@ pub fn main() -> ExitCode {
         }
         Some(Command::Serve { addr }) => run(serve(cli.global, addr)),
         Some(Command::Keys { command }) => run(keys(cli.global, command)),
-        Some(Command::Tui { url, key, tenant }) => {
+        Some(Command::Tui {
+            url,
+            key,
+            key_file,
+            tenant,
+        }) => {
+            let key = match tui_key(key, key_file) {
+                Ok(k) => k,
+                Err(msg) => {
+                    eprintln!("echopilot: {msg}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
             let c = crate::console::ConsoleArgs {
                 theme: cli.theme,
                 readonly: cli.readonly,
@@ -393,4 +413,24 @@ async fn keys(g: GlobalArgs, cmd: KeysCommand) -> Result<(), Failure> {
     }
     store.close().await;
     Ok(())
+}
+
+/// The console's key: `--key` / `ECHOPILOT_KEY`, else the first line of `--key-file` /
+/// `ECHOPILOT_KEY_FILE`.
+fn tui_key(key: Option<String>, file: Option<PathBuf>) -> Result<String, String> {
+    if let Some(k) = key.filter(|k| !k.trim().is_empty()) {
+        return Ok(k.trim().to_string());
+    }
+    let Some(path) = file else {
+        return Err(
+            "no API key: set ECHOPILOT_KEY, pass --key-file FILE, or --key KEY (visible in ps)"
+                .into(),
+        );
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read the key file {}: {e}", path.display()))?;
+    match text.lines().next().map(str::trim) {
+        Some(k) if !k.is_empty() => Ok(k.to_string()),
+        _ => Err(format!("the key file {} is empty", path.display())),
+    }
 }

@@ -78,9 +78,27 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
     if let Some(t) = &app.tenant {
         spans.push(Span::raw(format!("  tenant {t}")));
     }
-    if let Some(t) = app.data(TELEMETRY) {
+    // The overall status only while it is current: a last-known WARN must not pass for now.
+    if app.auth_rejected_since.is_some() {
+        spans.push(Span::styled("  [401 KEY REJECTED]", theme.fail));
+    } else if app.unreachable_since.is_some() {
+        spans.push(Span::styled("  [OFFLINE]", theme.fail));
+    } else if let Some(t) = app.data(TELEMETRY) {
         spans.push(Span::raw("  overall "));
         spans.push(badge(&t.report.overall, theme));
+        if app.cache.meta(TELEMETRY.res).failures > 0 {
+            spans.push(Span::styled(" [STALE]", theme.warn));
+        }
+    }
+    // A paused queue is said everywhere: nothing runs until someone resumes it.
+    let paused = app
+        .data(TELEMETRY)
+        .and_then(|t| t.report.components.get("queue"))
+        .and_then(|q| q.details.get("paused"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    if paused {
+        spans.push(Span::styled("  [QUEUE PAUSED]", theme.warn));
     }
     if let Some(a) = app.data(AUDIT) {
         spans.push(Span::styled(format!("  audit #{}", a.size), theme.muted));
@@ -118,7 +136,12 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
         spans.push(Span::styled(msg.clone(), theme.accent));
         spans.push(Span::raw("  "));
     }
-    if let Some(since) = app.unreachable_since {
+    if app.auth_rejected_since.is_some() {
+        spans.push(Span::styled(
+            "[401] the backend rejects this key: check --key / ECHOPILOT_KEY / --key-file",
+            theme.fail,
+        ));
+    } else if let Some(since) = app.unreachable_since {
         spans.push(Span::styled(
             format!(
                 "[OFFLINE] backend unreachable for {} · {}",
@@ -134,13 +157,24 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
         if let Some(s) = app.next_retry_in() {
             spans.push(Span::styled(format!(" · retry in {s}s"), theme.muted));
         }
-    } else if let Some(t) = app.cache.last_ok() {
+    } else if let Some((t, stale)) = app.tab_freshness() {
+        // Freshness of this tab's data (its oldest piece), not of whatever answered last.
+        let age = fmt_age((app.now - t).num_seconds());
+        if stale {
+            spans.push(Span::styled(
+                format!("[STALE] updated {age} ago · refresh failing"),
+                theme.warn,
+            ));
+            if let Some(s) = app.next_retry_in() {
+                spans.push(Span::styled(format!(" · retry in {s}s"), theme.muted));
+            }
+        } else {
+            spans.push(Span::styled(format!("[LIVE] updated {age} ago"), theme.ok));
+        }
+    } else if app.cache.has_any_data() {
         spans.push(Span::styled(
-            format!(
-                "[LIVE] updated {} ago",
-                fmt_age((app.now - t).num_seconds())
-            ),
-            theme.ok,
+            "waiting for this tab's first answer…",
+            theme.muted,
         ));
     } else {
         spans.push(Span::styled("connecting…", theme.muted));

@@ -15,6 +15,15 @@ pub fn fmt_duration(secs: i64) -> String {
     }
 }
 
+/// A run's duration: `840 ms`, `1.2 s`, else as [`fmt_duration`].
+pub fn fmt_duration_ms(ms: i64) -> String {
+    match ms.max(0) {
+        ms @ 0..=999 => format!("{ms} ms"),
+        ms @ 1000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        ms => fmt_duration(ms / 1000),
+    }
+}
+
 /// Compact age: `42s`, `5m`, `3h`, `2d`.
 pub fn fmt_age(secs: i64) -> String {
     let s = secs.max(0);
@@ -43,6 +52,102 @@ pub fn rel(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
         format!("{} ago", fmt_age(d))
     } else {
         format!("in {}", fmt_age(-d))
+    }
+}
+
+/// A next-run time: `in 42s`, or `overdue 2s` when it is already past (a scheduler that is
+/// behind must not read as "2s ago", which looks like a run that happened).
+pub fn next_time(ts: Option<&str>, now: DateTime<Utc>) -> String {
+    let Some(raw) = ts.filter(|s| !s.is_empty()) else {
+        return "-".into();
+    };
+    match parse_ts(raw) {
+        Some(t) if t < now => format!("overdue {}", fmt_age((now - t).num_seconds())),
+        Some(t) => format!("in {}", fmt_age((t - now).num_seconds())),
+        None => raw.to_string(),
+    }
+}
+
+/// A six-field UTC cron expression (`sec min hour dom mon dow`) in words, for the common
+/// shapes: `every minute at :30`, `every 5 min`, `hourly at :15`, `daily 07:55 UTC`,
+/// `Mondays 01:20 UTC`, `monthly on day 1 at 02:30 UTC`, `yearly on Jan 1 at 00:00 UTC`.
+/// Anything else is returned as written.
+pub fn cron_words(expr: &str) -> String {
+    let f: Vec<&str> = expr.split_whitespace().collect();
+    let [sec, min, hour, dom, mon, dow] = f[..] else {
+        return expr.to_string();
+    };
+    let num = |s: &str, hi: u32| s.parse::<u32>().ok().filter(|n| *n <= hi);
+    let step = |s: &str| s.strip_prefix("*/").and_then(|n| n.parse::<u32>().ok());
+    let every_day = dom == "*" && mon == "*" && dow == "*";
+    let at = |h: u32, m: u32| format!("{h:02}:{m:02} UTC");
+    const DAYS: [&str; 7] = [
+        "Sundays",
+        "Mondays",
+        "Tuesdays",
+        "Wednesdays",
+        "Thursdays",
+        "Fridays",
+        "Saturdays",
+    ];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let day_name = |d: &str| -> Option<&'static str> {
+        let i = match d.to_ascii_uppercase().as_str() {
+            "SUN" | "0" | "7" => 0,
+            "MON" | "1" => 1,
+            "TUE" | "2" => 2,
+            "WED" | "3" => 3,
+            "THU" | "4" => 4,
+            "FRI" | "5" => 5,
+            "SAT" | "6" => 6,
+            _ => return None,
+        };
+        Some(DAYS[i])
+    };
+    match (num(sec, 59), every_day, min, hour) {
+        _ if sec == "*" && min == "*" && hour == "*" && every_day => "every second".into(),
+        (None, true, "*", "*") if step(sec).is_some() => {
+            format!("every {} s", step(sec).unwrap_or(1))
+        }
+        (Some(s), true, "*", "*") => format!("every minute at :{s:02}"),
+        (Some(0), true, m, "*") if step(m).is_some() => {
+            format!("every {} min", step(m).unwrap_or(1))
+        }
+        (Some(0), true, m, "*") if num(m, 59).is_some() => {
+            format!("hourly at :{:02}", num(m, 59).unwrap_or(0))
+        }
+        (Some(0), true, m, h) if num(m, 59).is_some() && step(h).is_some() => format!(
+            "every {} h at :{:02}",
+            step(h).unwrap_or(1),
+            num(m, 59).unwrap_or(0)
+        ),
+        (Some(0), _, m, h) => {
+            let (Some(m), Some(h)) = (num(m, 59), num(h, 23)) else {
+                return expr.to_string();
+            };
+            match (dom, mon, dow) {
+                ("*", "*", "*") => format!("daily {}", at(h, m)),
+                ("*", "*", d) => match day_name(d) {
+                    Some(name) => format!("{name} {}", at(h, m)),
+                    None => expr.to_string(),
+                },
+                (d, "*", "*") if num(d, 31).is_some_and(|d| d >= 1) => {
+                    format!("monthly on day {d} at {}", at(h, m))
+                }
+                (d, mo, "*") if num(d, 31).is_some_and(|d| d >= 1) => {
+                    match num(mo, 12).filter(|m| *m >= 1) {
+                        Some(mo) => {
+                            format!("yearly on {} {d} at {}", MONTHS[mo as usize - 1], at(h, m))
+                        }
+                        None => expr.to_string(),
+                    }
+                }
+                _ => expr.to_string(),
+            }
+        }
+        _ => expr.to_string(),
     }
 }
 
@@ -81,6 +186,36 @@ pub fn ellipsize(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cron_in_words() {
+        for (expr, words) in [
+            ("0 * * * * *", "every minute at :00"),
+            ("30 * * * * *", "every minute at :30"),
+            ("* * * * * *", "every second"),
+            ("*/5 * * * * *", "every 5 s"),
+            ("0 */5 * * * *", "every 5 min"),
+            ("0 15 * * * *", "hourly at :15"),
+            ("0 0 */6 * * *", "every 6 h at :00"),
+            ("0 55 7 * * *", "daily 07:55 UTC"),
+            ("0 20 1 * * MON", "Mondays 01:20 UTC"),
+            ("0 20 1 * * 1", "Mondays 01:20 UTC"),
+            ("0 30 2 1 * *", "monthly on day 1 at 02:30 UTC"),
+            ("0 0 0 1 1 *", "yearly on Jan 1 at 00:00 UTC"),
+            ("0 0 9-17 * * *", "0 0 9-17 * * *"),
+            ("not cron", "not cron"),
+        ] {
+            assert_eq!(cron_words(expr), words, "{expr}");
+        }
+    }
+
+    #[test]
+    fn next_time_in_the_past_is_overdue() {
+        let now = parse_ts("2026-12-01T10:00:10Z").unwrap();
+        assert_eq!(next_time(Some("2026-12-01T10:00:08Z"), now), "overdue 2s");
+        assert_eq!(next_time(Some("2026-12-01T10:00:52Z"), now), "in 42s");
+        assert_eq!(next_time(None, now), "-");
+    }
 
     #[test]
     fn formats() {

@@ -6,7 +6,7 @@ use chrono::Duration;
 use common::*;
 use echopilot_ui::event::PostOp;
 use echopilot_ui::resources::{TELEMETRY, VERBS};
-use echopilot_ui::tabs::jobs::{JobsTab, AUTOMATIONS};
+use echopilot_ui::tabs::jobs::{JobsTab, AUTOMATIONS, RUNS};
 use echopilot_ui::tabs::queue::{QueueTab, JOBS};
 use echopilot_ui::{ClientError, Effect, Event, KeyCode, KeyModifiers, Resource};
 use serde_json::json;
@@ -180,18 +180,76 @@ fn high_risk_needs_typed_verb_and_reason() {
         result: Ok(fixture("confirm.json")),
         at: t0(),
     });
-    assert_eq!(popup(&app), Some("result"));
+    // A short answer is a flash line naming the run and the audit record, not a modal.
+    assert_eq!(popup(&app), None);
+    let confirm = fixture("confirm.json");
+    let run_id = confirm["result"]["run_id"].as_str().unwrap();
+    assert_eq!(
+        app.notice.as_ref().unwrap().0,
+        format!(
+            "restart_scheduler started · {run_id} · audit #{}",
+            confirm["audit_seq"]
+        )
+    );
     assert!(
         !fetches(&fx).is_empty(),
         "a confirmed command refreshes the tab"
     );
-    match &app.popup {
-        Some(echopilot_ui::popups::Popup::Result(r)) => {
-            assert!(r.ok);
-            assert_eq!(r.audit_seq, fixture("confirm.json")["audit_seq"].as_u64());
-        }
-        _ => unreachable!(),
-    }
+}
+
+/// A run started from the console is followed until it ends, then reported — "done" is
+/// not said while it is still running.
+#[test]
+fn a_started_run_is_reported_when_it_ends() {
+    let mut app = loaded_app();
+    let confirm = fixture("confirm.json");
+    let run_id = confirm["result"]["run_id"].as_str().unwrap().to_string();
+    press(&mut app, KeyCode::Char(':'));
+    type_str(&mut app, "restrt sched");
+    press(&mut app, KeyCode::Enter);
+    app.handle_event(Event::Posted {
+        op: PostOp::DryRun,
+        result: Ok(fixture("dryrun_high.json")),
+        at: t0(),
+    });
+    type_str(&mut app, "restart_scheduler");
+    press(&mut app, KeyCode::Enter);
+    type_str(&mut app, "drill");
+    press(&mut app, KeyCode::Enter);
+    let fx = app.handle_event(Event::Posted {
+        op: PostOp::Confirm,
+        result: Ok(confirm),
+        at: t0(),
+    });
+    assert!(app.notice.as_ref().unwrap().0.contains("started"));
+    // The run history is fetched (on any tab) while the run is watched.
+    assert!(fetches(&fx).contains(&RUNS.res), "{:?}", fetches(&fx));
+    let runs = |outcome: &str, duration: Option<i64>| {
+        json!({"runs": [{"id": run_id, "job": "retention", "trigger": "manual",
+            "started_at": "2026-05-01T12:00:00Z", "finished_at": null, "outcome": outcome,
+            "error": null, "duration_ms": duration, "replica": "r-7f3a", "result": null,
+            "queue_job_id": null, "attempt": 1, "fire_at": null}]})
+    };
+    app.handle_event(Event::Fetched {
+        resource: RUNS.res,
+        result: Ok(runs("running", None)),
+        at: t0() + Duration::seconds(1),
+    });
+    assert!(
+        app.notice.as_ref().unwrap().0.contains("started"),
+        "still running: no end yet"
+    );
+    assert_eq!(app.watched_runs.len(), 1);
+    app.handle_event(Event::Fetched {
+        resource: RUNS.res,
+        result: Ok(runs("succeeded", Some(1234))),
+        at: t0() + Duration::seconds(12),
+    });
+    assert_eq!(
+        app.notice.as_ref().unwrap().0,
+        format!("retention succeeded in 1.2 s · {run_id}")
+    );
+    assert!(app.watched_runs.is_empty());
 }
 
 #[test]
@@ -538,4 +596,36 @@ fn plain_404_is_still_not_installed() {
     let screen = render(&app, 100, 30);
     assert!(screen.contains("This area is not installed"), "{screen}");
     assert!(!screen.contains("Module"), "{screen}");
+}
+
+/// A 401 marks the key rejected until any request succeeds again (the key was fixed or
+/// the backend restored it); other errors leave it alone.
+#[test]
+fn a_401_is_remembered_until_a_success() {
+    let mut app = loaded_app();
+    app.handle_event(Event::Fetched {
+        resource: TELEMETRY.res,
+        result: Err(ClientError::Problem(echopilot_ui::client::parse_problem(
+            401,
+            br#"{"title":"Unauthorized","status":401}"#,
+        ))),
+        at: t0(),
+    });
+    assert_eq!(app.auth_rejected_since, Some(t0()));
+    app.handle_event(Event::Fetched {
+        resource: VERBS.res,
+        result: Err(ClientError::Unreachable("refused".into())),
+        at: t0() + Duration::seconds(1),
+    });
+    assert_eq!(
+        app.auth_rejected_since,
+        Some(t0()),
+        "kept across other errors"
+    );
+    app.handle_event(Event::Fetched {
+        resource: TELEMETRY.res,
+        result: Ok(fixture("telemetry.json")),
+        at: t0() + Duration::seconds(2),
+    });
+    assert_eq!(app.auth_rejected_since, None);
 }

@@ -209,6 +209,62 @@ fn refused_purge_without_registry() {
     assert_snapshot!("refused_purge_no_registry", render(&app, 80, 24));
 }
 
+/// A wrong key: every request answers 401. The status line says so (not "connecting…"
+/// forever) and the header drops the overall status it can no longer vouch for.
+#[test]
+fn wrong_key_banner() {
+    let problem = r#"{"type":"https://echopilot.dev/problems/unauthorized","title":"Unauthorized","status":401,"detail":"invalid or revoked API key"}"#;
+    let mut app = on_tab(empty_app(), "Queue");
+    let resources = app.wanted();
+    for r in resources {
+        app.handle_event(Event::Fetched {
+            resource: r,
+            result: Err(echopilot_ui::ClientError::Problem(
+                echopilot_ui::client::parse_problem(401, problem.as_bytes()),
+            )),
+            at: t0(),
+        });
+    }
+    assert_snapshot!("wrong_key_401", render(&app, 80, 24));
+}
+
+/// Data arrived, then refreshing started to fail with 5xx: the tab says STALE with the
+/// age of what it shows, and the header marks the overall status stale.
+#[test]
+fn stale_tab_says_so() {
+    let mut app = on_tab(loaded_app(), "Queue");
+    let resources = app.wanted();
+    for r in resources {
+        app.handle_event(Event::Fetched {
+            resource: r,
+            result: Err(echopilot_ui::ClientError::Problem(
+                echopilot_ui::client::parse_problem(
+                    503,
+                    br#"{"title":"Service Unavailable","status":503}"#,
+                ),
+            )),
+            at: t0() + Duration::seconds(30),
+        });
+    }
+    app.handle_event(Event::Tick(t0() + Duration::seconds(31)));
+    assert_snapshot!("stale_queue", render(&app, 80, 24));
+}
+
+/// A paused queue: `[QUEUE PAUSED]` in the header on every tab and `[PAUSED]` on the Queue
+/// tab. (The recorded answers with their `paused` flag set, as a paused backend sends them.)
+#[test]
+fn paused_queue_is_said() {
+    let mut app = loaded_app();
+    let mut tele = fixture("telemetry.json");
+    tele["components"]["queue"]["details"]["paused"] = serde_json::json!(true);
+    app.load(echopilot_ui::resources::TELEMETRY.res, tele);
+    let mut health = fixture("queue_health.json");
+    health["paused"] = serde_json::json!(true);
+    app.load(echopilot_ui::tabs::queue::HEALTH.res, health);
+    let app = on_tab(app, "Queue");
+    assert_snapshot!("queue_paused", render(&app, 80, 24));
+}
+
 #[test]
 fn result_dialogs() {
     let mut app = high_plan_app();
@@ -246,7 +302,28 @@ fn result_dialogs() {
         result: Ok(fixture("confirm.json")),
         at: t0(),
     });
-    assert_snapshot!("result_ok", render(&ok, 80, 24));
+    // A short answer: a flash line (and the plan dialog is gone).
+    assert_snapshot!("flash_run_started", render(&ok, 80, 24));
+
+    // A long, structured answer (recorded run history): the scrollable result view.
+    let mut long = high_plan_app();
+    long.handle_event(Event::Posted {
+        op: PostOp::DryRun,
+        result: Ok(fixture("dryrun_high.json")),
+        at: t0(),
+    });
+    type_str(&mut long, "restart_scheduler");
+    press(&mut long, KeyCode::Enter);
+    type_str(&mut long, "drill");
+    press(&mut long, KeyCode::Enter);
+    long.handle_event(Event::Posted {
+        op: PostOp::Confirm,
+        result: Ok(serde_json::json!({"audit_seq": 12, "result": fixture("runs.json")})),
+        at: t0(),
+    });
+    assert_snapshot!("result_ok", render(&long, 80, 24));
+    press_mod(&mut long, KeyCode::Char('G'), KeyModifiers::SHIFT);
+    assert_snapshot!("result_ok_end", render(&long, 80, 24));
 }
 
 #[test]

@@ -25,6 +25,10 @@ impl App {
         for x in self.current().resources() {
             add(x);
         }
+        // A run started from the console is followed on any tab, to report its end.
+        if !self.watched_runs.is_empty() {
+            add(crate::tabs::jobs::RUNS.res);
+        }
         if matches!(self.popup, Some(Popup::Palette(_))) {
             for t in &self.tabs {
                 for x in t.palette_resources() {
@@ -102,8 +106,18 @@ impl App {
             }
             _ => self.unreachable_since = None,
         }
+        match &result {
+            Err(e) if e.status() == Some(401) => {
+                self.auth_rejected_since.get_or_insert(at);
+            }
+            Ok(_) => self.auth_rejected_since = None,
+            Err(_) => {}
+        }
         if self.cache.apply(resource, result, at) {
             self.refilter_all();
+        }
+        if resource == crate::tabs::jobs::RUNS.res && !self.watched_runs.is_empty() {
+            self.report_finished_runs();
         }
         if let Some(Popup::Palette(p)) = &mut self.popup {
             // New entities may have arrived; keep the query, rebuild the candidates.
@@ -114,6 +128,23 @@ impl App {
             self.popup = Some(Popup::Palette(fresh));
         }
         Vec::new()
+    }
+
+    /// Freshness of what the current tab shows: when its oldest piece of data arrived, and
+    /// whether any of it is failing to refresh (then it is stale). `None`: nothing yet.
+    pub fn tab_freshness(&self) -> Option<(DateTime<Utc>, bool)> {
+        let metas: Vec<_> = self
+            .current()
+            .resources()
+            .into_iter()
+            .chain([TELEMETRY.res])
+            .map(|r| self.cache.meta(r))
+            .collect();
+        let oldest = metas.iter().filter_map(|m| m.updated_at).min()?;
+        let stale = metas
+            .iter()
+            .any(|m| m.failures > 0 && m.updated_at.is_some());
+        Some((oldest, stale))
     }
 
     /// Seconds until the soonest retry among the failing resources this tab wants (for the

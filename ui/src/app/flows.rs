@@ -17,6 +17,8 @@ use crate::resources::{TENANTS, VERBS};
 use crate::tabs::Intent;
 
 const OPS_COMMAND: &str = "/api/v1/ops/command";
+/// Lines a PgDn moves the result view (its body is at most ~20 lines at 80×24).
+const RESULT_PAGE: u16 = 15;
 
 impl App {
     /// Carries out what a tab asked for.
@@ -268,6 +270,11 @@ impl App {
             (Popup::Result(r), _) => match action {
                 Some(Action::Up) => r.scroll = r.scroll.saturating_sub(1),
                 Some(Action::Down) => r.scroll = r.scroll.saturating_add(1),
+                Some(Action::PageDown) => r.scroll = r.scroll.saturating_add(RESULT_PAGE),
+                Some(Action::PageUp) => r.scroll = r.scroll.saturating_sub(RESULT_PAGE),
+                Some(Action::Top) => r.scroll = 0,
+                // Clamped to the last page when drawn.
+                Some(Action::Bottom) => r.scroll = u16::MAX,
                 _ => {}
             },
             (Popup::Help { scroll }, _) => match action {
@@ -340,12 +347,66 @@ impl App {
                     Some(Popup::Plan(d)) => d.verb_name().to_string(),
                     _ => "command".into(),
                 };
-                let ok = result.is_ok();
-                let title = format!("{what}: {}", if ok { "done" } else { "failed" });
-                self.popup = Some(Popup::Result(ResultDialog::from_result(title, result)));
+                match result {
+                    // A short answer is a flash line; a run it started is watched until it
+                    // ends, then reported. Long or structured answers get the result view.
+                    Ok(v) if flash_worthy(&v) => {
+                        self.popup = None;
+                        let inner = v.get("result").unwrap_or(&v);
+                        let run_id = inner.get("run_id").and_then(Value::as_str);
+                        let mut parts = vec![match run_id {
+                            Some(_) => format!("{what} started"),
+                            None => format!("{what} done"),
+                        }];
+                        if let Some(id) = run_id {
+                            parts.push(id.to_string());
+                            let job = inner
+                                .get("job")
+                                .and_then(Value::as_str)
+                                .unwrap_or(&what)
+                                .to_string();
+                            self.watched_runs.push(super::WatchedRun {
+                                run_id: id.to_string(),
+                                job,
+                                since: self.now,
+                            });
+                        } else if let Some(o) = inner.as_object() {
+                            parts.extend(o.iter().map(|(k, v)| match v {
+                                Value::String(s) => format!("{k} {s}"),
+                                other => format!("{k} {other}"),
+                            }));
+                        }
+                        if let Some(seq) = crate::model::audit_seq(&v) {
+                            parts.push(format!("audit #{seq}"));
+                        }
+                        self.notify(parts.join(" · "));
+                    }
+                    result => {
+                        let ok = result.is_ok();
+                        let title = format!("{what}: {}", if ok { "done" } else { "failed" });
+                        self.popup = Some(Popup::Result(ResultDialog::from_result(title, result)));
+                    }
+                }
                 // Something changed: refresh what is on screen and the audit head.
                 self.refresh_now()
             }
         }
+    }
+}
+
+/// Whether a confirmed command's answer fits a flash line: its `result` is absent or a flat
+/// object of a few short scalars (a run id, a count). Anything else opens the result view.
+fn flash_worthy(answer: &Value) -> bool {
+    match answer.get("result") {
+        None | Some(Value::Null) => true,
+        Some(Value::Object(o)) => {
+            o.len() <= 4
+                && o.values().all(|v| match v {
+                    Value::String(s) => s.chars().count() <= 40,
+                    Value::Number(_) | Value::Bool(_) | Value::Null => true,
+                    _ => false,
+                })
+        }
+        Some(_) => false,
     }
 }

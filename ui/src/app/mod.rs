@@ -55,8 +55,23 @@ pub struct App {
     pub notice: Option<(String, DateTime<Utc>)>,
     /// Since when every request has failed to connect (cleared by any answer).
     pub unreachable_since: Option<DateTime<Utc>>,
+    /// Runs started from the console, reported in a flash when they end.
+    pub watched_runs: Vec<WatchedRun>,
+    /// Since when the backend has answered 401 (a wrong or revoked key); cleared by any 2xx.
+    pub auth_rejected_since: Option<DateTime<Utc>>,
     pub should_quit: bool,
 }
+
+/// A job run the operator started; watched through the run history until it ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchedRun {
+    pub run_id: String,
+    pub job: String,
+    pub since: DateTime<Utc>,
+}
+
+/// How long a started run is watched before the console stops waiting for its end.
+const WATCH_RUNS_FOR_SECS: i64 = 30 * 60;
 
 impl App {
     pub fn new(config: AppConfig, theme: Theme, now: DateTime<Utc>) -> App {
@@ -72,6 +87,8 @@ impl App {
             popup: None,
             notice: None,
             unreachable_since: None,
+            auth_rejected_since: None,
+            watched_runs: Vec::new(),
             should_quit: false,
         }
     }
@@ -171,6 +188,41 @@ impl App {
 
     fn notify(&mut self, msg: impl Into<String>) {
         self.notice = Some((msg.into(), self.now));
+    }
+
+    /// After a run-history answer: report each watched run that has ended.
+    fn report_finished_runs(&mut self) {
+        let Some(runs) = self.cache.get(crate::tabs::jobs::RUNS) else {
+            return;
+        };
+        let mut done = Vec::new();
+        for w in &self.watched_runs {
+            if let Some(r) = runs.runs.iter().find(|r| r.id == w.run_id) {
+                if r.outcome.as_str() != "running" {
+                    let took = r
+                        .duration_ms
+                        .map(|ms| format!(" in {}", crate::util::fmt_duration_ms(ms)))
+                        .unwrap_or_default();
+                    let why = r
+                        .error
+                        .as_deref()
+                        .map(|e| format!(" · {}", e.lines().next().unwrap_or(e)))
+                        .unwrap_or_default();
+                    done.push((
+                        w.run_id.clone(),
+                        format!("{} {}{took} · {}{why}", w.job, r.outcome.as_str(), w.run_id),
+                    ));
+                }
+            }
+        }
+        let now = self.now;
+        self.watched_runs.retain(|w| {
+            !done.iter().any(|(id, _)| *id == w.run_id)
+                && (now - w.since).num_seconds() < WATCH_RUNS_FOR_SECS
+        });
+        if let Some((_, msg)) = done.pop() {
+            self.notify(msg);
+        }
     }
 
     /// Rebuilds every tab's visible rows from the cache.

@@ -93,12 +93,22 @@ pub fn draw(frame: &mut Frame, area: Rect, r: &ResultDialog, theme: &Theme) {
         },
         theme.muted,
     )));
-    lines.extend(
-        r.lines
-            .iter()
-            .skip(r.scroll as usize)
-            .map(|l| Line::from(l.as_str())),
-    );
+    // Keep the last page in view however far PgDn / G went.
+    let body_h = rect.height.saturating_sub(3) as usize;
+    let max_scroll = r.lines.len().saturating_sub(body_h);
+    let scroll = (r.scroll as usize).min(max_scroll);
+    if max_scroll > 0 {
+        lines[0].spans.push(Span::styled(
+            format!(
+                " · lines {}-{} of {} (PgDn/PgUp, g/G)",
+                scroll + 1,
+                (scroll + body_h).min(r.lines.len()),
+                r.lines.len()
+            ),
+            theme.muted,
+        ));
+    }
+    lines.extend(r.lines.iter().skip(scroll).map(|l| Line::from(l.as_str())));
     frame.render_widget(
         Paragraph::new(lines)
             .block(block)

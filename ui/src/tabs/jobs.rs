@@ -269,13 +269,13 @@ impl JobsTab {
                 .unwrap_or_else(|| "never".into());
             Row::new(vec![
                 Cell::from(j.name.clone()),
-                Cell::from(j.schedule.clone()),
+                Cell::from(crate::util::cron_words(&j.schedule)),
                 Cell::from(if j.enabled {
                     Span::raw("[on]")
                 } else {
                     Span::styled("[off]", theme.warn)
                 }),
-                Cell::from(rel_time(j.next_run.as_deref(), app.now)),
+                Cell::from(crate::util::next_time(j.next_run.as_deref(), app.now)),
                 Cell::from(last_at),
                 Cell::from(match last {
                     Some(r) => badge(r.outcome.as_str(), theme),
@@ -290,7 +290,8 @@ impl JobsTab {
                 Constraint::Fill(3),
                 Constraint::Fill(2),
                 Constraint::Length(5),
-                Constraint::Length(10),
+                // "overdue 59s" must fit whole.
+                Constraint::Length(12),
                 Constraint::Length(10),
                 Constraint::Length(9),
             ],

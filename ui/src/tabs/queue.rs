@@ -254,7 +254,7 @@ fn health(frame: &mut Frame, area: Rect, app: &App) {
                 Span::raw(h.workers.to_string()),
             ];
             if h.paused {
-                stats.push(Span::styled("   PAUSED", theme.warn));
+                stats.push(Span::styled("   [PAUSED]", theme.warn));
             }
             vec![Line::from(depth), Line::from(stats)]
         }
