@@ -457,26 +457,73 @@ async fn batch_enqueue_is_all_or_nothing() {
             "{backend}: a rejected batch enqueued nothing"
         );
 
-        // Per-job idempotency keys: a repeat (in the same batch or a later one) is the same job.
+        // Per-job idempotency keys: a repeat in a later batch is the same job (payload
+        // compared by value: keys in any order).
         let keyed = json!({"jobs": [
-            {"kind": "echo", "payload": 1, "idempotency_key": "a"},
-            {"kind": "echo", "payload": 2, "idempotency_key": "a"},
+            {"kind": "echo", "payload": {"n": 1, "m": 2}, "idempotency_key": "a"},
             {"kind": "echo", "payload": 3, "idempotency_key": "b"},
         ]});
         let r1 = c.post("/api/v1/queue/enqueue/batch", keyed.clone()).await;
         assert_eq!(r1.status, 201, "{}", r1.text);
-        assert_eq!(
-            r1.body["jobs"][0]["id"], r1.body["jobs"][1]["id"],
-            "{backend}"
-        );
-        assert_ne!(r1.body["jobs"][0]["id"], r1.body["jobs"][2]["id"]);
-        let r2 = c.post("/api/v1/queue/enqueue/batch", keyed).await;
-        for k in 0..3 {
+        assert_ne!(r1.body["jobs"][0]["id"], r1.body["jobs"][1]["id"]);
+        let reordered = json!({"jobs": [
+            {"kind": "echo", "payload": {"m": 2, "n": 1}, "idempotency_key": "a"},
+            {"kind": "echo", "payload": 3, "idempotency_key": "b"},
+        ]});
+        let r2 = c.post("/api/v1/queue/enqueue/batch", reordered).await;
+        assert_eq!(r2.status, 201, "{}", r2.text);
+        for k in 0..2 {
             assert_eq!(
                 r2.body["jobs"][k]["id"], r1.body["jobs"][k]["id"],
                 "{backend}"
             );
         }
+        // Two jobs under one key in one batch: 422 naming the second, nothing enqueued.
+        let before = c.get("/api/v1/queue/jobs?limit=1000").await.body["jobs"]
+            .as_array()
+            .unwrap()
+            .len();
+        let dup = c
+            .post(
+                "/api/v1/queue/enqueue/batch",
+                json!({"jobs": [
+                    {"kind": "echo", "payload": 1, "idempotency_key": "c"},
+                    {"kind": "echo", "payload": 2, "idempotency_key": "c"},
+                ]}),
+            )
+            .await;
+        dup.assert_problem(422);
+        assert!(
+            dup.body["detail"].as_str().unwrap().contains("jobs[1]")
+                && dup.body["detail"].as_str().unwrap().contains("jobs[0]"),
+            "{backend}: {}",
+            dup.text
+        );
+        // A key that already names a job of another payload or kind: 422 naming the job
+        // and the existing one, nothing enqueued (not that other job returned silently).
+        for other in [
+            json!({"kind": "echo", "payload": 4, "idempotency_key": "b"}),
+            json!({"kind": "sleep", "payload": {"ms": 1}, "idempotency_key": "b"}),
+        ] {
+            let r = c
+                .post(
+                    "/api/v1/queue/enqueue/batch",
+                    json!({"jobs": [{"kind": "echo", "payload": 9}, other]}),
+                )
+                .await;
+            r.assert_problem(422);
+            let d = r.body["detail"].as_str().unwrap();
+            let existing = r1.body["jobs"][1]["id"].as_str().unwrap();
+            assert!(
+                d.contains("jobs[1]") && d.contains(existing),
+                "{backend}: {d}"
+            );
+        }
+        let after = c.get("/api/v1/queue/jobs?limit=1000").await.body["jobs"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(before, after, "{backend}: refused batches enqueued nothing");
 
         // Wrong key, read-only key, foreign tenant.
         let one = json!({"jobs": [{"kind": "echo", "payload": 1}]});

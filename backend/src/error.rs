@@ -149,6 +149,9 @@ impl IntoResponse for ApiError {
             let mut resp = (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
             resp.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+            // The gate answered, no handler ran: never an idempotent answer to replay.
+            resp.extensions_mut()
+                .insert(crate::api::middleware::NotExecuted);
             return resp;
         }
         let mut resp = problem_response(self.status(), self.public_detail());
@@ -171,9 +174,32 @@ impl From<sqlx::Error> for ApiError {
                 ApiError::CorruptData(format!("{index}: {source}"))
             }
             sqlx::Error::Decode(source) => ApiError::CorruptData(source.to_string()),
+            sqlx::Error::Database(db) => match input_rejection(db.code().as_deref()) {
+                Some(what) => ApiError::Unprocessable(format!(
+                    "the database refused a value of this request ({what})"
+                )),
+                None => ApiError::Internal(format!("database: {e}")),
+            },
             _ => ApiError::Internal(format!("database: {e}")),
         }
     }
+}
+
+/// SQLSTATEs that mean "this input cannot be stored" rather than "the server failed":
+/// class 22 (data exception: a NUL byte or invalid byte sequence, a number out of range, a
+/// string too long, …) and 54000 (program limit: e.g. a value too large for an index row).
+/// Such a request is the client's to fix, so it is a 422 — never a 5xx, never counted as
+/// a server error. The database's own message is not passed on (it can quote the value).
+fn input_rejection(code: Option<&str>) -> Option<&'static str> {
+    let code = code?;
+    Some(match code {
+        "22021" | "22P05" => "a character the database cannot store, such as a NUL byte",
+        "22003" => "a number out of range",
+        "22001" => "a string too long",
+        "54000" => "a value too large to index",
+        c if c.starts_with("22") => "a value of the wrong form",
+        _ => return None,
+    })
 }
 
 impl From<anyhow::Error> for ApiError {
@@ -181,6 +207,13 @@ impl From<anyhow::Error> for ApiError {
         if let Some(db) = e.downcast_ref::<sqlx::Error>() {
             if crate::store::is_corrupt_row(db) {
                 return ApiError::CorruptData(db.to_string());
+            }
+            if let sqlx::Error::Database(d) = db {
+                if let Some(what) = input_rejection(d.code().as_deref()) {
+                    return ApiError::Unprocessable(format!(
+                        "the database refused a value of this request ({what})"
+                    ));
+                }
             }
         }
         ApiError::Internal(format!("{e:#}"))

@@ -90,10 +90,14 @@ impl TryFrom<String> for Role {
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     /// One of superadmin, admin, operator, readonly, integration.
+    #[schema(value_type = Role)]
     pub role: String,
-    /// Tenant id: 1–64 chars of `[a-z0-9_-]`.
+    /// Tenant id: 1–64 chars of `[a-z0-9_-]` (`_system` is reserved).
+    #[schema(pattern = "^[a-z0-9_-]{1,64}$")]
     pub tenant: String,
+    /// At most 100 printable characters.
     #[serde(default)]
+    #[schema(max_length = 100, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")]
     pub name: Option<String>,
 }
 

@@ -46,6 +46,14 @@ pub enum Action {
     /// Move between the typed-verb and reason fields.
     NextField,
     Close,
+    /// Open the describe view of the selected row.
+    Describe,
+    /// In the describe view: switch between the fields and the JSON.
+    ToggleJson,
+    /// In the describe view: copy the row's id to the clipboard (OSC 52).
+    CopyId,
+    /// A mutating key pressed in a `--readonly` console (its label): say why nothing happens.
+    ReadOnly(&'static str),
 }
 
 /// The input mode decides which keys apply.
@@ -63,6 +71,8 @@ pub enum Mode {
     Pending,
     Result,
     Help,
+    /// The describe view of one row (fields or JSON).
+    Describe,
 }
 
 impl Mode {
@@ -149,6 +159,7 @@ const DIALOGS: &[Mode] = &[
     Mode::Pending,
     Mode::Result,
     Mode::Help,
+    Mode::Describe,
 ];
 
 /// The registry, in key-bar order.
@@ -255,6 +266,54 @@ pub const COMMANDS: &[KeyCommand] = &[
         Scope::Modes(&[Mode::Result, Mode::Help]),
     ),
     cmd(
+        Action::Up,
+        &[(KeyCode::Up, NONE), (KeyCode::Char('k'), NONE)],
+        "↑ k",
+        "scroll up",
+        "Scroll the describe view",
+        Scope::Modes(&[Mode::Describe]),
+    ),
+    cmd(
+        Action::Down,
+        &[(KeyCode::Down, NONE), (KeyCode::Char('j'), NONE)],
+        "↓ j",
+        "scroll down",
+        "Scroll the describe view",
+        Scope::Modes(&[Mode::Describe]),
+    ),
+    cmd(
+        Action::ToggleJson,
+        &[(KeyCode::Char('y'), NONE)],
+        "y",
+        "json/fields",
+        "Describe view: show the row as JSON, or back to its fields",
+        Scope::Modes(&[Mode::Describe]),
+    ),
+    cmd(
+        Action::CopyId,
+        &[(KeyCode::Char('c'), NONE)],
+        "c",
+        "copy id",
+        "Describe view: copy the full id to the clipboard (OSC 52 escape, works over ssh)",
+        Scope::Modes(&[Mode::Describe]),
+    ),
+    hidden(cmd(
+        Action::PageDown,
+        &[(KeyCode::PageDown, NONE)],
+        "PgDn",
+        "page down",
+        "Scroll the describe view a page down",
+        Scope::Modes(&[Mode::Describe]),
+    )),
+    hidden(cmd(
+        Action::PageUp,
+        &[(KeyCode::PageUp, NONE)],
+        "PgUp",
+        "page up",
+        "Scroll the describe view a page up",
+        Scope::Modes(&[Mode::Describe]),
+    )),
+    cmd(
         Action::Close,
         &[(KeyCode::Enter, NONE)],
         "Enter",
@@ -275,7 +334,7 @@ pub const COMMANDS: &[KeyCommand] = &[
         &[(KeyCode::Esc, NONE)],
         "Esc",
         "close",
-        "Close the dialog (nothing is sent)",
+        "Close the dialog (nothing is sent); in the describe view, back to the table",
         Scope::Modes(DIALOGS),
     ),
     cmd(
@@ -350,6 +409,14 @@ pub const COMMANDS: &[KeyCommand] = &[
         "/",
         "filter",
         "Filter the current table (text match on every column)",
+        Scope::Table,
+    ),
+    cmd(
+        Action::Describe,
+        &[(KeyCode::Char('d'), NONE), (KeyCode::Enter, NONE)],
+        "d ⏎",
+        "describe",
+        "Describe the selected row: every field, full ids and errors, payload and result (changes nothing)",
         Scope::Table,
     ),
     cmd(
@@ -513,11 +580,23 @@ fn in_context(ctx: &Context) -> impl Iterator<Item = &'static KeyCommand> {
     COMMANDS.iter().chain(ctx.tab_commands.iter())
 }
 
-/// Resolves a key press to an action in `ctx` (first matching declaration wins).
+/// Resolves a key press to an action in `ctx` (first matching declaration wins). A key
+/// that only a mutating command would take, in a `--readonly` console, resolves to
+/// [`Action::ReadOnly`] so the console can say why nothing happens.
 pub fn resolve(key: &KeyEvent, ctx: &Context) -> Option<Action> {
+    if let Some(c) = in_context(ctx).find(|c| c.applies(ctx) && c.matches(key)) {
+        return Some(c.action);
+    }
+    if !ctx.readonly {
+        return None;
+    }
+    let writable = Context {
+        readonly: false,
+        ..*ctx
+    };
     in_context(ctx)
-        .find(|c| c.applies(ctx) && c.matches(key))
-        .map(|c| c.action)
+        .find(|c| c.mutating && c.applies(&writable) && c.matches(key))
+        .map(|c| Action::ReadOnly(c.label))
 }
 
 /// The key bar entries for `ctx`: the most specific first (dialog, this tab, tables, then
@@ -563,6 +642,7 @@ pub fn scope_name(scope: Scope) -> String {
                     Mode::Pending => "waiting",
                     Mode::Result => "result",
                     Mode::Help => "help",
+                    Mode::Describe => "describe",
                 })
                 .collect();
             if ms.len() > 3 {
@@ -658,25 +738,34 @@ mod tests {
     }
 
     #[test]
-    fn enter_depends_on_tab_and_readonly() {
+    fn enter_describes_and_mutations_have_their_own_keys() {
         let e = key(KeyCode::Enter);
+        for tab in [JOBS, QUEUE] {
+            assert_eq!(resolve(&e, &ctx(Mode::Normal, tab)), Some(Action::Describe));
+        }
         assert_eq!(
-            resolve(&e, &ctx(Mode::Normal, JOBS)),
+            resolve(&key(KeyCode::Char('t')), &ctx(Mode::Normal, JOBS)),
             Some(Action::Tab(crate::tabs::jobs::RUN_NOW))
         );
+        let retry = KeyEvent::new(KeyCode::Char('R'), SHIFT);
         assert_eq!(
-            resolve(&e, &ctx(Mode::Normal, QUEUE)),
+            resolve(&retry, &ctx(Mode::Normal, QUEUE)),
             Some(Action::Tab(crate::tabs::queue::RETRY))
         );
         let ro = Context {
             readonly: true,
-            ..ctx(Mode::Normal, JOBS)
+            ..ctx(Mode::Normal, QUEUE)
         };
-        assert_eq!(resolve(&e, &ro), None);
+        assert_eq!(
+            resolve(&e, &ro),
+            Some(Action::Describe),
+            "reading is allowed"
+        );
+        assert_eq!(resolve(&retry, &ro), Some(Action::ReadOnly("retry")));
         assert_eq!(
             resolve(&e, &ctx(Mode::Normal, 0)),
             None,
-            "telemetry has no Enter"
+            "telemetry has no table to describe"
         );
     }
 

@@ -48,4 +48,7 @@ pub enum Effect {
     },
     /// Switch the `X-Tenant-Id` header for all later requests.
     SetTenant(Option<String>),
+    /// Put this text on the clipboard: the runtime writes the OSC 52 sequence through the
+    /// terminal backend ([`crate::clipboard`]); headless runs have no terminal to write to.
+    CopyToClipboard(String),
 }

@@ -11,6 +11,7 @@
 pub mod app;
 pub mod cache;
 pub mod client;
+pub mod clipboard;
 pub mod commands;
 pub mod components;
 pub mod event;

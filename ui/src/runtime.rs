@@ -56,6 +56,8 @@ impl Executor {
         let (client, tx) = (self.client.clone(), self.tx.clone());
         match effect {
             Effect::SetTenant(t) => client.set_tenant(t),
+            // Only the event loop owns the terminal; it takes these out before `run`.
+            Effect::CopyToClipboard(_) => {}
             Effect::Fetch { resource, path } => {
                 self.started.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
@@ -182,10 +184,10 @@ async fn event_loop(term: &mut Term, mut app: App, client: Client) -> anyhow::Re
     let outcome: anyhow::Result<()> = async {
         term.draw(|f| crate::ui::draw(f, &app))?;
         while let Some(ev) = rx.recv().await {
-            exec.run(app.handle_event(ev));
+            run_effects(term, &exec, app.handle_event(ev))?;
             // Coalesce a burst (key repeat, many answers) into one redraw.
             while let Ok(ev) = rx.try_recv() {
-                exec.run(app.handle_event(ev));
+                run_effects(term, &exec, app.handle_event(ev))?;
             }
             if app.should_quit {
                 break;
@@ -203,6 +205,20 @@ async fn event_loop(term: &mut Term, mut app: App, client: Client) -> anyhow::Re
     ticker.abort();
     let _ = tokio::task::spawn_blocking(move || input.join()).await;
     outcome
+}
+
+/// Runs effects: clipboard copies are written to the terminal here, the rest go to the
+/// executor.
+fn run_effects(term: &mut Term, exec: &Executor, effects: Vec<Effect>) -> anyhow::Result<()> {
+    let mut rest = Vec::with_capacity(effects.len());
+    for e in effects {
+        match e {
+            Effect::CopyToClipboard(text) => crate::clipboard::copy(term.backend_mut(), &text)?,
+            other => rest.push(other),
+        }
+    }
+    exec.run(rest);
+    Ok(())
 }
 
 /// Drives an [`App`] against a real backend without a terminal: feed keys, let the effects

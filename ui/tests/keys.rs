@@ -258,7 +258,7 @@ fn low_risk_confirms_with_y_and_run_now_prefills_job() {
     press(&mut app, KeyCode::Char('2'));
     press(&mut app, KeyCode::Char('j'));
     press(&mut app, KeyCode::Char('j'));
-    let fx = press(&mut app, KeyCode::Enter);
+    let fx = press(&mut app, KeyCode::Char('t'));
     let p = posts(&fx);
     assert_eq!(
         p[0].2,
@@ -280,14 +280,18 @@ fn retry_only_dead_jobs_and_typed_id() {
     let mut app = loaded_app();
     press(&mut app, KeyCode::Char('3'));
     assert!(
-        press(&mut app, KeyCode::Enter).is_empty(),
+        press(&mut app, KeyCode::Char('R')).is_empty(),
         "first job is queued"
     );
     assert!(app.notice.as_ref().unwrap().0.contains("Only dead jobs"));
     press(&mut app, KeyCode::Char('/'));
     type_str(&mut app, "DEAD");
     press(&mut app, KeyCode::Enter);
-    let p = posts(&press(&mut app, KeyCode::Enter));
+    let p = posts(&press_mod(
+        &mut app,
+        KeyCode::Char('R'),
+        KeyModifiers::SHIFT,
+    ));
     assert_eq!(
         p[0].2,
         json!({"verb": "retry_job", "args": {"id": queue_id("dead")}, "confirm": false})
@@ -314,7 +318,7 @@ fn mutating_keys_are_refused_without_the_verb_registry() {
     assert!(posts(&press(&mut app, KeyCode::Char('y'))).is_empty());
     // Run-now on the Jobs tab: the same.
     press(&mut app, KeyCode::Char('2'));
-    assert!(posts(&press(&mut app, KeyCode::Enter)).is_empty());
+    assert!(posts(&press(&mut app, KeyCode::Char('t'))).is_empty());
     assert_eq!(popup(&app), None);
     assert!(app
         .notice
@@ -390,7 +394,7 @@ fn readonly_hides_mutating_verbs_and_keys() {
     let verbs: Vec<_> = app.visible_verbs().map(|v| v.name.clone()).collect();
     assert_eq!(verbs, vec!["tail_logs"]);
     press(&mut app, KeyCode::Char('2'));
-    assert!(press(&mut app, KeyCode::Enter).is_empty());
+    assert!(press(&mut app, KeyCode::Char('t')).is_empty());
     assert!(app.popup.is_none());
     let entries = app.palette_entries();
     assert!(!entries.iter().any(|e| e.label == "restart_scheduler"));
@@ -598,6 +602,145 @@ fn plain_404_is_still_not_installed() {
     assert!(!screen.contains("Module"), "{screen}");
 }
 
+#[test]
+fn enter_and_d_describe_and_never_mutate() {
+    let mut app = loaded_app();
+    // Queue: Enter on a dead job opens its description; nothing is sent.
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Char('/'));
+    type_str(&mut app, "dead");
+    press(&mut app, KeyCode::Enter);
+    let fx = press(&mut app, KeyCode::Enter);
+    assert!(fx.is_empty(), "Enter sends nothing: {fx:?}");
+    assert_eq!(popup(&app), Some("describe"));
+    let Some(echopilot_ui::popups::Popup::Describe(v)) = &app.popup else {
+        unreachable!()
+    };
+    assert_eq!(v.described.id, queue_id("dead"));
+    let keys: Vec<_> = v.described.fields.iter().map(|(k, _)| k.as_str()).collect();
+    for k in [
+        "id",
+        "state",
+        "attempts",
+        "max_attempts",
+        "error",
+        "payload",
+        "result",
+    ] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+    press(&mut app, KeyCode::Char('y'));
+    assert_eq!(popup(&app), Some("describe json"));
+    press(&mut app, KeyCode::Char('y'));
+    assert_eq!(popup(&app), Some("describe"));
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(popup(&app), None, "Esc goes back to the table");
+    // Jobs: Enter and d on the registry and on the run history describe, never run.
+    press(&mut app, KeyCode::Char('2'));
+    for open in [KeyCode::Enter, KeyCode::Char('d')] {
+        assert!(posts(&press(&mut app, open)).is_empty());
+        assert_eq!(popup(&app), Some("describe"));
+        press(&mut app, KeyCode::Esc);
+    }
+    press(&mut app, KeyCode::Char('h'));
+    assert!(posts(&press(&mut app, KeyCode::Enter)).is_empty());
+    let Some(echopilot_ui::popups::Popup::Describe(v)) = &app.popup else {
+        panic!("run history row described")
+    };
+    assert_eq!(v.described.kind, "job run");
+    assert_eq!(
+        v.described.id,
+        fixture("runs.json")["runs"][0]["id"].as_str().unwrap()
+    );
+    press(&mut app, KeyCode::Esc);
+    // `t` on the run history does not run anything either.
+    assert!(posts(&press(&mut app, KeyCode::Char('t'))).is_empty());
+    assert_eq!(popup(&app), None);
+}
+
+#[test]
+fn c_copies_the_full_id_with_osc52() {
+    let mut app = loaded_app();
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Char('d'));
+    let fx = press(&mut app, KeyCode::Char('c'));
+    let id = fixture("queue_jobs.json")["jobs"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(fx, vec![Effect::CopyToClipboard(id.clone())]);
+    assert!(app.notice.as_ref().unwrap().0.contains(&id));
+    // The bytes the runtime writes through the terminal backend.
+    let mut bytes = Vec::<u8>::new();
+    echopilot_ui::clipboard::copy(
+        &mut ratatui::backend::CrosstermBackend::new(&mut bytes),
+        &id,
+    )
+    .unwrap();
+    let written = String::from_utf8(bytes).unwrap();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&id);
+    assert_eq!(written, format!("\x1b]52;c;{b64}\x07"));
+}
+
+#[test]
+fn palette_verb_picks_up_the_selected_row() {
+    let mut app = loaded_app();
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Char('/'));
+    type_str(&mut app, "dead");
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Char(':'));
+    type_str(&mut app, "retry_job");
+    let fx = press(&mut app, KeyCode::Enter);
+    assert!(posts(&fx).is_empty(), "the form opens first");
+    let Some(echopilot_ui::popups::Popup::ArgsForm(f)) = &app.popup else {
+        panic!("args form expected, got {:?}", popup(&app))
+    };
+    assert_eq!(f.textarea.lines(), [format!("id={}", queue_id("dead"))]);
+    let p = posts(&press_mod(
+        &mut app,
+        KeyCode::Char('s'),
+        KeyModifiers::CONTROL,
+    ));
+    assert_eq!(
+        p[0].2,
+        json!({"verb": "retry_job", "args": {"id": queue_id("dead")}, "confirm": false})
+    );
+    // A queued job is not a retry candidate: nothing is picked up.
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('/'));
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('g'));
+    press(&mut app, KeyCode::Char(':'));
+    type_str(&mut app, "retry_job");
+    press(&mut app, KeyCode::Enter);
+    let Some(echopilot_ui::popups::Popup::ArgsForm(f)) = &app.popup else {
+        panic!("args form expected")
+    };
+    assert_eq!(f.textarea.lines(), ["id="]);
+}
+
+#[test]
+fn readonly_mutating_key_flashes_read_only() {
+    let mut app = app_with(true);
+    echopilot_ui::load_fixtures(&mut app, &fixtures_dir()).unwrap();
+    press(&mut app, KeyCode::Char('3'));
+    for key in ['R', 'D'] {
+        app.notice = None;
+        let fx = press_mod(&mut app, KeyCode::Char(key), KeyModifiers::SHIFT);
+        assert!(fx.is_empty() && app.popup.is_none());
+        let msg = &app.notice.as_ref().expect("a flash").0;
+        assert!(msg.starts_with("read-only"), "{msg}");
+    }
+    press(&mut app, KeyCode::Char('2'));
+    press(&mut app, KeyCode::Char('t'));
+    assert!(app.notice.as_ref().unwrap().0.starts_with("read-only"));
+    // Reading still works.
+    press(&mut app, KeyCode::Char('d'));
+    assert_eq!(popup(&app), Some("describe"));
+}
+
 /// A 401 marks the key rejected until any request succeeds again (the key was fixed or
 /// the backend restored it); other errors leave it alone.
 #[test]
@@ -628,4 +771,81 @@ fn a_401_is_remembered_until_a_success() {
         at: t0() + Duration::seconds(2),
     });
     assert_eq!(app.auth_rejected_since, None);
+}
+
+/// The recorded queue jobs repeated under fresh ids until there are `n` (a page-sized list).
+fn many_queue_jobs(n: usize) -> serde_json::Value {
+    let recorded = fixture("queue_jobs.json")["jobs"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let jobs: Vec<_> = (0..n)
+        .map(|i| {
+            let mut j = recorded[i % recorded.len()].clone();
+            j["id"] = format!("job_{i:020x}").into();
+            j
+        })
+        .collect();
+    let mut list = fixture("queue_jobs.json");
+    list["jobs"] = jobs.into();
+    list
+}
+
+#[test]
+fn page_keys_move_by_the_visible_height_and_title_shows_position() {
+    let mut app = loaded_app();
+    app.load(JOBS.res, many_queue_jobs(60));
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Char('g'));
+    let screen = render(&app, 80, 24);
+    let page = app.tab::<QueueTab>().unwrap().table.page.get();
+    assert!(page > 1 && page < 60, "{page}");
+    assert!(
+        screen.contains(&format!("1 of 60 · rows 1-{page}")),
+        "{screen}"
+    );
+    press(&mut app, KeyCode::PageDown);
+    assert_eq!(app.tab::<QueueTab>().unwrap().table.selected, page);
+    press(&mut app, KeyCode::PageDown);
+    press(&mut app, KeyCode::PageUp);
+    assert_eq!(app.tab::<QueueTab>().unwrap().table.selected, page);
+    let screen = render(&app, 80, 24);
+    assert!(
+        screen.contains(&format!("{} of 60 · rows", page + 1)),
+        "{screen}"
+    );
+}
+
+#[test]
+fn one_state_vocabulary_and_s_backwards() {
+    let mut app = loaded_app();
+    press(&mut app, KeyCode::Char('3'));
+    let screen = render(&app, 120, 32);
+    assert!(screen.contains("succeeded"), "{screen}");
+    assert!(
+        !screen.contains("retrying") && !screen.contains(" done "),
+        "{screen}"
+    );
+    // `/` finds the words the table shows.
+    press(&mut app, KeyCode::Char('/'));
+    type_str(&mut app, "succeeded");
+    let n = app.tab::<QueueTab>().unwrap().table.visible.len();
+    let recorded = fixture("queue_jobs.json")["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["state"] == "succeeded")
+        .count();
+    assert_eq!(n, recorded);
+    press(&mut app, KeyCode::Esc);
+    // `S` goes backwards through the same states `s` goes forwards through.
+    let state = |app: &echopilot_ui::App| app.tab::<QueueTab>().unwrap().state;
+    press_mod(&mut app, KeyCode::Char('S'), KeyModifiers::SHIFT);
+    assert_eq!(state(&app), Some("succeeded"));
+    press_mod(&mut app, KeyCode::Char('S'), KeyModifiers::SHIFT);
+    assert_eq!(state(&app), Some("dead"));
+    press(&mut app, KeyCode::Char('s'));
+    assert_eq!(state(&app), Some("succeeded"));
+    press(&mut app, KeyCode::Char('s'));
+    assert_eq!(state(&app), None);
 }

@@ -186,7 +186,7 @@ fn plan_dialogs() {
     // The recorded dry-run is run_job retention: select retention (third job).
     press(&mut low, KeyCode::Char('j'));
     press(&mut low, KeyCode::Char('j'));
-    press(&mut low, KeyCode::Enter);
+    press(&mut low, KeyCode::Char('t'));
     low.handle_event(Event::Posted {
         op: PostOp::DryRun,
         result: Ok(fixture("dryrun_low.json")),
@@ -290,7 +290,7 @@ fn result_dialogs() {
     let mut ok = on_tab(loaded_app(), "Jobs");
     press(&mut ok, KeyCode::Char('j'));
     press(&mut ok, KeyCode::Char('j'));
-    press(&mut ok, KeyCode::Enter);
+    press(&mut ok, KeyCode::Char('t'));
     ok.handle_event(Event::Posted {
         op: PostOp::DryRun,
         result: Ok(fixture("dryrun_low.json")),
@@ -392,4 +392,29 @@ fn summary_shows_disabled_sections() {
         screen.contains("telemetry disabled for this tenant"),
         "{screen}"
     );
+}
+
+#[test]
+fn describe_and_json_views() {
+    let mut app = on_tab(loaded_app(), "Queue");
+    press(&mut app, KeyCode::Char('/'));
+    type_str(&mut app, "dead");
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Char('d'));
+    assert_snapshot!("describe_queue_dead", render(&app, W, H));
+    assert_snapshot!("describe_queue_dead_80x24", render(&app, 80, 24));
+    press(&mut app, KeyCode::Char('y'));
+    assert_snapshot!("describe_queue_dead_json", render(&app, W, H));
+    let mut jobs = on_tab(loaded_app(), "Jobs");
+    press(&mut jobs, KeyCode::Char('h'));
+    press(&mut jobs, KeyCode::Enter);
+    assert_snapshot!("describe_job_run", render(&jobs, W, H));
+}
+
+#[test]
+fn readonly_flash() {
+    let mut app = on_tab(app_with(true), "Queue");
+    echopilot_ui::load_fixtures(&mut app, &fixtures_dir()).unwrap();
+    press_mod(&mut app, KeyCode::Char('R'), KeyModifiers::SHIFT);
+    assert_snapshot!("readonly_flash", render(&app, 80, 24));
 }

@@ -18,15 +18,18 @@ use crate::error::{ApiError, ApiResult};
 use crate::model::Role;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsQuery {
     /// 1–500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
 /// Stored alerts (delivered, failed and suppressed), newest first.
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts", params(AlertsQuery),
     responses((status = 200, body = AlertList), (status = 400), (status = 401), (status = 403)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn list_alerts(
     State(state): State<AppState>,
@@ -45,16 +48,19 @@ pub async fn list_alerts(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestAlertRequest {
-    /// Text of the test alert (default: a fixed test message). At most 1000 characters.
+    /// Text of the test alert (default: a fixed test message). At most 1000 characters,
+    /// not only spaces.
     #[serde(default)]
+    #[schema(max_length = 1000, pattern = "\\S")]
     pub message: Option<String>,
 }
 
 /// Send a test alert (key `test`, info) through every configured channel; the 30-minute
 /// cooldown applies to it like to any other key.
 #[utoipa::path(post, path = "/api/v1/alerts/test", tag = "alerts",
-    request_body = TestAlertRequest,
+    request_body(content = TestAlertRequest, example = json!({"message": "Test alert from the runbook"})),
     responses((status = 201, body = AlertRecord), (status = 400), (status = 403), (status = 422)),
+    extensions(("x-min-role" = json!("operator")), ("x-system" = json!(true))),
     security(("dash_key" = [])))]
 pub async fn test_alert(
     State(state): State<AppState>,

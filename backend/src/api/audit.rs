@@ -31,7 +31,8 @@ impl From<ProofError> for ApiError {
 /// Tree size, root, and the latest record (shown only if it is the caller's tenant's,
 /// or to a superadmin: size and root reveal nothing about other tenants).
 #[utoipa::path(get, path = "/api/v1/audit/chain", tag = "audit",
-    responses((status = 200, body = AuditChain)), security(("dash_key" = [])))]
+    responses((status = 200, body = AuditChain)), extensions(("x-min-role" = json!("readonly"))),
+    security(("dash_key" = [])))]
 pub async fn chain(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<AuditChain>> {
     caller.require(&state, Role::Readonly, "audit.read").await?;
     let mut c = audit::chain(&state.store).await?;
@@ -46,11 +47,14 @@ pub async fn chain(State(state): State<AppState>, caller: Caller) -> ApiResult<J
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RecordsQuery {
     /// 1–1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Only records with seq > after, ascending (for tailing). Without it: newest first.
+    #[param(minimum = -1)]
     pub after: Option<i64>,
     /// Exact action name, e.g. `keys.create`.
     pub action: Option<String>,
@@ -58,7 +62,8 @@ pub struct RecordsQuery {
 
 /// Audit records of the caller's tenant.
 #[utoipa::path(get, path = "/api/v1/audit/records", tag = "audit", params(RecordsQuery),
-    responses((status = 200, body = AuditRecords), (status = 422)), security(("dash_key" = [])))]
+    responses((status = 200, body = AuditRecords), (status = 422)), extensions(("x-min-role" = json!("readonly"))),
+    security(("dash_key" = [])))]
 pub async fn records(
     State(state): State<AppState>,
     caller: Caller,
@@ -81,16 +86,19 @@ pub async fn records(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptQuery {
-    /// Tree size to prove against; default: the current size.
+    /// Tree size to prove against (> seq, ≤ the current size); default: the current size.
+    #[param(minimum = 1)]
     pub size: Option<i64>,
 }
 
 /// A record, its leaf hash and its inclusion proof against the tree of `size`.
 #[utoipa::path(get, path = "/api/v1/audit/receipt/{seq}", tag = "audit",
-    params(("seq" = i64, Path), ReceiptQuery),
+    params(("seq" = i64, Path, minimum = 0, description = "record seq (leaf index)", example = 0), ReceiptQuery),
     responses((status = 200, body = AuditReceipt), (status = 404), (status = 422)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn receipt(
     State(state): State<AppState>,
@@ -114,15 +122,21 @@ pub async fn receipt(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyQuery {
+    /// 1 ≤ from ≤ to.
+    #[param(minimum = 1, example = 1)]
     pub from: i64,
+    /// ≤ the current tree size.
+    #[param(minimum = 1, example = 1)]
     pub to: i64,
 }
 
 /// RFC 6962 consistency proof between two tree sizes.
 #[utoipa::path(get, path = "/api/v1/audit/consistency", tag = "audit", params(ConsistencyQuery),
-    responses((status = 200, body = AuditConsistency), (status = 422)), security(("dash_key" = [])))]
+    responses((status = 200, body = AuditConsistency), (status = 422)), extensions(("x-min-role" = json!("readonly"))),
+    security(("dash_key" = [])))]
 pub async fn consistency(
     State(state): State<AppState>,
     caller: Caller,
@@ -136,7 +150,8 @@ pub async fn consistency(
 /// tree head with a consistency proof; names the first record that no longer matches, or
 /// the head a truncated or rewritten history contradicts.
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
-    responses((status = 200, body = AuditVerify)), security(("dash_key" = [])))]
+    responses((status = 200, body = AuditVerify)), extensions(("x-min-role" = json!("readonly"))),
+    security(("dash_key" = [])))]
 pub async fn verify(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<AuditVerify>> {
     caller.require(&state, Role::Readonly, "audit.read").await?;
     let v = audit::verify(&state.store).await?;
@@ -147,6 +162,7 @@ pub async fn verify(State(state): State<AppState>, caller: Caller) -> ApiResult<
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HeadsQuery {
     /// 1–1000, default 100.
@@ -156,7 +172,8 @@ pub struct HeadsQuery {
 
 /// Published signed tree heads (newest first) and the key that verifies them.
 #[utoipa::path(get, path = "/api/v1/audit/heads", tag = "audit", params(HeadsQuery),
-    responses((status = 200, body = AuditHeads), (status = 422)), security(("dash_key" = [])))]
+    responses((status = 200, body = AuditHeads), (status = 422)), extensions(("x-min-role" = json!("readonly"))),
+    security(("dash_key" = [])))]
 pub async fn list_heads(
     State(state): State<AppState>,
     State(heads): State<Heads>,
@@ -175,7 +192,8 @@ pub async fn list_heads(
 
 /// Publish a signed tree head of the log as it is now (admin).
 #[utoipa::path(post, path = "/api/v1/audit/heads", tag = "audit",
-    responses((status = 201, body = AuditHead)), security(("dash_key" = [])))]
+    responses((status = 201, body = AuditHead)), extensions(("x-min-role" = json!("admin"))),
+    security(("dash_key" = [])))]
 pub async fn publish_head(
     State(state): State<AppState>,
     State(heads): State<Heads>,

@@ -1,6 +1,8 @@
 //! Extractors whose rejections are problem+json with the status the API promises:
 //! 400 for malformed JSON, unknown fields or wrong types; 413 over the body limit;
-//! 415 without a JSON content type.
+//! 415 without a JSON content type; 422 for a string holding a NUL byte (no engine
+//! stores it the same way: PostgreSQL refuses it, SQLite keeps it), checked here so every
+//! JSON route answers alike on both.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -20,10 +22,46 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rej) => Err(json_rejection(rej)),
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => v,
+            Err(rej) => return Err(json_rejection(rej)),
+        };
+        if let Some(at) = nul_at(&value, "body") {
+            return Err(ApiError::Unprocessable(format!(
+                "{at} holds a NUL character (\\u0000), which cannot be stored"
+            )));
         }
+        serde_path_to_error::deserialize::<_, T>(value)
+            .map(ApiJson)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if path == "." {
+                    ApiError::BadRequest(format!("invalid request body: {inner}"))
+                } else {
+                    ApiError::BadRequest(format!("invalid request body: {path}: {inner}"))
+                }
+            })
+    }
+}
+
+/// Where the first string (or object key) holding a NUL is, e.g. `body.jobs[2].kind`.
+pub fn nul_at(v: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.contains('\0') => Some(at.to_string()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_at(x, &format!("{at}[{i}]"))),
+        Value::Object(m) => m.iter().find_map(|(k, x)| {
+            if k.contains('\0') {
+                Some(format!("a key of {at}"))
+            } else {
+                nul_at(x, &format!("{at}.{k}"))
+            }
+        }),
+        _ => None,
     }
 }
 

@@ -14,8 +14,9 @@ use crate::model::{CreateKeyRequest, CreatedKey, KeyInfo, KeyList, Role, TenantL
 
 /// Create an API key. The secret is in this response only.
 #[utoipa::path(post, path = "/api/v1/keys", tag = "keys",
-    request_body = CreateKeyRequest,
+    request_body(content = CreateKeyRequest, example = json!({"role": "readonly", "tenant": "default", "name": "dashboard"})),
     responses((status = 201, body = CreatedKey), (status = 400), (status = 401), (status = 403), (status = 422)),
+    extensions(("x-min-role" = json!("admin"))),
     security(("dash_key" = [])))]
 pub async fn create_key(
     State(state): State<AppState>,
@@ -41,7 +42,7 @@ pub async fn create_key(
         )));
     }
     if let Some(n) = &req.name {
-        if n.len() > 100 || n.chars().any(char::is_control) {
+        if n.chars().count() > 100 || n.chars().any(char::is_control) {
             return Err(ApiError::Unprocessable(
                 "name must be at most 100 printable characters".into(),
             ));
@@ -82,6 +83,7 @@ pub async fn create_key(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListKeysQuery {
     /// Superadmin only: list keys of every tenant.
@@ -91,6 +93,7 @@ pub struct ListKeysQuery {
 /// List keys of the tenant (never secrets).
 #[utoipa::path(get, path = "/api/v1/keys", tag = "keys", params(ListKeysQuery),
     responses((status = 200, body = KeyList), (status = 401), (status = 403)),
+    extensions(("x-min-role" = json!("admin"))),
     security(("dash_key" = [])))]
 pub async fn list_keys(
     State(state): State<AppState>,
@@ -109,8 +112,9 @@ pub async fn list_keys(
 
 /// Revoke a key; takes effect on the next request. Revoking twice is harmless.
 #[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys",
-    params(("id" = String, Path, description = "key id, e.g. key_0123abcd")),
+    params(("id" = String, Path, description = "key id, e.g. key_0123abcd", example = "key_00000000")),
     responses((status = 200, body = KeyInfo), (status = 404), (status = 409), (status = 403)),
+    extensions(("x-min-role" = json!("admin"))),
     security(("dash_key" = [])))]
 pub async fn revoke_key(
     State(state): State<AppState>,
@@ -169,6 +173,7 @@ pub async fn revoke_key(
 /// Tenants visible to the caller (superadmin: all).
 #[utoipa::path(get, path = "/api/v1/tenants", tag = "keys",
     responses((status = 200, body = TenantList), (status = 401)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn list_tenants(
     State(state): State<AppState>,

@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use crate::api::auth_failures::{AuthFailures, Failure};
 use crate::app::AppState;
-use crate::auth::{self, Caller};
+use crate::auth::{self, Caller, DEFAULT_TENANT};
 use crate::error::{problem_response, ApiError, PROBLEM_JSON};
 use crate::model::Problem;
 use crate::store::{decode_json, in_table};
@@ -264,12 +264,35 @@ fn too_many_failures(wait: std::time::Duration) -> ApiError {
     }
 }
 
-/// `Idempotency-Key` on POST: the first response (status < 500) is stored and replayed
-/// for repeats of the same request; a different request under the same key → 422; a
-/// repeat while the first is still running → 409. Key creation is excluded: its
-/// response holds a secret, which must be shown once and never stored.
-pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST || req.uri().path() == "/api/v1/keys" {
+/// `(METHOD, route template)` → declared access, from the OpenAPI contract.
+pub type AccessTable = std::collections::HashMap<(String, String), crate::api::contract::Access>;
+
+/// `Idempotency-Key` on a protected POST. The cache is keyed by tenant, API key, method and
+/// route template, so one key never sees another key's answer. It is consulted only once
+/// the caller passed authentication (outer layer) and the route's declared role
+/// (`x-min-role`, `x-system`): a caller below it goes to the handler, which refuses and
+/// audits, and nothing is stored. Only what a handler executed is stored (2xx and the
+/// handler's own 404/409/…), never 400/401/403/413/415/422/429, a disabled module or a
+/// 5xx — so a refused request cannot poison the key for its owner (as Stripe does).
+/// The same request is the same method, path, query and JSON body *by value* (keys in
+/// any order); a different request under a used key → 409; a repeat while the first
+/// runs → 409. Key creation is exempt: its answer holds a secret, shown once.
+pub async fn idempotency(
+    State((state, access)): State<(AppState, std::sync::Arc<AccessTable>)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let Some(route) = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+    else {
+        return next.run(req).await;
+    };
+    if crate::api::contract::IDEMPOTENCY_EXEMPT.contains(&route.as_str()) {
         return next.run(req).await;
     }
     let Some(idem) = req.headers().get("idempotency-key").cloned() else {
@@ -278,10 +301,56 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     let Some(caller) = req.extensions().get::<Caller>().cloned() else {
         return next.run(req).await;
     };
-    match run_idempotent(&state, &caller, idem, req, next).await {
+    let Some(acc) = access.get(&("POST".to_string(), route.clone())) else {
+        return next.run(req).await;
+    };
+    let system_ok = !acc.system || caller.is_superadmin() || caller.key_tenant == DEFAULT_TENANT;
+    if caller.role.rank() < acc.min_role.rank() || !system_ok {
+        return next.run(req).await;
+    }
+    match run_idempotent(&state, &caller, &route, idem, req, next).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
+}
+
+/// Marks a response produced before the handler ran (a module's gate), so the
+/// idempotency cache does not keep it.
+#[derive(Debug, Clone, Copy)]
+pub struct NotExecuted;
+
+/// Whether a response is what a handler executed (and may be replayed).
+fn storable(resp: &Response) -> bool {
+    let s = resp.status();
+    !s.is_server_error()
+        && resp.extensions().get::<NotExecuted>().is_none()
+        && !matches!(
+            s.as_u16(),
+            400 | 401 | 403 | 405 | 408 | 413 | 415 | 422 | 429
+        )
+}
+
+/// Hash of what makes two requests "the same": method, path, query and the body — a
+/// JSON body by value (canonical form: keys sorted, no whitespace), anything else by bytes.
+fn request_hash(parts: &axum::http::request::Parts, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(parts.method.as_str().as_bytes());
+    h.update([0]);
+    h.update(parts.uri.path().as_bytes());
+    h.update([0]);
+    h.update(parts.uri.query().unwrap_or("").as_bytes());
+    h.update([0]);
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) => {
+            h.update(b"json:");
+            h.update(crate::audit::canonical_json(&v).as_bytes());
+        }
+        Err(_) => {
+            h.update(b"raw:");
+            h.update(body);
+        }
+    }
+    hex::encode(h.finalize())
 }
 
 /// An `idempotency_keys` row; `status`/`body` are NULL while the first request runs.
@@ -293,9 +362,32 @@ struct IdemRow {
     body: Option<String>,
 }
 
+/// The row's key: tenant, API key, method, route template, Idempotency-Key.
+struct IdemKey<'a> {
+    tenant: &'a str,
+    key_id: &'a str,
+    route: &'a str,
+    idem: &'a str,
+}
+
+const IDEM_WHERE: &str =
+    "tenant_id = $1 AND key_id = $2 AND method = 'POST' AND route = $3 AND idem_key = $4";
+
+async fn forget(store: &crate::store::Store, k: &IdemKey<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!("DELETE FROM idempotency_keys WHERE {IDEM_WHERE}"))
+        .bind(k.tenant)
+        .bind(k.key_id)
+        .bind(k.route)
+        .bind(k.idem)
+        .execute(store.writer())
+        .await
+        .map(|_| ())
+}
+
 async fn run_idempotent(
     state: &AppState,
     caller: &Caller,
+    route: &str,
     idem: HeaderValue,
     req: Request,
     next: Next,
@@ -303,7 +395,7 @@ async fn run_idempotent(
     let idem = idem
         .to_str()
         .ok()
-        .filter(|s| !s.is_empty() && s.len() <= 255)
+        .filter(|s| !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_graphic()))
         .ok_or_else(|| {
             ApiError::BadRequest("Idempotency-Key must be 1-255 visible ASCII characters".into())
         })?
@@ -313,47 +405,52 @@ async fn run_idempotent(
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::PayloadTooLarge("request body exceeds the configured size limit".into())
     })?;
-    let route = parts.uri.path().to_string();
-    let mut h = Sha256::new();
-    h.update(route.as_bytes());
-    h.update([0]);
-    h.update(&bytes);
-    let req_hash = hex::encode(h.finalize());
+    let req_hash = request_hash(&parts, &bytes);
+    let key = IdemKey {
+        tenant: &caller.tenant,
+        key_id: &caller.key_id,
+        route,
+        idem: &idem,
+    };
     let store = &state.store;
     let now = crate::util::now_ms();
     // Forget keys older than a day, like Stripe.
-    sqlx::query(
-        "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idem_key = $2 AND created_at < $3",
-    )
-    .bind(&caller.tenant)
-    .bind(&idem)
+    sqlx::query(&format!(
+        "DELETE FROM idempotency_keys WHERE {IDEM_WHERE} AND created_at < $5"
+    ))
+    .bind(key.tenant)
+    .bind(key.key_id)
+    .bind(key.route)
+    .bind(key.idem)
     .bind(now - 86_400_000)
     .execute(store.writer())
     .await?;
     let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (tenant_id, idem_key, key_id, route, request_hash, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        "INSERT INTO idempotency_keys (tenant_id, key_id, method, route, idem_key, request_hash, created_at) \
+         VALUES ($1, $2, 'POST', $3, $4, $5, $6) ON CONFLICT DO NOTHING",
     )
-    .bind(&caller.tenant)
-    .bind(&idem)
-    .bind(&caller.key_id)
-    .bind(&route)
+    .bind(key.tenant)
+    .bind(key.key_id)
+    .bind(key.route)
+    .bind(key.idem)
     .bind(&req_hash)
     .bind(now)
     .execute(store.writer())
     .await?
     .rows_affected();
     if inserted == 0 {
-        let row = sqlx::query_as::<_, IdemRow>(
-            "SELECT request_hash, status, body FROM idempotency_keys WHERE tenant_id = $1 AND idem_key = $2",
-        )
-        .bind(&caller.tenant)
-        .bind(&idem)
+        let row = sqlx::query_as::<_, IdemRow>(&format!(
+            "SELECT request_hash, status, body FROM idempotency_keys WHERE {IDEM_WHERE}"
+        ))
+        .bind(key.tenant)
+        .bind(key.key_id)
+        .bind(key.route)
+        .bind(key.idem)
         .fetch_one(store.reader())
         .await
         .map_err(in_table("idempotency_keys", Some(&"the request's key")))?;
         if row.request_hash != req_hash {
-            return Err(ApiError::Unprocessable(
+            return Err(ApiError::Conflict(
                 "this Idempotency-Key was already used with a different request".into(),
             ));
         }
@@ -393,27 +490,53 @@ async fn run_idempotent(
     let resp = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
+    if !storable(&resp) {
+        // Not executed, or a failure of ours: the key stays free for a corrected retry.
+        let _ = forget(store, &key).await;
+        return Ok(resp);
+    }
     let (rparts, rbody) = resp.into_parts();
     let rbytes: Bytes = rbody
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    if rparts.status.is_server_error() {
-        // Let the client retry a failure of ours.
-        let _ = sqlx::query("DELETE FROM idempotency_keys WHERE tenant_id = $1 AND idem_key = $2")
-            .bind(&caller.tenant)
-            .bind(&idem)
-            .execute(store.writer())
-            .await;
-    } else {
-        sqlx::query("UPDATE idempotency_keys SET status = $1, body = $2 WHERE tenant_id = $3 AND idem_key = $4")
-            .bind(rparts.status.as_u16() as i64)
-            .bind(String::from_utf8_lossy(&rbytes).to_string())
-            .bind(&caller.tenant)
-            .bind(&idem)
-            .execute(store.writer())
-            .await?;
-    }
+    sqlx::query(&format!(
+        "UPDATE idempotency_keys SET status = $5, body = $6 WHERE {IDEM_WHERE}"
+    ))
+    .bind(key.tenant)
+    .bind(key.key_id)
+    .bind(key.route)
+    .bind(key.idem)
+    .bind(rparts.status.as_u16() as i64)
+    .bind(String::from_utf8_lossy(&rbytes).to_string())
+    .execute(store.writer())
+    .await?;
     Ok(Response::from_parts(rparts, Body::from(rbytes)))
+}
+
+/// Refuse, at the edge, a URL the databases cannot store: a NUL byte (`%00`) in the path
+/// or query (PostgreSQL rejects NUL in text; SQLite would store it), or a path whose
+/// percent-encoding is not UTF-8. Same 400 on both engines, before any handler runs.
+pub async fn reject_unstorable_url(req: Request, next: Next) -> Response {
+    let uri = req.uri();
+    let bad = |s: &str| {
+        let decoded = percent_encoding::percent_decode_str(s);
+        let bytes: Vec<u8> = decoded.collect();
+        bytes.contains(&0) || std::str::from_utf8(&bytes).is_err()
+    };
+    if bad(uri.path()) {
+        return ApiError::BadRequest(
+            "the path holds a NUL byte or percent-encoding that is not UTF-8".into(),
+        )
+        .into_response();
+    }
+    // `+` is a space in a query; only `%00` and invalid UTF-8 matter here.
+    if uri.query().is_some_and(bad) {
+        return ApiError::BadRequest(
+            "the query string holds a NUL byte or percent-encoding that is not UTF-8".into(),
+        )
+        .into_response();
+    }
+    next.run(req).await
 }

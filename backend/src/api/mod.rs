@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod auth_failures;
+pub mod contract;
 pub mod extract;
 pub mod keys;
 pub mod metrics;
@@ -82,9 +83,17 @@ fn area_routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
     router
 }
 
-/// The OpenAPI document of every route.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+/// The OpenAPI document of every route, with the contract applied ([`contract::finish`]).
+pub fn openapi() -> serde_json::Value {
     build(None).1
+}
+
+/// Routes that need no key: health, readiness, metrics.
+pub(crate) fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(status::healthz))
+        .routes(routes!(status::readyz))
+        .routes(routes!(status::metrics))
 }
 
 /// The full application: public routes, authenticated routes, middleware.
@@ -92,15 +101,11 @@ pub fn router(state: AppState) -> Router {
     build(Some(state)).0
 }
 
-fn build(state: Option<AppState>) -> (Router, utoipa::openapi::OpenApi) {
+fn build(state: Option<AppState>) -> (Router, serde_json::Value) {
     let (protected, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(area_routes(state.as_ref()))
         .split_for_parts();
-    let (public, public_doc) = OpenApiRouter::new()
-        .routes(routes!(status::healthz))
-        .routes(routes!(status::readyz))
-        .routes(routes!(status::metrics))
-        .split_for_parts();
+    let (public, public_doc) = public_routes().split_for_parts();
     doc.merge(public_doc);
     doc.paths.paths.insert(
         "/api/v1/openapi.json".into(),
@@ -112,13 +117,21 @@ fn build(state: Option<AppState>) -> (Router, utoipa::openapi::OpenApi) {
                 .response("200", utoipa::openapi::Response::new("OpenAPI 3.1 JSON")),
         ),
     );
+    let doc =
+        contract::finish(serde_json::to_value(&doc).expect("the OpenAPI document serializes"));
     let Some(state) = state else {
         return (Router::new(), doc);
     };
+    // Every protected operation declares x-min-role (a unit test holds every area to it);
+    // an operation without one gets no idempotency replay rather than a guessed role.
+    let access = std::sync::Arc::new(contract::access_table(&doc).unwrap_or_else(|e| {
+        tracing::error!(target: "server", error = %e, "OpenAPI contract incomplete");
+        Default::default()
+    }));
     let spec = doc.clone();
     let protected = protected
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            (state.clone(), access),
             middleware::idempotency,
         ))
         .layer(axum::middleware::from_fn_with_state(
@@ -140,6 +153,7 @@ fn build(state: Option<AppState>) -> (Router, utoipa::openapi::OpenApi) {
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
+        .layer(axum::middleware::from_fn(middleware::reject_unstorable_url))
         .layer(axum::middleware::from_fn(middleware::observe))
         .with_state(state);
     (app, doc)

@@ -176,7 +176,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Counters per area for the caller's tenant; each area adds its own section.
 #[utoipa::path(get, path = "/api/v1/status/summary", tag = "status",
-    responses((status = 200, body = Object)), security(("dash_key" = [])))]
+    responses((status = 200, body = Object)), extensions(("x-min-role" = json!("readonly"))),
+    security(("dash_key" = [])))]
 pub async fn summary(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller
         .require(&state, Role::Readonly, "status.read")

@@ -35,17 +35,20 @@ async fn require_system_operator(state: &AppState, caller: &Caller, action: &str
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RunsQuery {
     /// Only runs of this job.
     pub job: Option<String>,
     /// 1–500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
 /// Recorded runs, newest first.
 #[utoipa::path(get, path = "/api/v1/jobs/runs", tag = "jobs", params(RunsQuery),
     responses((status = 200, body = JobRuns), (status = 400), (status = 401), (status = 403)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn list_runs(
     State(state): State<AppState>,
@@ -66,8 +69,9 @@ pub async fn list_runs(
 /// The error ledger of a run: what it counted, processed and could not handle. 404 when
 /// the run does not exist, or has no ledger (skipped, still running, or older than ledgers).
 #[utoipa::path(get, path = "/api/v1/jobs/runs/{id}/ledger", tag = "jobs",
-    params(("id" = String, Path, description = "run id, e.g. run_4bf0c1d2e3")),
+    params(("id" = String, Path, description = "run id, e.g. run_4bf0c1d2e3", example = "run_00000000000000000000")),
     responses((status = 200, body = super::RunLedger), (status = 401), (status = 403), (status = 404)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn run_ledger(
     State(state): State<AppState>,
@@ -97,8 +101,9 @@ pub struct RunStarted {
 /// workers may run it); `run_id` is the id its run is recorded under. 409 while a run of
 /// it is in progress.
 #[utoipa::path(post, path = "/api/v1/jobs/{name}/run", tag = "jobs",
-    params(("name" = String, Path, description = "job name, e.g. retention")),
+    params(("name" = String, Path, description = "job name, e.g. retention", example = "retention")),
     responses((status = 202, body = RunStarted), (status = 403), (status = 404), (status = 409)),
+    extensions(("x-min-role" = json!("operator")), ("x-system" = json!(true))),
     security(("dash_key" = [])))]
 pub async fn run_now(
     State(state): State<AppState>,
@@ -154,6 +159,7 @@ async fn status(state: &AppState) -> ApiResult<AutomationsStatus> {
 /// Scheduler state, this replica's leadership and every registered job.
 #[utoipa::path(get, path = "/api/v1/automations/status", tag = "jobs",
     responses((status = 200, body = AutomationsStatus), (status = 401), (status = 403)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn automations_status(
     State(state): State<AppState>,
@@ -193,6 +199,7 @@ pub async fn set_running(
 /// Stop scheduled runs fleet-wide; runs in progress finish. Run-now still works.
 #[utoipa::path(post, path = "/api/v1/automations/stop", tag = "jobs",
     responses((status = 200, body = AutomationsStatus), (status = 403)),
+    extensions(("x-min-role" = json!("operator")), ("x-system" = json!(true))),
     security(("dash_key" = [])))]
 pub async fn automations_stop(
     State(state): State<AppState>,
@@ -204,6 +211,7 @@ pub async fn automations_stop(
 /// Resume scheduled runs fleet-wide (missed fires are not replayed).
 #[utoipa::path(post, path = "/api/v1/automations/start", tag = "jobs",
     responses((status = 200, body = AutomationsStatus), (status = 403)),
+    extensions(("x-min-role" = json!("operator")), ("x-system" = json!(true))),
     security(("dash_key" = [])))]
 pub async fn automations_start(
     State(state): State<AppState>,

@@ -16,6 +16,7 @@ use crate::model::Role;
 /// changed it and when, and the routes and jobs it brings.
 #[utoipa::path(get, path = "/api/v1/marketplace/list", tag = "marketplace",
     responses((status = 200, body = ModuleList), (status = 401), (status = 403)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -32,17 +33,28 @@ pub async fn list(
 #[serde(deny_unknown_fields)]
 pub struct ToggleRequest {
     /// A module name from `GET /api/v1/marketplace/list`.
+    #[schema(schema_with = module_name_schema)]
     pub module: String,
     pub enabled: bool,
-    /// Why (1..=500 characters); kept in the audit record and the license log.
+    /// Why (1..=500 characters, not only spaces); kept in the audit record and the license log.
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub reason: String,
+}
+
+/// The module names, as an enum (they come from the area list).
+fn module_name_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(crate::area::module_names()))
+        .build()
 }
 
 /// Turn a module on or off for the caller's tenant (admin). Audited; logged to
 /// `marketplace.ndjson` as a license event.
 #[utoipa::path(post, path = "/api/v1/marketplace/toggle", tag = "marketplace",
-    request_body = ToggleRequest,
+    request_body(content = ToggleRequest, example = json!({"module": "alerts", "enabled": true, "reason": "on-call needs paging"})),
     responses((status = 200, body = Toggled), (status = 401), (status = 403), (status = 422)),
+    extensions(("x-min-role" = json!("admin"))),
     security(("dash_key" = [])))]
 pub async fn toggle(
     State(state): State<AppState>,

@@ -21,6 +21,7 @@ pub struct VerbList {
 /// The allow-listed ops verbs: name, aliases, description, args schema, risk, minimum role.
 #[utoipa::path(get, path = "/api/v1/ops/verbs", tag = "ops",
     responses((status = 200, body = VerbList), (status = 401), (status = 403)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn list_verbs(
     State(state): State<AppState>,
@@ -37,9 +38,10 @@ pub async fn list_verbs(
 /// verb's `min_role`, 409 plan expired/foreign/mismatched or world changed (re-plan),
 /// 422 invalid args or missing reason for a high-risk verb.
 #[utoipa::path(post, path = "/api/v1/ops/command", tag = "ops",
-    request_body = CommandRequest,
+    request_body(content = CommandRequest, example = json!({"verb": "tail_logs", "args": {"area": "server", "lines": 10}})),
     responses((status = 200, body = CommandResponse), (status = 400), (status = 401),
         (status = 403), (status = 409), (status = 422)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn command(
     State(state): State<AppState>,

@@ -35,13 +35,13 @@ pub struct EnqueueRequest {
     #[schema(value_type = Object)]
     pub payload: Value,
     /// -1000..=1000, higher runs first; default 0.
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = -1000, maximum = 1000)]
     pub priority: Option<Value>,
-    /// RFC 3339 time before which the job does not run; default now.
-    #[schema(value_type = Option<String>)]
+    /// RFC 3339 time before which the job does not run (at most a year ahead); default now.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub run_at: Option<Value>,
     /// 1..=100; default `queue.max_attempts` (5).
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub max_attempts: Option<Value>,
 }
 
@@ -91,6 +91,7 @@ fn new_job(
         run_at: run_at_field(run_at, &format!("{at}run_at"))?,
         max_attempts: int_field(max_attempts, &format!("{at}max_attempts"), 1, 100)?,
         idempotency_key,
+        repeat_must_match: true,
     })
 }
 
@@ -105,9 +106,10 @@ impl From<EnqueueError> for ApiError {
 
 /// Enqueue a job. With `Idempotency-Key`, a repeat returns the same job.
 #[utoipa::path(post, path = "/api/v1/queue/enqueue", tag = "queue",
-    request_body = EnqueueRequest,
+    request_body(content = EnqueueRequest, example = json!({"kind": "echo", "payload": {"hello": "world"}})),
     params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe enqueue")),
     responses((status = 201, body = Enqueued), (status = 400), (status = 401), (status = 403), (status = 422)),
+    extensions(("x-min-role" = json!("operator"))),
     security(("dash_key" = [])))]
 pub async fn enqueue(
     State(state): State<AppState>,
@@ -163,13 +165,16 @@ pub struct BatchJob {
     pub kind: String,
     #[schema(value_type = Object)]
     pub payload: Value,
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = -1000, maximum = 1000)]
     pub priority: Option<Value>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub run_at: Option<Value>,
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 100)]
     pub max_attempts: Option<Value>,
-    /// Like the `Idempotency-Key` header of a single enqueue: a repeat returns the same job.
+    /// Like the `Idempotency-Key` header of a single enqueue: a repeat returns the same job
+    /// (the same kind and payload; another job under a used key → 422 naming it). Unique
+    /// within the batch.
+    #[schema(min_length = 1, max_length = 255)]
     pub idempotency_key: Option<String>,
 }
 
@@ -177,6 +182,7 @@ pub struct BatchJob {
 #[serde(deny_unknown_fields)]
 pub struct EnqueueBatchRequest {
     /// 1..=1000 jobs, enqueued all-or-nothing.
+    #[schema(min_items = 1, max_items = 1000)]
     pub jobs: Vec<BatchJob>,
 }
 
@@ -189,8 +195,9 @@ pub struct EnqueuedBatch {
 /// Enqueue up to 1000 jobs in one request, all-or-nothing: any invalid job → 422 naming
 /// it and nothing is enqueued. One audit record lists the created job ids.
 #[utoipa::path(post, path = "/api/v1/queue/enqueue/batch", tag = "queue",
-    request_body = EnqueueBatchRequest,
+    request_body(content = EnqueueBatchRequest, example = json!({"jobs": [{"kind": "echo", "payload": {"n": 1}}, {"kind": "echo", "payload": {"n": 2}}]})),
     responses((status = 201, body = EnqueuedBatch), (status = 400), (status = 401), (status = 403), (status = 413), (status = 422)),
+    extensions(("x-min-role" = json!("operator"))),
     security(("dash_key" = [])))]
 pub async fn enqueue_batch(
     State(state): State<AppState>,
@@ -209,6 +216,7 @@ pub async fn enqueue_batch(
     }
     let mut jobs = Vec::with_capacity(req.jobs.len());
     let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    let mut keys = std::collections::HashMap::<String, usize>::new();
     for (i, j) in req.jobs.into_iter().enumerate() {
         let key = match j.idempotency_key {
             Some(k) if k.is_empty() || k.len() > 255 => {
@@ -218,6 +226,14 @@ pub async fn enqueue_batch(
             }
             k => k,
         };
+        // Two jobs under one key would silently become one: refuse the batch instead.
+        if let Some(k) = &key {
+            if let Some(first) = keys.insert(k.clone(), i) {
+                return Err(ApiError::Unprocessable(format!(
+                    "jobs[{i}].idempotency_key {k:?} repeats the key of jobs[{first}]; each job of a batch needs its own key"
+                )));
+            }
+        }
         *kinds.entry(j.kind.clone()).or_default() += 1;
         jobs.push(new_job(
             j.kind,
@@ -239,8 +255,9 @@ pub async fn enqueue_batch(
 
 /// One job of the caller's tenant.
 #[utoipa::path(get, path = "/api/v1/queue/jobs/{id}", tag = "queue",
-    params(("id" = String, Path, description = "job id")),
+    params(("id" = String, Path, description = "job id", example = "job_00000000000000000000")),
     responses((status = 200, body = Job), (status = 404), (status = 401), (status = 403)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn get_job(
     State(state): State<AppState>,
@@ -256,12 +273,15 @@ pub async fn get_job(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// queued | running | succeeded | failed | dead
+    #[param(value_type = Option<crate::queue::JobState>)]
     pub state: Option<String>,
     pub kind: Option<String>,
     /// 1..=1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -273,6 +293,7 @@ pub struct JobList {
 /// Jobs of the caller's tenant, newest first.
 #[utoipa::path(get, path = "/api/v1/queue/jobs", tag = "queue", params(ListQuery),
     responses((status = 200, body = JobList), (status = 400), (status = 422)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn list_jobs(
     State(state): State<AppState>,
@@ -281,7 +302,7 @@ pub async fn list_jobs(
     ApiQuery(lq): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<JobList>> {
     caller.require(&state, Role::Readonly, "queue.read").await?;
-    if let Some(s) = lq.state.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(s) = lq.state.as_deref() {
         if !STATES.contains(&s) {
             return Err(ApiError::Unprocessable(format!(
                 "state must be one of {}, got {s:?}",
@@ -303,8 +324,9 @@ pub async fn list_jobs(
 
 /// Retry a dead job (dead → queued, attempts reset). Other states → 409.
 #[utoipa::path(post, path = "/api/v1/queue/jobs/{id}/retry", tag = "queue",
-    params(("id" = String, Path, description = "job id")),
+    params(("id" = String, Path, description = "job id", example = "job_00000000000000000000")),
     responses((status = 200, body = Enqueued), (status = 404), (status = 409), (status = 403)),
+    extensions(("x-min-role" = json!("operator"))),
     security(("dash_key" = [])))]
 pub async fn retry_job(
     State(state): State<AppState>,
@@ -337,6 +359,7 @@ pub struct Purged {
 /// Delete every dead job of the caller's tenant.
 #[utoipa::path(post, path = "/api/v1/queue/dlq/purge", tag = "queue",
     responses((status = 200, body = Purged), (status = 403)),
+    extensions(("x-min-role" = json!("operator"))),
     security(("dash_key" = [])))]
 pub async fn purge_dlq(
     State(state): State<AppState>,
@@ -354,6 +377,7 @@ pub async fn purge_dlq(
 /// Depth by state, lag, oldest ready job, throughput, live worker slots, pause flag.
 #[utoipa::path(get, path = "/api/v1/queue/health", tag = "queue",
     responses((status = 200, body = Health), (status = 401)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn health(
     State(state): State<AppState>,
@@ -393,6 +417,7 @@ async fn set_paused(
 /// Pause the queue on every replica: workers stop claiming, in-flight jobs finish.
 #[utoipa::path(post, path = "/api/v1/queue/pause", tag = "queue",
     responses((status = 200, body = PauseState), (status = 403)),
+    extensions(("x-min-role" = json!("operator")), ("x-system" = json!(true))),
     security(("dash_key" = [])))]
 pub async fn pause(
     State(state): State<AppState>,
@@ -405,6 +430,7 @@ pub async fn pause(
 /// Resume claiming on every replica.
 #[utoipa::path(post, path = "/api/v1/queue/resume", tag = "queue",
     responses((status = 200, body = PauseState), (status = 403)),
+    extensions(("x-min-role" = json!("operator")), ("x-system" = json!(true))),
     security(("dash_key" = [])))]
 pub async fn resume(
     State(state): State<AppState>,

@@ -93,15 +93,14 @@ async fn commit_group(q: &Queue, units: Vec<Unit>) {
         let r = q
             .write_units(std::slice::from_ref(&u))
             .await
-            .map(|mut v| v.pop().unwrap_or_default())
-            .map_err(EnqueueError::Db);
+            .map(|mut v| v.pop().unwrap_or_default());
         let _ = u.reply.send(r);
     }
 }
 
 impl Queue {
     /// Write units in one transaction; returns each unit's results in order.
-    async fn write_units(&self, units: &[Unit]) -> Result<Vec<Vec<Enqueued>>, sqlx::Error> {
+    async fn write_units(&self, units: &[Unit]) -> Result<Vec<Vec<Enqueued>>, EnqueueError> {
         let mut tx = self.store.begin_write().await?;
         let mut results: Vec<Vec<Enqueued>> = Vec::with_capacity(units.len());
         // Jobs without an idempotency key cannot conflict: many rows per statement.
@@ -122,11 +121,17 @@ impl Queue {
         let mut records = Vec::new();
         for u in units {
             let mut out = Vec::with_capacity(u.jobs.len());
-            for j in &u.jobs {
+            for (i, j) in u.jobs.iter().enumerate() {
                 if j.idempotency_key.is_none() {
                     out.push(plain_ids.next().expect("one id per plain job"));
                 } else {
-                    out.push(self.insert_job(&mut tx, &u.tenant, j).await?);
+                    let e = self.insert_job(&mut tx, &u.tenant, j).await;
+                    out.push(e.map_err(|e| match e {
+                        EnqueueError::Invalid(m) if u.jobs.len() > 1 => {
+                            EnqueueError::Invalid(format!("jobs[{i}]: {m}"))
+                        }
+                        other => other,
+                    })?);
                 }
             }
             let created: Vec<&str> = out

@@ -177,7 +177,7 @@ impl Queue {
         tx: &mut Tx,
         tenant: &str,
         job: &NewJob,
-    ) -> Result<Enqueued, sqlx::Error> {
+    ) -> Result<Enqueued, EnqueueError> {
         let now = now_ms();
         let id = random_id("job_", 10);
         let inserted = sqlx::query(
@@ -206,14 +206,27 @@ impl Queue {
         }
         // Only the idempotency index can conflict (ids are random).
         let row = sqlx::query(
-            "SELECT id, state FROM queue_jobs WHERE tenant_id = $1 AND idempotency_key = $2",
+            "SELECT id, state, kind, payload FROM queue_jobs WHERE tenant_id = $1 AND idempotency_key = $2",
         )
         .bind(tenant)
         .bind(job.idempotency_key.as_deref())
         .fetch_one(&mut **tx)
         .await?;
+        let existing: String = row.try_get("id")?;
+        if job.repeat_must_match {
+            let kind: String = row.try_get("kind")?;
+            let payload: crate::store::Json<serde_json::Value> = row
+                .try_get("payload")
+                .map_err(crate::store::in_table("queue_jobs", Some(&existing)))?;
+            if kind != job.kind || payload.0 != job.payload {
+                return Err(EnqueueError::Invalid(format!(
+                    "idempotency_key {:?} already names job {existing} (kind {kind:?}) with a different kind or payload; use a new key for a different job",
+                    job.idempotency_key.as_deref().unwrap_or_default()
+                )));
+            }
+        }
         Ok(Enqueued {
-            id: row.try_get("id")?,
+            id: existing,
             state: JobState::try_from(row.try_get::<String, _>("state")?)
                 .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
             created: false,

@@ -103,6 +103,10 @@ pub struct NewJob {
     pub run_at: Option<i64>,
     pub max_attempts: Option<i64>,
     pub idempotency_key: Option<String>,
+    /// A repeat under `idempotency_key` must be the same job (kind and payload, by value),
+    /// else the enqueue is refused naming the job the key already holds. Set for API
+    /// callers; scheduled firings repeat by key alone (each carries a fresh run id).
+    pub repeat_must_match: bool,
 }
 
 impl NewJob {
@@ -114,6 +118,7 @@ impl NewJob {
             run_at: None,
             max_attempts: None,
             idempotency_key: None,
+            repeat_must_match: false,
         }
     }
 }
@@ -145,6 +150,7 @@ pub struct Depth {
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+#[schema(as = QueueHealth)]
 pub struct Health {
     pub depth: Depth,
     /// How late the oldest ready job is (now − its due time), ms.

@@ -21,6 +21,7 @@ pub struct RemediationList {
 /// Every remediation with its safety tag.
 #[utoipa::path(get, path = "/api/v1/selfheal/remediations", tag = "selfheal",
     responses((status = 200, body = RemediationList), (status = 401)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn remediations(
     State(state): State<AppState>,
@@ -35,15 +36,27 @@ pub async fn remediations(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Only this remediation.
+    #[param(schema_with = remediation_schema)]
     pub remediation: Option<String>,
     /// 1..=1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
+/// The remediation names, as an enum.
+fn remediation_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(REMEDIATIONS.iter().map(|r| r.name)))
+        .build()
+}
+
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SelfHealHistory)]
 pub struct History {
     pub actions: Vec<Action>,
 }
@@ -51,6 +64,7 @@ pub struct History {
 /// Past actions, newest first.
 #[utoipa::path(get, path = "/api/v1/selfheal/history", tag = "selfheal", params(HistoryQuery),
     responses((status = 200, body = History), (status = 400), (status = 422)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn history(
     State(state): State<AppState>,
@@ -61,7 +75,7 @@ pub async fn history(
         .require(&state, Role::Readonly, "selfheal.read")
         .await?;
     let limit = crate::api::extract::bounded("limit", q.limit, 100, 1..=1000)?;
-    if let Some(r) = q.remediation.as_deref().filter(|r| !r.is_empty()) {
+    if let Some(r) = q.remediation.as_deref() {
         if !REMEDIATIONS.iter().any(|x| x.name == r) {
             return Err(ApiError::Unprocessable(format!(
                 "unknown remediation {r:?}"
@@ -75,6 +89,7 @@ pub async fn history(
 /// Run the safe remediations now; each action is audited and logged.
 #[utoipa::path(post, path = "/api/v1/selfheal/run", tag = "selfheal",
     responses((status = 200, body = Object), (status = 403)),
+    extensions(("x-min-role" = json!("operator")), ("x-system" = json!(true))),
     security(("dash_key" = [])))]
 pub async fn run(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     caller

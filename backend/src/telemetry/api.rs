@@ -15,6 +15,7 @@ use crate::model::Role;
 /// Status of scheduler, queue, database, system, alerts, audit and api, and the overall colour.
 #[utoipa::path(get, path = "/api/v1/ops/telemetry", tag = "ops",
     responses((status = 200, body = TelemetryReport), (status = 401), (status = 403)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn telemetry(
     State(state): State<AppState>,
@@ -27,13 +28,16 @@ pub async fn telemetry(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// 1–60, default 60.
+    #[param(minimum = 1, maximum = 60)]
     pub minutes: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = TelemetryHistory)]
 pub struct History {
     pub interval_s: u64,
     /// Oldest first.
@@ -43,6 +47,7 @@ pub struct History {
 /// Samples taken every `telemetry.sample_interval_secs` (default 10 s), kept for an hour.
 #[utoipa::path(get, path = "/api/v1/ops/telemetry/history", tag = "ops", params(HistoryQuery),
     responses((status = 200, body = History), (status = 401), (status = 403), (status = 422)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn history(
     State(state): State<AppState>,
@@ -64,6 +69,7 @@ pub async fn history(
 /// reported as `timeout`, it never hangs the answer.
 #[utoipa::path(get, path = "/api/v1/system-health", tag = "ops",
     responses((status = 200, body = SystemHealth), (status = 401), (status = 403)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn system_health(
     State(state): State<AppState>,

@@ -97,7 +97,16 @@ impl App {
         };
         self.popup = None;
         match target {
-            Target::Verb(name) => self.start_verb(&name, Map::new()),
+            // Arguments picked up from the selected row open in the form, so the operator
+            // sees what was taken before the dry-run.
+            Target::Verb(name) => {
+                let prefill = match self.find_verb(&name) {
+                    Some(v) => self.current().selection_args(v, &self.cache),
+                    None => Map::new(),
+                };
+                let show_form = !prefill.is_empty();
+                self.start_verb_with(&name, prefill, show_form)
+            }
             Target::Action(PaletteAction::Tab(i)) => self.switch_tab(i),
             Target::Action(PaletteAction::Key(a)) => {
                 let k = KeyEvent::new(KeyCode::Null, KeyModifiers::NONE);
@@ -138,6 +147,17 @@ impl App {
 
     /// Starts the verb flow: args form if needed, else straight to the dry-run.
     pub fn start_verb(&mut self, name: &str, prefill: Map<String, Value>) -> Vec<Effect> {
+        self.start_verb_with(name, prefill, false)
+    }
+
+    /// [`start_verb`](App::start_verb); with `show_form` the args form opens even when
+    /// `prefill` already satisfies the schema.
+    fn start_verb_with(
+        &mut self,
+        name: &str,
+        prefill: Map<String, Value>,
+        show_form: bool,
+    ) -> Vec<Effect> {
         let Some(verb) = self.find_verb(name).cloned() else {
             // Risk comes from the server's registry only: without it nothing that changes
             // state is offered, let alone confirmed with a single key.
@@ -156,7 +176,7 @@ impl App {
         let satisfied = props
             .iter()
             .all(|(k, _, required)| !required || prefill.contains_key(k));
-        if props.is_empty() || (!prefill.is_empty() && satisfied) {
+        if props.is_empty() || (!show_form && !prefill.is_empty() && satisfied) {
             return self.dry_run(verb, Value::Object(prefill));
         }
         let lines: Vec<String> = props

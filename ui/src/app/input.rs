@@ -7,6 +7,7 @@ use super::App;
 use crate::commands::{self, Action, Mode};
 use crate::components::table::TableView;
 use crate::event::Effect;
+use crate::popups::describe::DescribeView;
 use crate::popups::Popup;
 
 impl App {
@@ -28,6 +29,7 @@ impl App {
                 self.filter_key(action, &key);
                 Vec::new()
             }
+            Mode::Describe => self.describe_key(action),
             _ => self.popup_key(ctx.mode, action, key),
         }
     }
@@ -53,6 +55,28 @@ impl App {
                 }
             }
         }
+    }
+
+    /// Keys of the describe view: scroll, JSON toggle, copy the id, back.
+    fn describe_key(&mut self, action: Option<Action>) -> Vec<Effect> {
+        let Some(Popup::Describe(v)) = self.popup.as_mut() else {
+            return Vec::new();
+        };
+        match action {
+            Some(Action::Close) => self.popup = None,
+            Some(Action::Up) => v.scroll_by(-1),
+            Some(Action::Down) => v.scroll_by(1),
+            Some(Action::PageUp) => v.scroll_by(-v.page()),
+            Some(Action::PageDown) => v.scroll_by(v.page()),
+            Some(Action::ToggleJson) => v.toggle_json(),
+            Some(Action::CopyId) => {
+                let id = v.described.id.clone();
+                self.notify(format!("Copied {id} to the clipboard (OSC 52)."));
+                return vec![Effect::CopyToClipboard(id)];
+            }
+            _ => {}
+        }
+        Vec::new()
     }
 
     fn move_selection(&mut self, f: impl FnOnce(&TableView) -> isize) -> Vec<Effect> {
@@ -92,10 +116,25 @@ impl App {
             }
             Action::Up => self.move_selection(|t| t.selected as isize - 1),
             Action::Down => self.move_selection(|t| t.selected as isize + 1),
-            Action::PageUp => self.move_selection(|t| t.selected as isize - 10),
-            Action::PageDown => self.move_selection(|t| t.selected as isize + 10),
+            Action::PageUp => self.move_selection(|t| t.selected as isize - t.page_rows() as isize),
+            Action::PageDown => {
+                self.move_selection(|t| t.selected as isize + t.page_rows() as isize)
+            }
             Action::Top => self.move_selection(|_| 0),
             Action::Bottom => self.move_selection(|t| t.visible.len() as isize - 1),
+            Action::Describe => {
+                match self.current().describe(&self.cache) {
+                    Some(d) => self.popup = Some(Popup::Describe(DescribeView::new(d))),
+                    None => self.notify("Nothing selected to describe."),
+                }
+                Vec::new()
+            }
+            Action::ReadOnly(label) => {
+                self.notify(format!(
+                    "read-only: \"{label}\" changes state; this console runs with --readonly."
+                ));
+                Vec::new()
+            }
             Action::Tab(a) => {
                 let intent = self.tabs[self.current].on_action(a, &self.cache);
                 self.run_intent(intent)

@@ -1,5 +1,7 @@
 //! A filterable table that builds rows only for the visible window.
 
+use std::cell::Cell;
+
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
@@ -19,6 +21,8 @@ pub struct TableView {
     pub keys: Vec<String>,
     /// Key of the selected row, so a refresh that reorders rows keeps the selection.
     pub selected_key: Option<String>,
+    /// Data rows the last draw had room for: how far PgDn/PgUp move.
+    pub page: Cell<usize>,
 }
 
 impl TableView {
@@ -62,6 +66,14 @@ impl TableView {
         self.selected_key = self.keys.get(self.selected).cloned();
     }
 
+    /// Rows one PgDn/PgUp moves: the visible height of the last draw (10 before any draw).
+    pub fn page_rows(&self) -> usize {
+        match self.page.get() {
+            0 => 10,
+            n => n,
+        }
+    }
+
     /// Selects the row with `key` on the next refilter (palette jump), with no filter.
     pub fn select_key(&mut self, key: &str) {
         self.filter.clear();
@@ -87,8 +99,36 @@ pub struct DataTable<'a> {
 impl Component for DataTable<'_> {
     fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme) {
         let inner = self.block.inner(area);
-        frame.render_widget(self.block.clone(), area);
+        // Header takes one row; only rows that fit are ever built.
         let show_filter = self.editing || !self.view.filter.is_empty();
+        let cap = (inner.height as usize)
+            .saturating_sub(1 + usize::from(show_filter))
+            .max(1);
+        self.view.page.set(cap);
+        let shown = self.view.visible.len();
+        let sel = self.view.selected.min(shown.saturating_sub(1));
+        let offset = sel.saturating_sub(cap - 1);
+        // Where the selection is and how many rows there are, k9s-style, in the title.
+        let mut position = if shown == 0 {
+            format!(" 0 of {} rows match ", self.total)
+        } else if shown == self.total {
+            format!(" {} of {} ", sel + 1, shown)
+        } else {
+            format!(" {} of {} (filtered from {}) ", sel + 1, shown, self.total)
+        };
+        if shown > cap {
+            position.push_str(&format!(
+                "· rows {}-{} ",
+                offset + 1,
+                (offset + cap).min(shown)
+            ));
+        }
+        let mut block = self.block.clone();
+        // Nothing to count before the first rows arrive (the title says loading / no data).
+        if self.total > 0 {
+            block = block.title(Line::from(Span::styled(position, theme.muted)).right_aligned());
+        }
+        frame.render_widget(block, area);
         let [body, filter] = Layout::vertical([
             Constraint::Min(1),
             Constraint::Length(u16::from(show_filter)),
@@ -115,10 +155,6 @@ impl Component for DataTable<'_> {
             frame.render_widget(Paragraph::new(Span::styled(msg, theme.muted)), body);
             return;
         }
-        // Header takes one row; only rows that fit are ever built.
-        let cap = (body.height as usize).saturating_sub(1).max(1);
-        let sel = self.view.selected.min(self.view.visible.len() - 1);
-        let offset = sel.saturating_sub(cap - 1);
         let rows: Vec<Row> = self.view.visible[offset..]
             .iter()
             .take(cap)

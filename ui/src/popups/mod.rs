@@ -1,6 +1,7 @@
 //! Dialogs drawn over the tabs: palette, args form, plan/confirm, result, help.
 
 pub mod args;
+pub mod describe;
 pub mod help;
 pub mod palette;
 pub mod plan;
@@ -20,6 +21,7 @@ pub enum Popup {
     Plan(Box<plan::PlanDialog>),
     Result(result::ResultDialog),
     Help { scroll: u16 },
+    Describe(describe::DescribeView),
 }
 
 impl Popup {
@@ -30,6 +32,7 @@ impl Popup {
             Popup::Plan(d) => d.mode(),
             Popup::Result(_) => Mode::Result,
             Popup::Help { .. } => Mode::Help,
+            Popup::Describe(_) => Mode::Describe,
         }
     }
 
@@ -41,6 +44,8 @@ impl Popup {
             Popup::Plan(_) => "plan",
             Popup::Result(_) => "result",
             Popup::Help { .. } => "help",
+            Popup::Describe(d) if d.json => "describe json",
+            Popup::Describe(_) => "describe",
         }
     }
 }
@@ -54,5 +59,6 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Popup::Plan(d) => plan::draw(frame, area, d, app.now, theme),
         Popup::Result(r) => result::draw(frame, area, r, theme),
         Popup::Help { scroll } => help::draw(frame, area, app, *scroll),
+        Popup::Describe(d) => describe::draw(frame, area, d, theme),
     }
 }

@@ -1,5 +1,6 @@
 //! Jobs tab: the scheduler registry (schedule, enabled, next/last run and outcome) and the
-//! run history. Enter runs the selected job now through the dry-run → confirm flow.
+//! run history. `d`/Enter describes the selected row; `t` triggers (runs now) the selected
+//! scheduled job through the dry-run → confirm flow.
 
 use std::any::Any;
 
@@ -14,12 +15,13 @@ use super::{Intent, Tab};
 use crate::app::App;
 use crate::cache::{Cache, Res, Resource};
 use crate::commands::{cmd, mutating, Action, KeyCommand, Scope, TabAction, NONE};
-use crate::components::badge::badge;
+use crate::components::badge::{self, badge};
 use crate::components::table::{DataTable, TableView};
 use crate::components::{empty_message, freshness, panel, Component};
-use crate::model::{AutomationsStatus, JobRuns};
+use crate::model::{AutomationsStatus, JobRun, JobRuns, JobStatus, Verb};
+use crate::popups::describe::Described;
 use crate::popups::palette::{Entry, EntryKind, Target};
-use crate::util::{fmt_num, rel_time};
+use crate::util::{cron_words, fmt_num, rel_time};
 
 const TITLE: &str = "Jobs";
 
@@ -48,10 +50,10 @@ static COMMANDS: &[KeyCommand] = &[
     ),
     mutating(cmd(
         Action::Tab(RUN_NOW),
-        &[(KeyCode::Enter, NONE)],
-        "Enter",
-        "run now",
-        "Run the selected scheduled job now (dry-run plan, then confirm)",
+        &[(KeyCode::Char('t'), NONE)],
+        "t",
+        "trigger",
+        "Trigger (run now) the selected scheduled job of the registry (dry-run plan, then confirm)",
         Scope::OnTab(TITLE),
     )),
 ];
@@ -110,22 +112,15 @@ impl Tab for JobsTab {
                 };
                 Intent::Nothing
             }
-            RUN_NOW => {
-                let name = match self.pane {
-                    Pane::Registry => self
-                        .registry
-                        .selected_index()
-                        .and_then(|i| cache.get(AUTOMATIONS)?.jobs.get(i).map(|j| j.name.clone())),
-                    Pane::Runs => self
-                        .runs
-                        .selected_index()
-                        .and_then(|i| cache.get(RUNS)?.runs.get(i).map(|r| r.job.clone())),
-                };
-                match name {
-                    Some(n) => run_job(&n, cache),
-                    None => Intent::Notify("No job selected.".into()),
-                }
-            }
+            // Only from the registry: a row of the history is a past run, and triggering
+            // from it would start a job the operator did not pick as a job.
+            RUN_NOW => match (self.pane, self.selected_job(cache)) {
+                (Pane::Runs, _) => Intent::Notify(
+                    "t triggers a scheduled job: switch to the registry (h) and select it.".into(),
+                ),
+                (Pane::Registry, Some(j)) => run_job(&j.name, cache),
+                (Pane::Registry, None) => Intent::Notify("No job selected.".into()),
+            },
             _ => Intent::Nothing,
         }
     }
@@ -149,30 +144,29 @@ impl Tab for JobsTab {
             .get(AUTOMATIONS)
             .map(|a| a.jobs.as_slice())
             .unwrap_or(&[]);
+        // Searchable text: the fields and what the row shows for them (schedule in words,
+        // `[on]`, the outcome badge), so `/` finds what is on screen.
         self.registry.refilter(jobs.iter().map(|j| {
+            let outcome = j.last_run.as_ref().map(|r| r.outcome.as_str());
             let text = format!(
-                "{} {} {} {}",
+                "{} {} {} {} {} {}",
                 j.name,
                 j.schedule,
-                if j.enabled {
-                    "on enabled"
-                } else {
-                    "off disabled"
-                },
-                j.last_run
-                    .as_ref()
-                    .map(|r| r.outcome.as_str())
-                    .unwrap_or("")
+                cron_words(&j.schedule),
+                if j.enabled { "[on]" } else { "[off]" },
+                outcome.unwrap_or(""),
+                outcome.map(badge::label).unwrap_or_default()
             );
             (j.name.clone(), text)
         }));
         let runs = cache.get(RUNS).map(|r| r.runs.as_slice()).unwrap_or(&[]);
         self.runs.refilter(runs.iter().map(|r| {
             let text = format!(
-                "{} {} {} {} {}",
+                "{} {} {} {} {} {}",
                 r.id,
                 r.job,
                 r.outcome,
+                badge::label(r.outcome.as_str()),
                 r.replica,
                 r.error.as_deref().unwrap_or("")
             );
@@ -209,18 +203,91 @@ impl Tab for JobsTab {
         self.refilter(cache);
     }
 
+    fn describe(&self, cache: &Cache) -> Option<Described> {
+        match self.pane {
+            Pane::Registry => {
+                let j = self.selected_job(cache)?;
+                Some(Described::of(
+                    "scheduled job",
+                    j.name.clone(),
+                    j,
+                    &[
+                        "name",
+                        "description",
+                        "schedule",
+                        "enabled",
+                        "next_run",
+                        "timeout_secs",
+                        "run_at_start",
+                        "last_run",
+                    ],
+                ))
+            }
+            Pane::Runs => {
+                let r = self.selected_run(cache)?;
+                Some(Described::of(
+                    "job run",
+                    r.id.clone(),
+                    r,
+                    &[
+                        "id",
+                        "job",
+                        "outcome",
+                        "trigger",
+                        "error",
+                        "started_at",
+                        "finished_at",
+                        "duration_ms",
+                        "replica",
+                        "queue_job_id",
+                        "attempt",
+                        "fire_at",
+                        "result",
+                    ],
+                ))
+            }
+        }
+    }
+
+    fn selection_args(&self, verb: &Verb, cache: &Cache) -> Map<String, Value> {
+        let job = match self.pane {
+            Pane::Registry => self.selected_job(cache).map(|j| j.name.as_str()),
+            Pane::Runs => self.selected_run(cache).map(|r| r.job.as_str()),
+        };
+        match job {
+            Some(name) if verb.name == "run_job" => run_job_args(verb, name),
+            _ => Map::new(),
+        }
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
 }
 
+impl JobsTab {
+    fn selected_job<'a>(&self, cache: &'a Cache) -> Option<&'a JobStatus> {
+        let i = self.registry.selected_index()?;
+        cache.get(AUTOMATIONS)?.jobs.get(i)
+    }
+
+    fn selected_run<'a>(&self, cache: &'a Cache) -> Option<&'a JobRun> {
+        let i = self.runs.selected_index()?;
+        cache.get(RUNS)?.runs.get(i)
+    }
+}
+
+/// `run_job`'s arguments for `job` (the argument name taken from the verb's schema).
+fn run_job_args(v: &Verb, job: &str) -> Map<String, Value> {
+    let key = super::pick_arg(v, &["job", "name", "job_name"]);
+    [(key, Value::from(job))].into_iter().collect()
+}
+
 /// The `run_job` verb (argument name taken from its schema).
 fn run_job(job: &str, cache: &Cache) -> Intent {
-    let mut args = Map::new();
-    if let Some(v) = super::find_verb(cache, "run_job") {
-        let key = super::pick_arg(v, &["job", "name", "job_name"]);
-        args.insert(key, Value::from(job));
-    }
+    let args = super::find_verb(cache, "run_job")
+        .map(|v| run_job_args(v, job))
+        .unwrap_or_default();
     Intent::Verb {
         name: "run_job",
         args,
@@ -269,7 +336,7 @@ impl JobsTab {
                 .unwrap_or_else(|| "never".into());
             Row::new(vec![
                 Cell::from(j.name.clone()),
-                Cell::from(crate::util::cron_words(&j.schedule)),
+                Cell::from(cron_words(&j.schedule)),
                 Cell::from(if j.enabled {
                     Span::raw("[on]")
                 } else {

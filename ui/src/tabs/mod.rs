@@ -31,6 +31,7 @@ use crate::client::Disabled;
 use crate::commands::{KeyCommand, TabAction};
 use crate::components::table::TableView;
 use crate::components::{panel, Freshness};
+use crate::popups::describe::Described;
 use crate::popups::palette::Entry;
 
 /// The one list of tabs, in key order (`1`–`8`).
@@ -116,6 +117,18 @@ pub trait Tab: Any {
 
     /// The palette's Enter on one of this tab's entities: select it.
     fn open_entity(&mut self, _key: &str, _cache: &Cache) {}
+
+    /// The describe view of the selected row (`d` / Enter): every field of the record the
+    /// backend sent, its full id. `None` when nothing is selected.
+    fn describe(&self, _cache: &Cache) -> Option<Described> {
+        None
+    }
+
+    /// Arguments of verb `verb` taken from the selected row, so a verb chosen in the palette
+    /// opens with them filled in (`retry_job` on a selected dead job gets its id).
+    fn selection_args(&self, _verb: &crate::model::Verb, _cache: &Cache) -> Map<String, Value> {
+        Map::new()
+    }
 
     fn as_any(&self) -> &dyn Any;
 }

@@ -1,5 +1,6 @@
 //! Queue tab: depth by state, lag, oldest ready age, throughput and workers, then the job list
-//! (`s` cycles the state filter, `/` filters, Enter retries a dead job, `D` purges dead jobs).
+//! (`s` cycles the state filter, `/` filters, `d`/Enter describes a job, `R` retries a dead
+//! job, `D` purges dead jobs).
 
 use std::any::Any;
 
@@ -14,10 +15,11 @@ use serde_json::{Map, Value};
 use super::{Intent, Tab};
 use crate::app::App;
 use crate::cache::{Cache, Res, Resource};
-use crate::commands::{cmd, mutating, Action, KeyCommand, Scope, TabAction, NONE, SHIFT};
+use crate::commands::{cmd, hidden, mutating, Action, KeyCommand, Scope, TabAction, NONE, SHIFT};
 use crate::components::table::{DataTable, TableView};
 use crate::components::{empty_message, freshness, panel, Component};
-use crate::model::{JobList, QueueHealth, VerbExt};
+use crate::model::{JobList, QueueHealth, QueueJob, Verb, VerbExt};
+use crate::popups::describe::Described;
 use crate::popups::palette::{Entry, EntryKind, Target};
 use crate::theme::Theme;
 use crate::util::{fmt_count, fmt_duration, fmt_num, rel_time};
@@ -29,6 +31,7 @@ pub const HEALTH: Res<QueueHealth> = Res::new("queue.health", "/api/v1/queue/hea
 pub const JOBS: Res<JobList> = Res::new("queue.jobs", "/api/v1/queue/jobs", 5);
 
 pub const CYCLE_STATE: TabAction = TabAction("queue.cycle_state");
+pub const CYCLE_STATE_BACK: TabAction = TabAction("queue.cycle_state_back");
 pub const RETRY: TabAction = TabAction("queue.retry");
 pub const PURGE_DLQ: TabAction = TabAction("queue.purge_dlq");
 
@@ -41,10 +44,18 @@ static COMMANDS: &[KeyCommand] = &[
         "Cycle the queue job list's state filter (all, queued, running, failed, dead, succeeded)",
         Scope::OnTab(TITLE),
     ),
+    hidden(cmd(
+        Action::Tab(CYCLE_STATE_BACK),
+        &[(KeyCode::Char('S'), SHIFT), (KeyCode::Char('S'), NONE)],
+        "S",
+        "state back",
+        "Cycle the queue job list's state filter backwards",
+        Scope::OnTab(TITLE),
+    )),
     mutating(cmd(
         Action::Tab(RETRY),
-        &[(KeyCode::Enter, NONE)],
-        "Enter",
+        &[(KeyCode::Char('R'), SHIFT), (KeyCode::Char('R'), NONE)],
+        "R",
         "retry",
         "Retry the selected dead job (dry-run plan, then confirm)",
         Scope::OnTab(TITLE),
@@ -113,25 +124,24 @@ impl Tab for QueueTab {
 
     fn on_action(&mut self, action: TabAction, cache: &Cache) -> Intent {
         match action {
-            CYCLE_STATE => {
+            CYCLE_STATE | CYCLE_STATE_BACK => {
                 let pos = STATES.iter().position(|s| *s == self.state).unwrap_or(0);
-                self.state = STATES[(pos + 1) % STATES.len()];
+                let step = if action == CYCLE_STATE {
+                    1
+                } else {
+                    STATES.len() - 1
+                };
+                self.state = STATES[(pos + step) % STATES.len()];
                 Intent::Refetch(JOBS.res)
             }
-            RETRY => {
-                let job = self
-                    .table
-                    .selected_index()
-                    .and_then(|i| cache.get(JOBS)?.jobs.get(i));
-                match job {
-                    Some(j) if j.state == "dead" => retry(&j.id, cache),
-                    Some(j) => Intent::Notify(format!(
-                        "Only dead jobs can be retried (job {} is {}).",
-                        j.id, j.state
-                    )),
-                    None => Intent::Notify("No queue job selected.".into()),
-                }
-            }
+            RETRY => match self.selected_job(cache) {
+                Some(j) if j.state == "dead" => retry(&j.id, cache),
+                Some(j) => Intent::Notify(format!(
+                    "Only dead jobs can be retried (job {} is {}).",
+                    j.id, j.state
+                )),
+                None => Intent::Notify("No queue job selected.".into()),
+            },
             PURGE_DLQ => Intent::Verb {
                 name: "purge_dlq",
                 args: Map::new(),
@@ -151,12 +161,16 @@ impl Tab for QueueTab {
     fn refilter(&mut self, cache: &Cache) {
         let jobs = cache.get(JOBS).map(|l| l.jobs.as_slice()).unwrap_or(&[]);
         self.table.refilter(jobs.iter().map(|j| {
+            // What the row shows (tries as `1/5`, `-` for no worker), so `/` finds what is
+            // on screen.
             let text = format!(
-                "{} {} {} {} {}",
+                "{} {} {} {}/{} {} {}",
                 j.id,
                 j.kind,
                 j.state,
-                j.worker.as_deref().unwrap_or(""),
+                j.attempts,
+                j.max_attempts,
+                j.worker.as_deref().unwrap_or("-"),
                 j.error.as_deref().unwrap_or("")
             );
             (j.id.clone(), text)
@@ -182,38 +196,83 @@ impl Tab for QueueTab {
         self.refilter(cache);
     }
 
+    fn describe(&self, cache: &Cache) -> Option<Described> {
+        let j = self.selected_job(cache)?;
+        Some(Described::of(
+            "queue job",
+            j.id.clone(),
+            j,
+            &[
+                "id",
+                "kind",
+                "state",
+                "attempts",
+                "max_attempts",
+                "error",
+                "worker",
+                "priority",
+                "enqueued_at",
+                "run_at",
+                "started_at",
+                "finished_at",
+                "payload",
+                "result",
+            ],
+        ))
+    }
+
+    fn selection_args(&self, verb: &Verb, cache: &Cache) -> Map<String, Value> {
+        match self.selected_job(cache) {
+            Some(j) if verb.name == "retry_job" && j.state == "dead" => retry_args(verb, &j.id),
+            _ => Map::new(),
+        }
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
 }
 
-/// The `retry_job` verb (the id typed as its schema says).
-fn retry(id: &str, cache: &Cache) -> Intent {
-    let mut args = Map::new();
-    if let Some(v) = super::find_verb(cache, "retry_job") {
-        let key = super::pick_arg(v, &["id", "job_id", "job"]);
-        let integer = v
-            .arg_props()
-            .iter()
-            .any(|(k, ty, _)| *k == key && ty == "integer");
-        let val = match id.parse::<i64>() {
-            Ok(n) if integer => Value::from(n),
-            _ => Value::from(id),
-        };
-        args.insert(key, val);
+impl QueueTab {
+    fn selected_job<'a>(&self, cache: &'a Cache) -> Option<&'a QueueJob> {
+        let i = self.table.selected_index()?;
+        cache.get(JOBS)?.jobs.get(i)
     }
+}
+
+/// `retry_job`'s arguments for job `id` (the id typed as the verb's schema says).
+fn retry_args(v: &Verb, id: &str) -> Map<String, Value> {
+    let key = super::pick_arg(v, &["id", "job_id", "job"]);
+    let integer = v
+        .arg_props()
+        .iter()
+        .any(|(k, ty, _)| *k == key && ty == "integer");
+    let val = match id.parse::<i64>() {
+        Ok(n) if integer => Value::from(n),
+        _ => Value::from(id),
+    };
+    [(key, val)].into_iter().collect()
+}
+
+/// The `retry_job` verb.
+fn retry(id: &str, cache: &Cache) -> Intent {
+    let args = super::find_verb(cache, "retry_job")
+        .map(|v| retry_args(v, id))
+        .unwrap_or_default();
     Intent::Verb {
         name: "retry_job",
         args,
     }
 }
 
-/// Queue state as text; colour only reinforces it.
+/// Queue state as text, in the backend's own words — the same in the table, the health
+/// line, the `s` filter, the palette and `/` (so `/failed` finds what the table shows as
+/// failed). Only `dead` is upper-cased, to stand out without colour; colour only reinforces.
 fn state_span(s: &str, theme: &Theme) -> Span<'static> {
     match s {
         "dead" => Span::styled("DEAD", theme.fail),
-        "failed" => Span::styled("retrying", theme.warn),
-        "succeeded" => Span::styled("done", theme.ok),
+        "failed" => Span::styled("failed", theme.warn),
+        "succeeded" => Span::styled("succeeded", theme.ok),
         other => Span::raw(other.to_string()),
     }
 }
