@@ -108,6 +108,26 @@ check GET "/api/v1/ops/telemetry/history?minutes=60" 200
 check GET "/api/v1/ops/telemetry/history?minutes=0" 422
 check GET /api/v1/system-health 200
 
+# AI data lake (events, analytics, redaction rules; the proxy's checks run before it calls any upstream)
+check POST /api/v1/ai/events 201 '{"model":"smoke-model","prompt":"smoke test for smoke@example.com","response":"ok","tokens_in":3,"tokens_out":1,"latency_ms":5,"status":"ok","feature":"smoke"}'
+check POST /api/v1/ai/events/batch 201 '{"events":[{"model":"smoke-model","prompt":"smoke batch","response":"","tokens_in":1,"tokens_out":0,"latency_ms":2,"status":"error","error":"smoke failure"}]}'
+check POST /api/v1/ai/events 422 '{"model":"smoke-model","prompt":"","response":"","tokens_in":-1,"tokens_out":0,"latency_ms":1,"status":"ok"}'
+check POST /api/v1/ai/events 400 '{"model":"smoke-model"}'
+check POST /api/v1/ai/events/batch 422 '{"events":[]}'
+check GET "/api/v1/ai/events?limit=5" 200
+check GET "/api/v1/ai/events?status=error" 200
+check GET /api/v1/ai/analytics 200
+check GET "/api/v1/ai/analytics?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z" 422
+check GET /api/v1/ai/redaction 200
+check POST /api/v1/keys 201 '{"role":"admin","tenant":"smoke-ai","name":"smoke ai"}'
+AIKEY=$(jq_get "['key']")
+AS_KEY=$AIKEY check PUT /api/v1/ai/redaction 200 '{"disabled":["phone"],"extra":[{"name":"smoke_id","pattern":"SMOKE-[0-9]{4}"}]}'
+AS_KEY=$AIKEY check PUT /api/v1/ai/redaction 422 '{"disabled":["nope"],"extra":[]}'
+AS_KEY=$AIKEY check PUT /api/v1/ai/redaction 200 '{"disabled":[],"extra":[]}'
+check POST /api/v1/ai/proxy/v1/chat/completions 422 '{"messages":[]}'
+check POST /api/v1/ai/proxy/v1/embeddings 422 '{"input":"smoke"}'
+AS_KEY=wrong check GET /api/v1/ai/analytics 401
+
 echo
 echo "$((N-FAILS)) passed, $FAILS failed"
 [ "$FAILS" -eq 0 ]

@@ -17,4 +17,5 @@ pub static ALL: &[&dyn Area] = &[
     &crate::telemetry::area::TelemetryArea,
     &crate::ops::area::OpsArea,
     &crate::marketplace::MarketplaceArea,
+    &crate::ai::AiArea,
 ];

@@ -3,6 +3,7 @@
 //! listed once in [`areas::ALL`]; the router, config, logs, status summary, telemetry
 //! and health endpoints are derived from that list.
 
+pub mod ai;
 pub mod alerts;
 pub mod api;
 pub mod app;

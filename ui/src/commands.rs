@@ -48,6 +48,9 @@ pub enum Action {
     Close,
     /// Open the describe view of the selected row.
     Describe,
+    /// Sort the current table by the next / previous column state.
+    SortNext,
+    SortPrev,
     /// In the describe view: switch between the fields and the JSON.
     ToggleJson,
     /// In the describe view: copy the row's id to the clipboard (OSC 52).
@@ -411,6 +414,22 @@ pub const COMMANDS: &[KeyCommand] = &[
         "Filter the current table (text match on every column)",
         Scope::Table,
     ),
+    cmd(
+        Action::SortNext,
+        &[(KeyCode::Char('>'), NONE)],
+        "< >",
+        "sort",
+        "Sort the table: > steps through column 1 ascending, descending, column 2 …, none; < steps back",
+        Scope::Table,
+    ),
+    hidden(cmd(
+        Action::SortPrev,
+        &[(KeyCode::Char('<'), NONE)],
+        "<",
+        "sort back",
+        "Sort the table: step back through the columns",
+        Scope::Table,
+    )),
     cmd(
         Action::Describe,
         &[(KeyCode::Char('d'), NONE), (KeyCode::Enter, NONE)],

@@ -849,3 +849,44 @@ fn one_state_vocabulary_and_s_backwards() {
     press(&mut app, KeyCode::Char('s'));
     assert_eq!(state(&app), None);
 }
+
+#[test]
+fn sort_cycles_through_columns_and_keeps_the_selection() {
+    let mut app = loaded_app();
+    press(&mut app, KeyCode::Char('3'));
+    let shown_ids = |app: &echopilot_ui::App| app.tab::<QueueTab>().unwrap().table.keys.clone();
+    let backend_order = shown_ids(&app);
+    press(&mut app, KeyCode::Char('>'));
+    let mut ascending = backend_order.clone();
+    ascending.sort();
+    assert_eq!(shown_ids(&app), ascending, "Id ascending");
+    press(&mut app, KeyCode::Char('>'));
+    let descending: Vec<_> = ascending.iter().rev().cloned().collect();
+    assert_eq!(shown_ids(&app), descending, "Id descending");
+    assert!(render(&app, 80, 24).contains("Id ▼"));
+    // Kind ascending: the selected job stays selected wherever it lands.
+    let selected = app.tab::<QueueTab>().unwrap().table.selected_key.clone();
+    press(&mut app, KeyCode::Char('>'));
+    let t = &app.tab::<QueueTab>().unwrap().table;
+    assert_eq!(t.keys.get(t.selected).cloned(), selected);
+    let jobs = fixture("queue_jobs.json")["jobs"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let kind_of = |id: &String| {
+        jobs.iter().find(|j| j["id"] == id.as_str()).unwrap()["kind"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let kinds: Vec<_> = t.keys.iter().map(kind_of).collect();
+    let mut sorted = kinds.clone();
+    sorted.sort();
+    assert_eq!(kinds, sorted);
+    assert!(render(&app, 80, 24).contains("Kind ▲"));
+    // `<` steps back; all the way round is the backend's order again.
+    press(&mut app, KeyCode::Char('<'));
+    press(&mut app, KeyCode::Char('<'));
+    press(&mut app, KeyCode::Char('<'));
+    assert_eq!(shown_ids(&app), backend_order);
+}

@@ -418,3 +418,13 @@ fn readonly_flash() {
     press_mod(&mut app, KeyCode::Char('R'), KeyModifiers::SHIFT);
     assert_snapshot!("readonly_flash", render(&app, 80, 24));
 }
+
+#[test]
+fn sorted_table() {
+    let mut app = on_tab(loaded_app(), "Queue");
+    // Third column (State), descending: Id ▲ ▼, Kind ▲ ▼, State ▲ ▼ — six presses of >.
+    for _ in 0..6 {
+        press(&mut app, KeyCode::Char('>'));
+    }
+    assert_snapshot!("queue_sorted_state_desc", render(&app, 80, 24));
+}

@@ -122,6 +122,14 @@ impl App {
             }
             Action::Top => self.move_selection(|_| 0),
             Action::Bottom => self.move_selection(|t| t.visible.len() as isize - 1),
+            Action::SortNext | Action::SortPrev => {
+                let tab = &mut self.tabs[self.current];
+                if let Some(t) = tab.table_mut() {
+                    t.cycle_sort(action == Action::SortNext);
+                }
+                tab.refilter(&self.cache);
+                Vec::new()
+            }
             Action::Describe => {
                 match self.current().describe(&self.cache) {
                     Some(d) => self.popup = Some(Popup::Describe(DescribeView::new(d))),

@@ -23,6 +23,54 @@ pub struct TableView {
     pub selected_key: Option<String>,
     /// Data rows the last draw had room for: how far PgDn/PgUp move.
     pub page: Cell<usize>,
+    /// Sort column and direction (`>`/`<`); `None` keeps the backend's order.
+    pub sort: Option<Sort>,
+    /// How many columns the rows offer sort keys for (set by [`TableView::refilter_sorted`]).
+    pub sort_columns: usize,
+}
+
+/// A table's sort: column index and direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    pub column: usize,
+    pub descending: bool,
+}
+
+/// Compares text with runs of digits compared as numbers (`9 ms` before `10 ms`).
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (mut a, mut b) = (a.chars().peekable(), b.chars().peekable());
+    loop {
+        match (a.peek().copied(), b.peek().copied()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let mut na = String::new();
+                while let Some(c) = a.peek().copied().filter(char::is_ascii_digit) {
+                    na.push(c);
+                    a.next();
+                }
+                let mut nb = String::new();
+                while let Some(c) = b.peek().copied().filter(char::is_ascii_digit) {
+                    nb.push(c);
+                    b.next();
+                }
+                let (ta, tb) = (na.trim_start_matches('0'), nb.trim_start_matches('0'));
+                let ord = ta.len().cmp(&tb.len()).then_with(|| ta.cmp(tb));
+                if ord != std::cmp::Ordering::Equal {
+                    return ord;
+                }
+            }
+            (Some(x), Some(y)) => {
+                let ord = x.to_lowercase().cmp(y.to_lowercase());
+                if ord != std::cmp::Ordering::Equal {
+                    return ord;
+                }
+                a.next();
+                b.next();
+            }
+        }
+    }
 }
 
 impl TableView {
@@ -49,6 +97,66 @@ impl TableView {
         }
         self.selected = self.selected.min(self.visible.len().saturating_sub(1));
         self.selected_key = self.keys.get(self.selected).cloned();
+    }
+
+    /// [`refilter`](TableView::refilter) for rows that also give one sort key per column
+    /// (a timestamp for a time column, so `39s ago` sorts by time): the visible rows are then
+    /// ordered by [`TableView::sort`].
+    pub fn refilter_sorted(&mut self, rows: impl Iterator<Item = (String, String, Vec<String>)>) {
+        let mut sort_keys = Vec::new();
+        self.refilter(rows.map(|(key, text, keys)| {
+            sort_keys.push(keys);
+            (key, text)
+        }));
+        self.sort_columns = sort_keys.first().map(Vec::len).unwrap_or(self.sort_columns);
+        let Some(sort) = self.sort else { return };
+        let mut order: Vec<(usize, String)> = self
+            .visible
+            .iter()
+            .copied()
+            .zip(self.keys.drain(..))
+            .collect();
+        let empty = String::new();
+        order.sort_by(|(a, _), (b, _)| {
+            let ka = sort_keys[*a].get(sort.column).unwrap_or(&empty);
+            let kb = sort_keys[*b].get(sort.column).unwrap_or(&empty);
+            let ord = natural_cmp(ka, kb);
+            if sort.descending {
+                ord.reverse()
+            } else {
+                ord
+            }
+        });
+        (self.visible, self.keys) = order.into_iter().unzip();
+        if let Some(pos) = self
+            .selected_key
+            .as_ref()
+            .and_then(|k| self.keys.iter().position(|x| x == k))
+        {
+            self.selected = pos;
+        }
+    }
+
+    /// Steps the sort through none, column 1 ascending, column 1 descending, column 2 … and
+    /// back to none (`forward` false steps the other way).
+    pub fn cycle_sort(&mut self, forward: bool) {
+        let states = self.sort_columns * 2 + 1;
+        if states == 1 {
+            return;
+        }
+        let pos = match self.sort {
+            None => 0,
+            Some(s) => 1 + s.column * 2 + usize::from(s.descending),
+        };
+        let next = if forward {
+            (pos + 1) % states
+        } else {
+            (pos + states - 1) % states
+        };
+        self.sort = (next > 0).then(|| Sort {
+            column: (next - 1) / 2,
+            descending: (next - 1) % 2 == 1,
+        });
     }
 
     /// Index into the data of the selected row.
@@ -160,7 +268,14 @@ impl Component for DataTable<'_> {
             .take(cap)
             .map(|i| (self.row)(*i))
             .collect();
-        let header = Row::new(self.header.iter().copied()).style(
+        // The sort is shown in the header: `State ▲` (ascending) or `State ▼`.
+        let header = Row::new(self.header.iter().enumerate().map(|(i, h)| {
+            match self.view.sort.filter(|s| s.column == i) {
+                Some(s) => format!("{h} {}", if s.descending { "▼" } else { "▲" }),
+                None => h.to_string(),
+            }
+        }))
+        .style(
             theme
                 .base
                 .add_modifier(Modifier::BOLD | Modifier::UNDERLINED),

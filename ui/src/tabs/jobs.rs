@@ -146,7 +146,7 @@ impl Tab for JobsTab {
             .unwrap_or(&[]);
         // Searchable text: the fields and what the row shows for them (schedule in words,
         // `[on]`, the outcome badge), so `/` finds what is on screen.
-        self.registry.refilter(jobs.iter().map(|j| {
+        self.registry.refilter_sorted(jobs.iter().map(|j| {
             let outcome = j.last_run.as_ref().map(|r| r.outcome.as_str());
             let text = format!(
                 "{} {} {} {} {} {}",
@@ -157,10 +157,21 @@ impl Tab for JobsTab {
                 outcome.unwrap_or(""),
                 outcome.map(badge::label).unwrap_or_default()
             );
-            (j.name.clone(), text)
+            let sort = vec![
+                j.name.clone(),
+                j.schedule.clone(),
+                j.enabled.to_string(),
+                j.next_run.clone().unwrap_or_default(),
+                j.last_run
+                    .as_ref()
+                    .map(|r| r.started_at.clone())
+                    .unwrap_or_default(),
+                outcome.unwrap_or("").to_string(),
+            ];
+            (j.name.clone(), text, sort)
         }));
         let runs = cache.get(RUNS).map(|r| r.runs.as_slice()).unwrap_or(&[]);
-        self.runs.refilter(runs.iter().map(|r| {
+        self.runs.refilter_sorted(runs.iter().map(|r| {
             let text = format!(
                 "{} {} {} {} {} {}",
                 r.id,
@@ -170,7 +181,15 @@ impl Tab for JobsTab {
                 r.replica,
                 r.error.as_deref().unwrap_or("")
             );
-            (r.id.clone(), text)
+            let sort = vec![
+                r.started_at.clone(),
+                r.job.clone(),
+                r.outcome.to_string(),
+                r.duration_ms.map(|d| d.to_string()).unwrap_or_default(),
+                r.replica.clone(),
+                r.error.clone().unwrap_or_default(),
+            ];
+            (r.id.clone(), text, sort)
         }));
     }
 

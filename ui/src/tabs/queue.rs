@@ -160,7 +160,7 @@ impl Tab for QueueTab {
 
     fn refilter(&mut self, cache: &Cache) {
         let jobs = cache.get(JOBS).map(|l| l.jobs.as_slice()).unwrap_or(&[]);
-        self.table.refilter(jobs.iter().map(|j| {
+        self.table.refilter_sorted(jobs.iter().map(|j| {
             // What the row shows (tries as `1/5`, `-` for no worker), so `/` finds what is
             // on screen.
             let text = format!(
@@ -173,7 +173,17 @@ impl Tab for QueueTab {
                 j.worker.as_deref().unwrap_or("-"),
                 j.error.as_deref().unwrap_or("")
             );
-            (j.id.clone(), text)
+            // One sort key per column; times by their timestamp.
+            let sort = vec![
+                j.id.clone(),
+                j.kind.clone(),
+                j.state.to_string(),
+                format!("{}/{}", j.attempts, j.max_attempts),
+                j.enqueued_at.clone(),
+                j.worker.clone().unwrap_or_default(),
+                j.error.clone().unwrap_or_default(),
+            ];
+            (j.id.clone(), text, sort)
         }));
     }
 
