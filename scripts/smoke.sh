@@ -108,6 +108,30 @@ check GET "/api/v1/ops/telemetry/history?minutes=60" 200
 check GET "/api/v1/ops/telemetry/history?minutes=0" 422
 check GET /api/v1/system-health 200
 
+# Analytics (events for tenant smoke-a through a publishable ingest key; usage; a funnel)
+check GET /js/telemetry.js 200
+ETAG=$(curl -sI "$URL/js/telemetry.js" | tr -d '\r' | awk -F': ' 'tolower($1)=="etag"{print $2}')
+check GET /js/telemetry.js 304 '' -H "If-None-Match: $ETAG"
+check POST /api/v1/keys 201 '{"role":"ingest","tenant":"smoke-a","name":"smoke publishable"}'
+PKEY=$(jq_get "['key']")
+AS_KEY=$PKEY check POST /api/v1/analytics/events 200 '{"events":[{"uuid":"smoke-1","event":"visit","distinct_id":"smoke-user"},{"event":""}]}'
+AS_KEY=$PKEY check GET /api/v1/analytics/usage 403
+AS_KEY=$PKEY check GET /api/v1/status/summary 403
+AS_KEY=$PKEY check POST /api/v1/analytics/events 403 '{"events":[{"event":"x","distinct_id":"u"}]}' -H 'X-Tenant-Id: smoke-other'
+AS_KEY=wrong check POST /api/v1/analytics/events 401 '{"events":[{"event":"x","distinct_id":"u"}]}'
+check POST /api/v1/analytics/events 422 '{"events":[]}'
+check POST /api/v1/analytics/events 400 '{"events":[],"bogus":1}'
+check GET /api/v1/analytics/usage 200
+check GET "/api/v1/analytics/usage?interval=week&limit=5" 200
+check GET /api/analytics/usage 200
+check GET "/api/v1/analytics/usage?from=nope" 422
+check POST /api/v1/analytics/funnels 200 '{"name":"smoke","steps":["visit","signup"],"window_secs":3600}'
+check POST /api/v1/analytics/funnels 422 '{"name":"smoke","steps":["visit"],"window_secs":3600}'
+check GET /api/v1/analytics/funnels 200
+check GET /api/v1/analytics/funnels/smoke 200
+check GET /api/v1/analytics/funnels/nope 404
+check POST /api/v1/analytics/rollup 200 '{"from":"2026-12-01","to":"2026-12-01"}'
+check POST /api/v1/analytics/rollup 422 '{"from":"2026-12-02","to":"2026-12-01"}'
 # AI data lake (events, analytics, redaction rules; the proxy's checks run before it calls any upstream)
 check POST /api/v1/ai/events 201 '{"model":"smoke-model","prompt":"smoke test for smoke@example.com","response":"ok","tokens_in":3,"tokens_out":1,"latency_ms":5,"status":"ok","feature":"smoke"}'
 check POST /api/v1/ai/events/batch 201 '{"events":[{"model":"smoke-model","prompt":"smoke batch","response":"","tokens_in":1,"tokens_out":0,"latency_ms":2,"status":"error","error":"smoke failure"}]}'

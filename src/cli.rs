@@ -119,7 +119,8 @@ enum Command {
 enum KeysCommand {
     /// Create a key and print it once.
     Create {
-        /// superadmin, admin, operator, readonly or integration.
+        /// superadmin, admin, operator, readonly, integration or ingest (publishable: may
+        /// only add analytics events).
         #[arg(long)]
         role: String,
         /// Tenant id (created if new).
@@ -355,7 +356,7 @@ async fn keys(g: GlobalArgs, cmd: KeysCommand) -> Result<(), Failure> {
         } => {
             let role = Role::parse(&role).ok_or_else(|| {
                 Failure::Config(format!(
-                    "unknown role {role:?}; expected superadmin, admin, operator, readonly or integration"
+                    "unknown role {role:?}; expected superadmin, admin, operator, readonly, integration or ingest"
                 ))
             })?;
             if !auth::valid_tenant_id(&tenant) {

@@ -71,6 +71,18 @@ pub trait Area: Send + Sync + 'static {
         OpenApiRouter::new()
     }
 
+    /// Routes served without an API key (e.g. a client script), behind the module gate
+    /// like [`Area::routes`].
+    fn public_routes(&self) -> OpenApiRouter<AppState> {
+        OpenApiRouter::new()
+    }
+
+    /// Paths that web pages on other origins may call (CORS allowed, any origin). Only
+    /// routes whose credentials are publishable belong here.
+    fn cors_paths(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Phase 1: build the service from config and the services it needs; provide it.
     fn init<'a>(&'a self, _state: &'a AppState) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async { Ok(()) })

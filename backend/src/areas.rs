@@ -17,5 +17,6 @@ pub static ALL: &[&dyn Area] = &[
     &crate::telemetry::area::TelemetryArea,
     &crate::ops::area::OpsArea,
     &crate::marketplace::MarketplaceArea,
+    &crate::analytics::AnalyticsArea,
     &crate::ai::AiArea,
 ];

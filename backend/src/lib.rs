@@ -5,6 +5,7 @@
 
 pub mod ai;
 pub mod alerts;
+pub mod analytics;
 pub mod api;
 pub mod app;
 pub mod area;

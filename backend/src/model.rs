@@ -10,6 +10,9 @@ use utoipa::ToSchema;
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Publishable ingestion key (like a Segment write key): may add analytics events for
+    /// its tenant and call nothing else, so it can ship in a web page.
+    Ingest,
     Integration,
     Readonly,
     Operator,
@@ -18,7 +21,8 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
+        Role::Ingest,
         Role::Integration,
         Role::Readonly,
         Role::Operator,
@@ -28,6 +32,7 @@ impl Role {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Ingest => "ingest",
             Role::Integration => "integration",
             Role::Readonly => "readonly",
             Role::Operator => "operator",
@@ -42,13 +47,16 @@ impl Role {
 
     /// Rank used for "at least" checks. `integration` keys are machine keys for
     /// inbound integrations: they may read and call integration routes, nothing else.
+    /// `ingest` keys rank below every other role and are refused by the authentication
+    /// middleware on every route but `POST /api/v1/analytics/events`.
     pub fn rank(self) -> u8 {
         match self {
-            Role::Integration => 0,
-            Role::Readonly => 1,
-            Role::Operator => 2,
-            Role::Admin => 3,
-            Role::Superadmin => 4,
+            Role::Ingest => 0,
+            Role::Integration => 1,
+            Role::Readonly => 2,
+            Role::Operator => 3,
+            Role::Admin => 4,
+            Role::Superadmin => 5,
         }
     }
 }
@@ -72,7 +80,9 @@ impl std::fmt::Display for UnknownRole {
         } else {
             write!(f, "unknown role (a value of {} bytes)", v.len())?;
         }
-        f.write_str(" (expected one of: integration, readonly, operator, admin, superadmin)")
+        f.write_str(
+            " (expected one of: ingest, integration, readonly, operator, admin, superadmin)",
+        )
     }
 }
 
@@ -89,7 +99,8 @@ impl TryFrom<String> for Role {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
-    /// One of superadmin, admin, operator, readonly, integration.
+    /// One of superadmin, admin, operator, readonly, integration, ingest (a publishable
+    /// key that may only add analytics events).
     #[schema(value_type = Role)]
     pub role: String,
     /// Tenant id: 1–64 chars of `[a-z0-9_-]` (`_system` is reserved).

@@ -451,15 +451,15 @@ pub const COMMANDS: &[KeyCommand] = &[
         &[(KeyCode::Char('j'), NONE), (KeyCode::Down, NONE)],
         "j/k",
         "move",
-        "Move the selection down",
+        "Move the selection: j or ↓ down, k or ↑ up",
         Scope::Table,
     ),
     hidden(cmd(
         Action::Up,
         &[(KeyCode::Char('k'), NONE), (KeyCode::Up, NONE)],
-        "k",
+        "k ↑",
         "up",
-        "Move the selection up",
+        "Move the selection up (k or ↑)",
         Scope::Table,
     )),
     hidden(cmd(

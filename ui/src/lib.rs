@@ -94,7 +94,7 @@ impl App {
 
 /// File names [`load_fixtures`] understands, with the resource each one answers. The files
 /// are recorded from a real backend (`ui/tests/record_fixtures.rs`).
-pub const FIXTURE_FILES: [(&str, Resource); 10] = [
+pub const FIXTURE_FILES: [(&str, Resource); 12] = [
     ("telemetry.json", resources::TELEMETRY.res),
     ("history.json", tabs::telemetry::HISTORY.res),
     ("verbs.json", resources::VERBS.res),
@@ -105,6 +105,8 @@ pub const FIXTURE_FILES: [(&str, Resource); 10] = [
     ("audit.json", resources::AUDIT.res),
     ("summary.json", tabs::telemetry::SUMMARY.res),
     ("tenants.json", resources::TENANTS.res),
+    ("analytics_usage.json", tabs::forecast::USAGE.res),
+    ("analytics_funnels.json", tabs::forecast::FUNNELS.res),
 ];
 
 /// Loads every [`FIXTURE_FILES`] entry present in `dir` into `app` (for snapshot tests and

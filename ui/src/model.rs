@@ -5,6 +5,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+pub use echopilot_backend::analytics::api::FunnelList;
+pub use echopilot_backend::analytics::funnel::FunnelResult;
+pub use echopilot_backend::analytics::usage::{Usage, UsagePoint};
 pub use echopilot_backend::jobs::{AutomationsStatus, JobRun, JobRuns, JobStatus};
 pub use echopilot_backend::model::{AuditChain, TenantList};
 pub use echopilot_backend::ops::api::VerbList;
@@ -22,7 +25,9 @@ crate::serde_view!(
     TenantList,
     VerbList,
     JobList,
-    QueueHealth
+    QueueHealth,
+    Usage,
+    FunnelList
 );
 
 /// Parses an RFC 3339 timestamp; anything else is `None`.

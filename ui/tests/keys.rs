@@ -548,6 +548,20 @@ fn palette_enter_on_entity_jumps_to_it() {
 }
 
 #[test]
+fn palette_funnel_signup_opens_it_on_the_forecast_tab() {
+    use echopilot_ui::tabs::forecast::ForecastTab;
+    let mut app = loaded_app();
+    press(&mut app, KeyCode::Char(':'));
+    type_str(&mut app, "funnel signup");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.tab_title(), "Forecast");
+    assert_eq!(
+        app.tab::<ForecastTab>().unwrap().funnel.as_deref(),
+        Some("signup")
+    );
+}
+
+#[test]
 fn tenant_switch_from_palette() {
     let mut app = loaded_app();
     press(&mut app, KeyCode::Char(':'));

@@ -46,6 +46,7 @@ impl Backend {
             ("ECHOPILOT_REPLICA_ID", REPLICA),
             // Samples every second, so the history has points within the test.
             ("ECHOPILOT_TELEMETRY__SAMPLE_INTERVAL_SECS", "1"),
+            ("ECHOPILOT_ANALYTICS__ROLLUP_INTERVAL_SECS", "1"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -206,6 +207,53 @@ async fn scenario(b: &Backend, samples: usize) -> BTreeMap<&'static str, Value> 
             .is_some_and(|r| r.iter().all(|r| !r["finished_at"].is_null()))
     })
     .await;
+    // Product analytics: 28 days of events of 40 users (a fixed pattern, so the recording is
+    // repeatable), a signup funnel, then the rollups the Forecast tab reads.
+    let today = Utc::now().timestamp_millis() / 86_400_000;
+    let mut events = Vec::new();
+    for d in 0..28i64 {
+        for u in 0..40i64 {
+            if (u * 7 + d * 3) % 5 == 0 || (u < 10 && d > 20) {
+                let ts = (today - 27 + d) * 86_400_000 + 3_600_000 * (1 + u % 20);
+                let feature = ["search", "billing", "reports"][(u % 3) as usize];
+                events.push(json!({"uuid": format!("fx-{d}-{u}-v"), "event": "visit",
+                    "distinct_id": format!("user-{u}"), "ts": ts}));
+                if u % 2 == 0 {
+                    events.push(json!({"uuid": format!("fx-{d}-{u}-s"), "event": "signup",
+                        "distinct_id": format!("user-{u}"), "ts": ts + 60_000 * (1 + u % 4),
+                        "properties": {"feature": feature}}));
+                }
+                if u % 6 == 0 {
+                    events.push(json!({"uuid": format!("fx-{d}-{u}-a"), "event": "activate",
+                        "distinct_id": format!("user-{u}"), "ts": ts + 600_000,
+                        "properties": {"feature": "onboarding"}}));
+                }
+            }
+        }
+    }
+    for chunk in events.chunks(1000) {
+        let (s, v) = b
+            .post("/api/v1/analytics/events", json!({"events": chunk}))
+            .await;
+        assert_eq!(s, 200, "ingest: {v}");
+    }
+    let (s, v) = b
+        .post(
+            "/api/v1/analytics/funnels",
+            json!({"name": "signup", "steps": ["visit", "signup", "activate"], "window_secs": 3600}),
+        )
+        .await;
+    assert_eq!(s, 200, "funnel: {v}");
+    let usage = b
+        .wait_for("/api/v1/analytics/usage", "rollups complete", |v| {
+            v["rollup"]["complete"] == true
+        })
+        .await;
+    out.insert("analytics_usage.json", usage);
+    out.insert(
+        "analytics_funnels.json",
+        b.get("/api/v1/analytics/funnels").await,
+    );
     for (file, path) in [
         ("telemetry.json", "/api/v1/ops/telemetry"),
         ("history.json", "/api/v1/ops/telemetry/history?minutes=60"),

@@ -24,6 +24,7 @@ use crate::util::now_ms;
     request_body = AiEventIn,
     responses((status = 201, body = RecordedEvent), (status = 400), (status = 401),
         (status = 403), (status = 413), (status = 415), (status = 422)),
+    extensions(("x-min-role" = json!("integration"))),
     security(("dash_key" = [])))]
 pub async fn record_event(
     State(state): State<AppState>,
@@ -48,6 +49,7 @@ pub async fn record_event(
     request_body = AiEventBatch,
     responses((status = 201, body = RecordedBatch), (status = 400), (status = 401),
         (status = 403), (status = 413), (status = 415), (status = 422)),
+    extensions(("x-min-role" = json!("integration"))),
     security(("dash_key" = [])))]
 pub async fn record_batch(
     State(state): State<AppState>,
@@ -109,6 +111,7 @@ fn parse_time(name: &str, v: &Option<String>) -> ApiResult<Option<i64>> {
 #[utoipa::path(get, path = "/api/v1/ai/analytics", tag = "ai", params(AnalyticsQuery),
     responses((status = 200, body = AiAnalytics), (status = 400), (status = 401),
         (status = 403), (status = 422)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn analytics(
     State(state): State<AppState>,
@@ -129,6 +132,7 @@ pub async fn analytics(
 /// The tenant's redaction rules: every built-in recogniser (on or off) and its extras.
 #[utoipa::path(get, path = "/api/v1/ai/redaction", tag = "ai",
     responses((status = 200, body = RedactionRules), (status = 401), (status = 403)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn get_redaction(
     State(state): State<AppState>,
@@ -145,6 +149,7 @@ pub async fn get_redaction(
     request_body = RedactionUpdate,
     responses((status = 200, body = RedactionRules), (status = 400), (status = 401),
         (status = 403), (status = 415), (status = 422)),
+    extensions(("x-min-role" = json!("admin"))),
     security(("dash_key" = [])))]
 pub async fn put_redaction(
     State(state): State<AppState>,
@@ -174,6 +179,7 @@ pub struct EventsQuery {
 #[utoipa::path(get, path = "/api/v1/ai/events", tag = "ai", params(EventsQuery),
     responses((status = 200, body = super::events::StoredEvents), (status = 400), (status = 401),
         (status = 403), (status = 422)),
+    extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
 pub async fn list_events(
     State(state): State<AppState>,

@@ -26,7 +26,7 @@ pub async fn create_key(
     caller.require(&state, Role::Admin, "keys.create").await?;
     let role = Role::parse(&req.role).ok_or_else(|| {
         ApiError::Unprocessable(format!(
-            "unknown role {:?}; expected one of superadmin, admin, operator, readonly, integration",
+            "unknown role {:?}; expected one of superadmin, admin, operator, readonly, integration, ingest",
             req.role
         ))
     })?;

@@ -16,7 +16,7 @@ use crate::api::auth_failures::{AuthFailures, Failure};
 use crate::app::AppState;
 use crate::auth::{self, Caller, DEFAULT_TENANT};
 use crate::error::{problem_response, ApiError, PROBLEM_JSON};
-use crate::model::Problem;
+use crate::model::{Problem, Role};
 use crate::store::{decode_json, in_table};
 
 pub const REQUEST_ID: &str = "x-request-id";
@@ -188,13 +188,18 @@ async fn authorize(state: &AppState, req: &mut Request) -> Result<(), ApiError> 
         Some(wait) => too_many_failures(wait),
         None => ApiError::Unauthorized(detail.into()),
     };
-    let Some(presented) = req.headers().get("x-dash-key") else {
-        return Err(refuse(Failure::MissingKey, "missing X-Dash-Key header"));
+    let from_query = query_key(req);
+    let presented = match (req.headers().get("x-dash-key"), &from_query) {
+        (Some(h), _) => match h.to_str() {
+            Ok(v) => v.to_string(),
+            Err(_) => return Err(refuse(Failure::InvalidKey, "invalid API key")),
+        },
+        (None, Some(k)) => k.clone(),
+        (None, None) => {
+            return Err(refuse(Failure::MissingKey, "missing X-Dash-Key header"));
+        }
     };
-    let Ok(presented) = presented.to_str() else {
-        return Err(refuse(Failure::InvalidKey, "invalid API key"));
-    };
-    let row = auth::authenticate(&state.store, presented).await?;
+    let row = auth::authenticate(&state.store, &presented).await?;
     let Some(row) = row else {
         return Err(refuse(Failure::InvalidKey, "invalid API key"));
     };
@@ -250,6 +255,25 @@ async fn authorize(state: &AppState, req: &mut Request) -> Result<(), ApiError> 
         }
         caller.tenant = t;
     }
+    // After the tenant check, so a foreign tenant is refused (and audited) as for any key.
+    if caller.role == Role::Ingest && req.uri().path() != auth::INGEST_ROUTE {
+        let detail = serde_json::json!({
+            "reason": "ingest key", "method": req.method().as_str(), "path": req.uri().path(),
+        });
+        auth::deny(state, &caller, "ingest.scope", &caller.tenant, detail).await;
+        return Err(ApiError::Forbidden(format!(
+            "a publishable ingest key may only call POST {}",
+            auth::INGEST_ROUTE
+        )));
+    }
+    if req.headers().get("x-dash-key").is_none() && caller.role != Role::Ingest {
+        // A powerful key in a URL ends up in proxies' and browsers' histories.
+        tracing::warn!(target: "security", key_id = %caller.key_id, "non-ingest key presented in the query string");
+        return Err(ApiError::Unauthorized(
+            "only a publishable ingest key may be passed as ?key=; send other keys in X-Dash-Key"
+                .into(),
+        ));
+    }
     tracing::Span::current().record("tenant_id", caller.tenant.as_str());
     state.last_used.touch(&state.store, &row.id);
     req.extensions_mut().insert(caller);
@@ -261,6 +285,48 @@ fn too_many_failures(wait: std::time::Duration) -> ApiError {
     ApiError::RateLimited {
         detail: "too many failed authentications from this address; try again later".into(),
         retry_after_s: secs.max(1),
+    }
+}
+
+/// `?key=` of the ingestion route (sendBeacon cannot set headers); `None` elsewhere.
+fn query_key(req: &Request) -> Option<String> {
+    if req.uri().path() != auth::INGEST_ROUTE {
+        return None;
+    }
+    req.uri().query()?.split('&').find_map(|pair| {
+        let v = pair.strip_prefix("key=")?;
+        (!v.is_empty()).then(|| v.to_string())
+    })
+}
+
+/// CORS for the routes areas declare as callable from web pages on other origins
+/// ([`crate::area::Area::cors_paths`]: the publishable ingestion route and its client
+/// script); every other route stays same-origin (no CORS headers, preflights as before).
+pub async fn cors(req: Request, next: Next) -> Response {
+    static PATHS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let paths = PATHS.get_or_init(|| {
+        crate::areas::ALL
+            .iter()
+            .flat_map(|a| a.cors_paths().iter().copied())
+            .collect()
+    });
+    if !paths.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
+    use tower::{Layer, ServiceExt};
+    let layer = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("x-dash-key"),
+            header::HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([header::ETAG, header::HeaderName::from_static(REQUEST_ID)])
+        .max_age(std::time::Duration::from_secs(86_400));
+    match layer.layer(next).oneshot(req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
     }
 }
 

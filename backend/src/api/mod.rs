@@ -66,12 +66,19 @@ impl Modify for AreaTags {
     }
 }
 
-/// Routes that need an API key: every area's, a module's behind its gate.
-fn area_routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
+/// Routes that need an API key: every area's, a module's behind its gate (`public`:
+/// the areas' routes served without a key instead).
+fn area_routes(state: Option<&AppState>, public: bool) -> OpenApiRouter<AppState> {
     let mut router = OpenApiRouter::new();
     for a in crate::areas::ALL {
-        let routes = a.routes();
-        let routes = match (state, a.is_module()) {
+        let routes = if public {
+            a.public_routes()
+        } else {
+            a.routes()
+        };
+        // A layer on a router without routes panics in utoipa-axum.
+        let has_routes = !routes.get_openapi().paths.paths.is_empty();
+        let routes = match (state, a.is_module() && has_routes) {
             (Some(st), true) => routes.route_layer(axum::middleware::from_fn_with_state(
                 (st.clone(), a.name()),
                 crate::marketplace::gate,
@@ -89,11 +96,18 @@ pub fn openapi() -> serde_json::Value {
 }
 
 /// Routes that need no key: health, readiness, metrics.
+#[cfg(test)]
 pub(crate) fn public_routes() -> OpenApiRouter<AppState> {
+    public_routes_for(None)
+}
+
+/// The public routes, the areas' included (behind their module gate when serving).
+fn public_routes_for(state: Option<&AppState>) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(status::healthz))
         .routes(routes!(status::readyz))
         .routes(routes!(status::metrics))
+        .merge(area_routes(state, true))
 }
 
 /// The full application: public routes, authenticated routes, middleware.
@@ -103,9 +117,9 @@ pub fn router(state: AppState) -> Router {
 
 fn build(state: Option<AppState>) -> (Router, serde_json::Value) {
     let (protected, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(area_routes(state.as_ref()))
+        .merge(area_routes(state.as_ref(), false))
         .split_for_parts();
-    let (public, public_doc) = public_routes().split_for_parts();
+    let (public, public_doc) = public_routes_for(state.as_ref()).split_for_parts();
     doc.merge(public_doc);
     doc.paths.paths.insert(
         "/api/v1/openapi.json".into(),
@@ -153,6 +167,7 @@ fn build(state: Option<AppState>) -> (Router, serde_json::Value) {
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
+        .layer(axum::middleware::from_fn(middleware::cors))
         .layer(axum::middleware::from_fn(middleware::reject_unstorable_url))
         .layer(axum::middleware::from_fn(middleware::observe))
         .with_state(state);

@@ -24,6 +24,11 @@ use crate::store::{convert, in_table, Store};
 use crate::util::{now_ms, random_id, rfc3339_ms};
 
 pub const KEY_PREFIX: &str = "ep_";
+
+/// The one route a publishable `ingest` key may call (it ships in web pages, so it can do
+/// nothing else), and the one route that takes a key in the query string (`?key=`, for
+/// `navigator.sendBeacon`, which cannot set headers) — and then only an `ingest` key.
+pub const INGEST_ROUTE: &str = "/api/v1/analytics/events";
 pub const DEFAULT_TENANT: &str = "default";
 
 /// The authenticated caller of a request, put in request extensions by the auth

@@ -36,7 +36,7 @@ pub struct CommandRequest {
     pub verb: String,
     /// Object matching the verb's args schema; omitted or null means `{}`.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub args: Value,
     /// false (default): dry-run, returns a plan. true: execute the plan named by `plan_id`.
     #[serde(default)]
@@ -76,7 +76,7 @@ pub struct ConfirmResponse {
     #[schema(value_type = Object)]
     pub args: Value,
     /// What the verb returned.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub result: Value,
     /// Seq of the `ops.confirm` audit record.
     pub audit_seq: i64,

@@ -32,7 +32,7 @@ pub struct EnqueueRequest {
     /// A registered kind: echo, sleep, fail, or one added by an area.
     pub kind: String,
     /// Handler input (any JSON).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub payload: Value,
     /// -1000..=1000, higher runs first; default 0.
     #[schema(value_type = Option<i64>, minimum = -1000, maximum = 1000)]
@@ -163,7 +163,7 @@ pub const MAX_BATCH: usize = 1000;
 #[serde(deny_unknown_fields)]
 pub struct BatchJob {
     pub kind: String,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub payload: Value,
     #[schema(value_type = Option<i64>, minimum = -1000, maximum = 1000)]
     pub priority: Option<Value>,

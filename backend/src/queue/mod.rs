@@ -297,19 +297,19 @@ mod tests {
         }
     }
 
+    /// `n` echo jobs of tenant `default`; their ids.
+    async fn echo_jobs(q: &Queue, n: i64) -> Vec<String> {
+        let jobs = (0..n).map(|i| NewJob::new("echo", json!(i))).collect();
+        let created = q.enqueue_many("default", jobs).await.unwrap();
+        created.into_iter().map(|e| e.id).collect()
+    }
+
     #[tokio::test]
     async fn prune_finished_keeps_recent_and_unfinished_jobs() {
         for b in testing::backends() {
             let (store, _db) = testing::fresh(b).await;
             let (q, _stop) = queue(store.clone());
-            let jobs = (0..12).map(|i| NewJob::new("echo", json!(i))).collect();
-            let ids: Vec<String> = q
-                .enqueue_many("default", jobs)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|e| e.id)
-                .collect();
+            let ids = echo_jobs(&q, 12).await;
             let old = now_ms() - 10 * 86_400_000;
             for (i, id) in ids.iter().enumerate() {
                 let (state, fin) = match i % 4 {
@@ -378,6 +378,63 @@ mod tests {
             assert_eq!(unique.len(), 300, "{b}: a job was claimed twice");
             let h = q.health("default").await.unwrap();
             assert_eq!(h.depth.running, 300);
+        }
+    }
+
+    #[tokio::test]
+    async fn health_counts_depth_lag_and_throughput_in_one_pass() {
+        for b in testing::backends() {
+            let (store, _db) = testing::fresh(b).await;
+            let (q, _stop) = queue(store.clone());
+            let ids = echo_jobs(&q, 6).await;
+            q.enqueue_many("other", vec![NewJob::new("echo", json!(0))])
+                .await
+                .unwrap();
+            let now = now_ms();
+            // (state, run_at, enqueued_at, finished_at)
+            let rows = [
+                ("queued", now - 5_000, now - 9_000, None),
+                ("queued", now + 60_000, now - 20_000, None),
+                ("failed", now - 7_000, now - 8_000, None),
+                ("running", now - 30_000, now - 30_000, None),
+                ("succeeded", now - 1_000, now - 1_000, Some(now - 500)),
+                ("dead", now - 99_000, now - 99_000, Some(now - 90_000)),
+            ];
+            for (id, (state, run_at, enq, fin)) in ids.iter().zip(rows) {
+                sqlx::query(
+                    "UPDATE queue_jobs SET state = $1, run_at = $2, enqueued_at = $3, \
+                     finished_at = $4 WHERE id = $5",
+                )
+                .bind(state)
+                .bind(run_at)
+                .bind(enq)
+                .bind(fin)
+                .bind(id)
+                .execute(store.writer())
+                .await
+                .unwrap();
+            }
+            let h = q.health("default").await.unwrap();
+            let d = &h.depth;
+            assert_eq!(
+                (d.queued, d.running, d.failed, d.dead, d.succeeded),
+                (2, 1, 1, 1, 1),
+                "{b}"
+            );
+            // Ready: the due queued job and the failed one due for its retry (not the
+            // future one, not the running one).
+            assert!((7_000..8_000).contains(&h.lag_ms), "{b}: lag {}", h.lag_ms);
+            assert_eq!(h.oldest_ready_age_s, 9, "{b}");
+            assert_eq!(
+                h.throughput_per_min, 1,
+                "{b}: only the recent finish counts"
+            );
+            let other = q.health("other").await.unwrap();
+            assert_eq!(
+                (other.depth.queued, other.throughput_per_min),
+                (1, 0),
+                "{b}"
+            );
         }
     }
 

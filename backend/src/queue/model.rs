@@ -80,9 +80,9 @@ pub struct Job {
     pub attempts: i64,
     pub max_attempts: i64,
     pub priority: i64,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub payload: Value,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Value>)]
     pub result: Option<Value>,
     /// Last attempt's error; a run cancelled at its kind's timeout starts with `timed_out:`.
     pub error: Option<String>,

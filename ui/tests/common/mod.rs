@@ -47,6 +47,7 @@ pub fn area_resources(app: &App) -> Vec<Resource> {
         .iter()
         .filter_map(|t| t.as_any().downcast_ref::<AreaTab>())
         .map(|a| a.0.res.res)
+        .chain([echopilot_ui::tabs::forecast::SPEC.res.res])
         .collect()
 }
 
