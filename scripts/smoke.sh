@@ -47,7 +47,7 @@ check GET /api/v1/audit/verify 200
 check POST /api/v1/audit/heads 201
 check GET /api/v1/audit/heads 200
 check GET "/api/v1/audit/heads?limit=0" 422
-# Areas append their routes below (queue, self-heal, jobs, alerts, marketplace, ops, telemetry).
+# Areas append their routes below (queue, self-heal, jobs, alerts, marketplace, dr, ops, telemetry).
 # Queue (diagnostic kinds; tenant default)
 check POST /api/v1/queue/enqueue 201 '{"kind":"echo","payload":{"smoke":true}}'
 JID=$(jq_get "['id']")
@@ -95,6 +95,18 @@ check POST /api/v1/marketplace/toggle 422 '{"module":"nope","enabled":false,"rea
 check POST /api/v1/marketplace/toggle 400 '{"module":"alerts","enabled":false}'
 AS_KEY=wrong check POST /api/v1/marketplace/toggle 401 '{"module":"alerts","enabled":false,"reason":"x"}'
 check POST /api/v1/ops/command 200 '{"verb":"toggle_module","args":{"module":"alerts","enabled":false},"confirm":false}'
+
+# Disaster recovery (fleet-level; SMOKE_DR=409 against a server without a [dr] key).
+check GET /api/v1/dr/backups 200
+check GET /api/v1/dr/verify 200
+check POST /api/v1/dr/backups "${SMOKE_DR:-202}"
+DR_PLAN=200; [ "${SMOKE_DR:-202}" = 409 ] && DR_PLAN=409
+check POST /api/v1/ops/command "$DR_PLAN" '{"verb":"verify_dr","args":{},"confirm":false}'
+check POST /api/v1/keys 201 '{"role":"admin","tenant":"smoke-dr","name":"smoke dr"}'
+DKEY=$(jq_get "['key']")
+AS_KEY=$DKEY check GET /api/v1/dr/backups 403
+AS_KEY=$DKEY check POST /api/v1/dr/verify 403
+AS_KEY=wrong check GET /api/v1/dr/verify 401
 
 # Ops commands and telemetry
 check GET /api/v1/ops/verbs 200

@@ -104,6 +104,22 @@ enum Command {
         #[arg(long)]
         tenant: Option<String>,
     },
+    /// Restore a backup (a `<data-dir>/backups/<id>` directory) into a new data dir, or
+    /// into an empty PostgreSQL database with --database-url. Verifies every file and the
+    /// restored data before putting anything in place; the key comes from [dr] key_file or
+    /// ECHOPILOT_DR__KEY.
+    Restore {
+        /// The backup directory (holding manifest.json).
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// Overwrite a data dir that is not empty (or looks in use), or a database that
+        /// has tables (its public schema is dropped first).
+        #[arg(long)]
+        force: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The embedded console plus a clearly labelled demo tenant with synthetic activity.
     Demo,
     /// Print the version.
@@ -164,6 +180,7 @@ pub fn main() -> ExitCode {
         }
         Some(Command::Serve { addr }) => run(serve(cli.global, addr)),
         Some(Command::Keys { command }) => run(keys(cli.global, command)),
+        Some(Command::Restore { from, force, json }) => run(restore(cli.global, from, force, json)),
         Some(Command::Tui {
             url,
             key,
@@ -337,6 +354,62 @@ async fn serve(g: GlobalArgs, addr: Option<String>) -> Result<(), Failure> {
     server::shutdown_signal().await;
     println!("echopilot: shutting down (finishing in-flight requests)");
     running.shutdown().await?;
+    Ok(())
+}
+
+async fn restore(g: GlobalArgs, from: PathBuf, force: bool, json: bool) -> Result<(), Failure> {
+    use echopilot_backend::dr;
+    let Some(data_dir) = g.data_dir.clone() else {
+        return Err(Failure::Config(
+            "restore needs --data-dir NEW (the data dir to restore into)".into(),
+        ));
+    };
+    let cfg = load_config(&g, None)?;
+    let section = dr::DrSection::load(&cfg.raw)?;
+    let req = dr::restore::RestoreRequest {
+        from,
+        data_dir,
+        database_url: g.database_url.clone(),
+        force,
+    };
+    let s = dr::restore::run_restore(&req, &section).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+        return Ok(());
+    }
+    println!(
+        "restored backup {} ({}, taken {}) in {} ms",
+        s.backup_id, s.engine, s.created_at, s.restore_ms
+    );
+    println!("  database: {}", s.database);
+    for f in &s.files {
+        println!("  file {}: {}", f.name, f.detail);
+    }
+    for w in &s.written {
+        println!("  wrote {}", s.data_dir.join(w).display());
+    }
+    for c in &s.checks {
+        println!(
+            "  check {}: {} ({} ms) {}",
+            c.name,
+            if c.ok { "ok" } else { "FAILED" },
+            c.duration_ms,
+            c.detail
+        );
+    }
+    println!(
+        "  {} rows; audit tree size {} root {}",
+        s.rows, s.audit.size, s.audit.root
+    );
+    let db_flag = if s.engine == "postgres" {
+        " --database-url <the same URL>"
+    } else {
+        ""
+    };
+    println!(
+        "start it: echopilot serve --data-dir {}{db_flag}   (echopilot.toml.restored holds the config with secrets removed)",
+        s.data_dir.display()
+    );
     Ok(())
 }
 

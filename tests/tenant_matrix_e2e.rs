@@ -189,6 +189,8 @@ async fn every_operation_every_role_every_tenant() {
             env: vec![
                 ("ECHOPILOT_RATE_LIMIT_PER_SEC".into(), "100000".into()),
                 ("ECHOPILOT_RATE_LIMIT_BURST".into(), "100000".into()),
+                // DR routes answer 409 without a backup key.
+                ("ECHOPILOT_DR__KEY".into(), "44".repeat(32)),
             ],
             ..Default::default()
         });

@@ -17,6 +17,7 @@ pub static ALL: &[&dyn Area] = &[
     &crate::telemetry::area::TelemetryArea,
     &crate::ops::area::OpsArea,
     &crate::marketplace::MarketplaceArea,
+    &crate::dr::area::DrArea,
     &crate::analytics::AnalyticsArea,
     &crate::ai::AiArea,
 ];

@@ -108,6 +108,11 @@ impl ConfigMap {
             .map(|k| k.as_str())
     }
 
+    /// The raw value at `key` (a config export walks every key with this).
+    pub fn value(&self, key: &str) -> Option<&toml::Value> {
+        self.entries.get(key).map(|e| &e.value)
+    }
+
     pub fn get_string(&self, key: &str) -> Result<Option<String>, ConfigError> {
         match self.entries.get(key) {
             None => Ok(None),

@@ -13,6 +13,7 @@ pub mod areas;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod dr;
 pub mod error;
 pub mod jobs;
 pub mod logging;

@@ -293,7 +293,7 @@ impl<'w> tracing_subscriber::fmt::FormatFields<'w> for RedactedFields {
 }
 
 /// Field names whose values are secrets.
-fn is_secret_name(name: &str) -> bool {
+pub fn is_secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     n == "key"
         || n == "token"

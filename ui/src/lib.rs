@@ -94,7 +94,7 @@ impl App {
 
 /// File names [`load_fixtures`] understands, with the resource each one answers. The files
 /// are recorded from a real backend (`ui/tests/record_fixtures.rs`).
-pub const FIXTURE_FILES: [(&str, Resource); 12] = [
+pub const FIXTURE_FILES: [(&str, Resource); 14] = [
     ("telemetry.json", resources::TELEMETRY.res),
     ("history.json", tabs::telemetry::HISTORY.res),
     ("verbs.json", resources::VERBS.res),
@@ -105,6 +105,8 @@ pub const FIXTURE_FILES: [(&str, Resource); 12] = [
     ("audit.json", resources::AUDIT.res),
     ("summary.json", tabs::telemetry::SUMMARY.res),
     ("tenants.json", resources::TENANTS.res),
+    ("dr_backups.json", tabs::dr::BACKUPS.res),
+    ("dr_verify.json", tabs::dr::VERIFY.res),
     ("analytics_usage.json", tabs::forecast::USAGE.res),
     ("analytics_funnels.json", tabs::forecast::FUNNELS.res),
 ];

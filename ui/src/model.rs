@@ -8,6 +8,7 @@ use serde_json::Value;
 pub use echopilot_backend::analytics::api::FunnelList;
 pub use echopilot_backend::analytics::funnel::FunnelResult;
 pub use echopilot_backend::analytics::usage::{Usage, UsagePoint};
+pub use echopilot_backend::dr::{BackupList as DrBackups, LatestVerify as DrVerify};
 pub use echopilot_backend::jobs::{AutomationsStatus, JobRun, JobRuns, JobStatus};
 pub use echopilot_backend::model::{AuditChain, TenantList};
 pub use echopilot_backend::ops::api::VerbList;
@@ -26,6 +27,8 @@ crate::serde_view!(
     VerbList,
     JobList,
     QueueHealth,
+    DrBackups,
+    DrVerify,
     Usage,
     FunnelList
 );

@@ -474,14 +474,14 @@ fn stale_data_is_kept_and_marked() {
 #[test]
 fn area_404_is_reported_honestly() {
     let mut app = loaded_app();
-    press(&mut app, KeyCode::Char('6'));
+    press(&mut app, KeyCode::Char('4'));
     let screen = render(&app, 100, 30);
     assert!(screen.contains(
-        "This area is not installed on this backend (GET /api/v1/dr/status answered 404)"
+        "This area is not installed on this backend (GET /api/v1/costs/summary answered 404)"
     ));
-    let dr = app.cache.meta(echopilot_ui::tabs::dr::SPEC.res.res);
-    assert_eq!(dr.next_due, Some(t0() + Duration::seconds(60)));
-    assert_eq!(dr.failures, 0, "a 404 is an answer, not a failure");
+    let costs = app.cache.meta(echopilot_ui::tabs::costs::SPEC.res.res);
+    assert_eq!(costs.next_due, Some(t0() + Duration::seconds(60)));
+    assert_eq!(costs.failures, 0, "a 404 is an answer, not a failure");
 }
 
 #[test]

@@ -46,6 +46,11 @@ impl Backend {
             ("ECHOPILOT_REPLICA_ID", REPLICA),
             // Samples every second, so the history has points within the test.
             ("ECHOPILOT_TELEMETRY__SAMPLE_INTERVAL_SECS", "1"),
+            // The DR tab: a backup and a rehearsal of it (a fixed test key, not a secret).
+            (
+                "ECHOPILOT_DR__KEY",
+                "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
+            ),
             ("ECHOPILOT_ANALYTICS__ROLLUP_INTERVAL_SECS", "1"),
         ]
         .into_iter()
@@ -162,6 +167,22 @@ async fn scenario(b: &Backend, samples: usize) -> BTreeMap<&'static str, Value> 
             && runs.iter().all(|r| !r["finished_at"].is_null())
     })
     .await;
+    // DR: a backup, then a restore rehearsal of it (PASS).
+    for (path, job) in [
+        ("/api/v1/dr/backups", "backup"),
+        ("/api/v1/dr/verify", "dr_verify"),
+    ] {
+        let (s, v) = b.post(path, json!({})).await;
+        assert_eq!(s, 202, "{path}: {v}");
+        let run_id = v["run_id"].as_str().unwrap().to_string();
+        b.wait_for(&format!("/api/v1/jobs/runs?job={job}"), job, |v| {
+            v["runs"].as_array().is_some_and(|r| {
+                r.iter()
+                    .any(|r| r["id"] == run_id.as_str() && !r["finished_at"].is_null())
+            })
+        })
+        .await;
+    }
     b.wait_for("/api/v1/ops/telemetry/history?minutes=60", "samples", |v| {
         v["samples"].as_array().is_some_and(|s| s.len() >= samples)
     })
@@ -265,6 +286,8 @@ async fn scenario(b: &Backend, samples: usize) -> BTreeMap<&'static str, Value> 
         ("audit.json", "/api/v1/audit/chain"),
         ("summary.json", "/api/v1/status/summary"),
         ("tenants.json", "/api/v1/tenants"),
+        ("dr_backups.json", "/api/v1/dr/backups"),
+        ("dr_verify.json", "/api/v1/dr/verify"),
     ] {
         out.insert(file, b.get(path).await);
     }
@@ -362,7 +385,13 @@ impl Normaliser {
             return t;
         }
         let s = &self.shift_embedded(s);
-        for prefix in ["job_", "run_", "plan_", "sh_", "req_"] {
+        if let Some(rest) = s.strip_prefix("bk_") {
+            // Backup ids carry their UTC time and a random suffix.
+            if rest.len() == 23 {
+                return self.renumber(s, |n| format!("bk_20260501T000000Z_{n:06x}"));
+            }
+        }
+        for prefix in ["job_", "run_", "plan_", "sh_", "req_", "drv_"] {
             if let Some(rest) = s.strip_prefix(prefix) {
                 if is_hex(rest) && rest.len() >= 6 {
                     let width = rest.len();

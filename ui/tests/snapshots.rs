@@ -395,6 +395,46 @@ fn summary_shows_disabled_sections() {
 }
 
 #[test]
+fn dr_is_red_past_the_rpo_and_shows_a_failed_rehearsal_by_file() {
+    use echopilot_ui::tabs::dr::{BACKUPS, VERIFY};
+    // The same recorded backup, two days older than the clock: past the 26 h RPO.
+    let mut app = on_tab(loaded_app(), "DR");
+    let mut list = fixture("dr_backups.json");
+    let old = (t0() - Duration::days(2)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    list["backups"][0]["created_at"] = old.into();
+    app.load(BACKUPS.res, list);
+    let screen = render(&app, W, H);
+    assert!(
+        screen.contains(
+            "[FAIL] the newest verified backup is 2880 min old, older than the RPO of 1560 min"
+        ),
+        "{screen}"
+    );
+    assert_snapshot!("dr_past_rpo", screen);
+
+    // A rehearsal that found a changed file: red, the file named.
+    let mut app = on_tab(loaded_app(), "DR");
+    let mut v = fixture("dr_verify.json");
+    let detail = "database.sqlite.enc: decryption failed at chunk 0: wrong key, or the file was altered; its SHA-256 no longer matches the manifest";
+    v["latest"]["result"] = "FAIL".into();
+    v["latest"]["hashes_matching"] = 1.into();
+    v["latest"]["files"][0]["ok"] = false.into();
+    v["latest"]["files"][0]["detail"] = detail.into();
+    v["latest"]["failures"] = serde_json::json!([detail]);
+    app.load(VERIFY.res, v);
+    let screen = render(&app, W, H);
+    assert!(
+        screen.contains("[FAIL] the newest rehearsal failed"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("database.sqlite.enc: decryption failed"),
+        "{screen}"
+    );
+    assert_snapshot!("dr_rehearsal_failed", screen);
+}
+
+#[test]
 fn describe_and_json_views() {
     let mut app = on_tab(loaded_app(), "Queue");
     press(&mut app, KeyCode::Char('/'));

@@ -464,6 +464,65 @@ pub async fn chain(store: &Store) -> Result<AuditChain, sqlx::Error> {
     })
 }
 
+/// Size and root of the tree as `conn` sees it: inside the caller's snapshot transaction
+/// (or on a snapshot copy), so a backup records the head of exactly the rows it holds.
+pub async fn head_on(conn: &mut sqlx::AnyConnection) -> Result<(i64, Hash), sqlx::Error> {
+    let size: i64 = sqlx::query_scalar(&format!(
+        "SELECT COALESCE(MAX(id) + 1, 0) FROM audit_nodes WHERE id < {LEVEL1_BASE}"
+    ))
+    .fetch_one(&mut *conn)
+    .await?;
+    let n = size as u64;
+    let ids = merkle::needed_nodes(|f| {
+        merkle::root(n, f);
+    });
+    let nodes = fetch_nodes_on(conn, &ids).await?;
+    let mut missing = None;
+    let root = merkle::root(n, &mut |l, i| {
+        let id = merkle::node_id(l, i);
+        *nodes.get(&id).unwrap_or_else(|| {
+            missing.get_or_insert(id);
+            &[0u8; 32]
+        })
+    });
+    match missing {
+        Some(id) => Err(sqlx::Error::Protocol(format!(
+            "audit tree node {id} is missing from the store"
+        ))),
+        None => Ok((size, root)),
+    }
+}
+
+/// The root over the first `size` records recomputed from the records themselves (leaf
+/// hashes and inner nodes rebuilt, stored nodes not read): what a restore check compares
+/// with the head a backup recorded.
+pub async fn recompute_root(store: &Store, size: i64) -> Result<Hash, sqlx::Error> {
+    const PAGE: i64 = 5000;
+    let mut tree = MemTree::default();
+    let mut after = -1i64;
+    while (tree.size() as i64) < size {
+        let want = PAGE.min(size - tree.size() as i64);
+        let page = list_records(store, None, Some(after), None, want).await?;
+        if page.is_empty() {
+            return Err(sqlx::Error::Protocol(format!(
+                "audit log has {} records, the head expects {size}",
+                tree.size()
+            )));
+        }
+        for r in &page {
+            if r.seq != tree.size() as i64 {
+                return Err(sqlx::Error::Protocol(format!(
+                    "audit record {} is missing",
+                    tree.size()
+                )));
+            }
+            tree.push_leaf_hash(merkle::leaf_hash(leaf_string(r).as_bytes()));
+            after = r.seq;
+        }
+    }
+    Ok(tree.root(size as u64))
+}
+
 pub async fn root_at(store: &Store, size: i64) -> Result<Hash, sqlx::Error> {
     let n = size as u64;
     with_nodes(store, |f| merkle::root(n, f)).await

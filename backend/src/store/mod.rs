@@ -207,6 +207,24 @@ pub fn values_rows(rows: usize, cols: usize) -> String {
     out
 }
 
+/// The same PostgreSQL server URL with another database name (scratch and test databases),
+/// keeping credentials and options.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[after_scheme..].find('/') {
+        Some(i) => &base[..after_scheme + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
 pub fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}?mode=rwc", path.display())
 }
@@ -221,6 +239,15 @@ pub mod testing;
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn with_database_keeps_host_credentials_and_options() {
+        assert_eq!(
+            super::with_database("postgres://u:p@h:5432/app?sslmode=disable", "ep_x"),
+            "postgres://u:p@h:5432/ep_x?sslmode=disable"
+        );
+        assert_eq!(super::with_database("postgres://h", "x"), "postgres://h/x");
+    }
+
     #[test]
     fn values_rows_numbers_placeholders_row_by_row() {
         assert_eq!(super::values_rows(1, 1), "($1)");

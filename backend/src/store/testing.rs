@@ -112,7 +112,7 @@ pub async fn create_pg_database() -> String {
         .await
         .expect("create test database");
     let _ = conn.close().await;
-    replace_db_name(&admin, &name)
+    super::with_database(&admin, &name)
 }
 
 /// `ep_t<secs>_…` older than the limit, or the earlier naming `ep_test_<hex>`.
@@ -124,22 +124,6 @@ fn is_stale_test_db(name: &str, now_s: i64) -> bool {
         .and_then(|rest| rest.split_once('_'))
         .and_then(|(secs, _)| secs.parse::<i64>().ok())
         .is_some_and(|t| now_s - t > PG_TEST_MAX_AGE_S)
-}
-
-fn replace_db_name(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let base = match base[after_scheme..].find('/') {
-        Some(i) => &base[..after_scheme + i],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
 }
 
 #[cfg(test)]

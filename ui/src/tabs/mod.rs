@@ -1,5 +1,5 @@
 //! The tabs. Each is one file implementing [`Tab`]; [`all`] is the one list (order = the
-//! number keys). Telemetry, Jobs and Queue are live; the optional areas probe their route and
+//! number keys). Telemetry, Jobs, Queue and DR are live; the optional areas probe their route and
 //! say plainly when the backend does not have that area or its module is disabled.
 //!
 //! Adding a tab: write `tabs/<name>.rs` with a type implementing [`Tab`] (title, the

@@ -162,6 +162,34 @@ fn tail_file(
     Ok(())
 }
 
+/// The newest `want` lines of an area's log files (oldest first), redacted: the file
+/// names read, the lines, and whether the scan budget ran out.
+fn tail_area(
+    dir: &Path,
+    area: &str,
+    want: usize,
+    keep: &dyn Fn(&str) -> bool,
+) -> (Vec<String>, Vec<String>, bool) {
+    let files = files_of(dir, area);
+    let mut out = Vec::new();
+    let mut budget = SCAN_BUDGET;
+    for f in &files {
+        if out.len() >= want || budget == 0 {
+            break;
+        }
+        // A file rotated away between listing and reading is simply skipped.
+        let _ = tail_file(f, want, &mut budget, keep, &mut out);
+    }
+    out.reverse();
+    (file_names(&files), out, budget == 0)
+}
+
+/// The newest `want` lines of `<logs_dir>/<area>.*.ndjson`, oldest first, secrets
+/// redacted (e.g. for an alert that carries the log of what failed). Blocking.
+pub fn newest_lines(logs_dir: &Path, area: &str, want: usize) -> Vec<String> {
+    tail_area(logs_dir, area, want, &|_| true).1
+}
+
 impl Verb for TailLogs {
     fn spec(&self) -> &VerbSpec {
         &self.spec
@@ -214,19 +242,9 @@ impl Verb for TailLogs {
             let tenant = (ctx.role != Role::Superadmin).then(|| ctx.tenant.clone());
             let area = a.area.clone();
             let (names, lines, exhausted) = tokio::task::spawn_blocking(move || {
-                let files = files_of(&dir, &area);
-                let mut out = Vec::new();
-                let mut budget = SCAN_BUDGET;
-                let keep = |l: &str| visible(tenant.as_deref(), l);
-                for f in &files {
-                    if out.len() >= a.lines || budget == 0 {
-                        break;
-                    }
-                    // A file rotated away between listing and reading is simply skipped.
-                    let _ = tail_file(f, a.lines, &mut budget, &keep, &mut out);
-                }
-                out.reverse();
-                (file_names(&files), out, budget == 0)
+                tail_area(&dir, &area, a.lines, &|l: &str| {
+                    visible(tenant.as_deref(), l)
+                })
             })
             .await
             .map_err(ApiError::internal)?;
