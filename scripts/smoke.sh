@@ -44,6 +44,9 @@ check GET "/api/v1/audit/records?limit=5" 200
 check GET "/api/v1/audit/receipt/0" 200
 check GET "/api/v1/audit/consistency?from=1&to=1" 200
 check GET /api/v1/audit/verify 200
+check POST /api/v1/audit/heads 201
+check GET /api/v1/audit/heads 200
+check GET "/api/v1/audit/heads?limit=0" 422
 # Areas append their routes below (queue, self-heal, jobs, alerts, marketplace, dr, ops, telemetry).
 # Queue (diagnostic kinds; tenant default)
 check POST /api/v1/queue/enqueue 201 '{"kind":"echo","payload":{"smoke":true}}'

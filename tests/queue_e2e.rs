@@ -217,6 +217,7 @@ async fn lease_expiry_after_kill9() {
             data_dir: Some(srv.data_dir.clone()),
             key: Some(srv.key.clone()),
             env: extra,
+            ..Default::default()
         });
         let c2 = srv2.client();
         let job = wait_state(&c2, &id, "succeeded", 30).await;

@@ -56,6 +56,7 @@ pub fn init(logs_dir: PathBuf, level: &str, to_stderr: bool) -> anyhow::Result<(
             .with_writer(std::io::stderr)
             .with_target(true)
             .compact()
+            .fmt_fields(RedactedFields)
             .with_filter(filter)
     });
     let _ = tracing_subscriber::registry()
@@ -225,6 +226,72 @@ where
     }
 }
 
+/// The human-readable stderr log's field formatter: every field (of events and of their
+/// spans) goes through the same [`redact_value`] as the NDJSON files.
+struct RedactedFields;
+
+struct RedactingWriter<'a, 'w> {
+    writer: &'a mut tracing_subscriber::fmt::format::Writer<'w>,
+    first: bool,
+    result: std::fmt::Result,
+}
+
+impl RedactingWriter<'_, '_> {
+    fn put(&mut self, name: &str, value: Value) {
+        if self.result.is_err() {
+            return;
+        }
+        let shown = match redact_value(name, value) {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        let sep = if self.first { "" } else { " " };
+        self.first = false;
+        self.result = if name == "message" {
+            write!(self.writer, "{sep}{shown}")
+        } else {
+            write!(self.writer, "{sep}{name}={shown}")
+        };
+    }
+}
+
+impl Visit for RedactingWriter<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field.name(), Value::String(value.into()));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field.name(), value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field.name(), value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field.name(), value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field.name(), value.into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.put(field.name(), Value::String(format!("{value:?}")));
+    }
+}
+
+impl<'w> tracing_subscriber::fmt::FormatFields<'w> for RedactedFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: tracing_subscriber::fmt::format::Writer<'w>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut v = RedactingWriter {
+            writer: &mut writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut v);
+        v.result
+    }
+}
+
 /// Field names whose values are secrets.
 pub fn is_secret_name(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
@@ -313,5 +380,39 @@ mod tests {
             redact_value("key_id", Value::String("key_1".into())),
             Value::String("key_1".into())
         );
+    }
+
+    #[test]
+    fn stderr_fields_are_redacted_like_the_files() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let layer = tracing_subscriber::fmt::layer()
+            .with_writer(move || out.clone())
+            .with_ansi(false)
+            .compact()
+            .fmt_fields(RedactedFields);
+        let key = format!("ep_{}", "cd".repeat(32));
+        let path = format!("/api/v1/keys/{key}");
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+            let span = tracing::info_span!("request", path = %path);
+            span.in_scope(|| tracing::info!(token = "hunter2", "request finished"));
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains(&key), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("path=/api/v1/keys/ep_[REDACTED]"), "{text}");
+        assert!(text.contains("request finished token=[REDACTED]"), "{text}");
     }
 }

@@ -208,6 +208,44 @@ pub struct AuditVerify {
     pub size: i64,
     pub first_bad_seq: Option<i64>,
     pub reason: Option<String>,
+    /// The latest published signed tree head the current tree was checked against
+    /// (null when none was published yet).
+    #[serde(default)]
+    pub head: Option<AuditHead>,
+}
+
+/// A signed tree head: the audit log's size and root at a moment, Ed25519-signed over
+/// `echopilot-audit-tree-head:v1\n<tree_size>\n<root>\n<ts_ms>`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditHead {
+    /// 1, 2, … in publication order.
+    pub id: i64,
+    pub tree_size: i64,
+    /// Root hash, lowercase hex (64 chars).
+    pub root: String,
+    /// Unix milliseconds (the signed value).
+    pub ts_ms: i64,
+    /// The same instant, RFC 3339.
+    pub timestamp: String,
+    /// Ed25519 verifying key, hex (64 chars).
+    pub public_key: String,
+    /// Ed25519 signature, hex (128 chars).
+    pub signature: String,
+    /// Whether the configured witness acknowledged it.
+    pub witnessed: bool,
+}
+
+/// `GET /api/v1/audit/heads`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditHeads {
+    /// This server's verifying key, hex; each head also names the key that signed it.
+    pub public_key: String,
+    /// Always `ed25519`.
+    pub algorithm: String,
+    /// What the signature covers.
+    pub message_format: String,
+    /// Newest first.
+    pub heads: Vec<AuditHead>,
 }
 
 /// RFC 9457 problem details.

@@ -1,10 +1,13 @@
 //! Starting and stopping the backend: open the store, bootstrap the admin key, bind,
-//! serve until shutdown; in-flight requests finish before the process exits.
+//! serve until shutdown; in-flight requests finish before the process exits, within the
+//! `[server]` grace period (see [`listener`] for the connection-level defences).
+
+pub mod listener;
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use axum::ServiceExt;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tower::Layer;
 
@@ -12,6 +15,74 @@ use crate::app::AppState;
 use crate::auth::{self, Bootstrap};
 use crate::config::Config;
 use crate::store::Store;
+
+/// `[server]`: connection-level limits and the shutdown grace period.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// Time a client has to send a whole request head once its first byte arrived (100..=600000).
+    pub header_read_timeout_ms: u64,
+    /// A keep-alive connection with nothing in flight and no traffic is closed after this (1..=3600).
+    pub idle_timeout_secs: u64,
+    /// Open connections at most; at the cap the longest-idle one is evicted (1..=1000000).
+    pub max_connections: u64,
+    /// Shutdown closes whatever connections are left after this (1..=3600).
+    pub shutdown_grace_secs: u64,
+    /// Failed authentications (401) allowed per client address per minute (1..=1000000).
+    pub auth_failures_per_minute: u64,
+    /// Failed authentications an address may make in a burst before 429 (1..=1000000).
+    pub auth_failures_burst: u64,
+    /// One summary line of refused authentications per this many seconds (1..=86400).
+    pub auth_failure_log_interval_secs: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            header_read_timeout_ms: 10_000,
+            idle_timeout_secs: 60,
+            max_connections: 512,
+            shutdown_grace_secs: 20,
+            auth_failures_per_minute: 600,
+            auth_failures_burst: 100,
+            auth_failure_log_interval_secs: 60,
+        }
+    }
+}
+
+impl ServerSection {
+    pub fn load(raw: &crate::config::ConfigMap) -> Result<Self, crate::config::ConfigError> {
+        let s: ServerSection = raw.section("server")?;
+        raw.check_range(
+            "server.header_read_timeout_ms",
+            s.header_read_timeout_ms,
+            100,
+            600_000,
+        )?;
+        raw.check_range("server.idle_timeout_secs", s.idle_timeout_secs, 1, 3600)?;
+        raw.check_range("server.max_connections", s.max_connections, 1, 1_000_000)?;
+        raw.check_range("server.shutdown_grace_secs", s.shutdown_grace_secs, 1, 3600)?;
+        raw.check_range(
+            "server.auth_failures_per_minute",
+            s.auth_failures_per_minute,
+            1,
+            1_000_000,
+        )?;
+        raw.check_range(
+            "server.auth_failures_burst",
+            s.auth_failures_burst,
+            1,
+            1_000_000,
+        )?;
+        raw.check_range(
+            "server.auth_failure_log_interval_secs",
+            s.auth_failure_log_interval_secs,
+            1,
+            86_400,
+        )?;
+        Ok(s)
+    }
+}
 
 /// A running server.
 pub struct Running {
@@ -62,14 +133,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<Running> {
     let router = crate::api::router(state.clone());
     // The legacy-path rewrite must run before routing, so it wraps the router.
     let app = axum::middleware::from_fn(crate::api::middleware::legacy_alias).layer(router);
-    let (tx, mut rx) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service())
-            .with_graceful_shutdown(async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let limits = ServerSection::load(&state.cfg.raw)?;
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(listener::serve(listener, app, limits, rx));
     tracing::info!(target: "server", %addr, replica = %state.cfg.replica_id, "listening");
     Ok(Running {
         addr,

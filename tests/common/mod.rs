@@ -30,6 +30,10 @@ pub struct Opts {
     pub env: Vec<(String, String)>,
     /// Bootstrap key to install; default: a random one.
     pub key: Option<String>,
+    /// Write the server's stderr to `<data-dir>/stderr.log` (see [`Server::stderr_text`]).
+    pub capture_stderr: bool,
+    /// Run the server with this soft limit on open file descriptors (`ulimit -n`).
+    pub fd_limit: Option<u64>,
 }
 
 pub fn random_key() -> String {
@@ -78,7 +82,21 @@ impl Server {
             }
         };
         let key = opts.key.clone().unwrap_or_else(random_key);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_echopilot"));
+        let mut cmd = match opts.fd_limit {
+            None => Command::new(env!("CARGO_BIN_EXE_echopilot")),
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_echopilot"));
+                c
+            }
+        };
+        let stderr = if opts.capture_stderr {
+            Stdio::from(std::fs::File::create(data_dir.join("stderr.log")).expect("stderr.log"))
+        } else {
+            Stdio::null()
+        };
         cmd.arg("serve")
             .arg("--addr")
             .arg("127.0.0.1:0")
@@ -88,7 +106,7 @@ impl Server {
             .env("ECHOPILOT_CONFIG", "/dev/null")
             .env_remove("ECHOPILOT_DATABASE_URL")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(stderr);
         if let Some(u) = &opts.database_url {
             cmd.env("ECHOPILOT_DATABASE_URL", u);
         }
@@ -161,6 +179,11 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// What the server wrote to stderr (with [`Opts::capture_stderr`]).
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("stderr.log")).unwrap_or_default()
     }
 
     /// Every log file's contents under `<data-dir>/logs`.

@@ -7,10 +7,14 @@ use utoipa::IntoParams;
 
 use crate::api::extract::{ApiPath, ApiQuery};
 use crate::app::AppState;
+use crate::audit::heads::Heads;
 use crate::audit::{self, ProofError};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{AuditChain, AuditConsistency, AuditReceipt, AuditRecords, AuditVerify, Role};
+use crate::model::{
+    AuditChain, AuditConsistency, AuditHead, AuditHeads, AuditReceipt, AuditRecords, AuditVerify,
+    Role,
+};
 
 impl From<ProofError> for ApiError {
     fn from(e: ProofError) -> Self {
@@ -142,7 +146,9 @@ pub async fn consistency(
     Ok(Json(audit::consistency(&state.store, q.from, q.to).await?))
 }
 
-/// Recompute the tree from the stored records; names the first record that no longer matches.
+/// Recompute the tree from the stored records, then check it against the latest signed
+/// tree head with a consistency proof; names the first record that no longer matches, or
+/// the head a truncated or rewritten history contradicts.
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
     responses((status = 200, body = AuditVerify)), extensions(("x-min-role" = json!("readonly"))),
     security(("dash_key" = [])))]
@@ -153,4 +159,62 @@ pub async fn verify(State(state): State<AppState>, caller: Caller) -> ApiResult<
         tracing::error!(target: "security", first_bad_seq = v.first_bad_seq, reason = v.reason.as_deref().unwrap_or(""), "audit log verification FAILED");
     }
     Ok(Json(v))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct HeadsQuery {
+    /// 1–1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+/// Published signed tree heads (newest first) and the key that verifies them.
+#[utoipa::path(get, path = "/api/v1/audit/heads", tag = "audit", params(HeadsQuery),
+    responses((status = 200, body = AuditHeads), (status = 422)), extensions(("x-min-role" = json!("readonly"))),
+    security(("dash_key" = [])))]
+pub async fn list_heads(
+    State(state): State<AppState>,
+    State(heads): State<Heads>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<HeadsQuery>,
+) -> ApiResult<Json<AuditHeads>> {
+    caller.require(&state, Role::Readonly, "audit.read").await?;
+    let limit = crate::api::extract::bounded("limit", q.limit, 100, 1..=1000)?;
+    Ok(Json(AuditHeads {
+        public_key: heads.public_key(),
+        algorithm: "ed25519".into(),
+        message_format: "echopilot-audit-tree-head:v1\\n<tree_size>\\n<root hex>\\n<ts_ms>".into(),
+        heads: audit::heads::list(&state.store, limit).await?,
+    }))
+}
+
+/// Publish a signed tree head of the log as it is now (admin).
+#[utoipa::path(post, path = "/api/v1/audit/heads", tag = "audit",
+    responses((status = 201, body = AuditHead)), extensions(("x-min-role" = json!("admin"))),
+    security(("dash_key" = [])))]
+pub async fn publish_head(
+    State(state): State<AppState>,
+    State(heads): State<Heads>,
+    caller: Caller,
+) -> ApiResult<(axum::http::StatusCode, Json<AuditHead>)> {
+    caller
+        .require(&state, Role::Admin, "audit.head.publish")
+        .await?;
+    // The publication is itself audited, and the head covers that record.
+    audit::record(
+        &state.store,
+        audit::NewAudit::new(
+            caller.tenant(),
+            &caller.key_id,
+            "audit.head.publish",
+            "audit_heads",
+            "ok",
+            &caller.request_id,
+        ),
+    )
+    .await?;
+    let head = heads.publish(&state.store).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(head)))
 }

@@ -12,6 +12,7 @@ use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
+use crate::api::auth_failures::{AuthFailures, Failure};
 use crate::app::AppState;
 use crate::auth::{self, Caller, DEFAULT_TENANT};
 use crate::error::{problem_response, ApiError, PROBLEM_JSON};
@@ -171,28 +172,39 @@ async fn authorize(state: &AppState, req: &mut Request) -> Result<(), ApiError> 
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
+    // 401s are budgeted per client address (see `auth_failures`): an address over its
+    // budget is refused before its key is even looked up.
+    let guard = state.service::<std::sync::Arc<AuthFailures>>();
+    let peer = AuthFailures::addr_of(
+        req.extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0),
+    );
+    if let Some(wait) = guard.as_ref().and_then(|g| g.blocked(peer)) {
+        return Err(too_many_failures(wait));
+    }
+    let refuse = |why: Failure, detail: &str| match guard.as_ref().and_then(|g| g.failed(peer, why))
+    {
+        Some(wait) => too_many_failures(wait),
+        None => ApiError::Unauthorized(detail.into()),
+    };
     let from_query = query_key(req);
     let presented = match (req.headers().get("x-dash-key"), &from_query) {
-        (Some(h), _) => h
-            .to_str()
-            .map_err(|_| ApiError::Unauthorized("invalid API key".into()))?
-            .to_string(),
+        (Some(h), _) => match h.to_str() {
+            Ok(v) => v.to_string(),
+            Err(_) => return Err(refuse(Failure::InvalidKey, "invalid API key")),
+        },
         (None, Some(k)) => k.clone(),
         (None, None) => {
-            tracing::info!(target: "security", "request without X-Dash-Key");
-            return Err(ApiError::Unauthorized("missing X-Dash-Key header".into()));
+            return Err(refuse(Failure::MissingKey, "missing X-Dash-Key header"));
         }
     };
     let row = auth::authenticate(&state.store, &presented).await?;
     let Some(row) = row else {
-        tracing::warn!(target: "security", "invalid API key presented");
-        return Err(ApiError::Unauthorized("invalid API key".into()));
+        return Err(refuse(Failure::InvalidKey, "invalid API key"));
     };
     if row.revoked {
-        tracing::warn!(target: "security", key_id = %row.id, "revoked API key presented");
-        return Err(ApiError::Unauthorized(
-            "this API key has been revoked".into(),
-        ));
+        return Err(refuse(Failure::RevokedKey, "this API key has been revoked"));
     }
     if let Err(not_until) = state.limiter.check_key(&row.id) {
         let wait = not_until.wait_time_from(governor::clock::Clock::now(
@@ -266,6 +278,14 @@ async fn authorize(state: &AppState, req: &mut Request) -> Result<(), ApiError> 
     state.last_used.touch(&state.store, &row.id);
     req.extensions_mut().insert(caller);
     Ok(())
+}
+
+fn too_many_failures(wait: std::time::Duration) -> ApiError {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    ApiError::RateLimited {
+        detail: "too many failed authentications from this address; try again later".into(),
+        retry_after_s: secs.max(1),
+    }
 }
 
 /// `?key=` of the ingestion route (sendBeacon cannot set headers); `None` elsewhere.

@@ -5,6 +5,7 @@
 //! and cannot miss one. A module's routes are wrapped in [`crate::marketplace::gate`].
 
 pub mod audit;
+pub mod auth_failures;
 pub mod contract;
 pub mod extract;
 pub mod keys;

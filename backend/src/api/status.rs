@@ -29,13 +29,76 @@ impl crate::area::Area for StatusArea {
             "api/mod.rs",
             "api/extract.rs",
             "api/metrics.rs",
+            "api/auth_failures.rs",
         ]
+    }
+    /// `[server]`: connection limits, shutdown grace, the 401 budget (see `server.rs`).
+    fn extra_config_sections(&self) -> &'static [&'static str] {
+        &["server"]
+    }
+    fn check_config(
+        &self,
+        raw: &crate::config::ConfigMap,
+    ) -> Result<(), crate::config::ConfigError> {
+        crate::server::ServerSection::load(raw).map(|_| ())
+    }
+    fn init<'a>(&'a self, state: &'a AppState) -> crate::app::BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let s = crate::server::ServerSection::load(&state.cfg.raw)?;
+            state.provide(std::sync::Arc::new(
+                crate::api::auth_failures::AuthFailures::new(&s),
+            ));
+            Ok(())
+        })
+    }
+    fn start<'a>(&'a self, state: &'a AppState) -> crate::app::BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let guard = state.require::<std::sync::Arc<crate::api::auth_failures::AuthFailures>>(
+                "status", "status",
+            )?;
+            state.spawn_background(guard.run(state.shutdown.clone()));
+            Ok(())
+        })
+    }
+    fn summary(&self) -> Option<std::sync::Arc<dyn crate::app::SummaryProvider>> {
+        Some(std::sync::Arc::new(StatusSummary))
     }
     fn tables(&self) -> &'static [&'static str] {
         &["idempotency_keys"]
     }
     fn routes(&self) -> utoipa_axum::router::OpenApiRouter<AppState> {
         utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(summary))
+    }
+}
+
+/// Status-summary section `status`: this replica's connections and refused logins.
+struct StatusSummary;
+
+impl crate::app::SummaryProvider for StatusSummary {
+    fn area(&self) -> &'static str {
+        "status"
+    }
+    fn summary<'a>(
+        &'a self,
+        state: &'a AppState,
+        _tenant: &'a str,
+    ) -> crate::app::BoxFuture<'a, anyhow::Result<Value>> {
+        Box::pin(async move {
+            use std::sync::atomic::Ordering::Relaxed;
+            let c = crate::server::listener::stats();
+            let auth = state.service::<std::sync::Arc<crate::api::auth_failures::AuthFailures>>();
+            Ok(json!({
+                "connections_open": c.open.load(Relaxed),
+                "connections_accepted": c.accepted.load(Relaxed),
+                "connections_header_timeout": c.header_timeouts.load(Relaxed),
+                "connections_idle_timeout": c.idle_timeouts.load(Relaxed),
+                "connections_evicted": c.evicted.load(Relaxed),
+                "connections_rejected": c.rejected.load(Relaxed),
+                "connections_forced_at_shutdown": c.forced_at_shutdown.load(Relaxed),
+                "auth_refused": auth.as_ref().map_or(0, |a| a.refused.load(Relaxed)),
+                "auth_throttled": auth.as_ref().map_or(0, |a| a.throttled.load(Relaxed)),
+            }))
+        })
     }
 }
 

@@ -7,6 +7,7 @@
 //! nodes and never rehash the log.
 
 pub mod area;
+pub mod heads;
 pub mod merkle;
 
 use std::collections::HashMap;
@@ -629,11 +630,19 @@ pub async fn verify(store: &Store) -> Result<AuditVerify, sqlx::Error> {
     ))
     .fetch_one(&mut *tx)
     .await?;
+    // The latest head, in the same snapshot: one published after it must not look like
+    // a truncation.
+    let head: Option<crate::model::AuditHead> =
+        sqlx::query_as::<_, heads::HeadRow>(heads::LATEST_SQL)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(Into::into);
     let bad = |seq: i64, reason: String| AuditVerify {
         ok: false,
         size,
         first_bad_seq: Some(seq),
         reason: Some(reason),
+        head: head.clone(),
     };
     let mut tree = MemTree::default();
     let mut next_seq = 0i64;
@@ -725,10 +734,87 @@ pub async fn verify(store: &Store) -> Result<AuditVerify, sqlx::Error> {
             format!("record {seq} is not part of the committed tree"),
         ));
     }
+    if let Some(h) = &head {
+        if let Some((first_bad, reason)) = against_head(&tree, size, h) {
+            return Ok(AuditVerify {
+                first_bad_seq: first_bad,
+                ..bad(0, reason)
+            });
+        }
+    }
     Ok(AuditVerify {
         ok: true,
         size,
         first_bad_seq: None,
         reason: None,
+        head,
     })
+}
+
+/// Check the recomputed tree against a signed head with an RFC 6962 consistency proof:
+/// the tree must contain the head's tree as a prefix. `None` when it does.
+fn against_head(
+    tree: &MemTree,
+    size: i64,
+    h: &crate::model::AuditHead,
+) -> Option<(Option<i64>, String)> {
+    let name = format!(
+        "head #{} (size {}, signed {})",
+        h.id, h.tree_size, h.timestamp
+    );
+    if !heads::signature_ok(h) {
+        return Some((None, format!("{name} does not carry a valid signature")));
+    }
+    if h.tree_size > size {
+        return Some((
+            Some(size),
+            format!(
+                "the log has {size} records but {name} covers {}: records {size}..{} were removed (truncated)",
+                h.tree_size,
+                h.tree_size - 1
+            ),
+        ));
+    }
+    let Some(head_root) = hex::decode(&h.root)
+        .ok()
+        .and_then(|b| Hash::try_from(b.as_slice()).ok())
+    else {
+        return Some((None, format!("{name} has a malformed root")));
+    };
+    let (m, n) = (h.tree_size as u64, size as u64);
+    let consistent = if m == 0 {
+        head_root == merkle::empty_root()
+    } else {
+        let node = |l: u32, i: u64| tree.node(l, i);
+        let proof = merkle::consistency_proof(m, n, &mut |l, i| node(l, i));
+        merkle::verify_consistency(m, n, &proof, &head_root, &tree.root(n))
+    };
+    if consistent {
+        return None;
+    }
+    // Name the first record that differs from what the head committed to, if the tree
+    // still has the head's leaves (it does: m ≤ n).
+    Some((
+        None,
+        format!(
+            "the log is not consistent with {name}: the first {} records were rewritten since it was signed",
+            h.tree_size
+        ),
+    ))
+}
+
+/// The tree head (size, root) recomputed from the stored records themselves, not from
+/// the stored nodes (e.g. to check a restored backup against a recorded head). Errors
+/// when the records no longer match their committed hashes.
+pub async fn recompute_head(store: &Store) -> anyhow::Result<(i64, Hash)> {
+    let v = verify(store).await?;
+    if !v.ok {
+        anyhow::bail!(
+            "audit log does not verify: {}",
+            v.reason.unwrap_or_default()
+        );
+    }
+    // verify checked every stored node against the records, so the stored root is the
+    // recomputed one.
+    Ok((v.size, root_at(store, v.size).await?))
 }
