@@ -47,6 +47,7 @@ KEY="ep_$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
 # A rate limit the fuzzer cannot reach: 429s would hide the answers under test.
 env -u ECHOPILOT_DATABASE_URL ECHOPILOT_CONFIG=/dev/null ECHOPILOT_BOOTSTRAP_KEY="$KEY" \
   ECHOPILOT_RATE_LIMIT_PER_SEC=100000 ECHOPILOT_RATE_LIMIT_BURST=100000 \
+  ECHOPILOT_SERVER__AUTH_FAILURES_PER_MINUTE=1000000 ECHOPILOT_SERVER__AUTH_FAILURES_BURST=1000000 \
   ${DATABASE_URL:+ECHOPILOT_DATABASE_URL="$DATABASE_URL"} \
   "$BIN" serve --addr 127.0.0.1:0 --data-dir "$WORK/data" >"$WORK/stdout" 2>"$WORK/stderr" &
 PID=$!
