@@ -242,6 +242,7 @@ async fn a_backup_under_writes_restores_to_the_same_rows_and_audit_root() {
             database_url: target_db.clone(),
             key: Some(srv.key.clone()),
             env: vec![("ECHOPILOT_DR__KEY".into(), KEY1.into())],
+            ..Default::default()
         });
         let rc = restored.client();
         let verify = rc.get("/api/v1/audit/verify").await;
