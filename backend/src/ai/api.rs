@@ -124,8 +124,9 @@ pub async fn analytics(
     let limit = bounded("limit", q.limit, 10, 1..=100)?;
     let to = parse_time("to", &q.to)?.unwrap_or_else(now_ms);
     let from = parse_time("from", &q.from)?.unwrap_or(to - 7 * 86_400_000);
-    if from >= to {
-        return Err(ApiError::Unprocessable("from must be before to".into()));
+    // An empty window (from = to) is a valid question with an empty answer.
+    if from > to {
+        return Err(ApiError::Unprocessable("from must not be after to".into()));
     }
     Ok(Json(ai.analytics(caller.tenant(), from, to, limit).await?))
 }

@@ -42,10 +42,13 @@ pub struct AiEventIn {
     #[schema(max_length = 200000)]
     pub response: String,
     #[schema(minimum = 0, maximum = 100000000)]
+    #[serde(deserialize_with = "crate::api::extract::whole_i64")]
     pub tokens_in: i64,
     #[schema(minimum = 0, maximum = 100000000)]
+    #[serde(deserialize_with = "crate::api::extract::whole_i64")]
     pub tokens_out: i64,
     #[schema(minimum = 0, maximum = 86400000)]
+    #[serde(deserialize_with = "crate::api::extract::whole_i64")]
     pub latency_ms: i64,
     pub status: CallStatus,
     /// Error message of a failed call (redacted before it is kept).

@@ -59,7 +59,9 @@ pub enum TsIn {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IngestRequest {
-    #[schema(value_type = Vec<EventIn>, min_items = 1, max_items = 1000)]
+    /// Event objects (the `EventIn` shape). Each item is checked on its own: one that is
+    /// not a valid event — not even an object — gets its own 422 result, the rest are stored.
+    #[schema(value_type = Vec<serde_json::Value>, min_items = 1, max_items = 1000)]
     events: Vec<Value>,
 }
 
@@ -167,6 +169,7 @@ pub struct DefineFunnel {
     pub steps: Vec<String>,
     /// Conversion window from entering the funnel (1 s to 90 days).
     #[schema(minimum = 1, maximum = 7776000)]
+    #[serde(deserialize_with = "crate::api::extract::whole_i64")]
     pub window_secs: i64,
 }
 

@@ -104,6 +104,8 @@ pub fn parse_day(name: &str, v: &str) -> Result<i64, ApiError> {
 
 /// `from`/`to` with defaults (the 28 days ending today), checked.
 pub fn range(from: Option<&str>, to: Option<&str>, today: i64) -> Result<(i64, i64), ApiError> {
+    // `?from=` (empty) means "not given", as for every other optional query parameter.
+    let (from, to) = (from.filter(|v| !v.is_empty()), to.filter(|v| !v.is_empty()));
     let to = match to {
         Some(v) => parse_day("to", v)?,
         None => today,

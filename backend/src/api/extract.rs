@@ -122,6 +122,20 @@ where
 }
 
 /// An optional numeric query parameter with a default: out of `range` → 422 naming it.
+/// Deserialize an integer that JSON may spell as a whole float (`2812.0` is the integer
+/// 2812 to JSON Schema, so a schema-valid body must not be refused for it).
+pub fn whole_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    use serde::de::Error;
+    let v = <serde_json::Number as serde::Deserialize>::deserialize(d)?;
+    if let Some(i) = v.as_i64() {
+        return Ok(i);
+    }
+    match v.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 => Ok(f as i64),
+        _ => Err(D::Error::custom(format!("expected an integer, got {v}"))),
+    }
+}
+
 pub fn bounded(
     name: &str,
     value: Option<i64>,
@@ -137,5 +151,25 @@ pub fn bounded(
             range.start(),
             range.end()
         )))
+    }
+}
+
+#[cfg(test)]
+mod whole_number_tests {
+    #[derive(serde::Deserialize, Debug)]
+    struct T {
+        #[serde(deserialize_with = "super::whole_i64")]
+        n: i64,
+    }
+
+    #[test]
+    fn whole_floats_are_integers_and_fractions_are_not() {
+        let n = |s: &str| serde_json::from_str::<T>(s).map(|t| t.n);
+        assert_eq!(n(r#"{"n": 2812}"#).unwrap(), 2812);
+        assert_eq!(n(r#"{"n": 2812.0}"#).unwrap(), 2812);
+        assert_eq!(n(r#"{"n": -3.0}"#).unwrap(), -3);
+        assert!(n(r#"{"n": 2.5}"#).is_err());
+        assert!(n(r#"{"n": 1e300}"#).is_err());
+        assert!(n(r#"{"n": "1"}"#).is_err());
     }
 }
