@@ -15,6 +15,14 @@ pub fn rfc3339_ms(ms: i64) -> String {
 }
 
 /// A random lowercase-hex id with a readable prefix, e.g. `key_3f9a…`.
+/// `s` cut to at most `max` characters, with `…` when it was cut.
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
 pub fn random_id(prefix: &str, bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rngs::OsRng.fill_bytes(&mut buf);

@@ -197,7 +197,7 @@ async fn handle(
             Err(e) if e.is_panic() => (Outcome::Failed, Some("the job panicked".to_string()), None),
             Err(_) => (Outcome::Failed, Some("the job was cancelled".to_string()), None),
         };
-        let error = error.map(|e| truncate(&crate::logging::redact_secrets(&e), ERROR_MAX_CHARS));
+        let error = error.map(|e| crate::util::truncate_chars(&crate::logging::redact_secrets(&e), ERROR_MAX_CHARS));
         let elapsed = started.elapsed();
         let duration_ms = elapsed.as_millis() as i64;
         if let Err(e) = runs::finish_run(&store, &run_id, outcome, error.as_deref(), result.as_ref(), duration_ms).await {
@@ -235,12 +235,5 @@ async fn timed_out(store: &crate::store::Store, ctx: &JobCtx, err: &str) {
         Err(e) => {
             tracing::error!(target: "scheduler", queue_job_id = %ctx.id, error = %e, "could not record a timed-out run")
         }
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
     }
 }

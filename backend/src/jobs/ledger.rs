@@ -96,7 +96,7 @@ impl Ledger {
 
     /// Record an artifact that could not be handled.
     pub fn error(&self, mut e: LedgerError) {
-        e.exception = truncate(
+        e.exception = crate::util::truncate_chars(
             &crate::logging::redact_secrets(&e.exception),
             EXCEPTION_MAX_CHARS,
         );
@@ -246,13 +246,6 @@ impl Drop for FlushOnDrop {
                 }
             });
         }
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
     }
 }
 
