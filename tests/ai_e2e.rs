@@ -10,29 +10,9 @@ use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use common::{Client, Opts, Server};
+use common::{key, start, Client};
 
 const UPSTREAM_KEY: &str = "sk-upstream-secret-0123456789abcdefXYZ";
-
-async fn start(backend: &str, env: &[(&str, &str)]) -> Server {
-    let database_url = common::fresh_database(backend).await;
-    Server::start_with(Opts {
-        database_url,
-        env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..Default::default()
-    })
-}
-
-async fn key(root: &Client, role: &str, tenant: &str) -> Client {
-    let r = root
-        .post("/api/v1/keys", json!({"role": role, "tenant": tenant}))
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    root.with_key(r.body["key"].as_str().unwrap())
-}
 
 fn event(model: &str, prompt: &str, latency: i64, status: &str) -> Value {
     json!({"model": model, "prompt": prompt, "response": "fine", "tokens_in": 100,

@@ -11,33 +11,21 @@ use std::time::Duration;
 use echopilot_backend::analytics::rollup::date_of;
 use serde_json::{json, Value};
 
-use common::{eventually, Client, Opts, Server};
+use common::{eventually, key_and_secret, Client, Opts, Server};
 
 const DAY_MS: i64 = 86_400_000;
 
+/// Rolls up every second; a rate limit the bulk tests stay under.
 async fn start(backend: &str) -> Server {
-    let database_url = common::fresh_database(backend).await;
-    Server::start_with(Opts {
-        database_url,
-        env: vec![
-            (
-                "ECHOPILOT_ANALYTICS__ROLLUP_INTERVAL_SECS".into(),
-                "1".into(),
-            ),
-            ("ECHOPILOT_RATE_LIMIT_PER_SEC".into(), "1000".into()),
-            ("ECHOPILOT_RATE_LIMIT_BURST".into(), "1000".into()),
+    common::start(
+        backend,
+        &[
+            ("ECHOPILOT_ANALYTICS__ROLLUP_INTERVAL_SECS", "1"),
+            ("ECHOPILOT_RATE_LIMIT_PER_SEC", "1000"),
+            ("ECHOPILOT_RATE_LIMIT_BURST", "1000"),
         ],
-        ..Default::default()
-    })
-}
-
-async fn key(root: &Client, role: &str, tenant: &str) -> (Client, String) {
-    let r = root
-        .post("/api/v1/keys", json!({"role": role, "tenant": tenant}))
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let k = r.body["key"].as_str().unwrap().to_string();
-    (root.with_key(&k), k)
+    )
+    .await
 }
 
 fn now_ms() -> i64 {
@@ -71,8 +59,8 @@ async fn ingestion_is_per_event_and_idempotent_by_uuid() {
     for backend in common::backends() {
         let srv = start(backend).await;
         let root = srv.client();
-        let (int, _) = key(&root, "integration", "acme").await;
-        let (ro, _) = key(&root, "readonly", "acme").await;
+        let (int, _) = key_and_secret(&root, "integration", "acme").await;
+        let (ro, _) = key_and_secret(&root, "readonly", "acme").await;
         let ts = now_ms() - 60_000;
         let batch = json!({"events": [
             {"uuid": "e-1", "event": "pageview", "distinct_id": "u1", "ts": ts},
@@ -229,11 +217,11 @@ async fn a_publishable_key_can_only_add_events_for_its_tenant() {
     for backend in common::backends() {
         let srv = start(backend).await;
         let root = srv.client();
-        let (admin_a, _) = key(&root, "admin", "shop-a").await;
-        let (ro_a, _) = key(&root, "readonly", "shop-a").await;
-        let (ro_b, _) = key(&root, "readonly", "shop-b").await;
+        let (admin_a, _) = key_and_secret(&root, "admin", "shop-a").await;
+        let (ro_a, _) = key_and_secret(&root, "readonly", "shop-a").await;
+        let (ro_b, _) = key_and_secret(&root, "readonly", "shop-b").await;
         // An admin mints it through the ordinary keys API.
-        let (pub_a, pub_key) = key(&admin_a, "ingest", "shop-a").await;
+        let (pub_a, pub_key) = key_and_secret(&admin_a, "ingest", "shop-a").await;
         let ev = |uuid: &str| json!({"events": [{"uuid": uuid, "event": "pageview", "distinct_id": "visitor"}]});
         let r = pub_a.post("/api/v1/analytics/events", ev("p-1")).await;
         assert_eq!(r.status, 200, "{backend}: {}", r.text);
@@ -403,8 +391,8 @@ async fn rollups_equal_a_brute_force_count_over_random_events() {
     for backend in common::backends() {
         let srv = start(backend).await;
         let root = srv.client();
-        let (int, _) = key(&root, "integration", "prop").await;
-        let (ro, _) = key(&root, "readonly", "prop").await;
+        let (int, _) = key_and_secret(&root, "integration", "prop").await;
+        let (ro, _) = key_and_secret(&root, "readonly", "prop").await;
         let today = now_ms() / DAY_MS;
         let from = today - 40;
         let mut stored: HashMap<String, (String, String, i64, Option<String>)> = HashMap::new();
@@ -543,8 +531,8 @@ async fn a_funnel_gives_known_answers_and_the_daily_job_recomputes() {
     for backend in common::backends() {
         let srv = start(backend).await;
         let root = srv.client();
-        let (op, _) = key(&root, "operator", "funnels").await;
-        let (ro, _) = key(&root, "readonly", "funnels").await;
+        let (op, _) = key_and_secret(&root, "operator", "funnels").await;
+        let (ro, _) = key_and_secret(&root, "readonly", "funnels").await;
         // Entries two days ago at noon, so every step falls on known days.
         let t0 = (now_ms() / DAY_MS - 2) * DAY_MS + 12 * 3_600_000;
         let ev = |u: &str, e: &str, dt_s: i64| json!({"uuid": format!("{u}-{e}-{dt_s}"), "event": e, "distinct_id": u, "ts": t0 + dt_s * 1000});

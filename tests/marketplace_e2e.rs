@@ -5,27 +5,7 @@ mod common;
 
 use serde_json::{json, Value};
 
-use common::{Client, Opts, Server};
-
-async fn start(backend: &str, env: &[(&str, &str)]) -> Server {
-    let database_url = common::fresh_database(backend).await;
-    Server::start_with(Opts {
-        database_url,
-        env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ..Default::default()
-    })
-}
-
-async fn key(root: &Client, role: &str, tenant: &str) -> Client {
-    let r = root
-        .post("/api/v1/keys", json!({"role": role, "tenant": tenant}))
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    root.with_key(r.body["key"].as_str().unwrap())
-}
+use common::{key, start};
 
 fn module<'a>(list: &'a Value, name: &str) -> &'a Value {
     list["modules"]

@@ -67,6 +67,38 @@ pub async fn fresh_database(backend: &str) -> Option<String> {
     }
 }
 
+/// Starts the server on `backend` (a fresh database; SQLite in the data dir) with extra
+/// environment variables.
+pub async fn start(backend: &str, env: &[(&str, &str)]) -> Server {
+    Server::start_with(Opts {
+        database_url: fresh_database(backend).await,
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Default::default()
+    })
+}
+
+/// A new key of `role` for `tenant`, created by `root` (the bootstrap key's client):
+/// a client that sends it.
+pub async fn key(root: &Client, role: &str, tenant: &str) -> Client {
+    key_and_secret(root, role, tenant).await.0
+}
+
+/// [`key`] and the key's secret (for `?key=` or raw requests).
+pub async fn key_and_secret(root: &Client, role: &str, tenant: &str) -> (Client, String) {
+    let r = root
+        .post(
+            "/api/v1/keys",
+            serde_json::json!({"role": role, "tenant": tenant}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "create a {role} key for {tenant}: {}", r.text);
+    let secret = r.body["key"].as_str().expect("the new key").to_string();
+    (root.with_key(&secret), secret)
+}
+
 impl Server {
     pub fn start() -> Server {
         Server::start_with(Opts::default())

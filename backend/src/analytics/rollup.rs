@@ -31,6 +31,14 @@ const PASS_DAYS: i64 = 400;
 /// Days after a day whose MAU includes it.
 const MAU_DAYS: i64 = 28;
 const WAU_DAYS: i64 = 7;
+/// The kinds of `analytics_daily_users` rows: (kind, the name column, the GROUP BY column
+/// — none for the constant name of `all`, which PostgreSQL refuses to group by — and an
+/// extra filter).
+const DAILY_USER_KINDS: [(&str, &str, &str, &str); 3] = [
+    ("all", "''", "", ""),
+    ("event", "event", "event, ", ""),
+    ("feature", "feature", "feature, ", " AND feature IS NOT NULL"),
+];
 /// Tenant id under which the config funnels' fingerprints are kept.
 pub const CONFIG_TENANT: &str = "_config";
 
@@ -366,42 +374,22 @@ impl Analytics {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query(
-            "INSERT INTO analytics_daily_users (tenant_id, kind, name, day, distinct_id, events) \
-             SELECT tenant_id, 'all', '', CAST($2 AS BIGINT), distinct_id, COUNT(*) \
-             FROM analytics_events WHERE tenant_id = $1 AND ts >= $3 AND ts < $4 \
-             GROUP BY tenant_id, distinct_id",
-        )
-        .bind(tenant)
-        .bind(day)
-        .bind(start)
-        .bind(end)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO analytics_daily_users (tenant_id, kind, name, day, distinct_id, events) \
-             SELECT tenant_id, 'event', event, CAST($2 AS BIGINT), distinct_id, COUNT(*) \
-             FROM analytics_events WHERE tenant_id = $1 AND ts >= $3 AND ts < $4 \
-             GROUP BY tenant_id, event, distinct_id",
-        )
-        .bind(tenant)
-        .bind(day)
-        .bind(start)
-        .bind(end)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO analytics_daily_users (tenant_id, kind, name, day, distinct_id, events) \
-             SELECT tenant_id, 'feature', feature, CAST($2 AS BIGINT), distinct_id, COUNT(*) \
-             FROM analytics_events WHERE tenant_id = $1 AND ts >= $3 AND ts < $4 \
-             AND feature IS NOT NULL GROUP BY tenant_id, feature, distinct_id",
-        )
-        .bind(tenant)
-        .bind(day)
-        .bind(start)
-        .bind(end)
-        .execute(&mut *tx)
-        .await?;
+        // One INSERT … SELECT per kind: every user of the day, per event, per feature.
+        for (kind, name, group, only) in DAILY_USER_KINDS {
+            let sql = format!(
+                "INSERT INTO analytics_daily_users (tenant_id, kind, name, day, distinct_id, events) \
+                 SELECT tenant_id, '{kind}', {name}, CAST($2 AS BIGINT), distinct_id, COUNT(*) \
+                 FROM analytics_events WHERE tenant_id = $1 AND ts >= $3 AND ts < $4{only} \
+                 GROUP BY tenant_id, {group}distinct_id"
+            );
+            sqlx::query(&sql)
+                .bind(tenant)
+                .bind(day)
+                .bind(start)
+                .bind(end)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO analytics_daily_counts (tenant_id, day, kind, name, events, users) \
              SELECT tenant_id, day, kind, name, CAST(SUM(events) AS BIGINT), COUNT(*) \
