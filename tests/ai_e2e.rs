@@ -631,3 +631,160 @@ async fn without_an_upstream_the_proxy_is_404_and_the_module_rolls_back() {
     assert_eq!(r.body["module"], "ai");
     assert_eq!(r.body["scope"], "fleet");
 }
+
+/// A fake OpenAI-compatible upstream that streams the first SSE chunk of every answer at
+/// once and holds the rest until `release` is set: a test can see the first chunk arrive
+/// before the upstream has finished. Raw HTTP/1.1 with chunked encoding, so nothing in
+/// between can make it look streamed when it is not.
+async fn holding_upstream(
+    first: String,
+    rest: String,
+) -> (String, tokio::sync::watch::Sender<bool>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let (release, released) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let (first, rest, mut released) = (first.clone(), rest.clone(), released.clone());
+            tokio::spawn(async move {
+                // Read the request: headers, then the content-length body.
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let body_start = loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..body_start]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                while buf.len() < body_start + len {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let part = |s: &str| format!("{:x}\r\n{s}\r\n", s.len());
+                let start = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                     transfer-encoding: chunked\r\n\r\n{}",
+                    part(&first)
+                );
+                if sock.write_all(start.as_bytes()).await.is_err() {
+                    return;
+                }
+                let _ = sock.flush().await;
+                let _ = released.wait_for(|r| *r).await;
+                let end = format!("{}0\r\n\r\n", part(&rest));
+                let _ = sock.write_all(end.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (base, release)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_call_with_an_idempotency_key_still_streams() {
+    for backend in common::backends() {
+        let first = format!(
+            "data: {}\n\n",
+            json!({"model": "gpt-held", "choices": [{"delta": {"content": "Hello"}}]})
+        );
+        let rest = format!(
+            "data: {}\n\ndata: [DONE]\n\n",
+            json!({"model": "gpt-held", "choices": [{"delta": {"content": " there"}}]})
+        );
+        let (base, release) = holding_upstream(first.clone(), rest.clone()).await;
+        let srv = start(
+            backend,
+            &[
+                ("ECHOPILOT_AI__UPSTREAM_BASE_URL", &base),
+                ("ECHOPILOT_AI__UPSTREAM_API_KEY", UPSTREAM_KEY),
+            ],
+        )
+        .await;
+        let root = srv.client();
+        let ing = key(&root, "integration", "acme").await;
+        let ro = key(&root, "readonly", "acme").await;
+        let body = json!({"model": "gpt-held", "stream": true,
+                          "messages": [{"role": "user", "content": "Say hello"}]});
+        let call = || {
+            ing.req(
+                reqwest::Method::POST,
+                "/api/v1/ai/proxy/v1/chat/completions",
+            )
+            .header("Idempotency-Key", "stream-1")
+            .json(&body)
+        };
+        // The upstream holds everything after the first chunk until `release`: if anything
+        // buffered the whole answer, neither the headers nor the first chunk would come.
+        let held = Duration::from_secs(30);
+        let mut resp = tokio::time::timeout(held, call().send())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("{backend}: no response while the upstream held the rest (buffered)")
+            })
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{backend}");
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"));
+        let mut seen = Vec::new();
+        while seen.len() < first.len() {
+            let c = tokio::time::timeout(held, resp.chunk())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("{backend}: the first chunk did not arrive before the upstream finished")
+                })
+                .unwrap()
+                .expect("the stream ended early");
+            seen.extend_from_slice(&c);
+        }
+        assert_eq!(String::from_utf8_lossy(&seen), first, "{backend}");
+        // While it streams, the key is in progress: a repeat is 409, not a second call.
+        let again = ing.send(call()).await;
+        again.assert_problem(409);
+        assert!(again.text.contains("in progress"), "{}", again.text);
+        release.send(true).unwrap();
+        while let Some(c) = resp.chunk().await.unwrap() {
+            seen.extend_from_slice(&c);
+        }
+        assert_eq!(String::from_utf8_lossy(&seen), format!("{first}{rest}"));
+        // Not stored: once the stream ended the key is released, and a repeat streams
+        // again (no replay header) instead of replaying a buffered copy.
+        let replay = common::eventually(Duration::from_secs(10), "the key released", || {
+            let c = ing.clone();
+            let rb = call();
+            async move {
+                let r = c.send(rb).await;
+                (r.status != 409).then_some(r)
+            }
+        })
+        .await;
+        assert_eq!(replay.status, 200, "{}", replay.text);
+        assert!(replay.headers.get("idempotent-replayed").is_none());
+        assert_eq!(replay.text, format!("{first}{rest}"));
+        let events = common::eventually(Duration::from_secs(10), "both calls recorded", || {
+            let ro = ro.clone();
+            async move {
+                let l = ro.get("/api/v1/ai/events?limit=10").await;
+                let ev = l.body["events"].as_array()?.clone();
+                (ev.len() == 2).then_some(ev)
+            }
+        })
+        .await;
+        assert!(events.iter().all(|e| e["status"] == "ok"), "{events:?}");
+    }
+}

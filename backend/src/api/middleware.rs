@@ -342,7 +342,9 @@ pub type AccessTable = std::collections::HashMap<(String, String), crate::api::c
 /// 5xx — so a refused request cannot poison the key for its owner (as Stripe does).
 /// The same request is the same method, path, query and JSON body *by value* (keys in
 /// any order); a different request under a used key → 409; a repeat while the first
-/// runs → 409. Key creation is exempt: its answer holds a secret, shown once.
+/// runs → 409. Key creation is exempt: its answer holds a secret, shown once. A streamed
+/// answer (`text/event-stream`, the AI proxy) passes through unbuffered and is not
+/// stored: the key is held while it streams and released when it ends.
 pub async fn idempotency(
     State((state, access)): State<(AppState, std::sync::Arc<AccessTable>)>,
     req: Request,
@@ -448,6 +450,49 @@ async fn forget(store: &crate::store::Store, k: &IdemKey<'_>) -> Result<(), sqlx
         .execute(store.writer())
         .await
         .map(|_| ())
+}
+
+/// `text/event-stream`: an answer that is streamed, so never buffered for the cache.
+fn is_event_stream(resp: &Response) -> bool {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
+}
+
+/// Releases an Idempotency-Key when dropped (with the body of a streamed answer).
+struct Release {
+    store: crate::store::Store,
+    tenant: String,
+    key_id: String,
+    route: String,
+    idem: String,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (store, tenant, key_id, route, idem) = (
+            self.store.clone(),
+            std::mem::take(&mut self.tenant),
+            std::mem::take(&mut self.key_id),
+            std::mem::take(&mut self.route),
+            std::mem::take(&mut self.idem),
+        );
+        rt.spawn(async move {
+            let key = IdemKey {
+                tenant: &tenant,
+                key_id: &key_id,
+                route: &route,
+                idem: &idem,
+            };
+            if let Err(e) = forget(&store, &key).await {
+                tracing::warn!(target: "server", error = %e, "an Idempotency-Key of a streamed answer could not be released; it expires after 24 h");
+            }
+        });
+    }
 }
 
 async fn run_idempotent(
@@ -560,6 +605,25 @@ async fn run_idempotent(
         // Not executed, or a failure of ours: the key stays free for a corrected retry.
         let _ = forget(store, &key).await;
         return Ok(resp);
+    }
+    if is_event_stream(&resp) {
+        // A streamed answer (the AI proxy's SSE) goes through as it comes: never
+        // buffered, never stored. The key stays in progress while it streams (a repeat
+        // is 409) and is released when the stream ends or the client goes away.
+        let release = Release {
+            store: store.clone(),
+            tenant: key.tenant.to_string(),
+            key_id: key.key_id.to_string(),
+            route: key.route.to_string(),
+            idem: key.idem.to_string(),
+        };
+        let (rparts, rbody) = resp.into_parts();
+        let mut data = rbody.into_data_stream();
+        let body = futures_util::stream::poll_fn(move |cx| {
+            let _held = &release;
+            futures_util::Stream::poll_next(std::pin::Pin::new(&mut data), cx)
+        });
+        return Ok(Response::from_parts(rparts, Body::from_stream(body)));
     }
     let (rparts, rbody) = resp.into_parts();
     let rbytes: Bytes = rbody
