@@ -788,3 +788,119 @@ async fn a_streamed_call_with_an_idempotency_key_still_streams() {
         assert!(events.iter().all(|e| e["status"] == "ok"), "{events:?}");
     }
 }
+
+/// The newest finished `retention` run with this trigger started at or after `since`
+/// (ms). Times are `rfc3339_ms` text, which sorts as it reads.
+async fn retention_run_since(c: &Client, since: i64, trigger: &str) -> Value {
+    let since = echopilot_backend::util::rfc3339_ms(since);
+    common::eventually(Duration::from_secs(60), "a finished retention run", || {
+        let (c, since) = (c.clone(), since.clone());
+        async move {
+            let r = c.get("/api/v1/jobs/runs?job=retention&limit=20").await;
+            r.body["runs"].as_array()?.iter().find_map(|x| {
+                let started = x["started_at"].as_str()?;
+                (started >= since.as_str()
+                    && x["trigger"] == trigger
+                    && !x["finished_at"].is_null())
+                .then(|| x.clone())
+            })
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ai_events_past_retention_are_pruned_by_the_retention_job_with_its_ledger() {
+    use echopilot_backend::util::{now_ms, rfc3339_ms};
+    for backend in common::backends() {
+        let tmp = tempfile::tempdir().unwrap();
+        let database_url = common::fresh_database(backend).await;
+        let opts = |env: &[(&str, &str)]| common::Opts {
+            database_url: database_url.clone(),
+            data_dir: Some(tmp.path().to_path_buf()),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        };
+        // Default retention (90 days): three calls from 10 days ago, two from an hour ago.
+        let mut srv = common::Server::start_with(opts(&[]));
+        let root = srv.client();
+        let ing = key(&root, "integration", "acme").await;
+        let now = now_ms();
+        for (ago, n) in [(10 * 86_400_000, 3), (3_600_000, 2)] {
+            for i in 0..n {
+                let mut e = event("m", &format!("call {i}"), 5, "ok");
+                e["ts"] = json!(rfc3339_ms(now - ago - i));
+                let r = ing.post("/api/v1/ai/events", e).await;
+                assert_eq!(r.status, 201, "{backend}: {}", r.text);
+            }
+        }
+        assert_eq!(srv.terminate(), Some(0));
+
+        // Restarted with a 7-day retention: the retention run at start prunes the old three.
+        let restarted = now_ms();
+        let srv = common::Server::start_with(common::Opts {
+            key: Some(srv.key.clone()),
+            ..opts(&[("ECHOPILOT_AI__RETENTION_DAYS", "7")])
+        });
+        let root = srv.client();
+        let acme = root.with_tenant("acme");
+        let run = retention_run_since(&root, restarted, "startup").await;
+        assert_eq!(run["outcome"], "succeeded", "{backend}: {run}");
+        assert_eq!(
+            run["result"]["ai_events"],
+            json!({"deleted": 3, "older_than_days": 7}),
+            "{backend}: {run}"
+        );
+        let left = acme.get("/api/v1/ai/events?limit=20").await;
+        let left = left.body["events"].as_array().unwrap().clone();
+        assert_eq!(left.len(), 2, "{backend}: {left:?}");
+        let id = run["id"].as_str().unwrap();
+        let l = root.get(&format!("/api/v1/jobs/runs/{id}/ledger")).await;
+        assert_eq!(l.body["errors_count"], 0, "{}", l.text);
+        assert_eq!(l.body["artifacts_total"], l.body["artifacts_processed"]);
+        // Past the retention period is refused at recording, naming the field.
+        let mut old = event("m", "late", 5, "ok");
+        old["ts"] = json!(rfc3339_ms(now_ms() - 8 * 86_400_000));
+        let r = acme.post("/api/v1/ai/events", old).await;
+        r.assert_problem(422);
+        assert!(r.text.contains("retention_days"), "{}", r.text);
+
+        // A prune that fails (the table is gone for a moment) is in the run's error
+        // ledger, naming ai_events and the stage, and fails the run.
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&match &database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}", tmp.path().join("echopilot.db").display()),
+        })
+        .await
+        .unwrap();
+        sqlx::query("ALTER TABLE ai_events RENAME TO ai_events_away")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let started = now_ms();
+        let r = root.post("/api/v1/jobs/retention/run", json!({})).await;
+        assert!(r.status < 300, "{}", r.text);
+        let run = retention_run_since(&root, started, "manual").await;
+        sqlx::query("ALTER TABLE ai_events_away RENAME TO ai_events")
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(run["outcome"], "failed", "{backend}: {run}");
+        let id = run["id"].as_str().unwrap();
+        let l = root.get(&format!("/api/v1/jobs/runs/{id}/ledger")).await;
+        let errs = l.body["errors"].as_array().unwrap();
+        let e = errs
+            .iter()
+            .find(|e| e["artifact_id"] == "ai_events")
+            .unwrap_or_else(|| panic!("{backend}: {}", l.text));
+        assert_eq!(e["stage"], "prune", "{e}");
+        assert_eq!(e["blocking"], true, "{e}");
+        assert!(e["exception"].as_str().unwrap().contains("ai_events"), "{e}");
+        // The rest of the pass ran: the other prunes are in the result.
+        assert!(run["result"]["job_runs"]["deleted"].is_number(), "{run}");
+    }
+}

@@ -35,7 +35,8 @@ pub async fn record_event(
     caller
         .require(&state, Role::Integration, "ai.record")
         .await?;
-    let ev = ev.check("", now_ms())?;
+    let now = now_ms();
+    let ev = ev.check("", now, ai.oldest(now))?;
     let mut rec = ai.record(caller.tenant(), vec![ev]).await?;
     let one = rec
         .pop()
@@ -72,7 +73,7 @@ pub async fn record_batch(
         .events
         .into_iter()
         .enumerate()
-        .map(|(i, e)| e.check(&format!("events[{i}]."), now))
+        .map(|(i, e)| e.check(&format!("events[{i}]."), now, ai.oldest(now)))
         .collect::<Result<Vec<_>, _>>()?;
     let recorded = ai.record(caller.tenant(), events).await?;
     Ok((StatusCode::CREATED, Json(RecordedBatch { recorded })))

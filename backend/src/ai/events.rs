@@ -63,7 +63,8 @@ pub struct AiEventIn {
     #[serde(default)]
     #[schema(min_length = 1, max_length = 200)]
     pub distinct_id: Option<String>,
-    /// When the call happened (RFC 3339); default: now. At most one day ahead.
+    /// When the call happened (RFC 3339); default: now. At most one day ahead, not older
+    /// than `[ai] retention_days`.
     #[serde(default)]
     #[schema(format = DateTime)]
     pub ts: Option<String>,
@@ -146,8 +147,9 @@ fn check_range(field: &str, v: i64, max: i64) -> Result<(), ApiError> {
 }
 
 impl AiEventIn {
-    /// Checked, with `field` naming it in errors (`events[3].model`).
-    pub fn check(self, at: &str, now: i64) -> Result<NewEvent, ApiError> {
+    /// Checked, with `field` naming it in errors (`events[3].model`); `oldest` is the
+    /// retention cut-off (ms).
+    pub fn check(self, at: &str, now: i64, oldest: i64) -> Result<NewEvent, ApiError> {
         let f = |name: &str| format!("{at}{name}");
         let model = self.model.trim().to_string();
         check_len(&f("model"), &model, 1, MAX_MODEL_CHARS)?;
@@ -185,6 +187,12 @@ impl AiEventIn {
                 if t > now + 86_400_000 || t < 0 {
                     return Err(ApiError::Unprocessable(format!(
                         "{} must be after 1970 and at most one day ahead of the server clock",
+                        f("ts")
+                    )));
+                }
+                if t < oldest {
+                    return Err(ApiError::Unprocessable(format!(
+                        "{} is older than the retention period ([ai] retention_days)",
                         f("ts")
                     )));
                 }

@@ -108,6 +108,9 @@ pub struct AiSection {
     pub upstream_timeout_secs: u64,
     /// Events per `POST /api/v1/ai/events/batch`.
     pub max_batch: u64,
+    /// Events older than this many days are refused at recording and pruned by the
+    /// `retention` job (1..=3650).
+    pub retention_days: u64,
 }
 
 impl Default for AiSection {
@@ -120,6 +123,7 @@ impl Default for AiSection {
             upstream_api_key: String::new(),
             upstream_timeout_secs: 300,
             max_batch: 100,
+            retention_days: 90,
         }
     }
 }
@@ -142,6 +146,7 @@ pub struct Settings {
     pub upstream_api_key: Option<String>,
     pub upstream_timeout_secs: u64,
     pub max_batch: usize,
+    pub retention_days: i64,
 }
 
 impl Settings {
@@ -196,6 +201,7 @@ impl Settings {
         };
         raw.check_range("ai.upstream_timeout_secs", s.upstream_timeout_secs, 1, 3600)?;
         raw.check_range("ai.max_batch", s.max_batch, 1, 1000)?;
+        raw.check_range("ai.retention_days", s.retention_days, 1, 3650)?;
         let key = s.upstream_api_key.trim().to_string();
         if key.chars().any(|c| c.is_control()) {
             // Never echo the value.
@@ -209,6 +215,7 @@ impl Settings {
             upstream_api_key: (!key.is_empty()).then_some(key),
             upstream_timeout_secs: s.upstream_timeout_secs,
             max_batch: s.max_batch as usize,
+            retention_days: s.retention_days as i64,
         })
     }
 
@@ -259,6 +266,42 @@ impl Ai {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The oldest time (ms) an event may have at `now`: `[ai] retention_days` back.
+    pub fn oldest(&self, now: i64) -> i64 {
+        now - self.settings.retention_days * 86_400_000
+    }
+
+    /// Delete the events older than `[ai] retention_days`, per tenant in batches (short
+    /// write transactions: SQLite has one writer). Returns how many went. Called by the
+    /// `retention` job (`jobs/retention.rs`), which records it in its error ledger.
+    pub async fn prune(&self, now: i64) -> Result<u64, sqlx::Error> {
+        const BATCH: i64 = 5000;
+        let cutoff = self.oldest(now);
+        let tenants: Vec<String> = sqlx::query_scalar("SELECT DISTINCT tenant_id FROM ai_events")
+            .fetch_all(self.store.reader())
+            .await?;
+        let mut n = 0;
+        for t in tenants {
+            loop {
+                let r = sqlx::query(
+                    "DELETE FROM ai_events WHERE id IN \
+                     (SELECT id FROM ai_events WHERE tenant_id = $1 AND ts < $2 LIMIT $3)",
+                )
+                .bind(&t)
+                .bind(cutoff)
+                .bind(BATCH)
+                .execute(self.store.writer())
+                .await?
+                .rows_affected();
+                n += r;
+                if r < BATCH as u64 {
+                    break;
+                }
+            }
+        }
+        Ok(n)
     }
 }
 

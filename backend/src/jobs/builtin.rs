@@ -23,7 +23,7 @@ pub fn register(reg: &mut JobRegistry, cfg: &crate::config::Config) -> anyhow::R
     )
     .run_at_start()
     .timeout(Duration::from_secs(30 * 60))
-    .describe("keeps the newest files per log/backup pattern; prunes old job runs and finished queue jobs");
+    .describe("keeps the newest files per log/backup pattern; prunes old job runs, finished queue jobs and AI events");
     reg.register("health_probe", "0 55 7 * * *", handler(health_probe))
         .timeout(Duration::from_secs(120))
         .describe("daily probe: database readiness, disk space, audit chain verification");

@@ -1,6 +1,7 @@
 //! The `retention` job: keep the newest N files per pattern under `<data-dir>/logs/` and
-//! `<data-dir>/backups/`, prune old job runs and (through the queue's API) finished queue
-//! jobs. Every deletion is
+//! `<data-dir>/backups/`, prune old job runs, (through the queue's API) finished queue
+//! jobs and (through the ai module's, when it runs) AI events past `[ai] retention_days`.
+//! Every deletion is
 //! counted; a failure is recorded for its item and the batch carries on.
 //!
 //! A file's pattern is its name with the date part replaced by `*` (`queue.2026-11-22.ndjson`
@@ -122,10 +123,30 @@ pub async fn run(ctx: JobContext, cfg: RetentionConfig) -> anyhow::Result<Value>
             json!({"deleted": 0, "older_than_days": cfg.queue_days, "error": format!("{e:#}")})
         }
     };
+    // Through the ai module's own pruning (it owns `ai_events`, per `[ai] retention_days`);
+    // nothing to do when the module is off for the fleet.
+    ctx.ledger.add_total(1);
+    let ai_events = match ctx.state.service::<crate::ai::Ai>() {
+        Some(ai) => match ai.prune(now).await {
+            Ok(n) => {
+                ctx.ledger.add_processed(1);
+                json!({"deleted": n, "older_than_days": ai.settings().retention_days})
+            }
+            Err(e) => {
+                errors.push(json!({"item": "ai_events", "stage": "prune", "error": format!("{e:#}")}));
+                json!({"deleted": 0, "older_than_days": ai.settings().retention_days, "error": format!("{e:#}")})
+            }
+        },
+        None => {
+            ctx.ledger.add_processed(1);
+            json!({"deleted": 0, "skipped": "the ai module is off"})
+        }
+    };
     let total = files_deleted
         + ledgers
         + job_runs["deleted"].as_u64().unwrap_or(0)
-        + queue["deleted"].as_u64().unwrap_or(0);
+        + queue["deleted"].as_u64().unwrap_or(0)
+        + ai_events["deleted"].as_u64().unwrap_or(0);
     tracing::info!(target: "scheduler", job_run_id = %ctx.run_id, files_deleted, deleted_total = total, errors = errors.len(), "retention pass done");
     Ok(json!({
         "keep_files": cfg.keep_files,
@@ -133,6 +154,7 @@ pub async fn run(ctx: JobContext, cfg: RetentionConfig) -> anyhow::Result<Value>
         "job_runs": job_runs,
         "ledger_files": {"deleted": ledgers, "older_than_days": cfg.job_runs_days},
         "queue_jobs": queue,
+        "ai_events": ai_events,
         "deleted_total": total,
         "errors": errors,
     }))
