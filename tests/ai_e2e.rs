@@ -899,7 +899,10 @@ async fn ai_events_past_retention_are_pruned_by_the_retention_job_with_its_ledge
             .unwrap_or_else(|| panic!("{backend}: {}", l.text));
         assert_eq!(e["stage"], "prune", "{e}");
         assert_eq!(e["blocking"], true, "{e}");
-        assert!(e["exception"].as_str().unwrap().contains("ai_events"), "{e}");
+        assert!(
+            e["exception"].as_str().unwrap().contains("ai_events"),
+            "{e}"
+        );
         // The rest of the pass ran: the other prunes are in the result.
         assert!(run["result"]["job_runs"]["deleted"].is_number(), "{run}");
     }

@@ -94,7 +94,11 @@ pub async fn key_and_secret(root: &Client, role: &str, tenant: &str) -> (Client,
             serde_json::json!({"role": role, "tenant": tenant}),
         )
         .await;
-    assert_eq!(r.status, 201, "create a {role} key for {tenant}: {}", r.text);
+    assert_eq!(
+        r.status, 201,
+        "create a {role} key for {tenant}: {}",
+        r.text
+    );
     let secret = r.body["key"].as_str().expect("the new key").to_string();
     (root.with_key(&secret), secret)
 }

@@ -5,6 +5,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+pub use echopilot_backend::ai::analytics::{
+    AiAnalytics, FailedCall as AiFailedCall, ModelStats as AiModelStats,
+};
 pub use echopilot_backend::analytics::api::FunnelList;
 pub use echopilot_backend::analytics::funnel::FunnelResult;
 pub use echopilot_backend::analytics::usage::{Usage, UsagePoint};
@@ -30,7 +33,8 @@ crate::serde_view!(
     DrBackups,
     DrVerify,
     Usage,
-    FunnelList
+    FunnelList,
+    AiAnalytics
 );
 
 /// Parses an RFC 3339 timestamp; anything else is `None`.

@@ -474,14 +474,44 @@ fn stale_data_is_kept_and_marked() {
 #[test]
 fn area_404_is_reported_honestly() {
     let mut app = loaded_app();
-    press(&mut app, KeyCode::Char('4'));
+    go_tab(&mut app, "Security");
     let screen = render(&app, 100, 30);
     assert!(screen.contains(
-        "This area is not installed on this backend (GET /api/v1/costs/summary answered 404)"
+        "This area is not installed on this backend (GET /api/v1/security/findings answered 404)"
     ));
+    // The Costs tab shows AI spend; its cloud-spend strip says the FinOps area is missing.
+    go_tab(&mut app, "Costs");
+    let screen = render(&app, 120, 32);
+    assert!(
+        screen.contains("Waits for the FinOps area: GET /api/v1/costs/summary answered 404"),
+        "{screen}"
+    );
+    assert!(screen.contains("AI calls · last 7 days"), "{screen}");
     let costs = app.cache.meta(echopilot_ui::tabs::costs::SPEC.res.res);
     assert_eq!(costs.next_due, Some(t0() + Duration::seconds(60)));
     assert_eq!(costs.failures, 0, "a 404 is an answer, not a failure");
+}
+
+#[test]
+fn palette_ai_errors_opens_the_costs_tab_on_error_rates() {
+    use echopilot_ui::tabs::costs::{CostsTab, View};
+    let mut app = loaded_app();
+    press(&mut app, KeyCode::Char(':'));
+    type_str(&mut app, "ai errors");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.tab_title(), "Costs");
+    assert_eq!(app.tab::<CostsTab>().unwrap().view, View::Errors);
+    let screen = render(&app, 120, 32);
+    assert!(screen.contains("highest error rate first"), "{screen}");
+    assert!(screen.contains("Latest failed calls"), "{screen}");
+    // `e` goes back to the cost view, and the palette's "ai costs" too.
+    press(&mut app, KeyCode::Char('e'));
+    assert_eq!(app.tab::<CostsTab>().unwrap().view, View::Cost);
+    press(&mut app, KeyCode::Char('e'));
+    press(&mut app, KeyCode::Char(':'));
+    type_str(&mut app, "ai costs");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.tab::<CostsTab>().unwrap().view, View::Cost);
 }
 
 #[test]
@@ -610,7 +640,7 @@ fn module_disabled_is_an_answer_not_an_error() {
 #[test]
 fn plain_404_is_still_not_installed() {
     let mut app = loaded_app();
-    press(&mut app, KeyCode::Char('4'));
+    go_tab(&mut app, "Security");
     let screen = render(&app, 100, 30);
     assert!(screen.contains("This area is not installed"), "{screen}");
     assert!(!screen.contains("Module"), "{screen}");

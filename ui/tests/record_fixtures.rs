@@ -52,6 +52,11 @@ impl Backend {
                 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
             ),
             ("ECHOPILOT_ANALYTICS__ROLLUP_INTERVAL_SECS", "1"),
+            // The Costs tab: two priced models, one without a price.
+            (
+                "ECHOPILOT_AI__PRICES",
+                "gpt-4o-mini=0.15/0.60;gpt-4o=2.5/10",
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -275,6 +280,50 @@ async fn scenario(b: &Backend, samples: usize) -> BTreeMap<&'static str, Value> 
         "analytics_funnels.json",
         b.get("/api/v1/analytics/funnels").await,
     );
+    // AI calls (the Costs tab): 60 over the last two days, a fixed pattern of three
+    // models, four features, latencies and failures (one model unpriced).
+    let now = Utc::now();
+    let calls: Vec<Value> = (0..60i64)
+        .map(|i| {
+            let (model, tin, tout) = match i % 4 {
+                0 | 1 => ("gpt-4o-mini", 800 + 10 * i, 120 + i),
+                2 => ("gpt-4o", 1_500 + 20 * i, 400 + 2 * i),
+                _ => ("local-llama-3", 600, 90),
+            };
+            let failed = i % 9 == 4 || (model == "gpt-4o" && i % 5 == 0);
+            let mut e = json!({
+                "model": model,
+                "prompt": match i % 7 {
+                    0..=2 => format!("Summarise ticket {} for customer{}@example.com", 4000 + i, i % 7),
+                    3 | 4 => format!("Translate \"order {} shipped\" to German", 100 + i),
+                    5 => format!("Classify the sentiment of review {}", 9000 + i),
+                    _ => "How do I reset my password?".to_string(),
+                },
+                "response": if failed { String::new() } else { format!("Ticket {} is resolved.", 4000 + i) },
+                "tokens_in": tin, "tokens_out": if failed { 0 } else { tout },
+                "latency_ms": 180 + (i * 137) % 2_400 + if model == "gpt-4o" { 900 } else { 0 },
+                "status": if failed { "error" } else { "ok" },
+                "ts": (now - chrono::Duration::minutes(45 * i + 3)).to_rfc3339(),
+            });
+            let feature = ["search", "summaries", "support", "search", ""][(i % 5) as usize];
+            if !feature.is_empty() {
+                e["feature"] = json!(feature);
+            }
+            if failed {
+                e["error"] = json!(if i % 2 == 0 {
+                    "upstream 429: rate limited, contact ops@example.com".to_string()
+                } else {
+                    format!("timeout after {} ms", 30_000 + i)
+                });
+            }
+            e
+        })
+        .collect();
+    let (s, v) = b
+        .post("/api/v1/ai/events/batch", json!({"events": calls}))
+        .await;
+    assert_eq!(s, 201, "ai events: {v}");
+    out.insert("ai_analytics.json", b.get("/api/v1/ai/analytics").await);
     for (file, path) in [
         ("telemetry.json", "/api/v1/ops/telemetry"),
         ("history.json", "/api/v1/ops/telemetry/history?minutes=60"),
@@ -391,7 +440,7 @@ impl Normaliser {
                 return self.renumber(s, |n| format!("bk_20260501T000000Z_{n:06x}"));
             }
         }
-        for prefix in ["job_", "run_", "plan_", "sh_", "req_", "drv_"] {
+        for prefix in ["job_", "run_", "plan_", "sh_", "req_", "drv_", "aie_"] {
             if let Some(rest) = s.strip_prefix(prefix) {
                 if is_hex(rest) && rest.len() >= 6 {
                     let width = rest.len();

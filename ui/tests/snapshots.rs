@@ -91,6 +91,31 @@ fn area_tab_answers_with_data() {
     assert_snapshot!("area_costs_answered", render(&app, 80, 24));
 }
 
+/// The Costs tab's error view (`e`, or the palette's "ai errors"): models by error rate
+/// and the latest failed calls (recorded: `ai_analytics.json`); and a tenant with no AI
+/// calls in the window (the same answer emptied, as the backend sends it then).
+#[test]
+fn costs_error_view_and_no_calls() {
+    let mut app = on_tab(loaded_app(), "Costs");
+    press(&mut app, KeyCode::Char('e'));
+    assert_snapshot!("costs_errors_view", render(&app, W, H));
+    assert_snapshot!("costs_errors_view_80x24", render(&app, 80, 24));
+    let mut empty = fixture("ai_analytics.json");
+    for list in ["models", "features", "top_templates", "recent_errors"] {
+        empty[list] = serde_json::json!([]);
+    }
+    for (k, v) in empty["totals"].as_object_mut().unwrap() {
+        *v = if k == "error_rate" {
+            serde_json::json!(0.0)
+        } else {
+            serde_json::json!(0)
+        };
+    }
+    let mut app = on_tab(loaded_app(), "Costs");
+    app.load(echopilot_ui::tabs::costs::AI.res, empty);
+    assert_snapshot!("costs_no_calls", render(&app, 80, 24));
+}
+
 #[test]
 fn too_small() {
     assert_snapshot!("too_small", render(&loaded_app(), 70, 20));
@@ -370,10 +395,11 @@ fn module_disabled_tab() {
         }
         assert_snapshot!(name, render(&app, 80, 24));
     }
+    // The Costs tab reads the ai module: it off for the tenant disables the tab.
     let mut app = on_tab(loaded_app(), "Costs");
     app.handle_event(Event::Fetched {
-        resource: echopilot_ui::tabs::costs::SPEC.res.res,
-        result: Err(module_disabled("costs", "tenant")),
+        resource: echopilot_ui::tabs::costs::AI.res,
+        result: Err(module_disabled("ai", "tenant")),
         at: t0(),
     });
     assert_snapshot!("disabled_costs", render(&app, 80, 24));

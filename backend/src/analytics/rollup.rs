@@ -37,7 +37,12 @@ const WAU_DAYS: i64 = 7;
 const DAILY_USER_KINDS: [(&str, &str, &str, &str); 3] = [
     ("all", "''", "", ""),
     ("event", "event", "event, ", ""),
-    ("feature", "feature", "feature, ", " AND feature IS NOT NULL"),
+    (
+        "feature",
+        "feature",
+        "feature, ",
+        " AND feature IS NOT NULL",
+    ),
 ];
 /// Tenant id under which the config funnels' fingerprints are kept.
 pub const CONFIG_TENANT: &str = "_config";

@@ -133,7 +133,9 @@ pub async fn run(ctx: JobContext, cfg: RetentionConfig) -> anyhow::Result<Value>
                 json!({"deleted": n, "older_than_days": ai.settings().retention_days})
             }
             Err(e) => {
-                errors.push(json!({"item": "ai_events", "stage": "prune", "error": format!("{e:#}")}));
+                errors.push(
+                    json!({"item": "ai_events", "stage": "prune", "error": format!("{e:#}")}),
+                );
                 json!({"deleted": 0, "older_than_days": ai.settings().retention_days, "error": format!("{e:#}")})
             }
         },

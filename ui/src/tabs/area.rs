@@ -25,6 +25,21 @@ pub struct AreaSpec {
 
 pub struct AreaTab(pub &'static AreaSpec);
 
+impl AreaSpec {
+    /// Whether the route answered 404 (the area is not installed: an answer, shown as
+    /// fresh) and the panel's freshness marker.
+    pub fn probe(&self, app: &App) -> (bool, Freshness) {
+        let remote = app.cache.remote(self.res);
+        let not_installed = remote.error.as_ref().and_then(|e| e.status()) == Some(404);
+        let f = if not_installed {
+            Freshness::Fresh
+        } else {
+            freshness(&remote, self.res.res.route, app.now)
+        };
+        (not_installed, f)
+    }
+}
+
 impl Tab for AreaTab {
     fn title(&self) -> &'static str {
         self.0.title
@@ -39,12 +54,7 @@ impl Tab for AreaTab {
         let theme = &app.theme;
         let remote = app.cache.remote(spec.res);
         let route = spec.res.res.route;
-        let not_installed = remote.error.as_ref().and_then(|e| e.status()) == Some(404);
-        let f = if not_installed {
-            Freshness::Fresh
-        } else {
-            freshness(&remote, route, app.now)
-        };
+        let (not_installed, f) = spec.probe(app);
         let block = panel(spec.title, &f, true, theme);
         let mut lines: Vec<Line> = Vec::new();
         if not_installed {

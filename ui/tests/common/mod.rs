@@ -47,7 +47,10 @@ pub fn area_resources(app: &App) -> Vec<Resource> {
         .iter()
         .filter_map(|t| t.as_any().downcast_ref::<AreaTab>())
         .map(|a| a.0.res.res)
-        .chain([echopilot_ui::tabs::forecast::SPEC.res.res])
+        .chain([
+            echopilot_ui::tabs::forecast::SPEC.res.res,
+            echopilot_ui::tabs::costs::SPEC.res.res,
+        ])
         .collect()
 }
 
