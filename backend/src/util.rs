@@ -23,6 +23,17 @@ pub fn truncate_chars(s: &str, max: usize) -> String {
     }
 }
 
+/// `prefix` + 12 hex digits of the Unix time in ms + 16 random hex digits: unique like a
+/// random id (64 random bits per millisecond), but ids made close in time sort close
+/// together, so B-tree inserts land at the right edge of the index and a batch of jobs
+/// claimed in enqueue order is found in a few index pages instead of one page per job.
+pub fn time_ordered_id(prefix: &str) -> String {
+    let mut buf = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    let ms = (now_ms().max(0) as u64) & 0xffff_ffff_ffff;
+    format!("{prefix}{ms:012x}{}", hex::encode(buf))
+}
+
 pub fn random_id(prefix: &str, bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rngs::OsRng.fill_bytes(&mut buf);

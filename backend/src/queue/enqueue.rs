@@ -8,7 +8,7 @@ use super::model::{EnqueueError, Enqueued, JobState, NewJob};
 use super::{commit, Queue, NOTIFY_CHANNEL};
 use crate::audit::NewAudit;
 use crate::store::{Dialect, Tx};
-use crate::util::{now_ms, random_id};
+use crate::util::{now_ms, time_ordered_id};
 
 impl Queue {
     /// Check a job before enqueueing: known kind, kind-specific payload, ranges.
@@ -153,7 +153,7 @@ impl Queue {
         let mut q = sqlx::query(&sql);
         let mut out = Vec::with_capacity(jobs.len());
         for (tenant, j) in jobs {
-            let id = random_id("job_", 10);
+            let id = time_ordered_id("job_");
             q = q
                 .bind(id.clone())
                 .bind(tenant.to_string())
@@ -179,7 +179,7 @@ impl Queue {
         job: &NewJob,
     ) -> Result<Enqueued, EnqueueError> {
         let now = now_ms();
-        let id = random_id("job_", 10);
+        let id = time_ordered_id("job_");
         let inserted = sqlx::query(
             "INSERT INTO queue_jobs (id, tenant_id, kind, payload, priority, state, attempts, \
              max_attempts, run_at, idempotency_key, enqueued_at, updated_at) \
