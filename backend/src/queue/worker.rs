@@ -299,8 +299,7 @@ async fn dispatch(
         // Sleep only when the ready jobs ran out. A claim cut short by a tenant's cap
         // (one tenant's backlog, at its share of the slots) goes straight on: its next
         // claim takes what the cap allows by then, and a tenant at its cap wakes the
-        // dispatcher when one of its jobs finishes. Sleeping on the poll interval here
-        // stalled a one-tenant drain for up to 500 ms at a time.
+        // dispatcher when one of its jobs finishes.
         if got < turn.could_take || got == 0 {
             wait(&q, &mut stop, poll).await;
         }
