@@ -139,52 +139,39 @@ impl Queue {
         let r = self.store.reader();
         // One pass over the tenant's rows for depth, lag and throughput: dashboards (and the
         // drain benchmark) poll this while the queue is busy, and each pass over a large
-        // backlog costs tens of milliseconds of database time. In flight and finished are
-        // read apart, each through its partial indexes (no index covers every state).
-        let rows = sqlx::query(
-            "SELECT state, COUNT(*) AS n, \
-             MIN(CASE WHEN run_at <= $2 THEN run_at END) AS due, \
-             MIN(CASE WHEN run_at <= $2 THEN enqueued_at END) AS enq, \
-             CAST(SUM(CASE WHEN finished_at >= $3 THEN 1 ELSE 0 END) AS BIGINT) AS recent \
-             FROM (SELECT state, run_at, enqueued_at, finished_at FROM queue_jobs \
-                   WHERE tenant_id = $1 AND (state = 'queued' OR state = 'running' OR state = 'failed') \
-                   UNION ALL SELECT state, run_at, enqueued_at, finished_at FROM queue_jobs \
-                   WHERE tenant_id = $1 AND finished_at IS NOT NULL) j \
-             GROUP BY state",
+        // backlog costs milliseconds of database time. In flight and finished are read
+        // apart, each through its partial indexes (no index covers every state), as
+        // filtered aggregates: grouping by state through a UNION cost twice as much per row.
+        let row = sqlx::query(
+            "SELECT a.queued, a.running, a.failed, a.due, a.enq, f.succeeded, f.dead, f.recent FROM \
+             (SELECT COUNT(*) FILTER (WHERE state = 'queued') AS queued, \
+                     COUNT(*) FILTER (WHERE state = 'running') AS running, \
+                     COUNT(*) FILTER (WHERE state = 'failed') AS failed, \
+                     MIN(run_at) FILTER (WHERE state <> 'running' AND run_at <= $2) AS due, \
+                     MIN(enqueued_at) FILTER (WHERE state <> 'running' AND run_at <= $2) AS enq \
+              FROM queue_jobs WHERE tenant_id = $1 \
+              AND (state = 'queued' OR state = 'running' OR state = 'failed')) a, \
+             (SELECT COUNT(*) FILTER (WHERE state = 'succeeded') AS succeeded, \
+                     COUNT(*) FILTER (WHERE state = 'dead') AS dead, \
+                     COUNT(*) FILTER (WHERE finished_at >= $3) AS recent \
+              FROM queue_jobs WHERE tenant_id = $1 AND finished_at IS NOT NULL) f",
         )
         .bind(tenant)
         .bind(now)
         .bind(now - 60_000)
-        .fetch_all(r)
+        .fetch_one(r)
         .await?;
-        let mut depth = Depth {
-            queued: 0,
-            running: 0,
-            failed: 0,
-            dead: 0,
-            succeeded: 0,
+        let depth = Depth {
+            queued: row.try_get("queued")?,
+            running: row.try_get("running")?,
+            failed: row.try_get("failed")?,
+            dead: row.try_get("dead")?,
+            succeeded: row.try_get("succeeded")?,
         };
         // Ready = queued and due, or failed and due for its retry.
-        let (mut due, mut enq): (Option<i64>, Option<i64>) = (None, None);
-        let mut throughput = 0;
-        for row in rows {
-            let s = JobState::try_from(row.try_get::<String, _>("state")?)
-                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            let n: i64 = row.try_get("n")?;
-            throughput += row.try_get::<Option<i64>, _>("recent")?.unwrap_or(0);
-            if matches!(s, JobState::Queued | JobState::Failed) {
-                let earliest = |a: Option<i64>, b: Option<i64>| a.into_iter().chain(b).min();
-                due = earliest(due, row.try_get("due")?);
-                enq = earliest(enq, row.try_get("enq")?);
-            }
-            match s {
-                JobState::Queued => depth.queued = n,
-                JobState::Running => depth.running = n,
-                JobState::Failed => depth.failed = n,
-                JobState::Dead => depth.dead = n,
-                JobState::Succeeded => depth.succeeded = n,
-            }
-        }
+        let due: Option<i64> = row.try_get("due")?;
+        let enq: Option<i64> = row.try_get("enq")?;
+        let throughput: i64 = row.try_get("recent")?;
         Ok(Health {
             depth,
             lag_ms: due.map(|d| (now - d).max(0)).unwrap_or(0),

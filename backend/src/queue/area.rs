@@ -35,7 +35,7 @@ impl Default for QueueSection {
     fn default() -> Self {
         QueueSection {
             concurrency: 4,
-            batch_size: 128,
+            batch_size: 256,
             lease_s: 20,
             poll_interval_ms: 500,
             reclaim_interval_s: 5,
