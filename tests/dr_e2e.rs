@@ -361,6 +361,29 @@ async fn another_key_does_not_restore_and_no_key_is_a_clear_error() {
         );
         // A key id is not a key: the key never shows.
         assert!(!err.contains(KEY1) && !err.contains(KEY2));
+
+        // The same data served with another key: the rehearsal FAILs on the key, by id.
+        let mut srv = srv;
+        srv.kill9();
+        let other = Server::start_with(Opts {
+            data_dir: Some(srv.data_dir.clone()),
+            database_url: srv.database_url.clone(),
+            key: Some(srv.key.clone()),
+            env: vec![("ECHOPILOT_DR__KEY".into(), KEY2.into())],
+            ..Default::default()
+        });
+        let oc = other.client();
+        let v = run(&oc, "/api/v1/dr/verify", "dr_verify").await;
+        assert_eq!(v["outcome"], "failed", "{backend}: {v}");
+        let rep = latest_verify(&oc).await;
+        assert_eq!(rep["result"], "FAIL", "{backend}: {rep}");
+        assert_eq!(rep["backup_id"], bk["id"]);
+        let failures = rep["failures"].to_string();
+        assert!(
+            failures.contains("key: backup") && failures.contains("encrypted with key id"),
+            "{backend}: {failures}"
+        );
+        assert!(!rep.to_string().contains(KEY1) && !rep.to_string().contains(KEY2));
     }
     // Without a key, starting a backup is refused naming where the key comes from.
     let srv = Server::start();
@@ -384,8 +407,18 @@ async fn retention_keeps_exactly_the_policy_set_and_roles_are_enforced() {
         )
         .await;
         let c = srv.client();
+        // What an interrupted backup and rehearsal leave (clear copies of the database) is
+        // removed by the next run.
+        let root = srv.data_dir.join("backups");
+        for (d, f) in [
+            (".bk_20260101T000000Z_abc.partial", ".database.sqlite.plain"),
+            (".rehearsal-drv_interrupted", "echopilot.db"),
+        ] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+            std::fs::write(root.join(d).join(f), "clear tenant data").unwrap();
+        }
         let mut ids = Vec::new();
-        for _ in 0..3 {
+        for i in 0..4 {
             assert_eq!(
                 run(&c, "/api/v1/dr/backups", "backup").await["outcome"],
                 "succeeded"
@@ -396,6 +429,11 @@ async fn retention_keeps_exactly_the_policy_set_and_roles_are_enforced() {
                     .unwrap()
                     .to_string(),
             );
+            if i == 1 {
+                // The newest backup that passed a rehearsal is kept whatever the policy.
+                let v = run(&c, "/api/v1/dr/verify", "dr_verify").await;
+                assert_eq!(v["outcome"], "succeeded", "{backend}: {v}");
+            }
         }
         let list = backups(&c).await;
         let kept: Vec<&str> = list["backups"]
@@ -404,14 +442,21 @@ async fn retention_keeps_exactly_the_policy_set_and_roles_are_enforced() {
             .iter()
             .map(|b| b["id"].as_str().unwrap())
             .collect();
-        assert_eq!(kept, vec![ids[2].as_str()], "{backend}");
-        let on_disk: Vec<String> = std::fs::read_dir(srv.data_dir.join("backups"))
+        // keep_daily = 2 over same-day backups keeps the newest of today; plus the verified.
+        assert_eq!(kept, vec![ids[3].as_str(), ids[1].as_str()], "{backend}");
+        assert_eq!(list["backups"][1]["verified"], "pass");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&root)
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with('.'))
             .collect();
-        assert_eq!(on_disk, vec![ids[2].clone()]);
+        on_disk.sort();
+        let mut want = vec![ids[1].clone(), ids[3].clone()];
+        want.sort();
+        assert_eq!(
+            on_disk, want,
+            "{backend}: exactly the kept set, nothing else"
+        );
 
         // DR is fleet-level: a tenant's admin and a readonly key of the system tenant may not
         // start one; the tenant's admin may not even read it.

@@ -1,15 +1,20 @@
 //! DR throughput: sealing (AES-256-GCM + SHA-256 of the stored bytes, what a backup does to
 //! each file) and opening (hash check + decryption, what a rehearsal and a restore do),
 //! side by side with `sha256sum` on the same file in the same run; prints MB/s and the
-//! ratio to sha256sum (goal ≥ 0.8). Best of `DR_BENCH_RUNS` (3) each, so page-cache state
-//! and the shared CPU disturb it less. Asserts nothing about time.
+//! ratio to sha256sum (goal ≥ 0.8). `openssl dgst -sha256` is printed beside it as a
+//! reference (coreutils' sha256sum has no SHA-NI path; OpenSSL and the `sha2` crate use it).
+//! Best of `DR_BENCH_RUNS` (3) each, so page-cache state and the shared CPU disturb it
+//! less. Asserts nothing about time.
 //!
-//! Then the RTO: a fresh EchoPilot database filled with `DR_BENCH_RTO_MB` (1024) MiB of
-//! real audit records, a backup of it, the rehearsal, and `echopilot restore`'s restore
-//! (decrypt, load, every check) into a new data dir; on PostgreSQL too
-//! (`DR_BENCH_PG_MB`, 256) when `ECHOPILOT_TEST_PG_URL` is set.
+//! Then end to end and the RTO: a fresh EchoPilot database filled with `DR_BENCH_RTO_MB`
+//! (1024) MiB of real audit records; `DR_BENCH_RUNS` backups of it (snapshot + seal +
+//! fsync: against sha256sum of the database file), rehearsals (against sha256sum of the
+//! stored files they hash and decrypt), and `echopilot restore`'s restore (decrypt, load,
+//! every check) into a new data dir (the RTO). On PostgreSQL too (`DR_BENCH_PG_MB`, 256)
+//! when `ECHOPILOT_TEST_PG_URL` is set. The load average is printed at start and end.
 //!
-//!   DR_BENCH_MB=512 cargo bench -p echopilot-backend --features test-util --bench dr
+//!   ECHOPILOT_TEST_PG_URL=postgres://postgres@127.0.0.1:5432/postgres \
+//!     cargo bench -p echopilot-backend --features test-util --bench dr
 
 use std::io::Write;
 use std::path::Path;
@@ -17,6 +22,33 @@ use std::time::Instant;
 
 use echopilot_backend::dr::crypt::{self, DrKey};
 use echopilot_backend::store::{testing, Store};
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Seconds `program args… path` takes (best of `runs`), None when it is not installed.
+fn peer(runs: usize, program: &str, args: &[&str], path: &Path) -> Option<f64> {
+    let ok = std::process::Command::new(program)
+        .args(args)
+        .arg(path)
+        .output()
+        .ok()?
+        .status
+        .success();
+    ok.then(|| {
+        best(runs, || {
+            let out = std::process::Command::new(program)
+                .args(args)
+                .arg(path)
+                .output()
+                .expect("peer");
+            assert!(out.status.success());
+        })
+    })
+}
 
 fn best<F: FnMut()>(runs: usize, mut f: F) -> f64 {
     (0..runs)
@@ -61,15 +93,13 @@ fn main() {
     let key = DrKey::parse(&"ab".repeat(32)).unwrap();
     let size = mb as f64;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("== DR throughput, {mb} MiB file, best of {runs}, {cores} cores (shared)");
+    println!(
+        "== DR throughput, {mb} MiB file, best of {runs}, {cores} cores (shared), load average {}",
+        loadavg()
+    );
 
-    let sha256sum = best(runs, || {
-        let out = std::process::Command::new("sha256sum")
-            .arg(&plain)
-            .output()
-            .expect("sha256sum");
-        assert!(out.status.success());
-    });
+    let sha256sum = peer(runs, "sha256sum", &[], &plain).expect("sha256sum (coreutils)");
+    let openssl = peer(runs, "openssl", &["dgst", "-sha256"], &plain);
     let hash = best(runs, || {
         crypt::hash_file(&plain).unwrap();
     });
@@ -90,6 +120,9 @@ fn main() {
         );
     };
     row("sha256sum (coreutils, peer)", sha256sum);
+    if let Some(o) = openssl {
+        row("openssl dgst -sha256 (reference)", o);
+    }
     row("hash_file (manifest check)", hash);
     row("seal: encrypt+hash+write (backup)", seal);
     row("open: hash+decrypt (verify)", open);
@@ -105,11 +138,12 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    println!("== RTO (backup, rehearsal, echopilot restore)");
-    rt.block_on(rto("sqlite", env_mb("DR_BENCH_RTO_MB", 1024)));
+    println!("== end to end and RTO (backup, rehearsal, echopilot restore), {runs} runs each");
+    rt.block_on(rto("sqlite", env_mb("DR_BENCH_RTO_MB", 1024), runs));
     if std::env::var("ECHOPILOT_TEST_PG_URL").is_ok() {
-        rt.block_on(rto("postgres", env_mb("DR_BENCH_PG_MB", 256)));
+        rt.block_on(rto("postgres", env_mb("DR_BENCH_PG_MB", 256), runs));
     }
+    println!("load average at the end: {}", loadavg());
 }
 
 // ------------------------------------------------------------------ RTO
@@ -158,7 +192,18 @@ async fn fill(store: &Store, mb: usize) -> u64 {
     done
 }
 
-async fn rto(engine: &str, mb: usize) {
+fn secs(v: &[f64]) -> String {
+    v.iter()
+        .map(|s| format!("{s:.1}"))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+fn min(v: &[f64]) -> f64 {
+    v.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+async fn rto(engine: &str, mb: usize, runs: usize) {
     use echopilot_backend::config::Source;
     use echopilot_backend::dr::restore::{run_restore, RestoreRequest};
     use echopilot_backend::dr::Dr;
@@ -179,45 +224,152 @@ async fn rto(engine: &str, mb: usize) {
     cfg.database_url = url.clone();
     cfg.raw.set_str("dr.key", &"cd".repeat(32), Source::Flag);
     let dr = Dr::new(store.clone(), cfg.clone()).unwrap();
-    let t = Instant::now();
-    let m = dr.backup("bench").await.unwrap();
-    let backup_s = t.elapsed().as_secs_f64();
-    let db = m.files.iter().find(|f| f.kind == "database").unwrap();
-    let plain_mb = db.plain_size as f64 / 1048576.0;
     let state = echopilot_backend::AppState::new(cfg.clone(), store.clone());
-    let r = dr.rehearse(&state, "bench").await.unwrap();
-    assert_eq!(r.result.as_str(), "PASS", "{:?}", r.failures);
-    // The real restore (what `echopilot restore` runs), into a new data dir / database.
-    let target = tempfile::tempdir().unwrap();
-    let target_db = match engine {
-        "postgres" => Some(testing::create_pg_database().await),
-        _ => None,
+    println!("{engine}: load average {}", loadavg());
+
+    // Backups: end to end (snapshot, facts, seal every file, fsync, manifest, retention).
+    if engine == "sqlite" {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(store.writer())
+            .await
+            .unwrap();
+    }
+    let mut backup_s = Vec::new();
+    let mut m = None;
+    for _ in 0..runs {
+        let t = Instant::now();
+        m = Some(dr.backup("bench").await.unwrap());
+        backup_s.push(t.elapsed().as_secs_f64());
+    }
+    let m = m.unwrap();
+    let from = dir.path().join("backups").join(&m.id);
+    let db = m.files.iter().find(|f| f.kind == "database").unwrap();
+    let stored: u64 = m.files.iter().map(|f| f.size).sum();
+    let mib = |b: u64| b as f64 / 1048576.0;
+    // The peer on the same bytes: the database file itself (SQLite; PostgreSQL has no file,
+    // so the stored dump) for the backup, the stored files for the rehearsal.
+    let source = match engine {
+        "sqlite" => dir.path().join("echopilot.db"),
+        _ => from.join(&db.name),
     };
-    let t = Instant::now();
-    let s = run_restore(
-        &RestoreRequest {
-            from: dir.path().join("backups").join(&m.id),
-            data_dir: target.path().join("new"),
-            database_url: target_db,
-            force: false,
-        },
-        dr.section(),
-    )
-    .await
-    .unwrap();
-    let restore_s = t.elapsed().as_secs_f64();
-    let checks_ms: i64 = s.checks.iter().map(|c| c.duration_ms).sum();
+    let source_len = std::fs::metadata(&source).unwrap().len();
+    let sum_source = peer(runs, "sha256sum", &[], &source).unwrap();
+    let sum_stored: f64 = m
+        .files
+        .iter()
+        .map(|f| peer(runs, "sha256sum", &[], &from.join(&f.name)).unwrap())
+        .sum();
     println!(
-        "{engine:<8} db {plain_mb:>7.0} MiB (stored {:>7.0} MiB)  backup {backup_s:>6.1}s ({:>6.1} MB/s)  \
-         rehearsal {:>6.1}s (restore {:>6.1}s = {:>6.1} MB/s)  echopilot restore (RTO) {restore_s:>6.1}s \
-         (decrypt+load {:>6.1}s, checks {:>5.1}s)",
-        db.size as f64 / 1048576.0,
-        plain_mb / backup_s,
-        r.duration_ms as f64 / 1000.0,
-        r.restore_ms as f64 / 1000.0,
-        plain_mb / (r.restore_ms as f64 / 1000.0),
-        s.restore_ms as f64 / 1000.0,
-        checks_ms as f64 / 1000.0,
+        "  database {:.0} MiB on disk ({} of {mb} MiB of audit records), stored {:.0} MiB in {} files",
+        mib(source_len),
+        if engine == "sqlite" { "echopilot.db" } else { "dump" },
+        mib(stored),
+        m.files.len(),
+    );
+    println!(
+        "  backup      {:>6.1} MB/s  {:>5.2}x sha256sum of {} ({:.1}s)   runs {} s",
+        mib(source_len) / min(&backup_s),
+        sum_source / min(&backup_s),
+        if engine == "sqlite" {
+            "echopilot.db"
+        } else {
+            "the stored dump"
+        },
+        sum_source,
+        secs(&backup_s)
+    );
+
+    // Rehearsals: restore for real into a scratch dir / database, every check.
+    let mut restore_s = Vec::new();
+    let mut rehearsal_s = Vec::new();
+    let mut last = None;
+    for _ in 0..runs {
+        let r = dr.rehearse(&state, "bench").await.unwrap();
+        assert_eq!(r.result.as_str(), "PASS", "{:?}", r.failures);
+        restore_s.push(r.restore_ms as f64 / 1000.0);
+        rehearsal_s.push(r.duration_ms as f64 / 1000.0);
+        last = Some(r);
+    }
+    println!(
+        "  rehearsal restore (hash+decrypt+load) {:>6.1} MB/s  {:>5.2}x sha256sum of the stored files ({:.1}s)   runs {} s; whole rehearsal runs {} s",
+        mib(stored) / min(&restore_s),
+        sum_stored / min(&restore_s),
+        sum_stored,
+        secs(&restore_s),
+        secs(&rehearsal_s),
+    );
+    let checks = |c: &[echopilot_backend::dr::Check]| {
+        c.iter()
+            .map(|c| format!("{} {:.1}s", c.name, c.duration_ms as f64 / 1000.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "    checks of the last rehearsal: {}",
+        checks(&last.unwrap().checks)
+    );
+
+    // The real restore (what `echopilot restore` runs), into a new data dir / database.
+    let mut rto_s = Vec::new();
+    let mut load_s = Vec::new();
+    let mut last = None;
+    for _ in 0..runs {
+        let target = tempfile::tempdir().unwrap();
+        let target_db = match engine {
+            "postgres" => Some(testing::create_pg_database().await),
+            _ => None,
+        };
+        let t = Instant::now();
+        let s = run_restore(
+            &RestoreRequest {
+                from: from.clone(),
+                data_dir: target.path().join("new"),
+                database_url: target_db.clone(),
+                force: false,
+            },
+            dr.section(),
+        )
+        .await
+        .unwrap();
+        rto_s.push(t.elapsed().as_secs_f64());
+        load_s.push(s.restore_ms as f64 / 1000.0);
+        last = Some(s);
+        if let Some(u) = target_db {
+            drop_pg_database(&u).await;
+        }
+    }
+    println!(
+        "  echopilot restore (RTO) best {:.1}s   runs {} s (decrypt+load runs {} s)",
+        min(&rto_s),
+        secs(&rto_s),
+        secs(&load_s),
+    );
+    println!(
+        "    checks of the last restore: {}",
+        checks(&last.unwrap().checks)
     );
     store.close().await;
+    if let Some(u) = url {
+        drop_pg_database(&u).await;
+    }
+}
+
+/// Drop a database this bench created (`create_pg_database` leaves them to a sweep hours
+/// later; these are large).
+async fn drop_pg_database(url: &str) {
+    use sqlx::Connection as _;
+    let admin = std::env::var("ECHOPILOT_TEST_PG_URL").unwrap();
+    let name = url
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let _ = conn.close().await;
 }

@@ -212,3 +212,41 @@ async fn keys_authenticate_and_revoke() {
         assert_eq!(actions, vec!["keys.revoke", "keys.create"]);
     }
 }
+
+/// `verify_and_root` (the restore check's single read of the log) returns exactly the root
+/// `recompute_root` and the reference tree give at every size up to the verified one, and
+/// no root once a record no longer matches its leaf.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_and_root_gives_the_recomputed_root_in_one_pass() {
+    for backend in testing::backends() {
+        let (store, _db) = testing::fresh(backend).await;
+        let mut reference = merkle::MemTree::default();
+        for i in 0..37 {
+            let r = audit::record(&store, rec(i)).await.unwrap();
+            reference.push_leaf_hash(merkle::leaf_hash(audit::leaf_string(&r).as_bytes()));
+        }
+        for at in [0i64, 1, 16, 17, 36, 37] {
+            let (v, root) = audit::verify_and_root(&store, Some(at)).await.unwrap();
+            assert!(v.ok && v.size == 37, "{backend}: {v:?}");
+            assert_eq!(root, Some(reference.root(at as u64)), "{backend} at {at}");
+            assert_eq!(
+                root,
+                Some(audit::recompute_root(&store, at).await.unwrap()),
+                "{backend} at {at}"
+            );
+        }
+        // Past the verified size, or not asked: no root.
+        assert_eq!(
+            audit::verify_and_root(&store, Some(38)).await.unwrap().1,
+            None
+        );
+        assert_eq!(audit::verify_and_root(&store, None).await.unwrap().1, None);
+        sqlx::query("UPDATE audit_log SET outcome = 'denied' WHERE seq = 5")
+            .execute(store.writer())
+            .await
+            .unwrap();
+        let (v, root) = audit::verify_and_root(&store, Some(37)).await.unwrap();
+        assert!(!v.ok && v.first_bad_seq == Some(5), "{backend}: {v:?}");
+        assert_eq!(root, None);
+    }
+}

@@ -612,6 +612,25 @@ pub async fn consistency(
 /// Recompute every leaf from the stored records and every perfect node from the leaves,
 /// and compare with what is stored. Names the first record that no longer matches.
 pub async fn verify(store: &Store) -> Result<AuditVerify, sqlx::Error> {
+    verify_and_root(store, None).await.map(|(v, _)| v)
+}
+
+/// [`verify`], and when it passes, the root at `at` (≤ the verified size) of the tree it
+/// recomputed from the records alone — what [`recompute_root`] returns, without reading
+/// every record a second time (a restore check of a large log reads it once).
+pub async fn verify_and_root(
+    store: &Store,
+    at: Option<i64>,
+) -> Result<(AuditVerify, Option<Hash>), sqlx::Error> {
+    let (v, tree) = verify_tree(store).await?;
+    let root = match at {
+        Some(n) if v.ok && (0..=v.size).contains(&n) => Some(tree.root(n as u64)),
+        _ => None,
+    };
+    Ok((v, root))
+}
+
+async fn verify_tree(store: &Store) -> Result<(AuditVerify, MemTree), sqlx::Error> {
     const PAGE: i64 = 5000;
     // One consistent snapshot: appends that land while we read must not look like
     // records outside the tree.
@@ -675,26 +694,32 @@ pub async fn verify(store: &Store) -> Result<AuditVerify, sqlx::Error> {
                 // as the first bad record rather than failing the whole check.
                 Err(e) if is_corrupt_row(&e) => {
                     let seq: i64 = row.try_get("seq")?;
-                    return Ok(bad(seq, format!("record {seq} is corrupt: {e}")));
+                    return Ok((bad(seq, format!("record {seq} is corrupt: {e}")), tree));
                 }
                 Err(e) => return Err(e),
             };
             if rec.seq != expect {
-                return Ok(bad(expect, format!("record {expect} is missing")));
+                return Ok((bad(expect, format!("record {expect} is missing")), tree));
             }
             let h = merkle::leaf_hash(leaf_string(&rec).as_bytes());
             match stored_leaf.get(&rec.seq) {
                 Some(s) if s.as_slice() == h.as_slice() => {}
                 Some(_) => {
-                    return Ok(bad(
-                        rec.seq,
-                        format!("record {} does not match its committed leaf hash", rec.seq),
+                    return Ok((
+                        bad(
+                            rec.seq,
+                            format!("record {} does not match its committed leaf hash", rec.seq),
+                        ),
+                        tree,
                     ))
                 }
                 None => {
-                    return Ok(bad(
-                        rec.seq,
-                        format!("leaf hash of record {} is missing", rec.seq),
+                    return Ok((
+                        bad(
+                            rec.seq,
+                            format!("leaf hash of record {} is missing", rec.seq),
+                        ),
+                        tree,
                     ))
                 }
             }
@@ -705,7 +730,7 @@ pub async fn verify(store: &Store) -> Result<AuditVerify, sqlx::Error> {
             expect += 1;
         }
         if expect < end {
-            return Ok(bad(expect, format!("record {expect} is missing")));
+            return Ok((bad(expect, format!("record {expect} is missing")), tree));
         }
         let ids: Vec<i64> = completed.iter().map(|(id, _)| *id).collect();
         let stored = fetch_nodes_on(&mut tx, &ids).await?;
@@ -713,11 +738,14 @@ pub async fn verify(store: &Store) -> Result<AuditVerify, sqlx::Error> {
             if stored.get(&id) != Some(&h) {
                 let level = (id >> 48) as u32;
                 let first = (id & (LEVEL1_BASE - 1)) << level;
-                return Ok(bad(
-                    first,
-                    format!(
-                        "stored tree node (level {level}) over records from {first} does not match"
+                return Ok((
+                    bad(
+                        first,
+                        format!(
+                            "stored tree node (level {level}) over records from {first} does not match"
+                        ),
                     ),
+                    tree,
                 ));
             }
         }
@@ -729,26 +757,35 @@ pub async fn verify(store: &Store) -> Result<AuditVerify, sqlx::Error> {
         .fetch_one(&mut *tx)
         .await?;
     if let Some(seq) = extra {
-        return Ok(bad(
-            seq,
-            format!("record {seq} is not part of the committed tree"),
+        return Ok((
+            bad(
+                seq,
+                format!("record {seq} is not part of the committed tree"),
+            ),
+            tree,
         ));
     }
     if let Some(h) = &head {
         if let Some((first_bad, reason)) = against_head(&tree, size, h) {
-            return Ok(AuditVerify {
-                first_bad_seq: first_bad,
-                ..bad(0, reason)
-            });
+            return Ok((
+                AuditVerify {
+                    first_bad_seq: first_bad,
+                    ..bad(0, reason)
+                },
+                tree,
+            ));
         }
     }
-    Ok(AuditVerify {
-        ok: true,
-        size,
-        first_bad_seq: None,
-        reason: None,
-        head,
-    })
+    Ok((
+        AuditVerify {
+            ok: true,
+            size,
+            first_bad_seq: None,
+            reason: None,
+            head,
+        },
+        tree,
+    ))
 }
 
 /// Check the recomputed tree against a signed head with an RFC 6962 consistency proof:

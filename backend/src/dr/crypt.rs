@@ -10,9 +10,8 @@
 
 use std::io::{Read, Write};
 
-use aes_gcm::aead::generic_array::GenericArray;
-use aes_gcm::{AeadInPlace, Aes256Gcm, KeyInit};
 use rand::RngCore;
+use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM};
 use sha2::{Digest, Sha256};
 
 const MAGIC: &[u8; 8] = b"EPDRAES1";
@@ -67,8 +66,11 @@ impl DrKey {
         hex::encode(&h.finalize()[..8])
     }
 
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(GenericArray::from_slice(&self.bytes))
+    fn cipher(&self) -> LessSafeKey {
+        // 32 bytes is AES-256's key length: this cannot fail.
+        LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, &self.bytes).expect("AES-256 key is 32 bytes"),
+        )
     }
 }
 
@@ -80,12 +82,13 @@ pub struct Sealed {
     pub plain_size: u64,
 }
 
-fn nonce(prefix: &[u8; 7], counter: u32, last: bool) -> [u8; 12] {
+/// The chunk's nonce: unique per chunk of a file (counter), per file (random prefix).
+fn nonce(prefix: &[u8; 7], counter: u32, last: bool) -> Nonce {
     let mut n = [0u8; 12];
     n[..7].copy_from_slice(prefix);
     n[7..11].copy_from_slice(&counter.to_be_bytes());
     n[11] = u8::from(last);
-    n
+    Nonce::assume_unique_for_key(n)
 }
 
 fn aad(header: &[u8], name: &str) -> Vec<u8> {
@@ -172,14 +175,14 @@ pub fn seal<R: Read, W: Write + Send>(
                 };
                 let last = next_len == 0;
                 let tag = cipher
-                    .encrypt_in_place_detached(
-                        GenericArray::from_slice(&nonce(&prefix, counter, last)),
-                        &ad,
+                    .seal_in_place_separate_tag(
+                        nonce(&prefix, counter, last),
+                        Aad::from(&ad[..]),
                         &mut cur[..cur_len],
                     )
                     .map_err(|_| std::io::Error::other("AES-GCM encryption failed"))?;
                 cur.truncate(cur_len);
-                cur.extend_from_slice(&tag);
+                cur.extend_from_slice(tag.as_ref());
                 plain += cur_len as u64;
                 send(cur)?;
                 if last {
@@ -291,12 +294,14 @@ pub fn open<R: Read + Send, W: Write>(
                 let last = u64::from(counter) + 1 == chunks;
                 let n = buf.len();
                 let (data, tag) = buf.split_at_mut(n - TAG_LEN);
+                let tag = Tag::try_from(&tag[..]).map_err(|_| OpenError::Auth(counter))?;
                 cipher
-                    .decrypt_in_place_detached(
-                        GenericArray::from_slice(&nonce(&prefix, counter, last)),
-                        &ad,
+                    .open_in_place_separate_tag(
+                        nonce(&prefix, counter, last),
+                        Aad::from(&ad[..]),
+                        tag,
                         data,
-                        GenericArray::from_slice(tag),
+                        0..,
                     )
                     .map_err(|_| OpenError::Auth(counter))?;
                 dst.write_all(data)?;
@@ -388,6 +393,45 @@ mod tests {
         // Dropping the last chunk leaves a chunk not flagged last: it does not verify.
         let cut = &stored[..HEADER_LEN + CHUNK + TAG_LEN];
         assert!(open(&key(1), "db", cut, cut.len() as u64, &mut Vec::new()).is_err());
+    }
+
+    /// A file sealed by an earlier build (chunk size 16 in its header, three chunks) still
+    /// opens: the stored format is the contract with every backup already on disk, whatever
+    /// AES-GCM implementation seals today.
+    #[test]
+    fn a_file_sealed_by_an_earlier_build_still_opens() {
+        const STORED: &str = "4550445241455331636f6d70617421000000109257795b4d55eb9f1e2d8b0172ae292110fd6a97c343f72d485ff3c964de3cf547c71afdd34a7932d24995951f42b8bd3445c99a7874c294719d35d8b517945ad365c5f3958aeb49eaab45163a9c2320201fe8a8018a79b7114472cdb5";
+        let stored = hex::decode(STORED).unwrap();
+        let mut back = Vec::new();
+        let o = open(
+            &key(0x5a),
+            "vector.enc",
+            &stored[..],
+            stored.len() as u64,
+            &mut back,
+        )
+        .unwrap();
+        assert_eq!(back, b"EchoPilot DR compatibility vector (3 chunks).");
+        assert_eq!(o.plain_size, 45);
+        assert_eq!(o.sha256, hex::encode(Sha256::digest(&stored)));
+        // The same bytes under another name, or with the last chunk dropped, do not open.
+        assert!(open(
+            &key(0x5a),
+            "other.enc",
+            &stored[..],
+            stored.len() as u64,
+            &mut Vec::new()
+        )
+        .is_err());
+        let cut = &stored[..stored.len() - (13 + TAG_LEN)];
+        assert!(open(
+            &key(0x5a),
+            "vector.enc",
+            cut,
+            cut.len() as u64,
+            &mut Vec::new()
+        )
+        .is_err());
     }
 
     #[test]

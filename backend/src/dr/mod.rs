@@ -254,6 +254,36 @@ impl Dr {
         self.inner.section.key()
     }
 
+    /// Remove what an interrupted backup or rehearsal left in this replica's backups dir
+    /// (the process was killed, or the job timed out and its future was dropped):
+    /// `.bk_*.partial` and `.rehearsal-*` directories, which can hold a clear copy of the
+    /// database. Runs at start-up and under the busy lock before each backup and
+    /// rehearsal, so no run of this process is writing them. Returns the names removed.
+    pub fn sweep_interrupted(&self) -> Vec<String> {
+        let mut removed = Vec::new();
+        let Ok(entries) = std::fs::read_dir(self.backups_dir()) else {
+            return removed;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let scratch = (name.starts_with(".bk_") && name.ends_with(".partial"))
+                || name.starts_with(".rehearsal-");
+            if !scratch {
+                continue;
+            }
+            match std::fs::remove_dir_all(e.path()) {
+                Ok(()) => {
+                    tracing::warn!(target: "dr", path = %e.path().display(), "removed what an interrupted backup or rehearsal left");
+                    removed.push(name);
+                }
+                Err(err) => {
+                    tracing::error!(target: "dr", path = %e.path().display(), error = %err, "could not remove what an interrupted backup or rehearsal left")
+                }
+            }
+        }
+        removed
+    }
+
     /// Where a backup's files are: this replica's backups dir, else the offsite copy.
     pub fn locate(&self, id: &str) -> Option<PathBuf> {
         let local = self.backups_dir().join(id);

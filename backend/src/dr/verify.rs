@@ -72,6 +72,7 @@ impl Dr {
     /// Rehearse a restore of the newest backup; the report is stored and returned.
     pub async fn rehearse(&self, state: &AppState, trigger: &str) -> anyhow::Result<VerifyReport> {
         let _busy = self.inner.busy.lock().await;
+        self.sweep_interrupted();
         let started_ms = now_ms();
         let started = Instant::now();
         let id = random_id("drv_", 8);
