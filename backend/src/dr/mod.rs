@@ -170,7 +170,9 @@ pub struct VerifyReport {
     pub backup_id: Option<String>,
     pub started_at: String,
     pub duration_ms: i64,
-    /// Time to decrypt and restore the backup (the measured RTO of this backup).
+    /// Time to decrypt and load the backup into the scratch target. The measured RTO is
+    /// `duration_ms` (load plus the checks, which `echopilot restore` runs too before it
+    /// puts anything in place), plus starting the server.
     pub restore_ms: i64,
     pub file_count: usize,
     pub hashes_matching: usize,
@@ -476,7 +478,8 @@ pub struct Status {
     pub rpo_minutes: u64,
     pub last_verify: Option<String>,
     pub last_verify_at: Option<String>,
-    /// Restore time of the newest rehearsal (the measured RTO).
+    /// Decrypt+load time of the newest rehearsal (its whole duration, with the checks, is
+    /// the measured RTO: `GET /api/v1/dr/verify`).
     pub last_restore_ms: Option<i64>,
     pub light: &'static str,
     pub reason: String,

@@ -21,7 +21,7 @@ use crate::components::badge::badge;
 use crate::components::table::{DataTable, TableView};
 use crate::components::{empty_message, freshness, panel, Component};
 use crate::model::{parse_ts, DrBackups, DrVerify};
-use crate::util::{fmt_age, fmt_count, rel_time};
+use crate::util::{fmt_age, fmt_count, fmt_duration_ms, rel_time};
 
 const TITLE: &str = "DR";
 
@@ -175,12 +175,17 @@ impl DrTab {
             Some(s) => format!("{} (newest verified backup)", fmt_age(s)),
             None => "none verified".into(),
         };
+        // The RTO is the whole rehearsal, not its decrypt+load alone: `echopilot restore`
+        // runs the same checks before it puts anything in place, and on a large database
+        // the checks take longer than the load.
         let rto = match latest.filter(|r| r.restore_ms > 0) {
             Some(r) => format!(
-                "{:.1} s (restore of {}, rehearsal {})",
-                r.restore_ms as f64 / 1000.0,
+                "{} = load {} + checks {}, rehearsal {} of {}",
+                fmt_duration_ms(r.duration_ms),
+                fmt_duration_ms(r.restore_ms),
+                fmt_duration_ms(r.duration_ms - r.restore_ms),
+                rel_time(Some(&r.started_at), app.now),
                 r.backup_id.as_deref().unwrap_or("-"),
-                rel_time(Some(&r.started_at), app.now)
             ),
             None => "not measured yet".into(),
         };
@@ -274,14 +279,14 @@ impl DrTab {
                 lines.push(Line::from(vec![
                     badge(r.result.as_str(), theme),
                     Span::raw(format!(
-                        " {} of {}  {}  files {}/{} hashes match  restore {} ms  total {} ms",
+                        " {} of {}  {}  files {}/{} hashes match  restore {}  total {}",
                         r.id,
                         r.backup_id.as_deref().unwrap_or("-"),
                         rel_time(Some(&r.started_at), app.now),
                         r.hashes_matching,
                         r.file_count,
-                        r.restore_ms,
-                        r.duration_ms
+                        fmt_duration_ms(r.restore_ms),
+                        fmt_duration_ms(r.duration_ms)
                     )),
                 ]));
                 for fc in r.files.iter().filter(|f| !f.ok) {
