@@ -378,8 +378,13 @@ async fn restore(g: GlobalArgs, from: PathBuf, force: bool, json: bool) -> Resul
         return Ok(());
     }
     println!(
-        "restored backup {} ({}, taken {}) in {} ms",
-        s.backup_id, s.engine, s.created_at, s.restore_ms
+        "restored backup {} ({}, taken {}) in {} ms (decrypt+load {} ms, checks and the rest {} ms)",
+        s.backup_id,
+        s.engine,
+        s.created_at,
+        s.total_ms,
+        s.restore_ms,
+        s.total_ms - s.restore_ms
     );
     println!("  database: {}", s.database);
     for f in &s.files {
@@ -401,10 +406,11 @@ async fn restore(g: GlobalArgs, from: PathBuf, force: bool, json: bool) -> Resul
         "  {} rows; audit tree size {} root {}",
         s.rows, s.audit.size, s.audit.root
     );
+    // The URL as printed above (a password in it shows as ***: give it again).
     let db_flag = if s.engine == "postgres" {
-        " --database-url <the same URL>"
+        format!(" --database-url {}", s.database)
     } else {
-        ""
+        String::new()
     };
     println!(
         "start it: echopilot serve --data-dir {}{db_flag}   (echopilot.toml.restored holds the config with secrets removed)",

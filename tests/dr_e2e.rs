@@ -50,6 +50,23 @@ async fn run(c: &Client, path: &str, job: &str) -> Value {
     .await
 }
 
+async fn metrics(srv: &Server) -> String {
+    reqwest::get(format!("{}/metrics", srv.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of an unlabelled gauge on `/metrics`.
+async fn gauge(srv: &Server, name: &str) -> f64 {
+    let text = metrics(srv).await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
 async fn backups(c: &Client) -> Value {
     let r = c.get("/api/v1/dr/backups").await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -139,6 +156,14 @@ async fn a_backup_under_writes_restores_to_the_same_rows_and_audit_root() {
         let list = backups(&c).await;
         let bk = &list["backups"][0];
         let m = &bk["manifest"];
+        // /metrics carries the backup's creation time (alert on `time() - it`), set by the
+        // backup itself: nothing has computed the status summary yet.
+        let created_s = m["created_at_ms"].as_f64().unwrap() / 1000.0;
+        assert!(
+            (gauge(&srv, "echopilot_dr_last_backup_timestamp_seconds").await - created_s).abs()
+                < 0.01,
+            "{backend}"
+        );
         assert_eq!(
             m["engine"],
             if backend == "postgres" {
@@ -203,6 +228,12 @@ async fn a_backup_under_writes_restores_to_the_same_rows_and_audit_root() {
         let list = backups(&c).await;
         assert_eq!(list["backups"][0]["verified"], "pass");
         assert!(list["measured_rpo_secs"].as_i64().is_some());
+        assert!(
+            (gauge(&srv, "echopilot_dr_last_verified_backup_timestamp_seconds").await - created_s)
+                .abs()
+                < 0.01,
+            "{backend}"
+        );
         let summary = c.get("/api/v1/status/summary").await;
         assert_eq!(
             summary.body["dr"]["last_verify"], "PASS",
@@ -210,12 +241,7 @@ async fn a_backup_under_writes_restores_to_the_same_rows_and_audit_root() {
             summary.text
         );
         assert_eq!(summary.body["dr"]["light"], "green", "{}", summary.text);
-        let metrics = reqwest::get(format!("{}/metrics", srv.url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics(&srv).await;
         assert!(metrics.contains("echopilot_dr_backups_total"), "{metrics}");
         assert!(
             metrics.contains("echopilot_dr_last_verify_pass 1"),
@@ -232,6 +258,36 @@ async fn a_backup_under_writes_restores_to_the_same_rows_and_audit_root() {
             "{out}"
         );
         assert!(out.contains("check audit_root: ok"), "{out}");
+        assert!(out.contains("decrypt+load"), "{out}");
+        // The parent directory instead of a backup: the error names the backup to pass.
+        let other_dir = tempfile::tempdir().unwrap();
+        let (code, _, err) = restore_cli(
+            &srv.data_dir.join("backups"),
+            other_dir.path(),
+            target_db.as_deref(),
+            KEY1,
+        );
+        assert_ne!(code, 0);
+        assert!(
+            err.contains("is not a backup directory")
+                && err.contains(&format!("pass --from {}", dir.display())),
+            "{err}"
+        );
+        if backend == "postgres" {
+            // A database that does not exist: said once, with what to do.
+            let missing = format!(
+                "{}_missing",
+                target_db
+                    .as_deref()
+                    .unwrap()
+                    .rsplit_once('?')
+                    .map_or(target_db.as_deref().unwrap(), |(u, _)| u)
+            );
+            let (code, _, err) = restore_cli(&dir, other_dir.path(), Some(&missing), KEY1);
+            assert_ne!(code, 0);
+            assert!(err.contains("create it first"), "{err}");
+            assert_eq!(err.matches("does not exist").count(), 1, "{err}");
+        }
         // A second restore onto the now non-empty dir is refused without --force.
         let (code, _, err) = restore_cli(&dir, new_dir.path(), None, KEY1);
         assert_ne!(code, 0);

@@ -279,6 +279,21 @@ async fn rto(engine: &str, mb: usize, runs: usize) {
         secs(&backup_s)
     );
 
+    // PostgreSQL: the floor is pg_dump / pg_restore themselves; time them alone on the same
+    // database and the same dump (decrypted to a file) to show what sealing adds.
+    let pg_alone = match &url {
+        Some(u) => Some(pg_alone(u, &from, db, dr.section(), runs).await),
+        None => None,
+    };
+    if let Some((dump_s, _)) = &pg_alone {
+        println!(
+            "    pg_dump alone (--format=custom --compress={} to a file): best {:.1}s; backup = {:.2}x its time",
+            dr.section().pg_dump_compress,
+            min(dump_s),
+            min(&backup_s) / min(dump_s),
+        );
+    }
+
     // Rehearsals: restore for real into a scratch dir / database, every check.
     let mut restore_s = Vec::new();
     let mut rehearsal_s = Vec::new();
@@ -298,6 +313,13 @@ async fn rto(engine: &str, mb: usize, runs: usize) {
         secs(&restore_s),
         secs(&rehearsal_s),
     );
+    if let Some((_, restore_alone)) = &pg_alone {
+        println!(
+            "    pg_restore alone (the clear dump from a file into an empty database): best {:.1}s; rehearsal restore = {:.2}x its time",
+            min(restore_alone),
+            min(&restore_s) / min(restore_alone),
+        );
+    }
     let checks = |c: &[echopilot_backend::dr::Check]| {
         c.iter()
             .map(|c| format!("{} {:.1}s", c.name, c.duration_ms as f64 / 1000.0))
@@ -372,4 +394,57 @@ async fn drop_pg_database(url: &str) {
         .await
         .unwrap();
     let _ = conn.close().await;
+}
+
+/// `pg_dump` alone (to a file) and `pg_restore` alone (from the clear dump, into a fresh
+/// database) on the bench's database: seconds of each run.
+async fn pg_alone(
+    url: &str,
+    from: &Path,
+    db: &echopilot_backend::dr::FileEntry,
+    sec: &echopilot_backend::dr::DrSection,
+    runs: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dump = tmp.path().join("alone.pgdump");
+    let mut dump_s = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let st = std::process::Command::new(&sec.pg_dump)
+            .arg("--format=custom")
+            .arg(format!("--compress={}", sec.pg_dump_compress))
+            .arg("--no-password")
+            .arg(format!("--dbname={url}"))
+            .arg(format!("--file={}", dump.display()))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        dump_s.push(t.elapsed().as_secs_f64());
+    }
+    // The backup's own dump, decrypted, is what pg_restore gets in a rehearsal.
+    let key = sec.key().unwrap();
+    let stored = std::fs::File::open(from.join(&db.name)).unwrap();
+    let len = stored.metadata().unwrap().len();
+    let clear = std::fs::File::create(&dump).unwrap();
+    crypt::open(&key, &db.name, stored, len, std::io::BufWriter::new(clear)).unwrap();
+    let mut restore_s = Vec::new();
+    for _ in 0..runs {
+        let target = testing::create_pg_database().await;
+        let t = Instant::now();
+        let st = std::process::Command::new(&sec.pg_restore)
+            .args([
+                "--exit-on-error",
+                "--no-owner",
+                "--no-privileges",
+                "--no-password",
+            ])
+            .arg(format!("--dbname={target}"))
+            .arg(&dump)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        restore_s.push(t.elapsed().as_secs_f64());
+        drop_pg_database(&target).await;
+    }
+    (dump_s, restore_s)
 }

@@ -150,6 +150,7 @@ impl Area for DrArea {
         Box::pin(async move {
             let dr = Dr::new(state.store.clone(), state.cfg.clone())?;
             dr.sweep_interrupted();
+            dr.refresh_gauges().await;
             state.provide(dr);
             Ok(())
         })
@@ -187,17 +188,6 @@ impl Area for DrArea {
     }
 }
 
-/// Refresh the gauges from a status (summary, probe and each backup/rehearsal set them).
-pub fn set_gauges(s: &super::Status) {
-    metrics::gauge!(super::BACKUPS_KEPT).set(s.backups as f64);
-    if let Some(age) = s.last_backup_age_secs {
-        metrics::gauge!(super::LAST_BACKUP_AGE).set(age as f64);
-    }
-    if let Some(v) = &s.last_verify {
-        metrics::gauge!(super::LAST_VERIFY_PASS).set(if v == "PASS" { 1.0 } else { 0.0 });
-    }
-}
-
 /// Status-summary section `dr`: backups, last backup age, last rehearsal, RPO.
 struct DrSummary;
 
@@ -213,7 +203,6 @@ impl SummaryProvider for DrSummary {
         Box::pin(async move {
             let dr = state.require::<Dr>("status", "dr")?;
             let s = dr.status().await?;
-            set_gauges(&s);
             Ok(serde_json::to_value(&s)?)
         })
     }
@@ -235,7 +224,6 @@ impl Probe for DrProbe {
         Box::pin(async move {
             let dr = state.require::<Dr>("telemetry", "dr")?;
             let s = dr.status().await?;
-            set_gauges(&s);
             let light = match s.light {
                 "green" => Light::Green,
                 "yellow" => Light::Yellow,

@@ -211,7 +211,6 @@ impl Dr {
         std::fs::rename(&partial, &dir)?;
         self.record_backup(&manifest).await?;
         metrics::counter!(super::BACKUPS_TOTAL, "outcome" => "ok").increment(1);
-        metrics::gauge!(super::LAST_BACKUP_AGE).set(0.0);
         tracing::info!(target: "dr", backup_id = %id, engine = %manifest.engine, files = manifest.files.len(),
             bytes = manifest.bytes(), duration_ms = manifest.duration_ms, audit_size = manifest.audit.size,
             audit_root = %manifest.audit.root, "backup written");
@@ -221,6 +220,7 @@ impl Dr {
         if let Err(e) = self.apply_retention().await {
             tracing::error!(target: "dr", error = %format!("{e:#}"), "retention failed");
         }
+        self.refresh_gauges().await;
         Ok(manifest)
     }
 

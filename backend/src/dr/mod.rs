@@ -45,6 +45,11 @@ pub const VERIFICATIONS_TOTAL: &str = "echopilot_dr_verifications_total";
 pub const LAST_BACKUP_AGE: &str = "echopilot_dr_last_backup_age_seconds";
 pub const LAST_VERIFY_PASS: &str = "echopilot_dr_last_verify_pass";
 pub const BACKUPS_KEPT: &str = "echopilot_dr_backups";
+/// Creation time (Unix seconds) of the newest backup: alert on `time() - this`, which
+/// stays right between refreshes (the age gauges move only when the status is computed).
+pub const LAST_BACKUP_TS: &str = "echopilot_dr_last_backup_timestamp_seconds";
+/// Creation time (Unix seconds) of the newest backup whose rehearsal passed (the RPO).
+pub const LAST_VERIFIED_TS: &str = "echopilot_dr_last_verified_backup_timestamp_seconds";
 
 /// Manifest format version.
 pub const MANIFEST_FORMAT: u32 = 1;
@@ -461,11 +466,21 @@ impl Dr {
         })
     }
 
-    /// The facts the DR tab, the summary and the telemetry light share.
+    /// The facts the DR tab, the summary and the telemetry light share; refreshes the
+    /// gauges on `/metrics` from them.
     pub async fn status(&self) -> Result<Status, sqlx::Error> {
         let list = self.list().await?;
         let latest = self.latest_verification(None).await?;
-        Ok(Status::from_parts(&list, latest.as_ref()))
+        let s = Status::from_parts(&list, latest.as_ref());
+        set_gauges(&list, &s);
+        Ok(s)
+    }
+
+    /// Refresh the gauges (start-up, after each backup and rehearsal); a failure is logged.
+    pub async fn refresh_gauges(&self) {
+        if let Err(e) = self.status().await {
+            tracing::warn!(target: "dr", error = %e, "could not refresh the DR gauges");
+        }
     }
 }
 
@@ -504,6 +519,28 @@ impl Status {
             light,
             reason,
         }
+    }
+}
+
+/// The gauges on `/metrics`: backups kept, the newest backup's and the newest verified
+/// backup's creation times and ages, the newest rehearsal's result.
+fn set_gauges(list: &BackupList, s: &Status) {
+    metrics::gauge!(BACKUPS_KEPT).set(s.backups as f64);
+    if let Some(b) = list.backups.first() {
+        metrics::gauge!(LAST_BACKUP_TS).set(b.manifest.created_at_ms as f64 / 1000.0);
+    }
+    if let Some(b) = list
+        .backups
+        .iter()
+        .find(|b| b.verified.as_deref() == Some("pass"))
+    {
+        metrics::gauge!(LAST_VERIFIED_TS).set(b.manifest.created_at_ms as f64 / 1000.0);
+    }
+    if let Some(age) = s.last_backup_age_secs {
+        metrics::gauge!(LAST_BACKUP_AGE).set(age as f64);
+    }
+    if let Some(v) = &s.last_verify {
+        metrics::gauge!(LAST_VERIFY_PASS).set(if v == "PASS" { 1.0 } else { 0.0 });
     }
 }
 
@@ -550,10 +587,53 @@ pub fn backups_dir(cfg: &Config) -> PathBuf {
 /// Read `<dir>/manifest.json`.
 pub fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {
     let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            anyhow::bail!("{}", not_a_backup_dir(dir))
+        }
+        Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+    };
     serde_json::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{} is not a valid manifest: {e}", path.display()))
+}
+
+/// Why `dir` is not a backup directory, naming the backups inside it when it is a
+/// `backups` directory (or a data dir) — the usual slip is to pass the parent.
+fn not_a_backup_dir(dir: &Path) -> String {
+    let ids = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("manifest.json").is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut found = ids(dir);
+    let mut base = dir.to_path_buf();
+    if found.is_empty() {
+        base = dir.join("backups");
+        found = ids(&base);
+    }
+    let head = format!(
+        "{} is not a backup directory (it has no manifest.json)",
+        dir.display()
+    );
+    match found.last() {
+        None if !dir.exists() => format!("{} does not exist", dir.display()),
+        None => format!(
+            "{head}; pass --from <data-dir>/backups/bk_… (a directory holding manifest.json)"
+        ),
+        Some(newest) => format!(
+            "{head}; it holds {} backup(s), the newest is {} — pass --from {}",
+            found.len(),
+            newest,
+            base.join(newest).display()
+        ),
+    }
 }
 
 /// Every table of every area, in list order (row counts, restore checks).
@@ -619,7 +699,7 @@ pub fn redacted_config(raw: &ConfigMap) -> String {
         insert_dotted(&mut table, key, value);
     }
     format!(
-        "# EchoPilot config at backup time, secrets removed ([REDACTED]): re-enter them from\n# your secret store before using this file.\n{}",
+        "# EchoPilot config at backup time, secrets removed ([REDACTED]): re-enter them from\n# your secret store before using this file. data_dir and database_url are the backed-up\n# server's: point them at the restored data dir / database.\n{}",
         toml::to_string(&table).unwrap_or_default()
     )
 }

@@ -523,7 +523,11 @@ pub struct RestoreSummary {
     pub files: Vec<FileCheck>,
     pub written: Vec<String>,
     pub checks: Vec<Check>,
+    /// Decrypt + load.
     pub restore_ms: i64,
+    /// The whole restore: key and target checks, decrypt + load, every check, moving the
+    /// files into place (the RTO, without starting the server).
+    pub total_ms: i64,
     pub audit: super::TreeHead,
     pub rows: i64,
 }
@@ -550,6 +554,7 @@ pub async fn run_restore(
     req: &RestoreRequest,
     section: &super::DrSection,
 ) -> anyhow::Result<RestoreSummary> {
+    let started = Instant::now();
     let m = super::read_manifest(&req.from)?;
     let key = section.key()?;
     check_key(&m, &key).map_err(anyhow::Error::msg)?;
@@ -635,6 +640,7 @@ pub async fn run_restore(
         written: restored.written,
         checks,
         restore_ms: restored.restore_ms,
+        total_ms: started.elapsed().as_millis() as i64,
         audit: m.audit.clone(),
         rows: m.row_counts.values().sum(),
     })
@@ -644,9 +650,20 @@ pub async fn run_restore(
 async fn prepare_pg_target(url: &str, force: bool) -> anyhow::Result<()> {
     use sqlx::Connection as _;
     sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(url)
-        .await
-        .with_context(|| format!("cannot connect to {}", crate::config::redact_url(url)))?;
+    // The error's own text once (its source chain repeats it), and what to do.
+    let mut conn = sqlx::AnyConnection::connect(url).await.map_err(|e| {
+        let hint = match &e {
+            sqlx::Error::Database(d) if d.code().as_deref() == Some("3D000") => {
+                "; create it first (createdb, or CREATE DATABASE) and restore into it empty"
+            }
+            _ => "",
+        };
+        anyhow::anyhow!(
+            "cannot connect to {}: {}{hint}",
+            crate::config::redact_url(url),
+            db_err(&e)
+        )
+    })?;
     let tables: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'",
     )

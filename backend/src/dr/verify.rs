@@ -124,11 +124,7 @@ impl Dr {
         self.record_verification(&report, started_ms).await?;
         metrics::counter!(super::VERIFICATIONS_TOTAL, "result" => report.result.as_str())
             .increment(1);
-        metrics::gauge!(super::LAST_VERIFY_PASS).set(if report.result == Verdict::Pass {
-            1.0
-        } else {
-            0.0
-        });
+        self.refresh_gauges().await;
         match report.result {
             Verdict::Pass => {
                 tracing::info!(target: "dr", verify_id = %id, backup_id = report.backup_id.as_deref().unwrap_or(""),
