@@ -535,6 +535,25 @@ async fn retention_keeps_exactly_the_policy_set_and_roles_are_enforced() {
             .get("/api/v1/dr/backups")
             .await
             .assert_problem(403);
+        // Nor may an operator of the system tenant, through the scheduler's own doors.
+        let op = mk("operator", "default").await;
+        op.post("/api/v1/dr/backups", json!({}))
+            .await
+            .assert_problem(403);
+        for job in ["backup", "dr_verify"] {
+            let r = op.post(&format!("/api/v1/jobs/{job}/run"), json!({})).await;
+            r.assert_problem(403);
+            assert!(r.text.contains("role admin"), "{}", r.text);
+            op.post(
+                "/api/v1/ops/command",
+                json!({"verb": "run_job", "args": {"job": job}, "confirm": false}),
+            )
+            .await
+            .assert_problem(403);
+        }
+        // Other jobs stay an operator's to start.
+        let r = op.post("/api/v1/jobs/retention/run", json!({})).await;
+        assert_eq!(r.status, 202, "{}", r.text);
         let ro = mk("readonly", "default").await;
         ro.post("/api/v1/dr/verify", json!({}))
             .await

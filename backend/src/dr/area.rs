@@ -163,6 +163,7 @@ impl Area for DrArea {
         )
         .timeout(std::time::Duration::from_secs(6 * 3600))
         .max_attempts(2)
+        .run_role(crate::model::Role::Admin)
         .describe("nightly: consistent encrypted backup (VACUUM INTO / pg_dump) with its manifest, then retention");
         reg.register(
             super::verify::JOB,
@@ -171,6 +172,7 @@ impl Area for DrArea {
         )
         .timeout(std::time::Duration::from_secs(6 * 3600))
         .max_attempts(1)
+        .run_role(crate::model::Role::Admin)
         .describe("nightly: restore rehearsal of the newest backup (hashes, integrity, row counts, audit tree); FAIL alerts");
         Ok(())
     }

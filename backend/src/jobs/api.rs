@@ -118,6 +118,7 @@ pub async fn run_now(
             jobs.names().join(", ")
         )));
     }
+    jobs.require_run_role(&state, &caller, &name).await?;
     let begin = jobs.run(&state, &name, Trigger::Manual).await?;
     let (outcome, run_id) = match &begin {
         Begin::Started(id) => ("ok", id.clone()),

@@ -98,6 +98,7 @@ struct Def {
     run_at_start: bool,
     description: String,
     max_attempts: i64,
+    run_role: crate::model::Role,
 }
 
 /// The scheduler service, kept in `AppState::jobs`.
@@ -148,6 +149,7 @@ pub async fn start(state: &AppState, registry: JobRegistry) -> anyhow::Result<Jo
                 run_at_start: d.run_at_start,
                 description: d.description,
                 max_attempts: d.max_attempts,
+                run_role: d.run_role,
             },
         );
     }
@@ -202,6 +204,25 @@ impl Jobs {
 
     pub fn names(&self) -> Vec<String> {
         self.inner.defs.keys().cloned().collect()
+    }
+
+    /// Refuse `caller` (403, audited) when starting `name` by hand needs more than an
+    /// operator ([`registry::JobDef::run_role`]): the run-now route and the `run_job` verb
+    /// must not open a door the job's own area keeps shut.
+    pub async fn require_run_role(
+        &self,
+        state: &AppState,
+        caller: &crate::auth::Caller,
+        name: &str,
+    ) -> crate::error::ApiResult<()> {
+        match self.inner.defs.get(name).map(|d| d.run_role) {
+            Some(role) if role > crate::model::Role::Operator => {
+                caller
+                    .require_system(state, role, "jobs.run", "the scheduler")
+                    .await
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The effective settings of `name` right now.

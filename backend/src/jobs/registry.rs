@@ -25,9 +25,18 @@ pub struct JobDef {
     pub(crate) description: String,
     pub(crate) default_timeout: Duration,
     pub(crate) max_attempts: i64,
+    pub(crate) run_role: crate::model::Role,
 }
 
 impl JobDef {
+    /// The role `POST /api/v1/jobs/{name}/run` needs for this job (default operator): a
+    /// job an area lets only admins start through its own route (a DR backup copies every
+    /// tenant's data) must not be startable by an operator here.
+    pub fn run_role(&mut self, role: crate::model::Role) -> &mut Self {
+        self.run_role = role;
+        self
+    }
+
     /// Also run once when the server starts (unless disabled or the fleet is paused).
     pub fn run_at_start(&mut self) -> &mut Self {
         self.run_at_start = true;
@@ -80,6 +89,7 @@ impl JobRegistry {
             description: String::new(),
             default_timeout: DEFAULT_TIMEOUT,
             max_attempts: DEFAULT_ATTEMPTS,
+            run_role: crate::model::Role::Operator,
         });
         self.defs.last_mut().expect("just pushed")
     }

@@ -88,6 +88,7 @@ impl Verb for RunJob {
                     j.names().join(", ")
                 )));
             }
+            j.require_run_role(&ctx.state, &ctx.caller(), name).await?;
             let last = in_progress(ctx, name).await?;
             if let Some(r) = last.as_ref().filter(|r| r.outcome == "running") {
                 return Err(ApiError::Conflict(format!(
@@ -123,6 +124,7 @@ impl Verb for RunJob {
         Box::pin(async move {
             let name = job_arg(args)?;
             let j = jobs(ctx)?;
+            j.require_run_role(&ctx.state, &ctx.caller(), name).await?;
             let begin = j.run(&ctx.state, name, Trigger::Manual).await?;
             let (outcome, run_id) = match &begin {
                 Begin::Started(id) => ("ok", id.clone()),
