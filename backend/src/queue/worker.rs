@@ -20,6 +20,10 @@ use super::{backoff_ms, JobCtx, Queue, NOTIFY_CHANNEL};
 use crate::store::Dialect;
 use crate::util::now_ms;
 
+/// How long a saturated dispatcher lets finished jobs free their slots before it claims
+/// again (see `dispatch`).
+const CLAIM_COALESCE: Duration = Duration::from_millis(1);
+
 /// An attempt that fails faster than this counts towards poison detection.
 const FAST_FAILURE_MS: u128 = 1000;
 
@@ -302,6 +306,14 @@ async fn dispatch(
         // dispatcher when one of its jobs finishes.
         if got < turn.could_take || got == 0 {
             wait(&q, &mut stop, poll).await;
+        } else if got < q.cfg.batch_size {
+            // Saturated: a backlog is waiting and the claim took all the free slots (or the
+            // tenant's allowance) but less than a batch. Claiming again at once would take
+            // the one or two slots freed meanwhile, a statement per job or two; a
+            // millisecond lets finished jobs free their slots, so the next claim is a batch
+            // again. (At every slot free for a tenant, claims of 1–10 jobs made a drain
+            // take 1.6× as long.) Waiting jobs start at most that much later.
+            tokio::time::sleep(CLAIM_COALESCE).await;
         }
     }
 }
