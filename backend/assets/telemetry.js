@@ -34,15 +34,22 @@
     beaconBytes: 60000
   };
 
+  /* A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits. Ids that grow
+   * with time keep the server's primary-key index append-mostly (random v4 ids cost an
+   * index page write per event at scale); PostHog's client makes its event ids the same
+   * way. Random bits from crypto.getRandomValues where the browser has it. */
   function uuid(env) {
-    if (env.crypto && typeof env.crypto.randomUUID === "function") {
-      return env.crypto.randomUUID();
+    var hex = Math.floor(env.now()).toString(16);
+    while (hex.length < 12) hex = "0" + hex;
+    hex = hex.slice(-12);
+    var bytes = null;
+    if (env.crypto && typeof env.crypto.getRandomValues === "function") {
+      bytes = env.crypto.getRandomValues(new Uint8Array(10));
     }
-    var hex = "";
-    for (var i = 0; i < 32; i++) {
-      var r = Math.floor(env.random() * 16);
-      if (i === 12) r = 4;
-      if (i === 16) r = (r & 3) | 8;
+    for (var i = 0; i < 20; i++) {
+      var r = bytes ? (bytes[i >> 1] >> ((i & 1) * 4)) & 15 : Math.floor(env.random() * 16);
+      if (i === 0) r = 7;            // version 7
+      if (i === 4) r = (r & 3) | 8;  // variant 10xx
       hex += r.toString(16);
     }
     return hex.slice(0, 8) + "-" + hex.slice(8, 12) + "-" + hex.slice(12, 16) + "-" +

@@ -34,8 +34,16 @@ function fakeEnv({ stored = {}, answers = [] } = {}) {
     },
     now: () => now,
     random: () => 0.5,
-    // Distinct ids without randomness (random() is fixed so backoff delays are exact).
-    crypto: { randomUUID: () => "00000000-0000-4000-8000-" + String(nextUuid++).padStart(12, "0") },
+    // Distinct ids without randomness (random() is fixed so backoff delays are exact):
+    // the "random" bytes of each UUIDv7 are a counter.
+    crypto: {
+      getRandomValues: (a) => {
+        a.fill(0);
+        let n = nextUuid++;
+        for (let i = a.length - 1; i >= 0 && n > 0; i--, n = Math.floor(n / 256)) a[i] = n % 256;
+        return a;
+      },
+    },
     addEventListener(name, fn) {
       (env.listeners[name] ||= []).push(fn);
     },
@@ -200,4 +208,28 @@ test("the queue is bounded and a key is required", () => {
   assert.equal(c.pending(), 5);
   assert.deepEqual(JSON.parse(env.data.get("echopilot_telemetry_queue")).map((e) => e.event), ["e3", "e4", "e5", "e6", "e7"]);
   assert.throws(() => telemetry.create({}, env), /ingest key/);
+});
+
+test("event ids are UUIDv7: version 7, RFC variant, ordered by time", async () => {
+  const env = fakeEnv();
+  const c = telemetry.create({ key: "ep_pub", baseUrl: "https://x" }, env);
+  c.track("a");
+  await env.advance(5000);
+  c.track("b");
+  await env.advance(5000);
+  const ids = env.requests.map((r) => r.body.events[0].uuid);
+  assert.equal(ids.length, 2);
+  for (const id of ids) {
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  }
+  // The first 48 bits are the time in ms.
+  assert.equal(parseInt(ids[0].replace(/-/g, "").slice(0, 12), 16), Date.parse("2026-12-01T10:00:00Z"));
+  assert.ok(ids[0] < ids[1], "a later event sorts after an earlier one");
+  // Without crypto.getRandomValues the random bits come from Math.random.
+  const old = fakeEnv();
+  old.crypto = null;
+  const c2 = telemetry.create({ key: "ep_pub", baseUrl: "https://x" }, old);
+  c2.track("a");
+  await old.advance(5000);
+  assert.match(old.requests[0].body.events[0].uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-7/);
 });

@@ -145,6 +145,8 @@ pub struct Analytics {
     pub counters: Arc<Counters>,
     /// Serialises recomputes within this process (the roller and a job run).
     roll_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Group commit of ingestion (see [`ingest::GroupWriter`]).
+    writer: ingest::GroupWriter,
 }
 
 crate::service_from_ref!(Analytics);
@@ -152,6 +154,7 @@ crate::service_from_ref!(Analytics);
 impl Analytics {
     pub fn new(store: Store, cfg: AnalyticsConfig) -> Analytics {
         Analytics {
+            writer: ingest::GroupWriter::start(store.clone()),
             store,
             cfg: Arc::new(cfg),
             counters: Arc::default(),
