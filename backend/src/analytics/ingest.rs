@@ -120,9 +120,7 @@ pub fn parse_event(v: &Value, now: i64, oldest: i64) -> Result<Event, (Option<St
     if let Some(u) = uuid {
         check_uuid(u).map_err(|e| (None, format!("uuid: {e}")))?;
     }
-    let uuid = uuid
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid_v7(now));
+    let uuid = uuid.map(str::to_string).unwrap_or_else(|| uuid_v7(now));
     let fail = |msg: String| (Some(uuid.clone()), msg);
     if let Some(k) = o.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(fail(format!(
@@ -255,7 +253,6 @@ impl Analytics {
         self.counters.record(&resp);
         Ok(resp)
     }
-
 }
 
 /// One request's checked events, waiting for the group writer.
@@ -323,9 +320,7 @@ impl GroupWriter {
             now,
             reply,
         };
-        self.tx
-            .send(job)
-            .map_err(|_| sqlx::Error::PoolClosed)?;
+        self.tx.send(job).map_err(|_| sqlx::Error::PoolClosed)?;
         answer.await.map_err(|_| sqlx::Error::PoolClosed)?
     }
 }
@@ -398,7 +393,16 @@ async fn insert_events(
     for chunk in events.chunks(ROWS_PER_INSERT) {
         let rows: Vec<Value> = chunk
             .iter()
-            .map(|e| serde_json::json!([e.uuid, e.event, e.distinct_id, e.ts, e.feature, e.properties]))
+            .map(|e| {
+                serde_json::json!([
+                    e.uuid,
+                    e.event,
+                    e.distinct_id,
+                    e.ts,
+                    e.feature,
+                    e.properties
+                ])
+            })
             .collect();
         created.extend(
             sqlx::query_scalar::<_, String>(sql)

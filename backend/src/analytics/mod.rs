@@ -147,6 +147,8 @@ pub struct Analytics {
     roll_lock: Arc<tokio::sync::Mutex<()>>,
     /// Group commit of ingestion (see [`ingest::GroupWriter`]).
     writer: ingest::GroupWriter,
+    /// Usage answers with the stamp of the rollups they came from.
+    usage_cache: Arc<std::sync::Mutex<usage::UsageCache>>,
 }
 
 crate::service_from_ref!(Analytics);
@@ -159,6 +161,7 @@ impl Analytics {
             cfg: Arc::new(cfg),
             counters: Arc::default(),
             roll_lock: Arc::default(),
+            usage_cache: Arc::default(),
         }
     }
 }

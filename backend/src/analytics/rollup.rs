@@ -640,6 +640,11 @@ pub fn spawn_roller(state: &AppState, a: Analytics) {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(target: "analytics", error = %e, "rollup pass failed"),
             }
+            // Answers kept for the usage route whose rollups changed are recomputed now,
+            // not on the next request.
+            if let Err(e) = a.refresh_usage().await {
+                tracing::warn!(target: "analytics", error = %e, "refreshing kept usage answers failed");
+            }
         }
     });
 }

@@ -13,7 +13,7 @@ pub const MAX_RANGE_DAYS: i64 = 366;
 
 crate::text_enum! {
     /// Bucket size of the series: one point per day, ISO week (Monday first) or month.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ToSchema)]
     #[serde(rename_all = "lowercase")]
     pub enum Interval {
         Day = "day",
@@ -168,13 +168,177 @@ struct ActiveRow {
     events: i64,
 }
 
+/// What a usage answer is computed from, cheaply read: a cached answer whose stamp equals
+/// the tenant's current one was computed from the same rollup rows. Every change to a
+/// tenant's rollups moves it — a recomputed day rewrites `computed_at` of its DAU/WAU/MAU
+/// rows, a pass removes or bumps dirty marks, pruning drops rows, a funnel definition
+/// changes its fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    active: (i64, i64, i64),
+    dirty: (i64, i64, i64),
+    funnels: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct UsageKey {
+    tenant: String,
+    from: i64,
+    to: i64,
+    interval: Interval,
+    limit: i64,
+}
+
+/// Answers most recently computed, per tenant and query (at most [`CACHE_ENTRIES`]), with
+/// when each was last asked for.
+#[derive(Default)]
+pub struct UsageCache {
+    entries: std::collections::HashMap<UsageKey, (Stamp, Usage, std::time::Instant)>,
+    order: std::collections::VecDeque<UsageKey>,
+}
+
+/// Usage answers kept per process.
+pub const CACHE_ENTRIES: usize = 64;
+/// The roller refreshes a kept answer only if it was asked for this recently (an answer
+/// nobody reads costs nothing to keep current).
+pub const REFRESH_IF_USED_WITHIN: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl UsageCache {
+    fn get(&mut self, k: &UsageKey, stamp: &Stamp) -> Option<Usage> {
+        let (s, u, used) = self.entries.get_mut(k)?;
+        *used = std::time::Instant::now();
+        (s == stamp).then(|| u.clone())
+    }
+
+    /// Kept queries asked for recently, with the stamp of their answer.
+    fn recent(&self) -> Vec<(UsageKey, Stamp)> {
+        self.entries
+            .iter()
+            .filter(|(_, (_, _, used))| used.elapsed() < REFRESH_IF_USED_WITHIN)
+            .map(|(k, (s, _, _))| (k.clone(), s.clone()))
+            .collect()
+    }
+
+    fn put(&mut self, k: UsageKey, stamp: Stamp, u: Usage) {
+        let used = self
+            .entries
+            .get(&k)
+            .map_or_else(std::time::Instant::now, |e| e.2);
+        if self.entries.insert(k.clone(), (stamp, u, used)).is_none() {
+            self.order.push_back(k);
+            while self.order.len() > CACHE_ENTRIES {
+                if let Some(old) = self.order.pop_front() {
+                    self.entries.remove(&old);
+                }
+            }
+        }
+    }
+}
+
 impl Analytics {
+    /// `GET /api/v1/analytics/usage`. The answer is computed from the rollup tables and
+    /// kept with the tenant's [`Stamp`]; while the stamp stays the same (no rollup of the
+    /// tenant changed) the same query is answered from memory, with the rollup state read
+    /// fresh. The roller refreshes kept answers after each pass ([`Self::refresh_usage`]),
+    /// so the console's query is usually answered without recomputing.
     pub async fn usage(
         &self,
         tenant: &str,
         (from, to): (i64, i64),
         interval: Interval,
         limit: i64,
+    ) -> Result<Usage, sqlx::Error> {
+        let funnels = self.funnels(tenant).await?;
+        // Stamp first: rows that change while the answer is computed move the stamp, so
+        // the next request recomputes instead of trusting a mixed answer.
+        let stamp = self.stamp(tenant, &funnels).await?;
+        let key = UsageKey {
+            tenant: tenant.to_string(),
+            from,
+            to,
+            interval,
+            limit,
+        };
+        let cached = self
+            .usage_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key, &stamp);
+        if let Some(mut u) = cached {
+            u.rollup = self.rollup_state(tenant, from, to).await?;
+            return Ok(u);
+        }
+        let u = self
+            .compute_usage(tenant, (from, to), interval, limit, funnels)
+            .await?;
+        self.usage_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(key, stamp, u.clone());
+        Ok(u)
+    }
+
+    /// The tenant's [`Stamp`].
+    pub async fn stamp(&self, tenant: &str, funnels: &[FunnelDef]) -> Result<Stamp, sqlx::Error> {
+        // One round trip: the DAU/WAU/MAU rows and the dirty marks of the tenant.
+        let (a0, a1, a2, d0, d1, d2): (i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT a.n, a.s, a.m, d.n, d.g, d.t FROM \
+             (SELECT COUNT(*) AS n, CAST(COALESCE(SUM(computed_at), 0) AS BIGINT) AS s, \
+              CAST(COALESCE(MIN(day), 0) AS BIGINT) AS m \
+              FROM analytics_daily_active WHERE tenant_id = $1) a, \
+             (SELECT COUNT(*) AS n, CAST(COALESCE(SUM(generation), 0) AS BIGINT) AS g, \
+              CAST(COALESCE(SUM(marked_at), 0) AS BIGINT) AS t \
+              FROM analytics_dirty_days WHERE tenant_id = $1) d",
+        )
+        .bind(tenant)
+        .fetch_one(self.store.reader())
+        .await?;
+        Ok(Stamp {
+            active: (a0, a1, a2),
+            dirty: (d0, d1, d2),
+            funnels: funnels
+                .iter()
+                .map(|f| (f.name.clone(), f.fingerprint()))
+                .collect(),
+        })
+    }
+
+    /// Recompute the kept answers whose tenant's rollups changed and that were asked for in
+    /// the last [`REFRESH_IF_USED_WITHIN`] (the roller calls this after each pass, so the
+    /// next request finds a current answer).
+    pub async fn refresh_usage(&self) -> Result<usize, sqlx::Error> {
+        let kept = self
+            .usage_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .recent();
+        let mut n = 0;
+        for (k, old) in kept {
+            let funnels = self.funnels(&k.tenant).await?;
+            let stamp = self.stamp(&k.tenant, &funnels).await?;
+            if stamp == old {
+                continue;
+            }
+            let u = self
+                .compute_usage(&k.tenant, (k.from, k.to), k.interval, k.limit, funnels)
+                .await?;
+            self.usage_cache
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .put(k, stamp, u);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The answer, computed from the rollup tables.
+    async fn compute_usage(
+        &self,
+        tenant: &str,
+        (from, to): (i64, i64),
+        interval: Interval,
+        limit: i64,
+        funnel_defs: Vec<FunnelDef>,
     ) -> Result<Usage, sqlx::Error> {
         // Read first: marks are removed only after a day's rollups are all written, so "no
         // mark now" means every row read below is complete as of this moment.
@@ -210,8 +374,8 @@ impl Analytics {
         let top_events = self.top(tenant, "event", from, to, limit).await?;
         let top_features = self.top(tenant, "feature", from, to, limit).await?;
         let mut funnels = Vec::new();
-        for f in self.funnels(tenant).await? {
-            funnels.push(self.funnel_result(tenant, &f, from, to).await?);
+        for f in &funnel_defs {
+            funnels.push(self.funnel_result(tenant, f, from, to).await?);
         }
         Ok(Usage {
             tenant: tenant.to_string(),
@@ -391,5 +555,52 @@ mod tests {
         assert!(range(Some("2025-01-01"), Some("2026-12-01"), 0).is_err());
         assert!(range(Some("nope"), None, 0).is_err());
         assert_eq!(range(None, None, 100).unwrap(), (73, 100));
+    }
+
+    #[test]
+    fn the_cache_answers_only_the_same_stamp_and_keeps_the_newest_entries() {
+        let stamp = |n| Stamp {
+            active: (n, n, 0),
+            dirty: (0, 0, 0),
+            funnels: Vec::new(),
+        };
+        let key = |t: i64| UsageKey {
+            tenant: "t".into(),
+            from: t,
+            to: t,
+            interval: Interval::Day,
+            limit: 10,
+        };
+        let answer = Usage {
+            tenant: "t".into(),
+            from: String::new(),
+            to: String::new(),
+            interval: Interval::Day,
+            series: Vec::new(),
+            top_events: Vec::new(),
+            top_features: Vec::new(),
+            funnels: Vec::new(),
+            rollup: RollupState {
+                pending_days: 0,
+                lag_secs: None,
+                complete: true,
+            },
+        };
+        let mut c = UsageCache::default();
+        c.put(key(0), stamp(1), answer.clone());
+        assert!(c.get(&key(0), &stamp(1)).is_some());
+        assert_eq!(
+            c.recent().len(),
+            1,
+            "asked for just now: refreshed by the roller"
+        );
+        assert!(c.get(&key(0), &stamp(2)).is_none(), "rollups changed");
+        assert!(c.get(&key(1), &stamp(1)).is_none(), "another query");
+        for t in 1..=CACHE_ENTRIES as i64 {
+            c.put(key(t), stamp(1), answer.clone());
+        }
+        assert_eq!(c.entries.len(), CACHE_ENTRIES);
+        assert!(c.get(&key(0), &stamp(1)).is_none(), "the oldest went");
+        assert!(c.get(&key(CACHE_ENTRIES as i64), &stamp(1)).is_some());
     }
 }
