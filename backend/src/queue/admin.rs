@@ -13,6 +13,11 @@ use crate::audit::{self, NewAudit};
 use crate::store::Store;
 use crate::util::now_ms;
 
+/// Jobs in flight, spelled as an OR so the planner can combine the three partial indexes.
+const ACTIVE: &str = "(state = 'queued' OR state = 'running' OR state = 'failed')";
+/// Finished jobs (succeeded, dead): the rows of `queue_jobs_done`.
+const FINISHED: &str = "finished_at IS NOT NULL";
+
 impl Queue {
     pub async fn get(&self, tenant: &str, id: &str) -> Result<Option<Job>, sqlx::Error> {
         let row: Option<JobRow> = sqlx::query_as(&format!(
@@ -38,9 +43,6 @@ impl Queue {
         kind: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Job>, sqlx::Error> {
-        const FINISHED: &str = "finished_at IS NOT NULL";
-        // Spelled as an OR so the planner can combine the three partial indexes.
-        const ACTIVE: &str = "(state = 'queued' OR state = 'running' OR state = 'failed')";
         let part = |which: &str| {
             format!(
                 "SELECT {JOB_COLUMNS} FROM queue_jobs WHERE tenant_id = $1 AND {which} \
@@ -142,20 +144,19 @@ impl Queue {
         // backlog costs milliseconds of database time. In flight and finished are read
         // apart, each through its partial indexes (no index covers every state), as
         // filtered aggregates: grouping by state through a UNION cost twice as much per row.
-        let row = sqlx::query(
+        let row = sqlx::query(&format!(
             "SELECT a.queued, a.running, a.failed, a.due, a.enq, f.succeeded, f.dead, f.recent FROM \
              (SELECT COUNT(*) FILTER (WHERE state = 'queued') AS queued, \
                      COUNT(*) FILTER (WHERE state = 'running') AS running, \
                      COUNT(*) FILTER (WHERE state = 'failed') AS failed, \
                      MIN(run_at) FILTER (WHERE state <> 'running' AND run_at <= $2) AS due, \
                      MIN(enqueued_at) FILTER (WHERE state <> 'running' AND run_at <= $2) AS enq \
-              FROM queue_jobs WHERE tenant_id = $1 \
-              AND (state = 'queued' OR state = 'running' OR state = 'failed')) a, \
+              FROM queue_jobs WHERE tenant_id = $1 AND {ACTIVE}) a, \
              (SELECT COUNT(*) FILTER (WHERE state = 'succeeded') AS succeeded, \
                      COUNT(*) FILTER (WHERE state = 'dead') AS dead, \
                      COUNT(*) FILTER (WHERE finished_at >= $3) AS recent \
-              FROM queue_jobs WHERE tenant_id = $1 AND finished_at IS NOT NULL) f",
-        )
+              FROM queue_jobs WHERE tenant_id = $1 AND {FINISHED}) f"
+        ))
         .bind(tenant)
         .bind(now)
         .bind(now - 60_000)
