@@ -677,7 +677,7 @@ async fn holding_upstream(
                 let part = |s: &str| format!("{:x}\r\n{s}\r\n", s.len());
                 let start = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
-                     transfer-encoding: chunked\r\n\r\n{}",
+                     connection: close\r\ntransfer-encoding: chunked\r\n\r\n{}",
                     part(&first)
                 );
                 if sock.write_all(start.as_bytes()).await.is_err() {

@@ -536,20 +536,28 @@ async fn run_idempotent(
     .bind(now - 86_400_000)
     .execute(store.writer())
     .await?;
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (tenant_id, key_id, method, route, idem_key, request_hash, created_at) \
-         VALUES ($1, $2, 'POST', $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-    )
-    .bind(key.tenant)
-    .bind(key.key_id)
-    .bind(key.route)
-    .bind(key.idem)
-    .bind(&req_hash)
-    .bind(now)
-    .execute(store.writer())
-    .await?
-    .rows_affected();
-    if inserted == 0 {
+    // The row can vanish between the INSERT that found it and the SELECT that reads it
+    // (a streamed answer releases its key when it ends): then the key is free, so the
+    // INSERT is tried again rather than answering with the missing row.
+    let mut attempts = 0;
+    let row = loop {
+        attempts += 1;
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (tenant_id, key_id, method, route, idem_key, request_hash, created_at) \
+             VALUES ($1, $2, 'POST', $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(key.tenant)
+        .bind(key.key_id)
+        .bind(key.route)
+        .bind(key.idem)
+        .bind(&req_hash)
+        .bind(now)
+        .execute(store.writer())
+        .await?
+        .rows_affected();
+        if inserted != 0 {
+            break None;
+        }
         let row = sqlx::query_as::<_, IdemRow>(&format!(
             "SELECT request_hash, status, body FROM idempotency_keys WHERE {IDEM_WHERE}"
         ))
@@ -557,9 +565,20 @@ async fn run_idempotent(
         .bind(key.key_id)
         .bind(key.route)
         .bind(key.idem)
-        .fetch_one(store.reader())
+        .fetch_optional(store.writer())
         .await
         .map_err(in_table("idempotency_keys", Some(&"the request's key")))?;
+        match row {
+            Some(row) => break Some(row),
+            None if attempts < 5 => continue,
+            None => {
+                return Err(ApiError::Conflict(
+                    "a request with this Idempotency-Key is still in progress".into(),
+                ))
+            }
+        }
+    };
+    if let Some(row) = row {
         if row.request_hash != req_hash {
             return Err(ApiError::Conflict(
                 "this Idempotency-Key was already used with a different request".into(),
