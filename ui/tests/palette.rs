@@ -55,7 +55,8 @@ fn highlights_cover_the_matched_label_chars() {
     let mut out = Vec::new();
     f.rank(&entries, "rsch", &mut out);
     let top = &out[0];
-    let text: Vec<char> = entries[top.index].text().chars().collect();
+    assert!(top.in_label());
+    let text: Vec<char> = entries[top.index].label.chars().collect();
     let hit: String = top.indices.iter().map(|i| text[*i as usize]).collect();
     assert_eq!(hit.to_lowercase(), "rsch");
 }
@@ -120,11 +121,11 @@ fn incremental_filtering_matches_a_fresh_scan() {
 }
 
 /// Over 10,000 entries the filter scores greedily and rescores only its head exactly; the
-/// first screenfuls must be what scoring every entry exactly (nucleo's optimal match,
-/// label matches above description-only ones) would show.
+/// first screenfuls must be what scoring every entry exactly (nucleo's optimal match on
+/// the label, above description-word matches) would show.
 #[test]
 fn greedy_prescoring_keeps_the_exact_top_results() {
-    use echopilot_ui::popups::palette::Filter;
+    use echopilot_ui::popups::palette::{terms_of, Filter, LABEL_TIER};
     use nucleo::pattern::{AtomKind, CaseMatching, Normalization, Pattern};
     use nucleo::{Config, Matcher, Utf32String};
     let entries = common::palette_corpus::queue_items(10_000);
@@ -145,26 +146,19 @@ fn greedy_prescoring_keeps_the_exact_top_results() {
             Normalization::Smart,
             AtomKind::Fuzzy,
         );
-        let mut exact: Vec<(bool, u32, usize, usize)> = entries
+        let mut exact: Vec<(u32, usize, usize)> = entries
             .iter()
             .enumerate()
             .filter_map(|(i, e)| {
                 let label = Utf32String::from(e.label.as_str());
-                let full = Utf32String::from(e.text().as_str());
-                match p.score(label.slice(..), &mut matcher) {
-                    Some(s) => Some((true, s, e.label.len(), i)),
-                    None => p
-                        .score(full.slice(..), &mut matcher)
-                        .map(|s| (false, s, e.label.len(), i)),
-                }
+                let by_label = p
+                    .score(label.slice(..), &mut matcher)
+                    .map(|s| s + LABEL_TIER);
+                let by_words = e.word_score(&terms_of(q)).map(|(s, _)| s);
+                by_label.max(by_words).map(|s| (s, e.label.len(), i))
             })
             .collect();
-        exact.sort_by(|a, b| {
-            b.0.cmp(&a.0)
-                .then(b.1.cmp(&a.1))
-                .then(a.2.cmp(&b.2))
-                .then(a.3.cmp(&b.3))
-        });
+        exact.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
         let mut out = Vec::new();
         let mut f = Filter::default();
         f.rank(&entries, q, &mut out);
@@ -175,8 +169,9 @@ fn greedy_prescoring_keeps_the_exact_top_results() {
         f.refine(&entries, q, &mut out);
         assert!(!f.is_approximate());
         let got: Vec<usize> = out.iter().map(|r| r.index).collect();
-        let want: Vec<usize> = exact.iter().map(|e| e.3).collect();
-        assert_eq!(got[..60], want[..60], "query {q:?}: top 60");
+        let want: Vec<usize> = exact.iter().map(|e| e.2).collect();
+        let head = want.len().min(60);
+        assert_eq!(got[..head], want[..head], "query {q:?}: top 60");
         assert_eq!(got, want, "query {q:?}: whole order");
         first.sort_unstable();
         let mut all = want.clone();

@@ -156,6 +156,11 @@ fn palette_states() {
     type_str(&mut app, "restrt sched");
     assert_snapshot!("palette_restrt_sched", render(&app, W, H));
     assert_snapshot!("palette_restrt_sched_80x24", render(&app, 80, 24));
+    // Descriptions match by words: `pause` lists pause_queue, not purge_dlq or
+    // restart_scheduler (whose descriptions hold the letters p…a…u…s…e).
+    press_mod(&mut app, KeyCode::Char('u'), KeyModifiers::CONTROL);
+    type_str(&mut app, "pause");
+    assert_snapshot!("palette_pause", render(&app, W, H));
     let mut empty = empty_app();
     press_mod(&mut empty, KeyCode::Char('p'), KeyModifiers::CONTROL);
     assert_snapshot!("palette_empty", render(&empty, 80, 24));

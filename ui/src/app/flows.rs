@@ -40,21 +40,16 @@ impl App {
     pub fn palette_entries(&self) -> Vec<Entry> {
         let mut out = Vec::new();
         for v in self.visible_verbs() {
-            let mut detail = String::new();
-            if !v.aliases.is_empty() {
-                detail.push_str(&v.aliases.join(" "));
-                detail.push_str("  ");
-            }
-            detail.push_str(&v.description);
-            if v.is_high_risk() {
-                detail.push_str("  [high risk]");
-            }
-            out.push(Entry::new(
-                EntryKind::Verb,
-                v.name.clone(),
-                detail,
-                Target::Verb(v.name.clone()),
-            ));
+            out.push(
+                Entry::new(
+                    EntryKind::Verb,
+                    v.name.clone(),
+                    v.description.clone(),
+                    Target::Verb(v.name.clone()),
+                )
+                .with_aliases(v.aliases.clone())
+                .with_risk(v.risk.as_str()),
+            );
         }
         for (label, detail, act) in commands::palette_actions(&self.tabs) {
             out.push(Entry::new(

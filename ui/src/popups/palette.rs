@@ -1,9 +1,15 @@
 //! Command palette: nucleo fuzzy matching over verbs, console actions and entities.
 //!
-//! Scoring is two-tier: a match on the entry's label (verb name, job name, …) always outranks a
-//! match found only in its aliases/description, so `restrt sched` puts `restart_scheduler`
-//! first. If nothing matches at all, each query word is retried with one character dropped,
-//! which absorbs the common typo (a swapped or extra letter).
+//! Three ways an entry matches, ranked in tiers:
+//! - an **alias** equal to a query word (`logs` → `tail_logs`) ranks first;
+//! - a fuzzy match (nucleo) on the entry's **label** (verb name, job name, …) next, so
+//!   `restrt sched` puts `restart_scheduler` first;
+//! - last, the **description**, by words: every query word must begin a word of the
+//!   description (`dead letter` finds "dead-lettered"). Letters scattered across words do
+//!   not count there, so `pause` does not list `purge_dlq`.
+//!
+//! If nothing matches at all, each query word is retried with one character dropped (on
+//! labels), which absorbs the common typo (a swapped or extra letter).
 
 use nucleo::pattern::{AtomKind, CaseMatching, Normalization, Pattern};
 use nucleo::{Config, Matcher, Utf32Str, Utf32String};
@@ -60,37 +66,116 @@ pub enum Target {
     Tenant(String),
 }
 
-/// One searchable entry. `haystack` is `label` followed by `detail`, pre-converted once.
+/// One searchable entry: a label matched fuzzily, aliases matched exactly, a description
+/// matched by words. The label is pre-converted once for nucleo.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub kind: EntryKind,
     pub label: String,
     pub detail: String,
     pub target: Target,
+    /// Other names, matched only as whole query words (`logs`, `tail`).
+    pub aliases: Vec<String>,
+    /// A verb's risk (`low`, `high`), shown in its own column.
+    pub risk: Option<String>,
     label_h: Utf32String,
-    full_h: Utf32String,
+    /// The description's words, lower-case, with the char index each starts at.
+    words: Vec<(u32, String)>,
 }
 
 impl Entry {
     pub fn new(kind: EntryKind, label: String, detail: String, target: Target) -> Entry {
-        let full = format!("{label}  {detail}");
         Entry {
             kind,
             label_h: Utf32String::from(label.as_str()),
-            full_h: Utf32String::from(full.as_str()),
+            words: words_of(&detail),
             label,
             detail,
             target,
+            aliases: Vec::new(),
+            risk: None,
         }
     }
 
-    /// The displayed text (label, two spaces, detail); highlight indices index its chars.
+    pub fn with_aliases(mut self, aliases: Vec<String>) -> Entry {
+        self.aliases = aliases.into_iter().map(|a| a.to_lowercase()).collect();
+        self
+    }
+
+    pub fn with_risk(mut self, risk: impl Into<String>) -> Entry {
+        self.risk = Some(risk.into());
+        self
+    }
+
+    /// The displayed text (label, two spaces, detail).
     pub fn text(&self) -> String {
         format!("{}  {}", self.label, self.detail)
     }
+
+    /// Score of a match through aliases and description words: every query word must be
+    /// an alias, or begin a word of the description. Returns the score and the char
+    /// indices of the description that matched.
+    pub fn word_score(&self, terms: &[String]) -> Option<(u32, Vec<u32>)> {
+        if terms.is_empty() {
+            return None;
+        }
+        let mut score = 0u32;
+        let mut indices = Vec::new();
+        for t in terms {
+            if self.aliases.iter().any(|a| a == t) {
+                score += ALIAS_TIER;
+                continue;
+            }
+            // `sched-restart` is two words to the description.
+            let parts = words_of(t);
+            if parts.is_empty() {
+                return None;
+            }
+            for (_, part) in &parts {
+                let tl = part.chars().count() as u32;
+                let best = self
+                    .words
+                    .iter()
+                    .filter(|(_, w)| w.starts_with(part.as_str()))
+                    // A whole word beats a prefix of a longer one; the earlier breaks ties.
+                    .min_by_key(|(at, w)| (w.len() != part.len(), *at))?;
+                score += 16 * tl + if best.1.len() == part.len() { 8 } else { 0 };
+                indices.extend(best.0..best.0 + tl);
+            }
+        }
+        Some((score, indices))
+    }
 }
 
-/// One ranked result: entry index, score, matched char positions in [`Entry::text`].
+/// Splits a description into lower-case words (runs of letters and digits) with the char
+/// index of each.
+fn words_of(text: &str) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut start = 0u32;
+    for (i, ch) in text.chars().enumerate() {
+        if ch.is_alphanumeric() {
+            if cur.is_empty() {
+                start = i as u32;
+            }
+            cur.extend(ch.to_lowercase());
+        } else if !cur.is_empty() {
+            out.push((start, std::mem::take(&mut cur)));
+        }
+    }
+    if !cur.is_empty() {
+        out.push((start, cur));
+    }
+    out
+}
+
+/// The query's words, lower-case, for alias and description matching.
+pub fn terms_of(query: &str) -> Vec<String> {
+    query.split_whitespace().map(str::to_lowercase).collect()
+}
+
+/// One ranked result: entry index, score, matched char positions — in the label for a
+/// label match ([`Ranked::in_label`]), else in the description.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ranked {
     pub index: usize,
@@ -98,8 +183,17 @@ pub struct Ranked {
     pub indices: Vec<u32>,
 }
 
+impl Ranked {
+    /// Whether the entry matched on its label (the indices point into the label).
+    pub fn in_label(&self) -> bool {
+        (LABEL_TIER..ALIAS_TIER).contains(&self.score)
+    }
+}
+
 /// Bonus that lifts every label match above every description-only match.
-const LABEL_TIER: u32 = 1 << 20;
+pub const LABEL_TIER: u32 = 1 << 20;
+/// Score of a query word equal to an alias: above every label match.
+pub const ALIAS_TIER: u32 = 1 << 24;
 /// Only this many top results get highlight indices (they are all that can be shown).
 pub const HIGHLIGHT_TOP: usize = 64;
 /// Results ranked with nucleo's exact (optimal) score; the rest keep the greedy order.
@@ -119,6 +213,8 @@ pub struct Filter {
     last: Option<LastRun>,
     /// The last ranking ordered its tail by greedy scores: [`Filter::refine`] makes it exact.
     approximate: bool,
+    /// The query being ranked (its words score aliases and descriptions).
+    query_text: String,
 }
 
 struct LastRun {
@@ -134,6 +230,7 @@ impl Default for Filter {
             pattern: Pattern::default(),
             last: None,
             approximate: false,
+            query_text: String::new(),
         }
     }
 }
@@ -168,13 +265,29 @@ impl Filter {
             return;
         }
         self.pattern = pattern(query);
+        self.query_text = query.to_string();
         let identity = (entries.as_ptr() as usize, entries.len());
         let narrowed = self.last.take().filter(|l| {
             l.entries == identity && query.starts_with(&l.query) && !l.query.trim().is_empty()
         });
+        let terms = terms_of(query);
         match narrowed {
-            Some(l) => self.score_some(entries, l.matched.iter().copied(), out, true),
-            None => self.score_some(entries, 0..entries.len(), out, true),
+            Some(l) => {
+                // A longer query matches a subset of what the shorter one matched, except
+                // through an alias (`log` → `logs`): entries with aliases are rescanned.
+                let mut candidates = l.matched;
+                candidates.extend((0..entries.len()).filter(|&i| !entries[i].aliases.is_empty()));
+                candidates.sort_unstable();
+                candidates.dedup();
+                self.score_some(
+                    entries,
+                    candidates.into_iter(),
+                    &terms,
+                    out,
+                    Scoring::Greedy,
+                )
+            }
+            None => self.score_some(entries, 0..entries.len(), &terms, out, Scoring::Greedy),
         }
         if !out.is_empty() {
             self.last = Some(LastRun {
@@ -204,7 +317,13 @@ impl Filter {
                     q[wi] = variant;
                     self.pattern = pattern(&q.join(" "));
                     let mut more = Vec::new();
-                    self.score_some(entries, 0..entries.len(), &mut more, false);
+                    self.score_some(
+                        entries,
+                        0..entries.len(),
+                        &[],
+                        &mut more,
+                        Scoring::LabelOnly,
+                    );
                     for r in more {
                         match out.iter_mut().find(|o| o.index == r.index) {
                             Some(o) if o.score >= r.score => {}
@@ -233,8 +352,10 @@ impl Filter {
             return;
         }
         self.pattern = pattern(query);
+        self.query_text = query.to_string();
+        let terms = terms_of(query);
         for r in out.iter_mut() {
-            if let Some(s) = self.optimal(&entries[r.index]) {
+            if let Some(s) = self.optimal(&entries[r.index], &terms) {
                 r.score = s;
             }
         }
@@ -267,8 +388,9 @@ impl Filter {
             out.select_nth_unstable_by_key(head - 1, key);
         }
         if !exact {
+            let terms = terms_of(&self.query_text);
             for r in out[..head].iter_mut() {
-                if let Some(s) = self.optimal(&entries[r.index]) {
+                if let Some(s) = self.optimal(&entries[r.index], &terms) {
                     r.score = s;
                 }
             }
@@ -279,13 +401,16 @@ impl Filter {
         out[head..].sort_unstable_by_key(|r| ((u32::MAX - r.score) as u64) << 32 | r.index as u64);
     }
 
-    /// nucleo's optimal score with the label tier (None only if the entry no longer
+    /// The exact score: an alias or description-word match, or nucleo's optimal label
+    /// score with the label tier, whichever is higher (None only if the entry no longer
     /// matches the current pattern, e.g. a typo-fallback result).
-    fn optimal(&mut self, e: &Entry) -> Option<u32> {
-        match self.pattern.score(e.label_h.slice(..), &mut self.matcher) {
-            Some(s) => Some(s + LABEL_TIER),
-            None => self.pattern.score(e.full_h.slice(..), &mut self.matcher),
-        }
+    fn optimal(&mut self, e: &Entry, terms: &[String]) -> Option<u32> {
+        let label = self
+            .pattern
+            .score(e.label_h.slice(..), &mut self.matcher)
+            .map(|s| s + LABEL_TIER);
+        let words = e.word_score(terms).map(|(s, _)| s);
+        label.max(words)
     }
 
     /// Linear-time score: greedy for fuzzy atoms, nucleo's own scoring for the rest
@@ -308,23 +433,25 @@ impl Filter {
         Some(total)
     }
 
-    /// `greedy`: linear-time scores (rescored later for the head); else optimal.
     fn score_some(
         &mut self,
         entries: &[Entry],
         candidates: impl Iterator<Item = usize>,
+        terms: &[String],
         out: &mut Vec<Ranked>,
-        greedy: bool,
+        scoring: Scoring,
     ) {
         for index in candidates {
             let e = &entries[index];
-            let score = if greedy {
-                match self.greedy(e.label_h.slice(..)) {
-                    Some(s) => Some(s + LABEL_TIER),
-                    None => self.greedy(e.full_h.slice(..)),
+            let score = match scoring {
+                Scoring::Greedy => {
+                    let label = self.greedy(e.label_h.slice(..)).map(|s| s + LABEL_TIER);
+                    label.max(e.word_score(terms).map(|(s, _)| s))
                 }
-            } else {
-                self.optimal(e)
+                Scoring::LabelOnly => self
+                    .pattern
+                    .score(e.label_h.slice(..), &mut self.matcher)
+                    .map(|s| s + LABEL_TIER),
             };
             if let Some(score) = score {
                 out.push(Ranked {
@@ -338,14 +465,18 @@ impl Filter {
 
     fn fill_indices(&mut self, entries: &[Entry], out: &mut [Ranked], query: &str) {
         let primary = pattern(query);
+        let terms = terms_of(query);
         for r in out.iter_mut().take(HIGHLIGHT_TOP) {
             let e = &entries[r.index];
+            if !r.in_label() {
+                // An alias or description match: the description words that matched.
+                r.indices = e.word_score(&terms).map(|(_, i)| i).unwrap_or_default();
+                r.indices.sort_unstable();
+                r.indices.dedup();
+                continue;
+            }
             let mut idx = Vec::new();
-            let hay: Utf32Str<'_> = if r.score >= LABEL_TIER {
-                e.label_h.slice(..)
-            } else {
-                e.full_h.slice(..)
-            };
+            let hay: Utf32Str<'_> = e.label_h.slice(..);
             if primary.indices(hay, &mut self.matcher, &mut idx).is_none() {
                 // Matched only via the typo fallback: highlight what the pattern still finds
                 // word by word.
@@ -362,6 +493,14 @@ impl Filter {
             r.indices = idx;
         }
     }
+}
+
+/// How [`Filter::score_some`] scores: greedy label scores plus words (the first pass), or
+/// exact label scores only (the typo fallback, which never matches descriptions).
+#[derive(Clone, Copy)]
+enum Scoring {
+    Greedy,
+    LabelOnly,
 }
 
 /// Palette dialog state.
@@ -473,26 +612,53 @@ pub fn draw(frame: &mut Frame, area: Rect, p: &PaletteState, theme: &Theme) {
     }
     let offset = p.selected.saturating_sub(rows.saturating_sub(1));
     let width = list.width as usize;
-    let lines: Vec<Line> = p
+    let shown: Vec<(usize, &Ranked)> = p
         .results
         .iter()
         .enumerate()
         .skip(offset)
         .take(rows)
+        .collect();
+    // Columns: marker, kind, name (as wide as the widest shown, at most a third of the
+    // row), risk, then the description in what is left.
+    let name_w = shown
+        .iter()
+        .map(|(_, r)| p.entries[r.index].label.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(8, (width / 3).max(8));
+    let desc_w = width.saturating_sub(2 + KIND_W + name_w + 1 + RISK_W);
+    let lines: Vec<Line> = shown
+        .into_iter()
         .map(|(i, r)| {
             let e = &p.entries[r.index];
             let sel = i == p.selected;
             let mut spans = vec![
                 Span::styled(if sel { "> " } else { "  " }, theme.accent),
-                Span::styled(format!("{:<7}", e.kind.tag()), theme.muted),
+                Span::styled(format!("{:<KIND_W$}", e.kind.tag()), theme.muted),
             ];
+            let label_hits: &[u32] = if r.in_label() { &r.indices } else { &[] };
             spans.extend(highlighted(
-                &e.text(),
-                &r.indices,
-                e.label.chars().count(),
-                width.saturating_sub(9),
+                &e.label,
+                label_hits,
+                name_w,
+                theme.base.add_modifier(Modifier::BOLD),
                 theme,
             ));
+            spans.push(Span::raw(" "));
+            let risk = e.risk.as_deref().unwrap_or("");
+            let risk_style = if risk == "low" || risk.is_empty() {
+                theme.muted
+            } else {
+                theme.warn
+            };
+            spans.push(Span::styled(format!("{risk:<RISK_W$}"), risk_style));
+            let desc_hits: &[u32] = if r.in_label() { &[] } else { &r.indices };
+            let mut desc = e.detail.clone();
+            if !e.aliases.is_empty() {
+                desc.push_str(&format!(" (aka {})", e.aliases.join(", ")));
+            }
+            spans.extend(highlighted(&desc, desc_hits, desc_w, theme.muted, theme));
             let line = Line::from(spans);
             if sel {
                 line.style(theme.selected)
@@ -504,36 +670,51 @@ pub fn draw(frame: &mut Frame, area: Rect, p: &PaletteState, theme: &Theme) {
     frame.render_widget(Paragraph::new(lines), list);
 }
 
-/// Splits `text` into spans, matched chars in the highlight style, the label part bold.
+/// Width of the kind column (`verb`, `action`, `tenant`, …).
+const KIND_W: usize = 7;
+/// Width of the risk column (`high`, `low`).
+const RISK_W: usize = 5;
+
+/// `text` in exactly `width` columns (padded, or cut with `…`), matched chars in the
+/// highlight style and the rest in `style`.
 fn highlighted<'a>(
     text: &str,
     indices: &[u32],
-    label_len: usize,
-    max: usize,
+    width: usize,
+    style: ratatui::style::Style,
     theme: &Theme,
 ) -> Vec<Span<'a>> {
+    let count = text.chars().count();
+    let (take, ellipsis) = if count > width {
+        (width.saturating_sub(1), width > 0)
+    } else {
+        (count, false)
+    };
     let mut spans = Vec::new();
     let mut cur = String::new();
     let mut cur_style = None;
-    for (i, ch) in text.chars().take(max).enumerate() {
-        let style = if indices.binary_search(&(i as u32)).is_ok() {
+    for (i, ch) in text.chars().take(take).enumerate() {
+        let st = if indices.binary_search(&(i as u32)).is_ok() {
             theme.highlight
-        } else if i < label_len {
-            theme.base.add_modifier(Modifier::BOLD)
         } else {
-            theme.muted
+            style
         };
-        if cur_style != Some(style) && !cur.is_empty() {
+        if cur_style != Some(st) && !cur.is_empty() {
             spans.push(Span::styled(
                 std::mem::take(&mut cur),
-                cur_style.unwrap_or(style),
+                cur_style.unwrap_or(st),
             ));
         }
-        cur_style = Some(style);
+        cur_style = Some(st);
         cur.push(ch);
     }
-    if let Some(s) = cur_style {
-        spans.push(Span::styled(cur, s));
+    if let Some(st) = cur_style {
+        spans.push(Span::styled(cur, st));
+    }
+    if ellipsis {
+        spans.push(Span::styled("…", style));
+    } else if count < width {
+        spans.push(Span::raw(" ".repeat(width - count)));
     }
     spans
 }
@@ -595,6 +776,54 @@ mod tests {
         assert_eq!(top("tick"), "scheduler_tick");
         assert_eq!(top("retsart"), "restart_scheduler");
         assert_eq!(top("dead letter"), "purge_dlq");
+    }
+
+    fn all(q: &str, entries: &[Entry]) -> Vec<String> {
+        let mut f = Filter::default();
+        let mut out = Vec::new();
+        f.rank(entries, q, &mut out);
+        out.iter().map(|r| entries[r.index].label.clone()).collect()
+    }
+
+    #[test]
+    fn descriptions_match_whole_words_not_scattered_letters() {
+        let e = verbs();
+        // "pause" spelled out across "purge … dead-lettered queue" or "restart … scheduler"
+        // is no match: only entries with the word (or the name) are listed.
+        assert_eq!(all("pause", &e), vec!["pause_queue"]);
+        // A word of the description, or the beginning of one.
+        assert_eq!(all("remediations", &e), vec!["self_heal_run"]);
+        assert_eq!(all("remed", &e), vec!["self_heal_run"]);
+        // Not the middle of a word.
+        assert!(all("ediations", &e).is_empty());
+    }
+
+    #[test]
+    fn aliases_match_exactly_and_rank_first() {
+        let e: Vec<Entry> = verbs()
+            .into_iter()
+            .map(|x| match x.label.as_str() {
+                "retry_job" => x.with_aliases(vec!["requeue".into()]),
+                "tail_logs" => x.with_aliases(vec!["logs".into(), "tail".into()]),
+                _ => x,
+            })
+            .collect();
+        // The alias beats a fuzzy match of the name (`re…queue` in resume_queue).
+        assert_eq!(all("requeue", &e), vec!["retry_job", "resume_queue"]);
+        // Part of an alias is not an alias.
+        assert!(!all("requ", &e).contains(&"retry_job".to_string()));
+        assert_eq!(
+            all("logs", &e).first().map(String::as_str),
+            Some("tail_logs")
+        );
+        // Typing an alias out letter by letter finds it at the last letter (the filter
+        // narrows from the previous keystroke's matches, so aliases are looked at again).
+        let mut f = Filter::default();
+        let mut out = Vec::new();
+        for q in ["r", "re", "req", "requ", "reque", "requeu", "requeue"] {
+            f.rank(&e, q, &mut out);
+        }
+        assert_eq!(e[out[0].index].label, "retry_job");
     }
 
     #[test]
