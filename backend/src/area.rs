@@ -16,6 +16,7 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use serde::Serialize;
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -117,6 +118,174 @@ pub trait Area: Send + Sync + 'static {
     fn start<'a>(&'a self, _state: &'a AppState) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async { Ok(()) })
     }
+
+    /// Its part of GDPR subject requests (`GET /api/v1/gdpr/export`, `DELETE
+    /// /api/v1/gdpr/delete`): every area that stores personal data returns one. See
+    /// [`Gdpr`] and docs/COMPLIANCE.md.
+    fn gdpr(&self) -> Option<Arc<dyn Gdpr>> {
+        None
+    }
+
+    /// Its sections of a compliance evidence bundle (`POST
+    /// /api/v1/compliance/evidence/export`). See [`Evidence`].
+    fn evidence(&self) -> Vec<Arc<dyn Evidence>> {
+        Vec::new()
+    }
+}
+
+/// A GDPR subject request as an area sees it. `subject` is the identifier the request
+/// names (an analytics `distinct_id`, a key id, a key label…); each area matches it
+/// against the identifiers it stores.
+#[derive(Debug, Clone)]
+pub struct GdprRequest {
+    pub tenant: String,
+    pub subject: String,
+    /// Key id of the admin making the request (the audit actor).
+    pub actor: String,
+    pub request_id: String,
+}
+
+/// What an area holds about a subject.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GdprExport {
+    /// Records found (0: nothing about the subject here).
+    pub records: u64,
+    /// The records themselves, as the area's API shows them.
+    pub data: Value,
+    /// What is kept on purpose and why (e.g. the append-only audit log), no personal data.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// What an area erased for a subject: counts only, never the personal data itself (this
+/// is what the audit record of the deletion says).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GdprErasure {
+    /// Rows deleted, by kind (`"events": 12`).
+    pub deleted: std::collections::BTreeMap<String, u64>,
+    /// Rows kept with the subject's identifiers replaced, by kind.
+    pub anonymised: std::collections::BTreeMap<String, u64>,
+    /// What is kept on purpose and why, no personal data.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
+}
+
+impl GdprErasure {
+    /// Nothing was deleted or anonymised (a repeated request).
+    pub fn is_empty(&self) -> bool {
+        self.deleted.values().all(|n| *n == 0) && self.anonymised.values().all(|n| *n == 0)
+    }
+}
+
+/// An area's part of GDPR subject requests. `delete` removes or anonymises everything the
+/// area holds about the subject in **one transaction**, appends its audit record in that
+/// same transaction ([`GdprRequest::audit_in`]) and is idempotent: a repeat finds nothing
+/// and returns an empty [`GdprErasure`]. Hooks run for every area of the build, even a
+/// module turned off (its rows are still stored), so they use `state.store` and their own
+/// tables only, not services.
+pub trait Gdpr: Send + Sync {
+    /// Which identifiers of the subject the area matches and what it holds (one line, for
+    /// the export and docs/COMPLIANCE.md).
+    fn about(&self) -> &'static str;
+    fn export<'a>(
+        &'a self,
+        state: &'a AppState,
+        req: &'a GdprRequest,
+    ) -> BoxFuture<'a, anyhow::Result<GdprExport>>;
+    fn delete<'a>(
+        &'a self,
+        state: &'a AppState,
+        req: &'a GdprRequest,
+    ) -> BoxFuture<'a, anyhow::Result<GdprErasure>>;
+}
+
+impl GdprRequest {
+    /// Append the audit record `gdpr.delete` of `area`'s part inside its transaction. The
+    /// record holds the counts, never the subject (the caller gets `request_id` back to
+    /// tie the record to the request).
+    pub async fn audit_in(
+        &self,
+        store: &crate::store::Store,
+        tx: &mut crate::store::Tx,
+        area: &str,
+        erasure: &GdprErasure,
+    ) -> Result<(), sqlx::Error> {
+        let rec = crate::audit::NewAudit::new(
+            &self.tenant,
+            &self.actor,
+            "gdpr.delete",
+            area,
+            "ok",
+            &self.request_id,
+        )
+        .detail(serde_json::json!({
+            "area": area,
+            "deleted": erasure.deleted,
+            "anonymised": erasure.anonymised,
+            "nothing_left": erasure.is_empty(),
+        }));
+        crate::audit::append(store, tx, rec).await.map(|_| ())
+    }
+}
+
+/// The period an evidence bundle covers: `[from_ms, to_ms]`, Unix ms (UTC), inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct EvidencePeriod {
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+impl EvidencePeriod {
+    pub fn contains(&self, ts_ms: i64) -> bool {
+        self.from_ms <= ts_ms && ts_ms <= self.to_ms
+    }
+}
+
+/// What an evidence section is asked for: the caller's tenant and the period.
+#[derive(Debug, Clone)]
+pub struct EvidenceRequest {
+    pub tenant: String,
+    pub period: EvidencePeriod,
+    /// Most rows one section may hold; a section with more fails with
+    /// [`EvidenceTooLarge`] (the request answers 422) instead of truncating silently.
+    pub max_records: i64,
+    /// Key id of the caller (the audit actor) and the request id.
+    pub actor: String,
+    pub request_id: String,
+}
+
+/// A section would hold more than [`EvidenceRequest::max_records`] rows: the message says
+/// how many and suggests a shorter period.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EvidenceTooLarge(pub String);
+
+/// One section of an evidence bundle: files under `<name>/` in the zip and the facts
+/// shown for it in `evidence.json`.
+#[derive(Debug, Clone)]
+pub struct EvidenceSection {
+    /// Files: (name inside the section's directory, contents).
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Figures and identifiers for `evidence.json` (counts, ids, the tree head…). No
+    /// secrets, no personal data beyond what the files hold.
+    pub facts: Value,
+}
+
+/// A provider of one evidence section, for the caller's tenant and a period. A section
+/// nobody provides (its area is not installed or turned off) is listed in `evidence.json`
+/// as not installed; it is never filled in. Files should be deterministic for the same
+/// data (sorted, canonical JSON) so two exports of one period can be compared.
+pub trait Evidence: Send + Sync {
+    /// Section name: its directory in the zip and its key in `evidence.json` (`audit`,
+    /// `access_review`, `change_log`, `security`, `dr`, `slo`, …).
+    fn section(&self) -> &'static str;
+    /// One line: what the section shows.
+    fn about(&self) -> &'static str;
+    fn collect<'a>(
+        &'a self,
+        state: &'a AppState,
+        req: &'a EvidenceRequest,
+    ) -> BoxFuture<'a, anyhow::Result<EvidenceSection>>;
 }
 
 /// Status of a telemetry component.
