@@ -110,6 +110,11 @@ AS_KEY=wrong check GET /api/v1/dr/verify 401
 
 # Ops commands and telemetry
 check GET /api/v1/ops/verbs 200
+check GET "/api/v1/ops/logs?area=server&lines=5" 200
+check GET "/api/v1/ops/logs?area=security&level=warn&q=denied" 200
+check GET "/api/v1/ops/logs?area=nope" 422
+check GET "/api/v1/ops/logs?level=loud" 400
+AS_KEY=wrong check GET /api/v1/ops/logs 401
 check POST /api/v1/ops/command 200 '{"verb":"tail_logs","args":{"area":"server","lines":5},"confirm":false}'
 PLAN=$(jq_get "['plan_id']")
 check POST /api/v1/ops/command 200 "{\"verb\":\"tail_logs\",\"args\":{\"area\":\"server\",\"lines\":5},\"confirm\":true,\"plan_id\":\"$PLAN\"}"

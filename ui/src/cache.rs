@@ -175,9 +175,19 @@ impl<T> Remote<T> {
 type Entry = Remote<Box<dyn Any>>;
 
 /// Every resource the console has asked for, by key.
-#[derive(Default)]
 pub struct Cache {
     entries: HashMap<&'static str, Entry>,
+    /// Refresh intervals are each resource's own times this (`+` / `-` in the console).
+    pub refresh_scale: i64,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache {
+            entries: HashMap::new(),
+            refresh_scale: 1,
+        }
+    }
 }
 
 impl Cache {
@@ -224,6 +234,11 @@ impl Cache {
         self.entries.values().any(|e| e.data.is_some())
     }
 
+    /// Drops what is known of `r` (its data belonged to another request).
+    pub fn forget(&mut self, r: Resource) {
+        self.entries.remove(r.key);
+    }
+
     /// Drops every entry except `keep` (tenant switch: no data of the old tenant may show).
     pub fn retain_only(&mut self, keep: &[Resource]) {
         self.entries.retain(|k, _| keep.iter().any(|r| r.key == *k));
@@ -236,6 +251,7 @@ impl Cache {
         result: Result<Value, ClientError>,
         at: DateTime<Utc>,
     ) -> bool {
+        let scale = self.refresh_scale.max(1);
         let e = self.entry_mut(r);
         e.in_flight = false;
         e.requested = None;
@@ -249,7 +265,7 @@ impl Cache {
                 e.updated_at = Some(at);
                 e.error = None;
                 e.failures = 0;
-                e.next_due = Some(at + Duration::seconds(r.refresh_secs));
+                e.next_due = Some(at + Duration::seconds(r.refresh_secs * scale));
                 true
             }
             Err(err) => {

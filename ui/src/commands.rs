@@ -57,6 +57,23 @@ pub enum Action {
     CopyId,
     /// A mutating key pressed in a `--readonly` console (its label): say why nothing happens.
     ReadOnly(&'static str),
+    /// Open the logs view of the current tab's area.
+    Logs,
+    /// Logs view: follow the newest line on/off.
+    LogsFollow,
+    /// Logs view: wrap long messages on/off.
+    LogsWrap,
+    /// Logs view: step the level filter (all, info, warn, error).
+    LogsLevel,
+    /// Logs view: step through the log areas.
+    LogsArea,
+    /// Show times in UTC or local time.
+    ToggleUtc,
+    /// Pause or resume live updates.
+    Pause,
+    /// Refresh less / more often.
+    Slower,
+    Faster,
 }
 
 /// The input mode decides which keys apply.
@@ -76,6 +93,10 @@ pub enum Mode {
     Help,
     /// The describe view of one row (fields or JSON).
     Describe,
+    /// The logs view.
+    Logs,
+    /// Typing the logs view's search.
+    LogsSearch,
 }
 
 impl Mode {
@@ -83,7 +104,7 @@ impl Mode {
     pub fn takes_text(self) -> bool {
         matches!(
             self,
-            Mode::Filter | Mode::Palette | Mode::ArgsForm | Mode::ConfirmHigh
+            Mode::Filter | Mode::Palette | Mode::ArgsForm | Mode::ConfirmHigh | Mode::LogsSearch
         )
     }
 }
@@ -163,11 +184,136 @@ const DIALOGS: &[Mode] = &[
     Mode::Result,
     Mode::Help,
     Mode::Describe,
+    Mode::Logs,
 ];
 
 /// The registry, in key-bar order.
 pub const COMMANDS: &[KeyCommand] = &[
     // Dialog and editor keys first so they win over Normal-mode bindings.
+    cmd(
+        Action::FilterApply,
+        &[(KeyCode::Enter, NONE)],
+        "Enter",
+        "search",
+        "Logs view: search for the typed text",
+        Scope::Modes(&[Mode::LogsSearch]),
+    ),
+    cmd(
+        Action::FilterClear,
+        &[(KeyCode::Esc, NONE)],
+        "Esc",
+        "clear search",
+        "Logs view: clear the search",
+        Scope::Modes(&[Mode::LogsSearch]),
+    ),
+    cmd(
+        Action::LogsFollow,
+        &[(KeyCode::Char('f'), NONE)],
+        "f",
+        "follow",
+        "Logs view: follow the newest line (refreshes every 2 s) or stay where you are",
+        Scope::Modes(&[Mode::Logs]),
+    ),
+    cmd(
+        Action::LogsWrap,
+        &[(KeyCode::Char('w'), NONE)],
+        "w",
+        "wrap",
+        "Logs view: wrap long messages or cut them with …",
+        Scope::Modes(&[Mode::Logs]),
+    ),
+    cmd(
+        Action::Filter,
+        &[(KeyCode::Char('/'), NONE)],
+        "/",
+        "search",
+        "Logs view: search the log for a text (on the server: older lines are found too)",
+        Scope::Modes(&[Mode::Logs]),
+    ),
+    cmd(
+        Action::LogsLevel,
+        &[(KeyCode::Char('v'), NONE)],
+        "v",
+        "level",
+        "Logs view: show all lines, or info, warn, error and above",
+        Scope::Modes(&[Mode::Logs]),
+    ),
+    cmd(
+        Action::LogsArea,
+        &[(KeyCode::Char('a'), NONE)],
+        "a",
+        "area",
+        "Logs view: the next area's log (server, queue, scheduler, …)",
+        Scope::Modes(&[Mode::Logs]),
+    ),
+    cmd(
+        Action::Up,
+        &[(KeyCode::Up, NONE), (KeyCode::Char('k'), NONE)],
+        "↑ k",
+        "older",
+        "Logs view: scroll to older lines (stops following)",
+        Scope::Modes(&[Mode::Logs]),
+    ),
+    cmd(
+        Action::Down,
+        &[(KeyCode::Down, NONE), (KeyCode::Char('j'), NONE)],
+        "↓ j",
+        "newer",
+        "Logs view: scroll to newer lines",
+        Scope::Modes(&[Mode::Logs]),
+    ),
+    hidden(cmd(
+        Action::PageUp,
+        &[(KeyCode::PageUp, NONE)],
+        "PgUp",
+        "page older",
+        "Logs view: a page of older lines",
+        Scope::Modes(&[Mode::Logs]),
+    )),
+    hidden(cmd(
+        Action::PageDown,
+        &[(KeyCode::PageDown, NONE)],
+        "PgDn",
+        "page newer",
+        "Logs view: a page of newer lines",
+        Scope::Modes(&[Mode::Logs]),
+    )),
+    hidden(cmd(
+        Action::Top,
+        &[(KeyCode::Char('g'), NONE), (KeyCode::Home, NONE)],
+        "g",
+        "oldest",
+        "Logs view: the oldest line fetched",
+        Scope::Modes(&[Mode::Logs]),
+    )),
+    hidden(cmd(
+        Action::Bottom,
+        &[
+            (KeyCode::Char('G'), SHIFT),
+            (KeyCode::Char('G'), NONE),
+            (KeyCode::End, NONE),
+        ],
+        "G",
+        "newest",
+        "Logs view: the newest line, following again",
+        Scope::Modes(&[Mode::Logs]),
+    )),
+    cmd(
+        Action::ToggleUtc,
+        &[(KeyCode::Char('z'), NONE)],
+        "z",
+        "UTC/local",
+        "Logs view: clock times in UTC or in local time",
+        Scope::Modes(&[Mode::Logs]),
+    ),
+    hidden(cmd(
+        Action::ToggleUtc,
+        &[(KeyCode::Char('z'), NONE)],
+        "z",
+        "UTC/local",
+        "Show clock times in UTC or in local time (header says UTC)",
+        Scope::Normal,
+    )),
     cmd(
         Action::FilterApply,
         &[(KeyCode::Enter, NONE)],
@@ -357,6 +503,38 @@ pub const COMMANDS: &[KeyCommand] = &[
         "Quit the console (only when no dialog is open)",
         Scope::Normal,
     ),
+    cmd(
+        Action::Logs,
+        &[(KeyCode::Char('l'), NONE)],
+        "l",
+        "logs",
+        "Logs view of this tab's area: time, level, message, route, status, ms (read-only)",
+        Scope::Normal,
+    ),
+    cmd(
+        Action::Pause,
+        &[(KeyCode::Char('p'), NONE)],
+        "p",
+        "pause",
+        "Pause live updates (the screen holds still); p again resumes, r still refreshes once",
+        Scope::Normal,
+    ),
+    hidden(cmd(
+        Action::Slower,
+        &[(KeyCode::Char('-'), NONE)],
+        "-",
+        "slower",
+        "Refresh less often (each resource's interval ×2, ×5, ×10)",
+        Scope::Normal,
+    )),
+    hidden(cmd(
+        Action::Faster,
+        &[(KeyCode::Char('+'), NONE), (KeyCode::Char('='), NONE)],
+        "+",
+        "faster",
+        "Refresh more often, back to each resource's own interval",
+        Scope::Normal,
+    )),
     cmd(
         Action::Help,
         &[(KeyCode::Char('?'), NONE)],
@@ -662,6 +840,8 @@ pub fn scope_name(scope: Scope) -> String {
                     Mode::Result => "result",
                     Mode::Help => "help",
                     Mode::Describe => "describe",
+                    Mode::Logs => "logs",
+                    Mode::LogsSearch => "logs search",
                 })
                 .collect();
             if ms.len() > 3 {

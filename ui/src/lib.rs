@@ -94,7 +94,7 @@ impl App {
 
 /// File names [`load_fixtures`] understands, with the resource each one answers. The files
 /// are recorded from a real backend (`ui/tests/record_fixtures.rs`).
-pub const FIXTURE_FILES: [(&str, Resource); 15] = [
+pub const FIXTURE_FILES: [(&str, Resource); 16] = [
     ("telemetry.json", resources::TELEMETRY.res),
     ("history.json", tabs::telemetry::HISTORY.res),
     ("verbs.json", resources::VERBS.res),
@@ -110,6 +110,7 @@ pub const FIXTURE_FILES: [(&str, Resource); 15] = [
     ("analytics_usage.json", tabs::forecast::USAGE.res),
     ("analytics_funnels.json", tabs::forecast::FUNNELS.res),
     ("ai_analytics.json", tabs::costs::AI.res),
+    ("logs.json", popups::logs::LOGS.res),
 ];
 
 /// Loads every [`FIXTURE_FILES`] entry present in `dir` into `app` (for snapshot tests and

@@ -14,7 +14,7 @@ pub use echopilot_backend::analytics::usage::{Usage, UsagePoint};
 pub use echopilot_backend::dr::{BackupList as DrBackups, LatestVerify as DrVerify};
 pub use echopilot_backend::jobs::{AutomationsStatus, JobRun, JobRuns, JobStatus};
 pub use echopilot_backend::model::{AuditChain, TenantList};
-pub use echopilot_backend::ops::api::VerbList;
+pub use echopilot_backend::ops::api::{LogLine, LogView, VerbList};
 pub use echopilot_backend::ops::command::DryRunResponse;
 pub use echopilot_backend::ops::{Risk, VerbSpec as Verb};
 pub use echopilot_backend::queue::api::JobList;
@@ -24,6 +24,7 @@ pub use echopilot_backend::telemetry::TelemetryReport;
 
 crate::serde_view!(
     AutomationsStatus,
+    LogView,
     JobRuns,
     AuditChain,
     TenantList,

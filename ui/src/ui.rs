@@ -106,6 +106,17 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
     if app.config.readonly {
         spans.push(Span::styled("  [READ-ONLY]", theme.warn));
     }
+    if app.paused {
+        spans.push(Span::styled("  [UPDATES PAUSED: p]", theme.warn));
+    } else if app.cache.refresh_scale > 1 {
+        spans.push(Span::styled(
+            format!("  refresh ×{} slower", app.cache.refresh_scale),
+            theme.muted,
+        ));
+    }
+    if app.utc {
+        spans.push(Span::styled("  UTC", theme.muted));
+    }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 

@@ -183,6 +183,11 @@ pub fn ellipsize(s: &str, max: usize) -> String {
     out
 }
 
+/// `s` as a query-string value (everything but letters and digits percent-encoded).
+pub fn percent_encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

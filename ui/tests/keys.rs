@@ -935,3 +935,124 @@ fn sort_cycles_through_columns_and_keeps_the_selection() {
     press(&mut app, KeyCode::Char('<'));
     assert_eq!(shown_ids(&app), backend_order);
 }
+
+fn fetch_paths(fx: &[Effect]) -> Vec<String> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Fetch { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn logs_path(app: &echopilot_ui::App) -> String {
+    app.path_for(echopilot_ui::popups::logs::LOGS.res)
+}
+
+#[test]
+fn l_opens_the_logs_of_the_tab_area_read_only() {
+    use echopilot_ui::popups::logs::LOGS;
+    let mut app = loaded_app();
+    let fx = press(&mut app, KeyCode::Char('l'));
+    assert_eq!(popup(&app), Some("logs"));
+    // Straight to a GET of the log: no plan, no confirm, nothing posted.
+    assert!(posts(&fx).is_empty());
+    assert_eq!(
+        fetch_paths(&fx),
+        vec!["/api/v1/ops/logs?area=server&lines=500".to_string()]
+    );
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(popup(&app), None);
+    // On the Jobs tab the scheduler's log, on the Queue tab the queue's.
+    go_tab(&mut app, "Jobs");
+    press(&mut app, KeyCode::Char('l'));
+    assert_eq!(logs_path(&app), "/api/v1/ops/logs?area=scheduler&lines=500");
+    press(&mut app, KeyCode::Esc);
+    go_tab(&mut app, "Queue");
+    press(&mut app, KeyCode::Char('l'));
+    assert_eq!(logs_path(&app), "/api/v1/ops/logs?area=queue&lines=500");
+    app.load(LOGS.res, fixture("logs.json"));
+    // `a` steps to the next area of the backend's list, `v` the level, `/` the search.
+    let fx = press(&mut app, KeyCode::Char('a'));
+    assert_eq!(
+        fetch_paths(&fx),
+        vec!["/api/v1/ops/logs?area=scheduler&lines=500".to_string()]
+    );
+    press(&mut app, KeyCode::Char('v'));
+    press(&mut app, KeyCode::Char('v'));
+    assert_eq!(
+        logs_path(&app),
+        "/api/v1/ops/logs?area=scheduler&lines=500&level=warn"
+    );
+    press(&mut app, KeyCode::Char('/'));
+    type_str(&mut app, "job failed");
+    // Typing is text, not commands (`f`, `a` and `v` are letters of the search here).
+    assert_eq!(popup(&app), Some("logs"));
+    press(&mut app, KeyCode::Enter);
+    let want = "/api/v1/ops/logs?area=scheduler&lines=500&level=warn&q=job%20failed";
+    assert_eq!(logs_path(&app), want);
+    // The answer to the earlier request (still in flight: one request at a time) is
+    // dropped when it comes, and the search is asked for.
+    let at = app.now;
+    let fx = app.handle_event(Event::Fetched {
+        resource: LOGS.res,
+        result: Ok(fixture("logs.json")),
+        at,
+    });
+    assert_eq!(fetch_paths(&fx), vec![want.to_string()]);
+}
+
+#[test]
+fn logs_follow_refreshes_and_scrolling_back_holds_still() {
+    use echopilot_ui::popups::logs::LOGS;
+    let mut app = loaded_app();
+    press(&mut app, KeyCode::Char('l'));
+    app.load(LOGS.res, fixture("logs.json"));
+    // Following: due again after its 2 s interval.
+    let later = app.now + Duration::seconds(3);
+    let fx = app.handle_event(Event::Tick(later));
+    assert!(fetches(&fx).contains(&LOGS.res));
+    app.load(LOGS.res, fixture("logs.json"));
+    // Scrolling back stops following: the lines hold still while the operator reads.
+    press(&mut app, KeyCode::Char('k'));
+    let Some(echopilot_ui::popups::Popup::Logs(v)) = &app.popup else {
+        panic!("logs view closed")
+    };
+    assert!(!v.follow);
+    assert_eq!(v.back, 1);
+    let fx = app.handle_event(Event::Tick(later + Duration::seconds(10)));
+    assert!(!fetches(&fx).contains(&LOGS.res));
+    // `G` goes to the newest line and follows again.
+    let fx = press(&mut app, KeyCode::Char('G'));
+    assert!(fetches(&fx).contains(&LOGS.res));
+}
+
+#[test]
+fn p_pauses_live_updates_and_minus_slows_them() {
+    let mut app = loaded_app();
+    press(&mut app, KeyCode::Char('p'));
+    assert!(app.paused);
+    assert!(app.notice.as_ref().unwrap().0.contains("paused"));
+    let fx = app.handle_event(Event::Tick(app.now + Duration::seconds(600)));
+    assert!(fetches(&fx).is_empty(), "{fx:?}");
+    // `r` still refreshes once while paused.
+    let fx = press(&mut app, KeyCode::Char('r'));
+    assert!(fetches(&fx).contains(&TELEMETRY.res));
+    press(&mut app, KeyCode::Char('p'));
+    assert!(!app.paused);
+    // `-` stretches every interval: telemetry (5 s) is not due 6 s after an answer at ×2.
+    press(&mut app, KeyCode::Char('-'));
+    assert_eq!(app.cache.refresh_scale, 2);
+    let at = app.now;
+    app.handle_event(Event::Fetched {
+        resource: TELEMETRY.res,
+        result: Ok(fixture("telemetry.json")),
+        at,
+    });
+    let fx = app.handle_event(Event::Tick(at + Duration::seconds(6)));
+    assert!(!fetches(&fx).contains(&TELEMETRY.res));
+    let fx = app.handle_event(Event::Tick(at + Duration::seconds(11)));
+    assert!(fetches(&fx).contains(&TELEMETRY.res));
+    press(&mut app, KeyCode::Char('+'));
+    assert_eq!(app.cache.refresh_scale, 1);
+}

@@ -71,6 +71,10 @@ impl Backend {
             &env,
         )
         .unwrap();
+        // The logs view reads the NDJSON files: the first backend of this process writes
+        // them (the subscriber is global; later backends find their log dir empty, and an
+        // empty array matches any fixture array).
+        let _ = echopilot_backend::logging::init(cfg.logs_dir(), "info", false);
         let running = server::start(cfg).await.unwrap();
         Backend {
             url: running.url(),
@@ -337,6 +341,7 @@ async fn scenario(b: &Backend, samples: usize) -> BTreeMap<&'static str, Value> 
         ("tenants.json", "/api/v1/tenants"),
         ("dr_backups.json", "/api/v1/dr/backups"),
         ("dr_verify.json", "/api/v1/dr/verify"),
+        ("logs.json", "/api/v1/ops/logs?area=server&lines=40"),
     ] {
         out.insert(file, b.get(path).await);
     }
@@ -537,7 +542,7 @@ fn shape(v: &Value) -> Shape {
 
 /// Free-form members whose keys depend on what ran (job payloads and results): only
 /// their type is compared.
-const FREE_FORM: &[&str] = &["payload", "result", "detail", "args"];
+const FREE_FORM: &[&str] = &["payload", "result", "detail", "args", "fields"];
 
 fn compare(path: &str, fixture: &Shape, live: &Shape, errors: &mut Vec<String>) {
     match (fixture, live) {
@@ -581,7 +586,15 @@ async fn record() {
     let answers = scenario(&b, 40).await;
     // The snapshot clock is the end of the recording: every recorded time is in the past.
     let mut n = Normaliser::new(Utc::now() + chrono::Duration::seconds(1));
+    // RECORD_ONLY=a.json,b.json re-records just those (a new fixture without churning the
+    // others and every snapshot fed by them).
+    let only: Option<Vec<String>> = std::env::var("RECORD_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(str::to_string).collect());
     for (file, v) in &answers {
+        if only.as_ref().is_some_and(|o| !o.iter().any(|x| x == file)) {
+            continue;
+        }
         let text = serde_json::to_string_pretty(&n.value(v)).unwrap() + "\n";
         std::fs::write(common::fixtures_dir().join(file), text).unwrap();
     }

@@ -141,7 +141,7 @@ fn queue_filter_editing() {
 #[test]
 fn jobs_runs_pane_focused() {
     let mut app = on_tab(loaded_app(), "Jobs");
-    press(&mut app, KeyCode::Char('l'));
+    press(&mut app, KeyCode::Right);
     press(&mut app, KeyCode::Char('j'));
     press(&mut app, KeyCode::Char('j'));
     press(&mut app, KeyCode::Char('j'));
@@ -498,4 +498,36 @@ fn sorted_table() {
         press(&mut app, KeyCode::Char('>'));
     }
     assert_snapshot!("queue_sorted_state_desc", render(&app, 80, 24));
+}
+
+/// The logs view (`l`): columns, wrapped, searched with no match, at 80×24; the paused
+/// header. Times in UTC so the snapshots do not depend on the machine's zone.
+#[test]
+fn logs_view_states() {
+    use echopilot_ui::popups::logs::LOGS;
+    let mut app = loaded_app();
+    app.utc = true;
+    press(&mut app, KeyCode::Char('l'));
+    app.load(LOGS.res, fixture("logs.json"));
+    assert_snapshot!("logs_view", render(&app, W, H));
+    assert_snapshot!("logs_view_80x24", render(&app, 80, 24));
+    press(&mut app, KeyCode::Char('w'));
+    press(&mut app, KeyCode::Char('k'));
+    assert_snapshot!("logs_view_wrapped_scrolled_80x24", render(&app, 80, 24));
+    press(&mut app, KeyCode::Char('/'));
+    type_str(&mut app, "zzz");
+    press(&mut app, KeyCode::Enter);
+    let mut none = fixture("logs.json");
+    none["lines"] = serde_json::json!([]);
+    let at = app.now;
+    app.handle_event(Event::Fetched {
+        resource: LOGS.res,
+        result: Ok(none.clone()),
+        at,
+    });
+    app.load(LOGS.res, none);
+    assert_snapshot!("logs_view_no_match", render(&app, W, H));
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('p'));
+    assert_snapshot!("header_paused", render(&app, W, H));
 }

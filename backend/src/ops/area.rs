@@ -40,6 +40,7 @@ impl Area for OpsArea {
         OpenApiRouter::new()
             .routes(routes!(api::list_verbs))
             .routes(routes!(api::command))
+            .routes(routes!(api::logs))
     }
     fn verbs(&self, _state: &AppState) -> Vec<Arc<dyn super::Verb>> {
         vec![Arc::new(super::verbs::tail_logs::TailLogs::new())]

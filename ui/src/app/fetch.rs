@@ -29,6 +29,9 @@ impl App {
         if !self.watched_runs.is_empty() {
             add(crate::tabs::jobs::RUNS.res);
         }
+        if matches!(self.popup, Some(Popup::Logs(_))) {
+            add(crate::popups::logs::LOGS.res);
+        }
         if matches!(self.popup, Some(Popup::Palette(_))) {
             for t in &self.tabs {
                 for x in t.palette_resources() {
@@ -42,6 +45,11 @@ impl App {
 
     /// The request path for `r`: a tab may add parameters (the queue's state filter).
     pub fn path_for(&self, r: Resource) -> String {
+        if let Some(Popup::Logs(l)) = &self.popup {
+            if r == crate::popups::logs::LOGS.res {
+                return l.path();
+            }
+        }
         self.tabs
             .iter()
             .find_map(|t| t.path(r))
@@ -51,9 +59,21 @@ impl App {
     /// Fetch effects for wanted resources that are due and not already in flight
     /// (single-flight per resource).
     pub fn due_fetches(&mut self) -> Vec<Effect> {
+        self.fetch_due(false)
+    }
+
+    /// [`App::due_fetches`]. Unless `force` (`r`, a changed filter), what was fetched once
+    /// is held while updates are paused (`p`), and the logs view's lines while it does not
+    /// follow; what was never fetched is fetched (a tab opened while paused still shows).
+    fn fetch_due(&mut self, force: bool) -> Vec<Effect> {
         let mut out = Vec::new();
+        let following = matches!(&self.popup, Some(Popup::Logs(l)) if l.follow);
         for r in self.wanted() {
-            if self.cache.is_due(r, self.now) {
+            let logs = r == crate::popups::logs::LOGS.res;
+            let held = !force
+                && self.cache.meta(r).updated_at.is_some()
+                && (self.paused || (logs && !following));
+            if !held && self.cache.is_due(r, self.now) {
                 let path = self.path_for(r);
                 let e = self.cache.entry_mut(r);
                 e.in_flight = true;
@@ -71,14 +91,14 @@ impl App {
             e.next_due = None;
             e.failures = 0;
         }
-        self.due_fetches()
+        self.fetch_due(true)
     }
 
     /// A tab changed how `r` is requested: ask again now (an answer already in flight for
     /// the old path is dropped when it arrives).
     pub(super) fn refetch(&mut self, r: Resource) -> Vec<Effect> {
         self.cache.entry_mut(r).next_due = None;
-        self.due_fetches()
+        self.fetch_due(true)
     }
 
     pub(super) fn on_fetched(
@@ -98,7 +118,7 @@ impl App {
             e.in_flight = false;
             e.requested = None;
             e.next_due = None;
-            return self.due_fetches();
+            return self.fetch_due(true);
         }
         match &result {
             Err(e) if e.is_unreachable() => {

@@ -30,6 +30,7 @@ impl App {
                 Vec::new()
             }
             Mode::Describe => self.describe_key(action),
+            Mode::Logs | Mode::LogsSearch => self.logs_key(ctx.mode, action, &key),
             _ => self.popup_key(ctx.mode, action, key),
         }
     }
@@ -73,6 +74,83 @@ impl App {
                 let id = v.described.id.clone();
                 self.notify(format!("Copied {id} to the clipboard (OSC 52)."));
                 return vec![Effect::CopyToClipboard(id)];
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// Keys of the logs view: scroll, follow, wrap, level, area, search; Esc back.
+    fn logs_key(&mut self, mode: Mode, action: Option<Action>, key: &KeyEvent) -> Vec<Effect> {
+        use crate::popups::logs::{LEVELS, LOGS};
+        let total = self.cache.get(LOGS).map(|v| v.lines.len()).unwrap_or(0);
+        let areas: Vec<String> = self
+            .cache
+            .get(LOGS)
+            .map(|v| v.areas.clone())
+            .unwrap_or_default();
+        let utc = self.utc;
+        let Some(Popup::Logs(v)) = self.popup.as_mut() else {
+            return Vec::new();
+        };
+        if mode == Mode::LogsSearch {
+            match action {
+                Some(Action::FilterApply) => v.searching = false,
+                Some(Action::FilterClear) => {
+                    v.searching = false;
+                    v.query.clear();
+                }
+                _ => {
+                    edit_line(&mut v.query, key);
+                    return Vec::new();
+                }
+            }
+            v.back = 0;
+            return self.refetch(LOGS.res);
+        }
+        let page = v.page() as isize;
+        match action {
+            Some(Action::Close) => {
+                self.popup = None;
+                return Vec::new();
+            }
+            Some(Action::Up) => v.scroll_back(1, total),
+            Some(Action::Down) => v.scroll_back(-1, total),
+            Some(Action::PageUp) => v.scroll_back(page, total),
+            Some(Action::PageDown) => v.scroll_back(-page, total),
+            Some(Action::Top) => v.scroll_back(total as isize, total),
+            Some(Action::Bottom) => {
+                v.back = 0;
+                v.follow = true;
+                return self.refetch(LOGS.res);
+            }
+            Some(Action::LogsFollow) => {
+                v.follow = !v.follow;
+                v.back = 0;
+                if v.follow {
+                    return self.refetch(LOGS.res);
+                }
+            }
+            Some(Action::LogsWrap) => v.wrap = !v.wrap,
+            Some(Action::Filter) => v.searching = true,
+            Some(Action::LogsLevel) => {
+                v.level = (v.level + 1) % LEVELS.len();
+                v.back = 0;
+                return self.refetch(LOGS.res);
+            }
+            Some(Action::LogsArea) if !areas.is_empty() => {
+                let at = areas.iter().position(|a| *a == v.area);
+                v.area = areas[at.map_or(0, |i| (i + 1) % areas.len())].clone();
+                v.back = 0;
+                return self.refetch(LOGS.res);
+            }
+            Some(Action::ToggleUtc) => {
+                self.utc = !utc;
+                self.notify(if self.utc {
+                    "Times in UTC."
+                } else {
+                    "Times in local time."
+                });
             }
             _ => {}
         }
@@ -135,6 +213,49 @@ impl App {
                     Some(d) => self.popup = Some(Popup::Describe(DescribeView::new(d))),
                     None => self.notify("Nothing selected to describe."),
                 }
+                Vec::new()
+            }
+            Action::Logs => {
+                let area = self.current().log_area();
+                self.popup = Some(Popup::Logs(crate::popups::logs::LogsView::new(area)));
+                // Lines of another area or search must not show under this one's title.
+                self.cache.forget(crate::popups::logs::LOGS.res);
+                self.refetch(crate::popups::logs::LOGS.res)
+            }
+            Action::Pause => {
+                self.paused = !self.paused;
+                if self.paused {
+                    self.notify("Live updates paused: p resumes, r refreshes once.");
+                    return Vec::new();
+                }
+                self.notify("Live updates resumed.");
+                self.due_fetches()
+            }
+            Action::Slower | Action::Faster => {
+                const SCALES: [i64; 4] = [1, 2, 5, 10];
+                let at = SCALES
+                    .iter()
+                    .position(|s| *s == self.cache.refresh_scale)
+                    .unwrap_or(0);
+                let next = if action == Action::Slower {
+                    (at + 1).min(SCALES.len() - 1)
+                } else {
+                    at.saturating_sub(1)
+                };
+                self.cache.refresh_scale = SCALES[next];
+                self.notify(match SCALES[next] {
+                    1 => "Refresh: each view's own interval (5-60 s).".to_string(),
+                    n => format!("Refresh: {n}× slower than each view's own interval."),
+                });
+                Vec::new()
+            }
+            Action::ToggleUtc => {
+                self.utc = !self.utc;
+                self.notify(if self.utc {
+                    "Times in UTC."
+                } else {
+                    "Times in local time."
+                });
                 Vec::new()
             }
             Action::ReadOnly(label) => {

@@ -59,6 +59,10 @@ pub struct App {
     pub watched_runs: Vec<WatchedRun>,
     /// Since when the backend has answered 401 (a wrong or revoked key); cleared by any 2xx.
     pub auth_rejected_since: Option<DateTime<Utc>>,
+    /// Absolute times in UTC instead of local time (`z`).
+    pub utc: bool,
+    /// Live updates paused (`p`): nothing is fetched until resumed or `r`.
+    pub paused: bool,
     pub should_quit: bool,
 }
 
@@ -89,6 +93,8 @@ impl App {
             unreachable_since: None,
             auth_rejected_since: None,
             watched_runs: Vec::new(),
+            utc: false,
+            paused: false,
             should_quit: false,
         }
     }

@@ -1,8 +1,10 @@
-//! Dialogs drawn over the tabs: palette, args form, plan/confirm, result, help.
+//! Dialogs drawn over the tabs: palette, args form, plan/confirm, result, help, describe,
+//! logs.
 
 pub mod args;
 pub mod describe;
 pub mod help;
+pub mod logs;
 pub mod palette;
 pub mod plan;
 pub mod result;
@@ -22,6 +24,7 @@ pub enum Popup {
     Result(result::ResultDialog),
     Help { scroll: u16 },
     Describe(describe::DescribeView),
+    Logs(logs::LogsView),
 }
 
 impl Popup {
@@ -33,6 +36,8 @@ impl Popup {
             Popup::Result(_) => Mode::Result,
             Popup::Help { .. } => Mode::Help,
             Popup::Describe(_) => Mode::Describe,
+            Popup::Logs(l) if l.searching => Mode::LogsSearch,
+            Popup::Logs(_) => Mode::Logs,
         }
     }
 
@@ -46,6 +51,7 @@ impl Popup {
             Popup::Help { .. } => "help",
             Popup::Describe(d) if d.json => "describe json",
             Popup::Describe(_) => "describe",
+            Popup::Logs(_) => "logs",
         }
     }
 }
@@ -60,5 +66,6 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Popup::Result(r) => result::draw(frame, area, r, theme),
         Popup::Help { scroll } => help::draw(frame, area, app, *scroll),
         Popup::Describe(d) => describe::draw(frame, area, d, theme),
+        Popup::Logs(l) => logs::draw(frame, area, app, l),
     }
 }

@@ -479,6 +479,10 @@ impl Tab for CostsTab {
         };
     }
 
+    fn log_area(&self) -> &'static str {
+        "ai_events"
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

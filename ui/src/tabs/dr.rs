@@ -138,6 +138,10 @@ impl Tab for DrTab {
         }));
     }
 
+    fn log_area(&self) -> &'static str {
+        "dr"
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

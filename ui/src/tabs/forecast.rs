@@ -291,6 +291,10 @@ impl Tab for ForecastTab {
         self.funnel = Some(key.to_string());
     }
 
+    fn log_area(&self) -> &'static str {
+        "analytics"
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

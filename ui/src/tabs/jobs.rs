@@ -39,11 +39,10 @@ static COMMANDS: &[KeyCommand] = &[
         Action::Tab(SWITCH_PANE),
         &[
             (KeyCode::Char('h'), NONE),
-            (KeyCode::Char('l'), NONE),
             (KeyCode::Left, NONE),
             (KeyCode::Right, NONE),
         ],
-        "h/l",
+        "←/→ h",
         "pane",
         "Switch between the job registry and the run history",
         Scope::OnTab(TITLE),
@@ -277,6 +276,10 @@ impl Tab for JobsTab {
             Some(name) if verb.name == "run_job" => run_job_args(verb, name),
             _ => Map::new(),
         }
+    }
+
+    fn log_area(&self) -> &'static str {
+        "scheduler"
     }
 
     fn as_any(&self) -> &dyn Any {

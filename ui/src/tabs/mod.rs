@@ -130,6 +130,11 @@ pub trait Tab: Any {
         Map::new()
     }
 
+    /// The log area (`<data-dir>/logs/<area>.*.ndjson`) the logs view (`l`) opens on.
+    fn log_area(&self) -> &'static str {
+        "server"
+    }
+
     fn as_any(&self) -> &dyn Any;
 }
 

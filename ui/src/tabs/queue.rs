@@ -238,6 +238,10 @@ impl Tab for QueueTab {
         }
     }
 
+    fn log_area(&self) -> &'static str {
+        "queue"
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

@@ -184,6 +184,70 @@ fn tail_area(
     (file_names(&files), out, budget == 0)
 }
 
+/// Which lines the logs view keeps: the caller's tenant (unless superadmin), at least a
+/// level, containing a text.
+pub struct LogFilter {
+    pub tenant: Option<String>,
+    pub min_level: Option<LogLevel>,
+    /// Lower-case text the raw line must contain.
+    pub contains: Option<String>,
+}
+
+crate::text_enum! {
+    /// A log level, least to most severe.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, utoipa::ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum LogLevel {
+        Trace = "trace",
+        Debug = "debug",
+        Info = "info",
+        Warn = "warn",
+        Error = "error",
+    }
+}
+
+impl LogFilter {
+    fn keeps(&self, line: &str) -> bool {
+        if let Some(c) = &self.contains {
+            if !line.to_lowercase().contains(c.as_str()) {
+                return false;
+            }
+        }
+        if self.tenant.is_none() && self.min_level.is_none() {
+            return true;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            return false;
+        };
+        if let Some(t) = &self.tenant {
+            if v.get("tenant_id").and_then(Value::as_str) != Some(t.as_str()) {
+                return false;
+            }
+        }
+        if let Some(min) = self.min_level {
+            let level = v
+                .get("level")
+                .and_then(Value::as_str)
+                .and_then(|l| l.to_ascii_lowercase().parse::<LogLevel>().ok());
+            if level.is_none_or(|l| l < min) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The newest `want` lines of an area's log that pass `filter`, oldest first, redacted:
+/// the file names read, the lines, and whether the scan budget ran out. Blocking.
+pub fn filtered_lines(
+    logs_dir: &Path,
+    area: &str,
+    want: usize,
+    filter: &LogFilter,
+) -> (Vec<String>, Vec<String>, bool) {
+    tail_area(logs_dir, area, want, &|l: &str| filter.keeps(l))
+}
+
 /// The newest `want` lines of `<logs_dir>/<area>.*.ndjson`, oldest first, secrets
 /// redacted (e.g. for an alert that carries the log of what failed). Blocking.
 pub fn newest_lines(logs_dir: &Path, area: &str, want: usize) -> Vec<String> {
