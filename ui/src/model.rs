@@ -174,6 +174,8 @@ impl Metric {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HistoryView {
     pub series: [Vec<f64>; 4],
+    /// When each value of `series` was sampled (ms since the epoch), same order.
+    pub stamps: [Vec<i64>; 4],
     pub samples: usize,
 }
 
@@ -181,15 +183,19 @@ impl crate::cache::View for HistoryView {
     fn from_json(v: Value) -> Result<Self, String> {
         let h: History = serde_json::from_value(v).map_err(|e| e.to_string())?;
         let mut series: [Vec<f64>; 4] = Default::default();
+        let mut stamps: [Vec<i64>; 4] = Default::default();
         for s in &h.samples {
+            let at = parse_ts(&s.ts).map(|t| t.timestamp_millis()).unwrap_or(0);
             for (i, m) in Metric::ALL.iter().enumerate() {
                 if let Some(val) = m.value(s) {
                     series[i].push(val);
+                    stamps[i].push(at);
                 }
             }
         }
         Ok(HistoryView {
             series,
+            stamps,
             samples: h.samples.len(),
         })
     }

@@ -188,6 +188,35 @@ pub fn percent_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
+/// Bytes as `812 B`, `4.2 KB`, `23.5 GB` (powers of 1024, as `df -h` and `free -h`).
+pub fn fmt_bytes(n: f64) -> String {
+    const UNITS: [&str; 6] = ["B", "KB", "MB", "GB", "TB", "PB"];
+    let mut v = n.max(0.0);
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{v:.0} B")
+    } else if v < 10.0 {
+        format!("{v:.1} {}", UNITS[u])
+    } else {
+        format!("{v:.0} {}", UNITS[u])
+    }
+}
+
+/// A per-second rate as `/s`, `/min` or `/h`, whichever reads as a number ≥ 1.
+pub fn fmt_rate(per_sec: f64) -> String {
+    if per_sec >= 1.0 {
+        format!("{}/s", fmt_num(per_sec))
+    } else if per_sec * 60.0 >= 1.0 {
+        format!("{}/min", fmt_num(per_sec * 60.0))
+    } else {
+        format!("{}/h", fmt_num(per_sec * 3600.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -420,7 +420,9 @@ fn summary_shows_disabled_sections() {
     );
     let screen = render(&app, 240, 60);
     assert!(
-        screen.contains("telemetry disabled for this tenant"),
+        screen.lines().any(|l| l.contains("│telemetry ")
+            && l.contains("disabled for this tenant")
+            && l.find("telemetry") < l.find("disabled")),
         "{screen}"
     );
 }
