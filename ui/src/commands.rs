@@ -139,6 +139,9 @@ pub struct KeyCommand {
     /// Changes backend state (hidden with `--readonly`).
     pub mutating: bool,
     pub in_key_bar: bool,
+    /// Listed in the help overlay (off for the other half of a pair already described
+    /// there, like `k` beside `j/k`).
+    pub in_help: bool,
 }
 
 pub const NONE: KeyModifiers = KeyModifiers::NONE;
@@ -162,7 +165,16 @@ pub const fn cmd(
         scope,
         mutating: false,
         in_key_bar: true,
+        in_help: true,
     }
+}
+
+/// A second binding of something another entry already describes: neither in the key
+/// bar nor in the help overlay.
+pub const fn paired(mut c: KeyCommand) -> KeyCommand {
+    c.in_key_bar = false;
+    c.in_help = false;
+    c
 }
 
 pub const fn hidden(mut c: KeyCommand) -> KeyCommand {
@@ -627,12 +639,12 @@ pub const COMMANDS: &[KeyCommand] = &[
     cmd(
         Action::Down,
         &[(KeyCode::Char('j'), NONE), (KeyCode::Down, NONE)],
-        "j/k",
+        "j/k ↓/↑",
         "move",
         "Move the selection: j or ↓ down, k or ↑ up",
         Scope::Table,
     ),
-    hidden(cmd(
+    paired(cmd(
         Action::Up,
         &[(KeyCode::Char('k'), NONE), (KeyCode::Up, NONE)],
         "k ↑",

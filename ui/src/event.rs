@@ -2,7 +2,7 @@
 //! the runtime to perform.
 
 use chrono::{DateTime, Utc};
-use crossterm::event::KeyEvent;
+use crossterm::event::{KeyEvent, MouseEvent};
 use serde_json::Value;
 
 pub use crate::cache::Resource;
@@ -19,6 +19,8 @@ pub enum PostOp {
 #[derive(Debug, Clone)]
 pub enum Event {
     Key(KeyEvent),
+    /// A click or the wheel (mouse capture is on while the console runs).
+    Mouse(MouseEvent),
     Resize(u16, u16),
     /// Clock tick (also drives scheduled refreshes and retry backoff).
     Tick(DateTime<Utc>),

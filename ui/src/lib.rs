@@ -30,8 +30,12 @@ use std::time::Duration;
 pub use app::{App, AppConfig};
 pub use cache::{Cache, Res};
 pub use client::{Client, ClientError, Problem};
-pub use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+pub use crossterm::event::{
+    KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 pub use event::{Effect, Event, PostOp, Resource};
+/// Style types for tests that look at rendered cells.
+pub use ratatui::style as ratatui_style;
 pub use runtime::{Executor, Harness};
 pub use tabs::Tab;
 pub use theme::Theme;

@@ -90,7 +90,12 @@ impl Executor {
 
 fn restore_terminal() -> io::Result<()> {
     disable_raw_mode()?;
-    execute!(io::stdout(), LeaveAlternateScreen, cursor::Show)
+    execute!(
+        io::stdout(),
+        ct::DisableMouseCapture,
+        LeaveAlternateScreen,
+        cursor::Show
+    )
 }
 
 fn install_panic_hook() {
@@ -110,7 +115,14 @@ type Term = Terminal<CrosstermBackend<Stdout>>;
 fn enter_terminal() -> anyhow::Result<Term> {
     install_panic_hook();
     enable_raw_mode().context("enabling raw mode (is stdout a terminal?)")?;
-    if let Err(e) = execute!(io::stdout(), EnterAlternateScreen, cursor::Hide) {
+    // Mouse capture: clicks on tabs and rows, the wheel. Most terminals still select text
+    // with Shift held while dragging.
+    if let Err(e) = execute!(
+        io::stdout(),
+        EnterAlternateScreen,
+        cursor::Hide,
+        ct::EnableMouseCapture
+    ) {
         let _ = restore_terminal();
         return Err(e.into());
     }
@@ -135,6 +147,16 @@ fn spawn_input(tx: mpsc::Sender<Event>, stop: Arc<AtomicBool>) -> std::thread::J
             let ev = match ct::read() {
                 Ok(ct::Event::Key(k)) if k.kind != KeyEventKind::Release => Event::Key(k),
                 Ok(ct::Event::Resize(w, h)) => Event::Resize(w, h),
+                Ok(ct::Event::Mouse(m))
+                    if matches!(
+                        m.kind,
+                        ct::MouseEventKind::Down(ct::MouseButton::Left)
+                            | ct::MouseEventKind::ScrollDown
+                            | ct::MouseEventKind::ScrollUp
+                    ) =>
+                {
+                    Event::Mouse(m)
+                }
                 Ok(_) => continue,
                 Err(_) => break,
             };

@@ -23,6 +23,7 @@ pub const MIN_HEIGHT: u16 = 24;
 
 pub fn draw(frame: &mut Frame, app: &App) {
     let area = frame.area();
+    app.frame_size.set((area.width, area.height));
     frame.render_widget(Block::default().style(app.theme.base), area);
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         too_small(frame, area, app);
@@ -120,20 +121,59 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
+/// Each tab's label: `N Title`, the current one in brackets (visible without colour).
+fn tab_label(app: &App, i: usize) -> String {
+    let label = format!("{} {}", i + 1, app.tabs[i].title());
+    if i == app.current {
+        format!("[{label}]")
+    } else {
+        label
+    }
+}
+
+/// Where each tab's label sits on the tab line (x from, x to, exclusive), for drawing and
+/// for mouse clicks: labels apart by ` │ `, or by `│` when that does not fit.
+pub fn tab_positions(app: &App, width: u16) -> (Vec<(u16, u16)>, &'static str) {
+    let labels: Vec<u16> = (0..app.tabs.len())
+        .map(|i| tab_label(app, i).chars().count() as u16)
+        .collect();
+    let gaps = labels.len().saturating_sub(1) as u16;
+    let sep = if labels.iter().sum::<u16>() + 3 * gaps < width {
+        " │ "
+    } else {
+        "│"
+    };
+    // One column of margin on the left, like the header.
+    let mut x = 1u16;
+    let mut out = Vec::new();
+    for (i, w) in labels.iter().enumerate() {
+        if i > 0 {
+            x += sep.chars().count() as u16;
+        }
+        out.push((x, x + w));
+        x += w;
+    }
+    (out, sep)
+}
+
 fn draw_tabs(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
-    let mut spans = Vec::new();
+    let (_, sep) = tab_positions(app, area.width);
+    let mut spans = vec![Span::raw(" ")];
     for (i, t) in app.tabs.iter().enumerate() {
-        let label = format!("{} {}", i + 1, t.title());
-        if i == app.current {
-            // Brackets + reverse: the current tab is visible without colour.
-            spans.push(Span::styled(
-                format!(" [{label}]"),
-                theme.selected.add_modifier(Modifier::BOLD),
-            ));
-        } else {
-            spans.push(Span::styled(format!(" {label}"), theme.base));
+        if i > 0 {
+            spans.push(Span::styled(sep, theme.border));
         }
+        let label = tab_label(app, i);
+        let style = if i == app.current {
+            theme.selected.add_modifier(Modifier::BOLD)
+        } else if tabs::unavailable(t.as_ref(), &app.cache) {
+            // Not installed here or disabled: dimmed, still reachable (it says why).
+            theme.muted.add_modifier(Modifier::DIM)
+        } else {
+            theme.base
+        };
+        spans.push(Span::styled(label, style));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
@@ -191,6 +231,16 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
         spans.push(Span::styled("connecting…", theme.muted));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// Renders the app into a buffer (tests that look at styles, not only text).
+pub fn render_buffer(app: &App, width: u16, height: u16) -> ratatui::buffer::Buffer {
+    let mut term = match Terminal::new(TestBackend::new(width, height)) {
+        Ok(t) => t,
+        Err(_) => return ratatui::buffer::Buffer::empty(Rect::new(0, 0, width, height)),
+    };
+    let _ = term.draw(|f| draw(f, app));
+    term.backend().buffer().clone()
 }
 
 /// Renders the app into a `width`×`height` text grid (one line per row, trailing spaces

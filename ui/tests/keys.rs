@@ -1056,3 +1056,107 @@ fn p_pauses_live_updates_and_minus_slows_them() {
     press(&mut app, KeyCode::Char('+'));
     assert_eq!(app.cache.refresh_scale, 1);
 }
+
+fn mouse(app: &mut echopilot_ui::App, kind: echopilot_ui::MouseEventKind, column: u16, row: u16) {
+    app.handle_event(Event::Mouse(echopilot_ui::MouseEvent {
+        kind,
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    }));
+}
+
+#[test]
+fn mouse_clicks_tabs_and_rows_and_the_wheel_scrolls() {
+    use echopilot_ui::{MouseButton, MouseEventKind};
+    let click = MouseEventKind::Down(MouseButton::Left);
+    let mut app = loaded_app();
+    // Where things are comes from the last draw.
+    let screen = render(&app, 120, 32);
+    let tabline = screen.lines().nth(1).unwrap();
+    let x = tabline.find("3 Queue").unwrap() as u16;
+    mouse(&mut app, click, x + 2, 1);
+    assert_eq!(app.tab_title(), "Queue");
+    let screen = render(&app, 120, 32);
+    // The third data row of the job list, by its id on screen.
+    let id = {
+        let t = app.tab::<QueueTab>().unwrap();
+        t.table.keys[2].clone()
+    };
+    let y = screen
+        .lines()
+        .position(|l| l.contains(&id))
+        .expect("row on screen") as u16;
+    mouse(&mut app, click, 10, y);
+    let selected = |app: &echopilot_ui::App| {
+        let t = &app.tab::<QueueTab>().unwrap().table;
+        t.keys[t.selected].clone()
+    };
+    assert_eq!(selected(&app), id);
+    assert_eq!(popup(&app), None);
+    // A second click on the selected row describes it.
+    mouse(&mut app, click, 10, y);
+    assert_eq!(popup(&app), Some("describe"));
+    press(&mut app, KeyCode::Esc);
+    // The wheel moves the selection by three rows.
+    let before = app.tab::<QueueTab>().unwrap().table.selected;
+    mouse(&mut app, MouseEventKind::ScrollDown, 10, y);
+    let after = app.tab::<QueueTab>().unwrap().table.selected;
+    assert_eq!(
+        after,
+        (before + 3).min(app.tab::<QueueTab>().unwrap().table.visible.len() - 1)
+    );
+}
+
+#[test]
+fn help_stops_scrolling_at_its_end_and_lists_each_key_once() {
+    let mut app = loaded_app();
+    press(&mut app, KeyCode::Char('?'));
+    let first = render(&app, 120, 32);
+    for _ in 0..500 {
+        press(&mut app, KeyCode::Char('j'));
+    }
+    let Some(echopilot_ui::popups::Popup::Help { scroll }) = app.popup else {
+        panic!("help closed")
+    };
+    assert_eq!(scroll, app.help_max_scroll.get());
+    assert!(scroll > 0 && scroll < 500, "{scroll}");
+    // One k scrolls back at once: no overshoot to unwind.
+    press(&mut app, KeyCode::Char('k'));
+    let Some(echopilot_ui::popups::Popup::Help { scroll: back }) = app.popup else {
+        panic!("help closed")
+    };
+    assert_eq!(back, scroll - 1);
+    // The move keys are described once, with their arrows.
+    assert!(first.contains("j or ↓ down, k or ↑ up"), "{first}");
+    assert!(!first.contains("Move the selection up (k or ↑)"), "{first}");
+}
+
+#[test]
+fn tabs_of_areas_not_installed_are_dimmed_on_the_tab_line() {
+    use echopilot_ui::ratatui_style::Modifier;
+    let mut app = loaded_app();
+    // loaded_app answers the Security tab's route with 404 (not installed here).
+    let i = app.tab_index("Security").unwrap();
+    assert!(echopilot_ui::tabs::unavailable(
+        app.tabs[i].as_ref(),
+        &app.cache
+    ));
+    let j = app.tab_index("Queue").unwrap();
+    assert!(!echopilot_ui::tabs::unavailable(
+        app.tabs[j].as_ref(),
+        &app.cache
+    ));
+    let buf = echopilot_ui::ui::render_buffer(&app, 120, 32);
+    let (spots, _) = echopilot_ui::ui::tab_positions(&app, 120);
+    let dim = |x: u16| buf[(x, 1)].modifier.contains(Modifier::DIM);
+    assert!(dim(spots[i].0), "Security is dimmed");
+    assert!(!dim(spots[j].0), "Queue is not");
+    go_tab(&mut app, "Security");
+    let buf = echopilot_ui::ui::render_buffer(&app, 120, 32);
+    let (spots, _) = echopilot_ui::ui::tab_positions(&app, 120);
+    assert!(
+        !buf[(spots[i].0, 1)].modifier.contains(Modifier::DIM),
+        "the current tab is shown as current, not dimmed"
+    );
+}

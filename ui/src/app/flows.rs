@@ -294,7 +294,9 @@ impl App {
             },
             (Popup::Help { scroll }, _) => match action {
                 Some(Action::Up) => *scroll = scroll.saturating_sub(1),
-                Some(Action::Down) => *scroll = scroll.saturating_add(1),
+                Some(Action::Down) => {
+                    *scroll = scroll.saturating_add(1).min(self.help_max_scroll.get())
+                }
                 _ => {}
             },
             _ => {}

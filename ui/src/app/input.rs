@@ -1,7 +1,7 @@
 //! Key handling: the registry resolves a key to an action in the current context; global
 //! actions are handled here, tab actions by the tab, dialog keys by the dialog's flow.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
 
 use super::App;
 use crate::commands::{self, Action, Mode};
@@ -78,6 +78,75 @@ impl App {
             _ => {}
         }
         Vec::new()
+    }
+
+    /// The mouse: the wheel scrolls what is open (table, logs, describe, help, palette); a
+    /// click on the tab line opens that tab; a click on a table row selects it, a second
+    /// click on the selected row describes it.
+    pub(super) fn on_mouse(&mut self, m: MouseEvent) -> Vec<Effect> {
+        let wheel = match m.kind {
+            MouseEventKind::ScrollDown => 3,
+            MouseEventKind::ScrollUp => -3,
+            _ => 0,
+        };
+        let total = self
+            .cache
+            .get(crate::popups::logs::LOGS)
+            .map(|v| v.lines.len())
+            .unwrap_or(0);
+        match self.popup.as_mut() {
+            Some(Popup::Logs(v)) => {
+                v.scroll_back(-wheel, total);
+                return Vec::new();
+            }
+            Some(Popup::Describe(v)) => {
+                v.scroll_by(wheel as i32);
+                return Vec::new();
+            }
+            Some(Popup::Help { scroll }) => {
+                let max = self.help_max_scroll.get() as i32;
+                *scroll = (*scroll as i32 + wheel as i32).clamp(0, max.max(0)) as u16;
+                return Vec::new();
+            }
+            Some(Popup::Palette(p)) => {
+                p.move_by(wheel.signum());
+                return Vec::new();
+            }
+            Some(_) => return Vec::new(),
+            None => {}
+        }
+        if self.filtering {
+            return Vec::new();
+        }
+        if wheel != 0 {
+            return self.move_selection(|t| t.selected as isize + wheel);
+        }
+        // The tab line is the second row.
+        if m.row == 1 {
+            let (width, _) = self.frame_size.get();
+            let (spots, _) = crate::ui::tab_positions(self, width);
+            if let Some(i) = spots.iter().position(|(a, b)| (*a..*b).contains(&m.column)) {
+                return self.switch_tab(i);
+            }
+            return Vec::new();
+        }
+        let Some(t) = self.tabs[self.current].table_mut() else {
+            return Vec::new();
+        };
+        match t.row_at(m.row) {
+            Some(pos) if pos == t.selected => {
+                match self.current().describe(&self.cache) {
+                    Some(d) => self.popup = Some(Popup::Describe(DescribeView::new(d))),
+                    None => self.notify("Nothing selected to describe."),
+                }
+                Vec::new()
+            }
+            Some(pos) => {
+                t.move_to(pos as isize);
+                Vec::new()
+            }
+            None => Vec::new(),
+        }
     }
 
     /// Keys of the logs view: scroll, follow, wrap, level, area, search; Esc back.

@@ -63,6 +63,10 @@ pub struct App {
     pub utc: bool,
     /// Live updates paused (`p`): nothing is fetched until resumed or `r`.
     pub paused: bool,
+    /// How far the help overlay can scroll (set by its last draw: the end stop).
+    pub help_max_scroll: std::cell::Cell<u16>,
+    /// Size of the last drawn frame (where the tab line's labels are, for clicks).
+    pub frame_size: std::cell::Cell<(u16, u16)>,
     pub should_quit: bool,
 }
 
@@ -95,6 +99,8 @@ impl App {
             watched_runs: Vec::new(),
             utc: false,
             paused: false,
+            help_max_scroll: std::cell::Cell::new(u16::MAX),
+            frame_size: std::cell::Cell::new((0, 0)),
             should_quit: false,
         }
     }
@@ -183,6 +189,7 @@ impl App {
             }
             Event::Resize(..) => Vec::new(),
             Event::Key(key) => self.on_key(key),
+            Event::Mouse(m) => self.on_mouse(m),
             Event::Fetched {
                 resource,
                 result,

@@ -23,6 +23,9 @@ pub struct TableView {
     pub selected_key: Option<String>,
     /// Data rows the last draw had room for: how far PgDn/PgUp move.
     pub page: Cell<usize>,
+    /// Where the last draw put the first data row (screen y) and which visible row that
+    /// was: a click at y selects row `offset + (y - first_y)`.
+    pub drawn: Cell<Option<(u16, usize)>>,
     /// Sort column and direction (`>`/`<`); `None` keeps the backend's order.
     pub sort: Option<Sort>,
     /// How many columns the rows offer sort keys for (set by [`TableView::refilter_sorted`]).
@@ -159,6 +162,13 @@ impl TableView {
         });
     }
 
+    /// The visible row drawn at screen row `y`, if a data row is there.
+    pub fn row_at(&self, y: u16) -> Option<usize> {
+        let (first, offset) = self.drawn.get()?;
+        let pos = offset + y.checked_sub(first)? as usize;
+        (y - first < self.page.get() as u16 && pos < self.visible.len()).then_some(pos)
+    }
+
     /// Index into the data of the selected row.
     pub fn selected_index(&self) -> Option<usize> {
         self.visible.get(self.selected).copied()
@@ -289,6 +299,8 @@ impl Component for DataTable<'_> {
             } else {
                 theme.base.add_modifier(Modifier::BOLD)
             });
+        // Data rows start under the header row.
+        self.view.drawn.set(Some((body.y + 1, offset)));
         let mut state = TableState::default().with_selected(Some(sel - offset));
         frame.render_stateful_widget(table, body, &mut state);
     }

@@ -28,7 +28,7 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
     let mut cmds: Vec<_> = registry(&app.tabs).collect();
     cmds.sort_by_key(|c| rank(c.scope));
     for c in cmds {
-        if c.mutating && app.config.readonly {
+        if !c.in_help || (c.mutating && app.config.readonly) {
             continue;
         }
         if seen.contains(&(c.display, c.help)) {
@@ -90,11 +90,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, scroll: u16) {
         .border_style(app.theme.border)
         .style(app.theme.base)
         .title(Span::styled(
-            " Help · Esc or ? closes · j/k scroll ",
+            " Help · Esc or ? closes · j/k ↓/↑ scroll ",
             app.theme.accent,
         ));
+    let lines = lines(app);
+    // Scrolling stops when the last line is at the bottom (the key handler reads this).
+    let max = (lines.len() as u16).saturating_sub(block.inner(rect).height);
+    app.help_max_scroll.set(max);
     frame.render_widget(
-        Paragraph::new(lines(app)).block(block).scroll((scroll, 0)),
+        Paragraph::new(lines)
+            .block(block)
+            .scroll((scroll.min(max), 0)),
         rect,
     );
 }

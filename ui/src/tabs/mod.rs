@@ -145,6 +145,17 @@ pub fn disabled(tab: &dyn Tab, cache: &Cache) -> Option<Disabled> {
         .find_map(|r| cache.meta(r).disabled())
 }
 
+/// Whether the tab has nothing to show here: its area is not installed on this backend
+/// (404) or its module is disabled. The tab line dims it.
+pub fn unavailable(tab: &dyn Tab, cache: &Cache) -> bool {
+    let res = tab.resources();
+    !res.is_empty()
+        && res.iter().all(|r| {
+            let m = cache.meta(*r);
+            m.data.is_none() && m.error.as_ref().and_then(|e| e.status()) == Some(404)
+        })
+}
+
 /// Draws the current tab, or the module-disabled notice instead of its body.
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     let tab = app.current();
