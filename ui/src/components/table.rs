@@ -199,6 +199,70 @@ impl TableView {
     }
 }
 
+/// Column widths sized to their content, k9s-style: every column but the last is as wide
+/// as its widest cell among `rows` (or its header, with room for the sort arrow); the last
+/// takes what is left. When they do not fit in `width`, the widest columns give way first
+/// (their cells are then cut with `…` by [`fit`]), down to their header's width.
+pub fn fit_columns(header: &[&str], rows: &[Vec<String>], width: u16) -> Vec<u16> {
+    let n = header.len();
+    let mut w: Vec<u16> = header
+        .iter()
+        .map(|h| h.chars().count() as u16 + 2)
+        .collect();
+    for r in rows {
+        for (i, cell) in r.iter().enumerate().take(n) {
+            w[i] = w[i].max(cell.chars().count() as u16);
+        }
+    }
+    // The highlight symbol takes 2 columns, ratatui puts 1 between columns.
+    let avail = width.saturating_sub(2 + n.saturating_sub(1) as u16);
+    let last_min = 12u16.min(avail / 3);
+    let floor: Vec<u16> = header
+        .iter()
+        .map(|h| h.chars().count() as u16 + 1)
+        .collect();
+    loop {
+        let used: u16 = w[..n.saturating_sub(1)].iter().sum();
+        if used + last_min <= avail {
+            break;
+        }
+        // Shrink the widest column that can still give way.
+        match (0..n.saturating_sub(1))
+            .filter(|&i| w[i] > floor[i])
+            .max_by_key(|&i| w[i])
+        {
+            Some(i) => w[i] -= 1,
+            None => break,
+        }
+    }
+    if let Some(last) = n.checked_sub(1) {
+        let used: u16 = w[..last].iter().sum();
+        w[last] = avail.saturating_sub(used).max(1);
+    }
+    w
+}
+
+/// `text` cut to `width` chars with `…` when longer (see [`fit_columns`]).
+pub fn fit(text: &str, width: u16) -> String {
+    crate::util::ellipsize(text, width as usize)
+}
+
+/// An id cut in the middle (`job_0193…a17c`): ids that share a prefix (a time) still
+/// differ on screen by their tail.
+pub fn fit_id(text: &str, width: u16) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let w = width as usize;
+    if chars.len() <= w || w < 5 {
+        return fit(text, width);
+    }
+    let tail = (w - 1) / 2;
+    let head = w - 1 - tail;
+    let mut out: String = chars[..head].iter().collect();
+    out.push('…');
+    out.extend(&chars[chars.len() - tail..]);
+    out
+}
+
 pub struct DataTable<'a> {
     pub block: Block<'a>,
     pub header: &'a [&'a str],
@@ -303,5 +367,32 @@ impl Component for DataTable<'_> {
         self.view.drawn.set(Some((body.y + 1, offset)));
         let mut state = TableState::default().with_selected(Some(sel - offset));
         frame.render_stateful_widget(table, body, &mut state);
+    }
+}
+
+#[cfg(test)]
+mod fit_tests {
+    use super::{fit, fit_columns};
+
+    #[test]
+    fn columns_fit_their_content_and_the_last_takes_the_rest() {
+        let rows = vec![
+            vec!["job_0001".to_string(), "echo".into(), "a long error".into()],
+            vec!["job_0002".to_string(), "reconcile".into(), "x".into()],
+        ];
+        let w = fit_columns(&["Id", "Kind", "Error"], &rows, 60);
+        assert_eq!(w[..2], [8, 9]);
+        assert_eq!(w.iter().sum::<u16>(), 60 - 2 - 2);
+        // Too narrow: the widest gives way first, never below its header.
+        let wide = vec![vec!["x".repeat(50), "kind".into(), "err".into()]];
+        let w = fit_columns(&["Id", "Kind", "Error"], &wide, 40);
+        assert!(w[0] < 50 && w[0] >= 3, "{w:?}");
+        assert_eq!(w[1], 6);
+        assert!(w[2] >= 12, "{w:?}");
+        assert_eq!(fit(&"x".repeat(50), w[0]).chars().last(), Some('…'));
+        assert_eq!(
+            super::fit_id("job_0193a0b1c2d3e4f5a6b7", 13),
+            "job_01…f5a6b7"
+        );
     }
 }

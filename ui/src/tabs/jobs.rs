@@ -16,7 +16,7 @@ use crate::app::App;
 use crate::cache::{Cache, Res, Resource};
 use crate::commands::{cmd, mutating, Action, KeyCommand, Scope, TabAction, NONE};
 use crate::components::badge::{self, badge};
-use crate::components::table::{DataTable, TableView};
+use crate::components::table::{fit, fit_columns, DataTable, TableView};
 use crate::components::{empty_message, freshness, panel, Component};
 use crate::model::{AutomationsStatus, JobRun, JobRuns, JobStatus, Verb};
 use crate::popups::describe::Described;
@@ -406,32 +406,47 @@ impl JobsTab {
         let focused = self.pane == Pane::Runs;
         let block = panel("Run history", &f, focused, theme);
         let runs = remote.data.map(|r| r.runs.as_slice()).unwrap_or(&[]);
+        const HEADER: [&str; 6] = ["Started", "Job", "Outcome", "Duration", "Replica", "Error"];
+        let texts = |i: usize| -> Vec<String> {
+            let r = &runs[i];
+            vec![
+                rel_time(Some(&r.started_at), app.now),
+                r.job.clone(),
+                badge(r.outcome.as_str(), theme).content.to_string(),
+                r.duration_ms
+                    .map(|d| format!("{} ms", fmt_num(d as f64)))
+                    .unwrap_or_else(|| "-".into()),
+                r.replica.clone(),
+                r.error.clone().unwrap_or_default(),
+            ]
+        };
+        // Sized to the rows (job and replica names whole), the error gets the rest.
+        let sample: Vec<Vec<String>> = self
+            .runs
+            .visible
+            .iter()
+            .take(500)
+            .map(|i| texts(*i))
+            .collect();
+        let w = fit_columns(&HEADER, &sample, block.inner(area).width);
+        let widths: Vec<Constraint> = w.iter().map(|x| Constraint::Length(*x)).collect();
         let row = |i: usize| {
             let r = &runs[i];
+            let t = texts(i);
+            let b = badge(r.outcome.as_str(), theme);
             Row::new(vec![
-                Cell::from(rel_time(Some(&r.started_at), app.now)),
-                Cell::from(r.job.clone()),
-                Cell::from(badge(r.outcome.as_str(), theme)),
-                Cell::from(
-                    r.duration_ms
-                        .map(|d| format!("{} ms", fmt_num(d as f64)))
-                        .unwrap_or_else(|| "-".into()),
-                ),
-                Cell::from(r.replica.clone()),
-                Cell::from(r.error.clone().unwrap_or_default()),
+                Cell::from(fit(&t[0], w[0])),
+                Cell::from(fit(&t[1], w[1])),
+                Cell::from(Span::styled(fit(&t[2], w[2]), b.style)),
+                Cell::from(fit(&t[3], w[3])),
+                Cell::from(fit(&t[4], w[4])),
+                Cell::from(fit(&t[5], w[5])),
             ])
         };
         DataTable {
             block,
-            header: &["Started", "Job", "Outcome", "Duration", "Replica", "Error"],
-            widths: &[
-                Constraint::Length(9),
-                Constraint::Length(16),
-                Constraint::Length(9),
-                Constraint::Length(9),
-                Constraint::Length(8),
-                Constraint::Fill(1),
-            ],
+            header: &HEADER,
+            widths: &widths,
             view: &self.runs,
             row: &row,
             focused,

@@ -16,7 +16,7 @@ use super::{Intent, Tab};
 use crate::app::App;
 use crate::cache::{Cache, Res, Resource};
 use crate::commands::{cmd, hidden, mutating, Action, KeyCommand, Scope, TabAction, NONE, SHIFT};
-use crate::components::table::{DataTable, TableView};
+use crate::components::table::{fit, fit_columns, fit_id, DataTable, TableView};
 use crate::components::{empty_message, freshness, panel, Component};
 use crate::model::{JobList, QueueHealth, QueueJob, Verb, VerbExt};
 use crate::popups::describe::Described;
@@ -344,33 +344,50 @@ impl QueueTab {
         let title = format!("Jobs · state: {}", self.state.unwrap_or("all"));
         let block = panel(&title, &f, true, theme);
         let jobs = remote.data.map(|l| l.jobs.as_slice()).unwrap_or(&[]);
+        const HEADER: [&str; 7] = [
+            "Id", "Kind", "State", "Tries", "Enqueued", "Worker", "Error",
+        ];
+        let texts = |i: usize| -> Vec<String> {
+            let j = &jobs[i];
+            vec![
+                j.id.clone(),
+                j.kind.clone(),
+                state_span(j.state.as_str(), theme).content.to_string(),
+                format!("{}/{}", j.attempts, j.max_attempts),
+                rel_time(Some(&j.enqueued_at), app.now),
+                j.worker.clone().unwrap_or_else(|| "-".into()),
+                j.error.clone().unwrap_or_default(),
+            ]
+        };
+        // Sized to what the filtered rows hold (ids whole, worker names unambiguous), the
+        // error gets the rest; anything cut says so with `…`.
+        let sample: Vec<Vec<String>> = self
+            .table
+            .visible
+            .iter()
+            .take(500)
+            .map(|i| texts(*i))
+            .collect();
+        let w = fit_columns(&HEADER, &sample, block.inner(area).width);
+        let widths: Vec<Constraint> = w.iter().map(|x| Constraint::Length(*x)).collect();
         let row = |i: usize| {
             let j = &jobs[i];
+            let t = texts(i);
+            let state = state_span(j.state.as_str(), theme);
             Row::new(vec![
-                Cell::from(j.id.clone()),
-                Cell::from(j.kind.clone()),
-                Cell::from(state_span(j.state.as_str(), theme)),
-                Cell::from(format!("{}/{}", j.attempts, j.max_attempts)),
-                Cell::from(rel_time(Some(&j.enqueued_at), app.now)),
-                Cell::from(j.worker.clone().unwrap_or_else(|| "-".into())),
-                Cell::from(j.error.clone().unwrap_or_default()),
+                Cell::from(fit_id(&t[0], w[0])),
+                Cell::from(fit(&t[1], w[1])),
+                Cell::from(Span::styled(fit(&t[2], w[2]), state.style)),
+                Cell::from(fit(&t[3], w[3])),
+                Cell::from(fit(&t[4], w[4])),
+                Cell::from(fit(&t[5], w[5])),
+                Cell::from(fit(&t[6], w[6])),
             ])
         };
         DataTable {
             block,
-            header: &[
-                "Id", "Kind", "State", "Tries", "Enqueued", "Worker", "Error",
-            ],
-            // Ids are `job_` + 20 hex digits: shown whole, they are what the operator copies.
-            widths: &[
-                Constraint::Length(24),
-                Constraint::Length(8),
-                Constraint::Length(9),
-                Constraint::Length(6),
-                Constraint::Length(9),
-                Constraint::Length(14),
-                Constraint::Fill(1),
-            ],
+            header: &HEADER,
+            widths: &widths,
             view: &self.table,
             row: &row,
             focused: true,
