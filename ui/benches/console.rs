@@ -43,6 +43,26 @@ fn redraw(c: &mut Criterion) {
             })
         });
     }
+    // The logs view over a tab (every line formatted into columns each frame).
+    let mut app = loaded_app("Queue");
+    app.handle_event(echopilot_ui::Event::Key(echopilot_ui::KeyEvent::new(
+        echopilot_ui::KeyCode::Char('l'),
+        echopilot_ui::KeyModifiers::NONE,
+    )));
+    let logs = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/logs.json"),
+    )
+    .expect("logs fixture");
+    app.load(
+        echopilot_ui::popups::logs::LOGS.res,
+        serde_json::from_str(&logs).expect("logs json"),
+    );
+    let mut term = Terminal::new(TestBackend::new(200, 50)).unwrap();
+    c.bench_function("full redraw logs view 200x50", |b| {
+        b.iter(|| {
+            term.draw(|f| echopilot_ui::ui::draw(f, &app)).unwrap();
+        })
+    });
 }
 
 fn palette(c: &mut Criterion) {
