@@ -315,8 +315,8 @@ pub const COMMANDS: &[KeyCommand] = &[
         &[(KeyCode::Char('z'), NONE)],
         "z",
         "UTC/local",
-        "Logs view: clock times in UTC or in local time",
-        Scope::Modes(&[Mode::Logs]),
+        "Logs and describe views: clock times in UTC or in local time",
+        Scope::Modes(&[Mode::Logs, Mode::Describe]),
     ),
     hidden(cmd(
         Action::ToggleUtc,

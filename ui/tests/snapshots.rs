@@ -469,7 +469,9 @@ fn dr_is_red_past_the_rpo_and_shows_a_failed_rehearsal_by_file() {
 
 #[test]
 fn describe_and_json_views() {
+    // Times as UTC clock times, so the snapshots do not depend on the machine's zone.
     let mut app = on_tab(loaded_app(), "Queue");
+    app.utc = true;
     press(&mut app, KeyCode::Char('/'));
     type_str(&mut app, "dead");
     press(&mut app, KeyCode::Enter);
@@ -479,6 +481,7 @@ fn describe_and_json_views() {
     press(&mut app, KeyCode::Char('y'));
     assert_snapshot!("describe_queue_dead_json", render(&app, W, H));
     let mut jobs = on_tab(loaded_app(), "Jobs");
+    jobs.utc = true;
     press(&mut jobs, KeyCode::Char('h'));
     press(&mut jobs, KeyCode::Enter);
     assert_snapshot!("describe_job_run", render(&jobs, W, H));

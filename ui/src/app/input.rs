@@ -70,6 +70,15 @@ impl App {
             Some(Action::PageUp) => v.scroll_by(-v.page()),
             Some(Action::PageDown) => v.scroll_by(v.page()),
             Some(Action::ToggleJson) => v.toggle_json(),
+            Some(Action::ToggleUtc) => {
+                self.utc = !self.utc;
+                let msg = if self.utc {
+                    "Times in UTC."
+                } else {
+                    "Times in local time."
+                };
+                self.notify(msg);
+            }
             Some(Action::CopyId) => {
                 let id = v.described.id.clone();
                 self.notify(format!("Copied {id} to the clipboard (OSC 52)."));

@@ -99,6 +99,27 @@ impl DescribeView {
     }
 }
 
+/// How the describe view shows times: relative to `now`, in UTC or local time.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub now: chrono::DateTime<chrono::Utc>,
+    pub utc: bool,
+}
+
+impl Clock {
+    /// `2026-05-01 11:59:58.340 UTC (2s ago)`, or the local time with its offset.
+    pub fn absolute(&self, t: chrono::DateTime<chrono::Utc>) -> String {
+        let when = if self.utc {
+            t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string()
+        } else {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S%.3f %:z")
+                .to_string()
+        };
+        format!("{when} ({})", crate::util::rel(t, self.now))
+    }
+}
+
 /// Splits `text` into pieces of at most `width` characters (at least one piece).
 fn chunks(text: &str, width: usize) -> Vec<String> {
     let width = width.max(1);
@@ -114,7 +135,7 @@ fn chunks(text: &str, width: usize) -> Vec<String> {
 
 /// The fields view as lines `width` wide: `key  value`, a long value wrapped under itself
 /// (its indent kept), nested objects and arrays as indented JSON below their key.
-pub fn field_lines(d: &Described, width: usize, theme: &Theme) -> Vec<Line<'static>> {
+pub fn field_lines(d: &Described, width: usize, theme: &Theme, clock: Clock) -> Vec<Line<'static>> {
     let key_w = d
         .fields
         .iter()
@@ -128,7 +149,11 @@ pub fn field_lines(d: &Described, width: usize, theme: &Theme) -> Vec<Line<'stat
         let key = Span::styled(format!("{k:<key_w$}"), theme.accent);
         let scalar = match v {
             Value::Null => Some(Span::styled("-".to_string(), theme.muted)),
-            Value::String(s) => Some(Span::raw(s.clone())),
+            // A timestamp reads as a clock time (local or UTC, `z`) and how long ago.
+            Value::String(s) => Some(Span::raw(match crate::model::parse_ts(s) {
+                Some(t) => clock.absolute(t),
+                None => s.clone(),
+            })),
             Value::Bool(_) | Value::Number(_) => Some(Span::raw(v.to_string())),
             Value::Array(a) if a.is_empty() => Some(Span::styled("[]".to_string(), theme.muted)),
             Value::Object(o) if o.is_empty() => Some(Span::styled("{}".to_string(), theme.muted)),
@@ -165,7 +190,7 @@ pub fn field_lines(d: &Described, width: usize, theme: &Theme) -> Vec<Line<'stat
     out
 }
 
-pub fn draw(frame: &mut Frame, area: Rect, v: &DescribeView, theme: &Theme) {
+pub fn draw(frame: &mut Frame, area: Rect, v: &DescribeView, theme: &Theme, clock: Clock) {
     frame.render_widget(Clear, area);
     let d = &v.described;
     let title = Line::from(vec![
@@ -199,7 +224,7 @@ pub fn draw(frame: &mut Frame, area: Rect, v: &DescribeView, theme: &Theme) {
             .map(Line::from)
             .collect()
     } else {
-        field_lines(d, inner.width as usize, theme)
+        field_lines(d, inner.width as usize, theme, clock)
     };
     v.page.set(inner.height);
     v.drawn_lines.set(lines.len().min(u16::MAX as usize) as u16);

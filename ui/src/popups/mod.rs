@@ -65,7 +65,16 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
         Popup::Plan(d) => plan::draw(frame, area, d, app.now, theme),
         Popup::Result(r) => result::draw(frame, area, r, theme),
         Popup::Help { scroll } => help::draw(frame, area, app, *scroll),
-        Popup::Describe(d) => describe::draw(frame, area, d, theme),
+        Popup::Describe(d) => describe::draw(
+            frame,
+            area,
+            d,
+            theme,
+            describe::Clock {
+                now: app.now,
+                utc: app.utc,
+            },
+        ),
         Popup::Logs(l) => logs::draw(frame, area, app, l),
     }
 }
