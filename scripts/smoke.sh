@@ -108,6 +108,22 @@ AS_KEY=$DKEY check GET /api/v1/dr/backups 403
 AS_KEY=$DKEY check POST /api/v1/dr/verify 403
 AS_KEY=wrong check GET /api/v1/dr/verify 401
 
+# Security scanner (fleet-level scans; reports belong to the system tenant)
+check POST /api/v1/security/scan 202
+SCAN_REPORT=$(jq_get "['report_id']")
+check GET /api/v1/security/status 200
+check GET /api/v1/security/reports/latest 200
+check GET "/api/v1/security/reports?limit=5" 200
+check GET "/api/v1/security/reports?limit=0" 422
+check GET /api/v1/security/reports/not-an-id 400
+check GET /api/v1/security/reports/scan_doesnotexist 404
+check POST /api/v1/ops/command 200 '{"verb":"run_scan","args":{},"confirm":false}'
+check POST /api/v1/keys 201 '{"role":"operator","tenant":"smoke-sec","name":"smoke security"}'
+SKEY=$(jq_get "['key']")
+AS_KEY=$SKEY check POST /api/v1/security/scan 403
+AS_KEY=$SKEY check GET "/api/v1/security/reports/$SCAN_REPORT" 404
+AS_KEY=wrong check GET /api/v1/security/reports/latest 401
+
 # Ops commands and telemetry
 check GET /api/v1/ops/verbs 200
 check GET "/api/v1/ops/logs?area=server&lines=5" 200

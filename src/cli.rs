@@ -120,6 +120,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The security scanner: `scan PATH…` (secrets, lockfiles, offline OSV, SBOM) and
+    /// `import-osv FILE…`. See docs/SECURITY.md.
+    Security {
+        #[command(subcommand)]
+        command: crate::security_cli::SecurityCommand,
+    },
     /// The embedded console plus a clearly labelled demo tenant with synthetic activity.
     Demo,
     /// Print the version.
@@ -181,6 +187,9 @@ pub fn main() -> ExitCode {
         Some(Command::Serve { addr }) => run(serve(cli.global, addr)),
         Some(Command::Keys { command }) => run(keys(cli.global, command)),
         Some(Command::Restore { from, force, json }) => run(restore(cli.global, from, force, json)),
+        Some(Command::Security { command }) => {
+            crate::security_cli::run(cli.global.data_dir, cli.global.config, command)
+        }
         Some(Command::Tui {
             url,
             key,

@@ -5,6 +5,7 @@ mod cli;
 mod console;
 mod ctl;
 mod demo;
+mod security_cli;
 
 use std::process::ExitCode;
 

@@ -20,4 +20,5 @@ pub static ALL: &[&dyn Area] = &[
     &crate::dr::area::DrArea,
     &crate::analytics::AnalyticsArea,
     &crate::ai::AiArea,
+    &crate::security::area::SecurityArea,
 ];

@@ -21,6 +21,7 @@ pub mod marketplace;
 pub mod model;
 pub mod ops;
 pub mod queue;
+pub mod security;
 pub mod selfheal;
 pub mod server;
 pub mod store;

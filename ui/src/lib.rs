@@ -98,7 +98,7 @@ impl App {
 
 /// File names [`load_fixtures`] understands, with the resource each one answers. The files
 /// are recorded from a real backend (`ui/tests/record_fixtures.rs`).
-pub const FIXTURE_FILES: [(&str, Resource); 16] = [
+pub const FIXTURE_FILES: [(&str, Resource); 18] = [
     ("telemetry.json", resources::TELEMETRY.res),
     ("history.json", tabs::telemetry::HISTORY.res),
     ("verbs.json", resources::VERBS.res),
@@ -115,6 +115,8 @@ pub const FIXTURE_FILES: [(&str, Resource); 16] = [
     ("analytics_funnels.json", tabs::forecast::FUNNELS.res),
     ("ai_analytics.json", tabs::costs::AI.res),
     ("logs.json", popups::logs::LOGS.res),
+    ("security_status.json", tabs::security::STATUS.res),
+    ("security_latest.json", tabs::security::LATEST.res),
 ];
 
 /// Loads every [`FIXTURE_FILES`] entry present in `dir` into `app` (for snapshot tests and

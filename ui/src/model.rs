@@ -19,6 +19,8 @@ pub use echopilot_backend::ops::command::DryRunResponse;
 pub use echopilot_backend::ops::{Risk, VerbSpec as Verb};
 pub use echopilot_backend::queue::api::JobList;
 pub use echopilot_backend::queue::{Health as QueueHealth, Job as QueueJob};
+pub use echopilot_backend::security::api::LatestReport as SecurityLatest;
+pub use echopilot_backend::security::SecurityStatus;
 pub use echopilot_backend::telemetry::api::History;
 pub use echopilot_backend::telemetry::TelemetryReport;
 
@@ -35,7 +37,9 @@ crate::serde_view!(
     DrVerify,
     Usage,
     FunnelList,
-    AiAnalytics
+    AiAnalytics,
+    SecurityStatus,
+    SecurityLatest
 );
 
 /// Parses an RFC 3339 timestamp; anything else is `None`.

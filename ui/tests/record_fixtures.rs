@@ -41,6 +41,12 @@ struct Backend {
 impl Backend {
     async fn start(database_url: Option<String>) -> Backend {
         let dir = tempfile::tempdir().unwrap();
+        // The Security tab: a small tree with one fake secret (built at run time) and a
+        // lockfile, and one OSV advisory for it.
+        let tree = dir.path().join("scan-tree");
+        let osv = dir.path().join("osv");
+        seed_scan_tree(&tree, &osv);
+        let (tree_s, osv_s) = (tree.display().to_string(), osv.display().to_string());
         let env: Vec<(String, String)> = [
             ("ECHOPILOT_BOOTSTRAP_KEY", KEY),
             ("ECHOPILOT_REPLICA_ID", REPLICA),
@@ -52,6 +58,8 @@ impl Backend {
                 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
             ),
             ("ECHOPILOT_ANALYTICS__ROLLUP_INTERVAL_SECS", "1"),
+            ("ECHOPILOT_SECURITY__PATHS", tree_s.as_str()),
+            ("ECHOPILOT_SECURITY__OSV_DIR", osv_s.as_str()),
             // The Costs tab: two priced models, one without a price.
             (
                 "ECHOPILOT_AI__PRICES",
@@ -130,6 +138,57 @@ impl Backend {
     }
 }
 
+/// The scanned tree: a GitHub token and an AWS key id in an env file (fake, built from a
+/// seed at run time), a Cargo.lock and a package-lock.json, and an OSV advisory matching
+/// one of the crates.
+fn seed_scan_tree(tree: &std::path::Path, osv: &std::path::Path) {
+    use echopilot_backend::security::samples;
+    std::fs::create_dir_all(tree.join("web")).unwrap();
+    std::fs::create_dir_all(osv).unwrap();
+    let lines: Vec<String> = samples::all(5)
+        .into_iter()
+        .filter(|s| s.0 == "github-pat" || s.0 == "aws-access-key-id")
+        .map(|s| s.1)
+        .collect();
+    std::fs::write(
+        tree.join("deploy.env"),
+        format!("PORT=8080\n{}\n", lines.join("\n")),
+    )
+    .unwrap();
+    std::fs::write(
+        tree.join("Cargo.lock"),
+        "version = 3\n\n[[package]]\nname = \"smallvec\"\nversion = \"1.6.0\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n\n[[package]]\nname = \"serde\"\nversion = \"1.0.200\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        tree.join("web/package-lock.json"),
+        r#"{"lockfileVersion":3,"packages":{"":{},"node_modules/lodash":{"version":"4.17.20"}}}"#,
+    )
+    .unwrap();
+    for (id, eco, name, fixed, sev) in [
+        (
+            "RUSTSEC-2021-0003",
+            "crates.io",
+            "smallvec",
+            "1.6.1",
+            "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
+        ),
+        (
+            "GHSA-35jh-r3h4-6jhm",
+            "npm",
+            "lodash",
+            "4.17.21",
+            "CVSS:3.1/AV:N/AC:L/PR:H/UI:N/S:U/C:H/I:H/A:H",
+        ),
+    ] {
+        let v = json!({"id": id, "summary": format!("{name}: fixture advisory"), "aliases": [],
+            "severity": [{"type": "CVSS_V3", "score": sev}],
+            "affected": [{"package": {"ecosystem": eco, "name": name},
+                "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": fixed}]}]}]});
+        std::fs::write(osv.join(format!("{id}.json")), v.to_string()).unwrap();
+    }
+}
+
 /// What the console reads, after creating real data. File name → answer. `samples`: how
 /// many telemetry samples (one a second) to wait for — enough to draw sparklines when
 /// recording, a few when only the shape is checked.
@@ -192,6 +251,17 @@ async fn scenario(b: &Backend, samples: usize) -> BTreeMap<&'static str, Value> 
         })
         .await;
     }
+    // Security: a scan of the seeded tree.
+    let (s, v) = b.post("/api/v1/security/scan", json!({})).await;
+    assert_eq!(s, 202, "security scan: {v}");
+    let run_id = v["run_id"].as_str().unwrap().to_string();
+    b.wait_for("/api/v1/jobs/runs?job=security_scan", "the scan", |v| {
+        v["runs"].as_array().is_some_and(|r| {
+            r.iter()
+                .any(|r| r["id"] == run_id.as_str() && !r["finished_at"].is_null())
+        })
+    })
+    .await;
     b.wait_for("/api/v1/ops/telemetry/history?minutes=60", "samples", |v| {
         v["samples"].as_array().is_some_and(|s| s.len() >= samples)
     })
@@ -342,6 +412,8 @@ async fn scenario(b: &Backend, samples: usize) -> BTreeMap<&'static str, Value> 
         ("dr_backups.json", "/api/v1/dr/backups"),
         ("dr_verify.json", "/api/v1/dr/verify"),
         ("logs.json", "/api/v1/ops/logs?area=server&lines=40"),
+        ("security_status.json", "/api/v1/security/status"),
+        ("security_latest.json", "/api/v1/security/reports/latest"),
     ] {
         out.insert(file, b.get(path).await);
     }
@@ -445,7 +517,9 @@ impl Normaliser {
                 return self.renumber(s, |n| format!("bk_20260501T000000Z_{n:06x}"));
             }
         }
-        for prefix in ["job_", "run_", "plan_", "sh_", "req_", "drv_", "aie_"] {
+        for prefix in [
+            "job_", "run_", "plan_", "sh_", "req_", "drv_", "aie_", "scan_",
+        ] {
             if let Some(rest) = s.strip_prefix(prefix) {
                 if is_hex(rest) && rest.len() >= 6 {
                     let width = rest.len();

@@ -1,0 +1,245 @@
+//! `/api/v1/security/*`. Scans read the server's own files, so starting one needs an
+//! operator of the system tenant `default` (or a superadmin); reports belong to that
+//! tenant and are read by its operators (another tenant's key finds none: 404).
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+
+use super::model::{Report, ReportList, SecurityStatus};
+use super::Security;
+use crate::api::extract::ApiQuery;
+use crate::app::AppState;
+use crate::audit::{self, NewAudit};
+use crate::auth::{Caller, DEFAULT_TENANT};
+use crate::error::{ApiError, ApiResult};
+use crate::jobs::{Begin, Trigger};
+use crate::model::Role;
+
+/// A scan enqueued as a run of the `security_scan` job.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanStarted {
+    /// The job run id (`GET /api/v1/jobs/runs/{id}/ledger` has its error ledger).
+    pub run_id: String,
+    /// The id its report will have (`GET /api/v1/security/reports/{id}` once done).
+    pub report_id: String,
+    pub job: String,
+    /// True when a scan was already in progress: the ids are that run's.
+    pub already_running: bool,
+}
+
+/// The newest report (null before the first scan).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LatestReport {
+    pub report: Option<Report>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ReportsQuery {
+    /// 1–100, default 20.
+    #[param(minimum = 1, maximum = 100, example = 20)]
+    pub limit: Option<i64>,
+}
+
+async fn require_read(state: &AppState, caller: &Caller) -> ApiResult<()> {
+    caller.require(state, Role::Operator, "security.read").await
+}
+
+/// A report id: `scan_` and lower-case letters or digits.
+fn check_id(id: &str) -> ApiResult<()> {
+    let ok = id.len() <= 64
+        && id.strip_prefix("scan_").is_some_and(|r| {
+            !r.is_empty()
+                && r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "not a report id: {:?} (expected scan_ followed by letters and digits)",
+            crate::util::truncate_chars(id, 80)
+        )))
+    }
+}
+
+/// Enqueue a run of `security_scan` for `key_id`, audited. Returns the run id, the
+/// report id and whether it is a run already in progress.
+pub async fn enqueue(
+    state: &AppState,
+    key_id: &str,
+    request_id: &str,
+    via: &str,
+) -> ApiResult<(String, bool)> {
+    let jobs = state
+        .jobs()
+        .ok_or_else(|| ApiError::Unavailable("the scheduler is not started".into()))?;
+    let running = || async {
+        let last = crate::jobs::list_runs(&state.store, Some(super::JOB), 5).await?;
+        Ok::<_, ApiError>(
+            last.into_iter()
+                .find(|r| r.outcome == "running")
+                .map(|r| r.id),
+        )
+    };
+    if let Some(run) = running().await? {
+        return Ok((run, true));
+    }
+    let (outcome, run_id, already) = match jobs.run(state, super::JOB, Trigger::Manual).await? {
+        Begin::Started(id) => ("ok", id, false),
+        Begin::Overlap { skipped_id } => match running().await? {
+            Some(id) => ("already_running", id, true),
+            None => ("skipped", skipped_id, true),
+        },
+    };
+    let rec = NewAudit::new(
+        DEFAULT_TENANT,
+        key_id,
+        "security.scan",
+        super::JOB,
+        outcome,
+        request_id,
+    )
+    .detail(json!({"run_id": run_id, "via": via}));
+    audit::record(&state.store, rec).await?;
+    tracing::info!(target: "security", job_run_id = %run_id, key_id, via, outcome, "scan requested");
+    Ok((run_id, already))
+}
+
+/// Start a scan of `[security] paths` now: 202 with the run id and the report id.
+#[utoipa::path(post, path = "/api/v1/security/scan", tag = "security",
+    responses((status = 202, body = ScanStarted, example = json!({"run_id": "run_00000000000000000000", "report_id": "scan_00000000000000000000", "job": "security_scan", "already_running": false})),
+        (status = 401), (status = 403), (status = 404), (status = 503)),
+    extensions(("x-min-role" = json!("operator")), ("x-system" = json!(true))),
+    security(("dash_key" = [])))]
+pub async fn start_scan(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<(StatusCode, Json<ScanStarted>)> {
+    caller
+        .require_system(
+            &state,
+            Role::Operator,
+            "security.scan",
+            "the security scanner",
+        )
+        .await?;
+    let (run_id, already_running) =
+        enqueue(&state, &caller.key_id, &caller.request_id, "api").await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(ScanStarted {
+            report_id: super::report_id_for_run(&run_id),
+            run_id,
+            job: super::JOB.into(),
+            already_running,
+        }),
+    ))
+}
+
+/// The tenant's reports, newest first (counts only).
+#[utoipa::path(get, path = "/api/v1/security/reports", tag = "security", params(ReportsQuery),
+    responses((status = 200, body = ReportList), (status = 400), (status = 401), (status = 403), (status = 404), (status = 422)),
+    extensions(("x-min-role" = json!("operator"))),
+    security(("dash_key" = [])))]
+pub async fn list_reports(
+    State(state): State<AppState>,
+    State(sec): State<Security>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ReportsQuery>,
+) -> ApiResult<Json<ReportList>> {
+    require_read(&state, &caller).await?;
+    let limit = crate::api::extract::bounded("limit", q.limit, 20, 1..=100)?;
+    Ok(Json(ReportList {
+        reports: sec.list(caller.tenant(), limit).await?,
+    }))
+}
+
+/// The newest report: packages, vulnerabilities (most severe first), redacted secret
+/// findings, counts, unreadable files and the SBOM; `report` is null before any scan.
+#[utoipa::path(get, path = "/api/v1/security/reports/latest", tag = "security",
+    responses((status = 200, body = LatestReport), (status = 401), (status = 403), (status = 404)),
+    extensions(("x-min-role" = json!("operator"))),
+    security(("dash_key" = [])))]
+pub async fn latest_report(
+    State(state): State<AppState>,
+    State(sec): State<Security>,
+    caller: Caller,
+) -> ApiResult<Json<LatestReport>> {
+    require_read(&state, &caller).await?;
+    Ok(Json(LatestReport {
+        report: sec.latest(caller.tenant()).await?,
+    }))
+}
+
+async fn find(state: &AppState, sec: &Security, caller: &Caller, id: &str) -> ApiResult<Report> {
+    require_read(state, caller).await?;
+    check_id(id)?;
+    sec.get(caller.tenant(), id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no security report {id} in this tenant")))
+}
+
+/// One report by id.
+#[utoipa::path(get, path = "/api/v1/security/reports/{id}", tag = "security",
+    params(("id" = String, Path, description = "report id, e.g. scan_4bf0c1d2e3", example = "scan_00000000000000000000")),
+    responses((status = 200, body = Report), (status = 400), (status = 401), (status = 403), (status = 404)),
+    extensions(("x-min-role" = json!("operator"))),
+    security(("dash_key" = [])))]
+pub async fn get_report(
+    State(state): State<AppState>,
+    State(sec): State<Security>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Report>> {
+    Ok(Json(find(&state, &sec, &caller, &id).await?))
+}
+
+/// A report's SBOM (CycloneDX 1.5 JSON) as a download.
+#[utoipa::path(get, path = "/api/v1/security/reports/{id}/sbom", tag = "security",
+    params(("id" = String, Path, description = "report id, e.g. scan_4bf0c1d2e3", example = "scan_00000000000000000000")),
+    responses((status = 200, description = "CycloneDX 1.5 JSON", content_type = "application/vnd.cyclonedx+json"),
+        (status = 400), (status = 401), (status = 403), (status = 404)),
+    extensions(("x-min-role" = json!("operator"))),
+    security(("dash_key" = [])))]
+pub async fn get_sbom(
+    State(state): State<AppState>,
+    State(sec): State<Security>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let r = find(&state, &sec, &caller, &id).await?;
+    let body = serde_json::to_vec_pretty(&r.sbom).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, super::sbom::MEDIA_TYPE.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"sbom-{id}.cdx.json\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// The area's status: light, last scan age and duration, counts by severity.
+#[utoipa::path(get, path = "/api/v1/security/status", tag = "security",
+    responses((status = 200, body = SecurityStatus), (status = 401), (status = 403), (status = 404)),
+    extensions(("x-min-role" = json!("operator"))),
+    security(("dash_key" = [])))]
+pub async fn status(
+    State(state): State<AppState>,
+    State(sec): State<Security>,
+    caller: Caller,
+) -> ApiResult<Json<SecurityStatus>> {
+    require_read(&state, &caller).await?;
+    Ok(Json(sec.status(caller.tenant()).await?))
+}
