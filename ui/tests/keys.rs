@@ -474,10 +474,10 @@ fn stale_data_is_kept_and_marked() {
 #[test]
 fn area_404_is_reported_honestly() {
     let mut app = loaded_app();
-    go_tab(&mut app, "Security");
+    go_tab(&mut app, "Integrations");
     let screen = render(&app, 100, 30);
     assert!(screen.contains(
-        "This area is not installed on this backend (GET /api/v1/security/findings answered 404)"
+        "This area is not installed on this backend (GET /api/v1/integrations answered 404)"
     ));
     // The Costs tab shows AI spend; its cloud-spend strip says the FinOps area is missing.
     go_tab(&mut app, "Costs");
@@ -640,7 +640,7 @@ fn module_disabled_is_an_answer_not_an_error() {
 #[test]
 fn plain_404_is_still_not_installed() {
     let mut app = loaded_app();
-    go_tab(&mut app, "Security");
+    go_tab(&mut app, "Integrations");
     let screen = render(&app, 100, 30);
     assert!(screen.contains("This area is not installed"), "{screen}");
     assert!(!screen.contains("Module"), "{screen}");
@@ -1159,4 +1159,22 @@ fn tabs_of_areas_not_installed_are_dimmed_on_the_tab_line() {
         !buf[(spots[i].0, 1)].modifier.contains(Modifier::DIM),
         "the current tab is shown as current, not dimmed"
     );
+
+#[test]
+fn run_scan_comes_from_the_palette_and_the_security_tab() {
+    let mut app = loaded_app();
+    press(&mut app, KeyCode::Char(':'));
+    type_str(&mut app, "run_scan");
+    let fx = press(&mut app, KeyCode::Enter);
+    let p = posts(&fx);
+    assert_eq!(p[0].0, PostOp::DryRun);
+    assert_eq!(
+        p[0].2,
+        json!({"verb": "run_scan", "args": {}, "confirm": false})
+    );
+    let mut app = loaded_app();
+    go_tab(&mut app, "Security");
+    let fx = press(&mut app, KeyCode::Char('s'));
+    let p = posts(&fx);
+    assert_eq!(p[0].2["verb"], "run_scan", "{p:?}");
 }

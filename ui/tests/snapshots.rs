@@ -535,4 +535,29 @@ fn logs_view_states() {
     press(&mut app, KeyCode::Esc);
     press(&mut app, KeyCode::Char('p'));
     assert_snapshot!("header_paused", render(&app, W, H));
+
+#[test]
+fn security_shows_the_last_scan_redacted_findings_and_exports_the_sbom() {
+    use echopilot_ui::tabs::security::{export_sbom, LATEST};
+    let app = on_tab(loaded_app(), "Security");
+    let screen = render(&app, W, H);
+    // Recorded from a real scan: two fake secrets, two vulnerable packages.
+    assert!(screen.contains("[FAIL] 2 secret(s) found"), "{screen}");
+    assert!(screen.contains("RUSTSEC-2021-0003"), "{screen}");
+    assert!(screen.contains("github-pat"), "{screen}");
+    assert!(screen.contains("REDACTED"), "{screen}");
+    assert_snapshot!("security_findings", screen);
+    // The secret itself never reached the console: only its redacted form is in the data.
+    let report = app.cache.get(LATEST).unwrap().report.clone().unwrap();
+    for s in &report.secrets {
+        assert!(s.redacted.contains("REDACTED"), "{s:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let notice = export_sbom(&app.cache, dir.path());
+    assert!(notice.contains("written to"), "{notice}");
+    let path = dir.path().join(format!("sbom-{}.cdx.json", report.id));
+    let sbom: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(sbom["bomFormat"], "CycloneDX");
+    assert_eq!(sbom["specVersion"], "1.5");
 }

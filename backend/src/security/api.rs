@@ -241,5 +241,5 @@ pub async fn status(
     caller: Caller,
 ) -> ApiResult<Json<SecurityStatus>> {
     require_read(&state, &caller).await?;
-    Ok(Json(sec.status(caller.tenant()).await?))
+    Ok(Json(sec.status_for(caller.tenant()).await?))
 }

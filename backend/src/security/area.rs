@@ -216,7 +216,7 @@ impl SummaryProvider for SecuritySummary {
     ) -> BoxFuture<'a, anyhow::Result<Value>> {
         Box::pin(async move {
             let s = state.require::<Security>("status", "security")?;
-            Ok(serde_json::to_value(s.status(tenant).await?)?)
+            Ok(serde_json::to_value(s.status_for(tenant).await?)?)
         })
     }
 }
@@ -235,9 +235,7 @@ impl Probe for SecurityProbe {
     ) -> BoxFuture<'a, anyhow::Result<(Light, Value)>> {
         Box::pin(async move {
             let s = state.require::<Security>("telemetry", "security")?;
-            // Tenants other than the system one have no scans of their own: they see the
-            // fleet's light only as far as the system tenant's reports say.
-            let st = s.status(tenant).await?;
+            let st = s.status_for(tenant).await?;
             let light = match st.light.as_str() {
                 "green" => Light::Green,
                 "yellow" => Light::Yellow,

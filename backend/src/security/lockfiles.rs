@@ -102,7 +102,9 @@ pub fn pep503(name: &str) -> String {
     out
 }
 
-fn cargo(text: &str) -> Result<Vec<Package>, String> {
+/// `[[package]]` tables of a TOML lockfile (Cargo.lock, poetry.lock) with a name and a
+/// version.
+fn toml_packages(text: &str) -> Result<Vec<(String, String, toml::Table)>, String> {
     let v: toml::Table = text.parse().map_err(|e| format!("not TOML: {e}"))?;
     let mut out = Vec::new();
     for p in v
@@ -110,20 +112,25 @@ fn cargo(text: &str) -> Result<Vec<Package>, String> {
         .and_then(|p| p.as_array())
         .into_iter()
         .flatten()
+        .filter_map(|p| p.as_table())
     {
-        let (Some(name), Some(version)) = (
+        if let (Some(name), Some(version)) = (
             p.get("name").and_then(|x| x.as_str()),
             p.get("version").and_then(|x| x.as_str()),
-        ) else {
-            continue;
-        };
-        // Path packages (the workspace's own crates) have no source: not dependencies.
-        if p.get("source").is_none() {
-            continue;
+        ) {
+            out.push((name.to_string(), version.to_string(), p.clone()));
         }
-        out.push(pkg("crates.io", name, version, cargo_purl(name, version)));
     }
     Ok(out)
+}
+
+fn cargo(text: &str) -> Result<Vec<Package>, String> {
+    Ok(toml_packages(text)?
+        .into_iter()
+        // Path packages (the workspace's own crates) have no source: not dependencies.
+        .filter(|(_, _, t)| t.contains_key("source"))
+        .map(|(name, version, _)| pkg("crates.io", &name, &version, cargo_purl(&name, &version)))
+        .collect())
 }
 
 fn npm(text: &str) -> Result<Vec<Package>, String> {
@@ -205,23 +212,13 @@ fn yarn(text: &str) -> Vec<Package> {
 }
 
 fn poetry(text: &str) -> Result<Vec<Package>, String> {
-    let v: toml::Table = text.parse().map_err(|e| format!("not TOML: {e}"))?;
-    let mut out = Vec::new();
-    for p in v
-        .get("package")
-        .and_then(|p| p.as_array())
+    Ok(toml_packages(text)?
         .into_iter()
-        .flatten()
-    {
-        if let (Some(name), Some(version)) = (
-            p.get("name").and_then(|x| x.as_str()),
-            p.get("version").and_then(|x| x.as_str()),
-        ) {
-            let n = pep503(name);
-            out.push(pkg("PyPI", &n, version, pypi_purl(&n, version)));
-        }
-    }
-    Ok(out)
+        .map(|(name, version, _)| {
+            let n = pep503(&name);
+            pkg("PyPI", &n, &version, pypi_purl(&n, &version))
+        })
+        .collect())
 }
 
 fn gosum(text: &str) -> Vec<Package> {

@@ -266,6 +266,25 @@ impl Security {
         Ok(row.map(|r| r.0 .0))
     }
 
+    /// Reports of `tenant` created in `[from_ms, to_ms]`, oldest first (evidence bundles).
+    pub async fn between(
+        &self,
+        tenant: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> anyhow::Result<Vec<Report>> {
+        let rows: Vec<(String, Json<Report>)> = sqlx::query_as(
+            "SELECT id, report FROM security_reports WHERE tenant_id = $1 AND created_at >= $2 AND created_at <= $3 ORDER BY created_at, id",
+        )
+        .bind(tenant)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(self.store().reader())
+        .await
+        .map_err(in_table("security_reports", None))?;
+        Ok(rows.into_iter().map(|r| r.1 .0).collect())
+    }
+
     /// The newest report of `tenant`.
     pub async fn latest(&self, tenant: &str) -> anyhow::Result<Option<Report>> {
         let row: Option<(String, Json<Report>)> = sqlx::query_as(
@@ -332,6 +351,21 @@ impl Security {
                 .fetch_one(self.store().reader())
                 .await?,
         )
+    }
+
+    /// The status a tenant sees: the system tenant its own (the fleet's scans); another
+    /// tenant the fleet's light and reason only (no ids, paths or counts of the server's
+    /// files), so its telemetry is not yellow for want of scans of its own.
+    pub async fn status_for(&self, tenant: &str) -> anyhow::Result<SecurityStatus> {
+        let mut s = self.status(crate::auth::DEFAULT_TENANT).await?;
+        if tenant != crate::auth::DEFAULT_TENANT {
+            s.last_report_id = None;
+            s.counts = None;
+            s.targets = Vec::new();
+            s.reports = self.count(tenant).await?;
+            s.reason = format!("fleet scan: {}", s.reason);
+        }
+        Ok(s)
     }
 
     /// The light: red for any secret or critical/high vulnerability or a scan older than

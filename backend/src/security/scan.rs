@@ -104,6 +104,17 @@ struct Found {
     allowlisted: u64,
 }
 
+impl Found {
+    fn absorb(&mut self, mut other: Found) {
+        self.secrets.append(&mut other.secrets);
+        self.packages.append(&mut other.packages);
+        self.errors.append(&mut other.errors);
+        self.files += other.files;
+        self.bytes += other.bytes;
+        self.allowlisted += other.allowlisted;
+    }
+}
+
 fn rel_path(root: &Path, p: &Path) -> String {
     let r = p.strip_prefix(root).unwrap_or(p);
     let s = r.to_string_lossy().replace('\\', "/");
@@ -225,23 +236,14 @@ pub fn run(opts: &ScanOptions, ledger: Option<&Ledger>) -> anyhow::Result<Report
                     let Some(item) = items.get(i) else { break };
                     scan_file(opts, &detector, &allow, item, &mut local, ledger);
                 }
-                let mut g = shared.lock().unwrap_or_else(|e| e.into_inner());
-                g.secrets.append(&mut local.secrets);
-                g.packages.append(&mut local.packages);
-                g.errors.append(&mut local.errors);
-                g.files += local.files;
-                g.bytes += local.bytes;
-                g.allowlisted += local.allowlisted;
+                shared
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .absorb(local);
             });
         }
     });
-    let mut f = shared.into_inner().unwrap_or_else(|e| e.into_inner());
-    found.secrets.append(&mut f.secrets);
-    found.packages.append(&mut f.packages);
-    found.errors.append(&mut f.errors);
-    found.files += f.files;
-    found.bytes += f.bytes;
-    found.allowlisted += f.allowlisted;
+    found.absorb(shared.into_inner().unwrap_or_else(|e| e.into_inner()));
 
     found.packages.sort();
     found.packages.dedup();
@@ -367,7 +369,7 @@ fn scan_file(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let lock = lockfiles::kind(&name);
-    let too_big = std::fs::metadata(&item.path).map_or(false, |m| m.len() > opts.max_file_bytes);
+    let too_big = std::fs::metadata(&item.path).is_ok_and(|m| m.len() > opts.max_file_bytes);
     if too_big && lock.is_none() {
         if let Some(l) = ledger {
             l.add_processed(1);

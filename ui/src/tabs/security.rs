@@ -5,7 +5,7 @@
 //! `sbom-<report>.cdx.json` in the working directory.
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -96,7 +96,7 @@ impl Tab for SecurityTab {
 
     fn draw(&self, frame: &mut Frame, area: Rect, app: &App) {
         let [status, body] =
-            Layout::vertical([Constraint::Length(6), Constraint::Fill(1)]).areas(area);
+            Layout::vertical([Constraint::Length(7), Constraint::Fill(1)]).areas(area);
         let [vulns, lower] =
             Layout::vertical([Constraint::Percentage(55), Constraint::Fill(1)]).areas(body);
         let [secrets, packages] =
@@ -345,18 +345,18 @@ impl SecurityTab {
         let block = panel("Packages (x: export SBOM)", &f, false, theme);
         let mut lines = Vec::new();
         if let Some(r) = remote.data.and_then(|l| l.report.as_ref()) {
-            let mut by_eco: BTreeMap<&str, (usize, BTreeMap<&str, ()>)> = BTreeMap::new();
+            let mut by_eco: BTreeMap<&str, (usize, BTreeSet<&str>)> = BTreeMap::new();
             for p in &r.packages {
                 let e = by_eco.entry(p.ecosystem.as_str()).or_default();
                 e.0 += 1;
-                e.1.insert(p.source.as_str(), ());
+                e.1.insert(p.source.as_str());
             }
             for (eco, (n, sources)) in &by_eco {
                 lines.push(Line::from(vec![
                     Span::styled(format!("{eco:<10}"), theme.accent),
                     Span::raw(format!("{n:>5}  ")),
                     Span::styled(
-                        sources.keys().copied().collect::<Vec<_>>().join(", "),
+                        sources.iter().copied().collect::<Vec<_>>().join(", "),
                         theme.muted,
                     ),
                 ]));
