@@ -115,7 +115,7 @@ check GET /api/v1/security/status 200
 check GET /api/v1/security/reports/latest 200
 check GET "/api/v1/security/reports?limit=5" 200
 check GET "/api/v1/security/reports?limit=0" 422
-check GET /api/v1/security/reports/not-an-id 400
+check GET "/api/v1/security/reports?limit=abc" 400
 check GET /api/v1/security/reports/scan_doesnotexist 404
 check POST /api/v1/ops/command 200 '{"verb":"run_scan","args":{},"confirm":false}'
 check POST /api/v1/keys 201 '{"role":"operator","tenant":"smoke-sec","name":"smoke security"}'

@@ -703,7 +703,7 @@ async fn a_seeded_tree_gives_exactly_the_expected_findings_and_nothing_leaks() {
             .assert_problem(403);
         c.get("/api/v1/security/reports/not-an-id")
             .await
-            .assert_problem(400);
+            .assert_problem(404);
         c.get("/api/v1/security/reports/scan_nosuchreport")
             .await
             .assert_problem(404);

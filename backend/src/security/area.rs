@@ -185,6 +185,9 @@ impl Area for SecurityArea {
     fn probes(&self) -> Vec<Arc<dyn Probe>> {
         vec![Arc::new(SecurityProbe)]
     }
+    fn evidence(&self) -> Vec<Arc<dyn crate::area::Evidence>> {
+        vec![Arc::new(super::evidence::SecurityEvidence)]
+    }
 }
 
 /// The `security_scan` job: unreadable files are errors in the run's ledger (the run

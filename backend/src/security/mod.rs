@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod area;
+pub mod evidence;
 pub mod lockfiles;
 pub mod model;
 pub mod osv;
