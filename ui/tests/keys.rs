@@ -1136,8 +1136,8 @@ fn help_stops_scrolling_at_its_end_and_lists_each_key_once() {
 fn tabs_of_areas_not_installed_are_dimmed_on_the_tab_line() {
     use echopilot_ui::ratatui_style::Modifier;
     let mut app = loaded_app();
-    // loaded_app answers the Security tab's route with 404 (not installed here).
-    let i = app.tab_index("Security").unwrap();
+    // loaded_app answers the Integrations tab's route with 404 (not installed here).
+    let i = app.tab_index("Integrations").unwrap();
     assert!(echopilot_ui::tabs::unavailable(
         app.tabs[i].as_ref(),
         &app.cache
@@ -1150,15 +1150,16 @@ fn tabs_of_areas_not_installed_are_dimmed_on_the_tab_line() {
     let buf = echopilot_ui::ui::render_buffer(&app, 120, 32);
     let (spots, _) = echopilot_ui::ui::tab_positions(&app, 120);
     let dim = |x: u16| buf[(x, 1)].modifier.contains(Modifier::DIM);
-    assert!(dim(spots[i].0), "Security is dimmed");
+    assert!(dim(spots[i].0), "Integrations is dimmed");
     assert!(!dim(spots[j].0), "Queue is not");
-    go_tab(&mut app, "Security");
+    go_tab(&mut app, "Integrations");
     let buf = echopilot_ui::ui::render_buffer(&app, 120, 32);
     let (spots, _) = echopilot_ui::ui::tab_positions(&app, 120);
     assert!(
         !buf[(spots[i].0, 1)].modifier.contains(Modifier::DIM),
         "the current tab is shown as current, not dimmed"
     );
+}
 
 #[test]
 fn run_scan_comes_from_the_palette_and_the_security_tab() {

@@ -535,6 +535,7 @@ fn logs_view_states() {
     press(&mut app, KeyCode::Esc);
     press(&mut app, KeyCode::Char('p'));
     assert_snapshot!("header_paused", render(&app, W, H));
+}
 
 #[test]
 fn security_shows_the_last_scan_redacted_findings_and_exports_the_sbom() {
