@@ -185,6 +185,46 @@ check POST /api/v1/ai/proxy/v1/chat/completions 422 '{"messages":[]}'
 check POST /api/v1/ai/proxy/v1/embeddings 422 '{"input":"smoke"}'
 AS_KEY=wrong check GET /api/v1/ai/analytics 401
 
+# Compliance: a webhook signed like a Standard Webhooks sender when SMOKE_WEBHOOK_SECRET
+# (whsec_…) is one of the server's [compliance.webhook_secrets]; the evidence bundle,
+# checked with `echopilot evidence verify` (SMOKE_ECHOPILOT, default echopilot on PATH);
+# GDPR for a subject nobody has.
+sign_hook() { python3 -c 'import hmac,hashlib,base64,sys; k=base64.b64decode(sys.argv[1][6:]); print(base64.b64encode(hmac.new(k, ("%s.%s.%s" % tuple(sys.argv[2:5])).encode(), hashlib.sha256).digest()).decode())' "$@"; }
+WH_TS=$(date +%s); WH_BODY='{"type":"smoke.test","data":{"ok":true}}'
+if [ -n "${SMOKE_WEBHOOK_SECRET:-}" ]; then
+  WH_ID="smoke-$(date +%s%N)"; WH_SIG=$(sign_hook "$SMOKE_WEBHOOK_SECRET" "$WH_ID" "$WH_TS" "$WH_BODY")
+  check POST /api/v1/compliance/webhook 200 "$WH_BODY" -H "webhook-id: $WH_ID" -H "webhook-timestamp: $WH_TS" -H "webhook-signature: v1,$WH_SIG"
+  check POST /api/v1/compliance/webhook 401 "$WH_BODY" -H "webhook-id: $WH_ID" -H "webhook-timestamp: $WH_TS" -H "webhook-signature: v1,$WH_SIG"
+  OLD_TS=$((WH_TS - 600)); OLD_SIG=$(sign_hook "$SMOKE_WEBHOOK_SECRET" "$WH_ID-old" "$OLD_TS" "$WH_BODY")
+  check POST /api/v1/compliance/webhook 401 "$WH_BODY" -H "webhook-id: $WH_ID-old" -H "webhook-timestamp: $OLD_TS" -H "webhook-signature: v1,$OLD_SIG"
+fi
+check POST /api/v1/compliance/webhook 401 "$WH_BODY" -H "webhook-id: smoke-bad" -H "webhook-timestamp: $WH_TS" -H "webhook-signature: v1,c21va2U="
+check POST /api/v1/compliance/webhook 401 "$WH_BODY"
+check GET "/api/v1/compliance/hooks?limit=5" 200
+check GET "/api/v1/compliance/hooks?limit=0" 422
+TODAY=$(date -u +%F)
+check POST /api/v1/compliance/evidence/export 200 "{\"from\":\"$TODAY\",\"to\":\"$TODAY\"}"
+if command -v "${SMOKE_ECHOPILOT:-echopilot}" >/dev/null; then
+  cp /tmp/smoke.body /tmp/smoke-evidence.zip; N=$((N+1))
+  if "${SMOKE_ECHOPILOT:-echopilot}" evidence verify /tmp/smoke-evidence.zip >/tmp/smoke.verify 2>&1; then
+    echo "ok   echopilot evidence verify → OK"
+  else
+    FAILS=$((FAILS+1)); echo "FAIL echopilot evidence verify: $(head -c 300 /tmp/smoke.verify)"
+  fi
+fi
+check POST /api/v1/compliance/evidence/export 422 '{"from":"2026-12-02","to":"2026-12-01"}'
+check POST /api/v1/compliance/evidence/export 422 '{"from":"nope","to":"2026-12-01"}'
+check POST /api/v1/compliance/evidence/export 400 '{"from":"2026-12-01"}'
+check GET "/api/v1/gdpr/export?subject=smoke-nobody" 200
+check DELETE "/api/v1/gdpr/delete?subject=smoke-nobody" 200
+check GET /api/v1/gdpr/export 422
+check POST /api/v1/keys 201 '{"role":"operator","tenant":"smoke-c","name":"smoke compliance"}'
+CKEY=$(jq_get "['key']")
+AS_KEY=$CKEY check GET "/api/v1/compliance/hooks" 200
+AS_KEY=$CKEY check GET "/api/v1/gdpr/export?subject=smoke-nobody" 403
+AS_KEY=$CKEY check POST /api/v1/compliance/evidence/export 403 "{\"from\":\"$TODAY\",\"to\":\"$TODAY\"}"
+AS_KEY=wrong check DELETE "/api/v1/gdpr/delete?subject=smoke-nobody" 401
+
 echo
 echo "$((N-FAILS)) passed, $FAILS failed"
 [ "$FAILS" -eq 0 ]

@@ -126,6 +126,11 @@ enum Command {
         #[command(subcommand)]
         command: crate::security_cli::SecurityCommand,
     },
+    /// Compliance evidence bundles (`POST /api/v1/compliance/evidence/export`).
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
     /// The embedded console plus a clearly labelled demo tenant with synthetic activity.
     Demo,
     /// Print the version.
@@ -134,6 +139,26 @@ enum Command {
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum EvidenceCommand {
+    /// Check a bundle offline: the signature of evidence.json, every file's SHA-256, the
+    /// audit records' inclusion and consistency proofs. Exit 1 when it does not verify.
+    Verify {
+        /// The bundle (.zip).
+        file: PathBuf,
+        /// Require this evidence key (hex; `compliance.evidence_public_key` in the status
+        /// summary). Without it the key inside the bundle is used.
+        #[arg(long, value_name = "HEX")]
+        public_key: Option<String>,
+        /// Require the tree head to be signed by this audit key (`GET /api/v1/audit/heads`).
+        #[arg(long, value_name = "HEX")]
+        audit_public_key: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -190,6 +215,20 @@ pub fn main() -> ExitCode {
         Some(Command::Security { command }) => {
             crate::security_cli::run(cli.global.data_dir, cli.global.config, command)
         }
+        Some(Command::Evidence {
+            command:
+                EvidenceCommand::Verify {
+                    file,
+                    public_key,
+                    audit_public_key,
+                    json,
+                },
+        }) => crate::evidence::verify(
+            &file,
+            public_key.as_deref(),
+            audit_public_key.as_deref(),
+            json,
+        ),
         Some(Command::Tui {
             url,
             key,

@@ -5,6 +5,7 @@ mod cli;
 mod console;
 mod ctl;
 mod demo;
+mod evidence;
 mod security_cli;
 
 use std::process::ExitCode;

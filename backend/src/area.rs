@@ -199,7 +199,43 @@ pub trait Gdpr: Send + Sync {
     ) -> BoxFuture<'a, anyhow::Result<GdprErasure>>;
 }
 
+/// What a statement of [`GdprRequest::erase`] does to the rows it touches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Erase {
+    Delete,
+    Anonymise,
+}
+
 impl GdprRequest {
+    /// The common delete: run each statement (SQL of the area's own tables taking `$1` =
+    /// tenant, `$2` = subject) in one write transaction, count the rows each touched under
+    /// its kind, append the area's audit record in the same transaction, commit.
+    pub async fn erase(
+        &self,
+        store: &crate::store::Store,
+        area: &str,
+        statements: &[(&str, Erase, &str)],
+    ) -> Result<GdprErasure, sqlx::Error> {
+        let mut tx = store.begin_write().await?;
+        let mut e = GdprErasure::default();
+        for (kind, what, sql) in statements {
+            let n = sqlx::query(sql)
+                .bind(&self.tenant)
+                .bind(&self.subject)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let into = match what {
+                Erase::Delete => &mut e.deleted,
+                Erase::Anonymise => &mut e.anonymised,
+            };
+            *into.entry((*kind).to_string()).or_default() += n;
+        }
+        self.audit_in(store, &mut tx, area, &e).await?;
+        tx.commit().await?;
+        Ok(e)
+    }
+
     /// Append the audit record `gdpr.delete` of `area`'s part inside its transaction. The
     /// record holds the counts, never the subject (the caller gets `request_id` back to
     /// tie the record to the request).

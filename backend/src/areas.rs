@@ -21,4 +21,5 @@ pub static ALL: &[&dyn Area] = &[
     &crate::analytics::AnalyticsArea,
     &crate::ai::AiArea,
     &crate::security::area::SecurityArea,
+    &crate::compliance::area::ComplianceArea,
 ];

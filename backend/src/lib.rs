@@ -12,6 +12,7 @@ pub mod area;
 pub mod areas;
 pub mod audit;
 pub mod auth;
+pub mod compliance;
 pub mod config;
 pub mod dr;
 pub mod error;

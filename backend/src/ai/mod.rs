@@ -12,6 +12,7 @@
 pub mod analytics;
 pub mod api;
 pub mod events;
+pub mod gdpr;
 pub mod proxy;
 pub mod redact;
 pub mod rules;
@@ -341,6 +342,9 @@ impl Area for AiArea {
             state.provide(Ai::new(state.store.clone(), settings)?);
             Ok(())
         })
+    }
+    fn gdpr(&self) -> Option<Arc<dyn crate::area::Gdpr>> {
+        Some(Arc::new(gdpr::AiGdpr))
     }
     fn summary(&self) -> Option<Arc<dyn SummaryProvider>> {
         Some(Arc::new(AiSummary))

@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod funnel;
+pub mod gdpr;
 pub mod ingest;
 pub mod rollup;
 pub mod usage;
@@ -221,6 +222,9 @@ impl Area for AnalyticsArea {
     fn jobs(&self, _state: &AppState, reg: &mut crate::jobs::JobRegistry) -> anyhow::Result<()> {
         rollup::register(reg);
         Ok(())
+    }
+    fn gdpr(&self) -> Option<Arc<dyn crate::area::Gdpr>> {
+        Some(Arc::new(gdpr::AnalyticsGdpr))
     }
     fn summary(&self) -> Option<Arc<dyn SummaryProvider>> {
         Some(Arc::new(AnalyticsSummary))

@@ -33,8 +33,10 @@ const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
-/// Routes whose POST ignores `Idempotency-Key` (their answer holds a secret).
-pub const IDEMPOTENCY_EXEMPT: &[&str] = &["/api/v1/keys"];
+/// Routes whose POST ignores `Idempotency-Key`: the answer holds a secret (a new key), or
+/// is a binary file built fresh on each call (an evidence bundle: the replay cache keeps
+/// JSON text only).
+pub const IDEMPOTENCY_EXEMPT: &[&str] = &["/api/v1/keys", "/api/v1/compliance/evidence/export"];
 
 fn problem_response(description: &str) -> Value {
     json!({

@@ -62,6 +62,12 @@ impl Area for AuditArea {
     fn probes(&self) -> Vec<std::sync::Arc<dyn crate::area::Probe>> {
         vec![std::sync::Arc::new(AuditProbe)]
     }
+    fn evidence(&self) -> Vec<std::sync::Arc<dyn crate::area::Evidence>> {
+        vec![std::sync::Arc::new(super::compliance::AuditEvidence)]
+    }
+    fn gdpr(&self) -> Option<std::sync::Arc<dyn crate::area::Gdpr>> {
+        Some(std::sync::Arc::new(super::compliance::AuditGdpr))
+    }
     fn routes(&self) -> OpenApiRouter<AppState> {
         OpenApiRouter::new()
             .routes(routes!(audit::chain))

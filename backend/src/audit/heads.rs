@@ -125,8 +125,9 @@ fn key_path(s: &AuditSection, data_dir: &Path) -> PathBuf {
     }
 }
 
-/// Read the key file, or create it (mode 0600) when it does not exist.
-fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
+/// Read an Ed25519 key file (64 hex chars, the seed), or create it (mode 0600) when it
+/// does not exist. `what` names the key in messages ("audit head key").
+pub(crate) fn load_or_create_signing_key(path: &Path, what: &str) -> anyhow::Result<SigningKey> {
     use anyhow::Context;
     if !path.exists() {
         if let Some(dir) = path.parent() {
@@ -134,17 +135,17 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<SigningKey> {
         }
         let seed: [u8; 32] = rand::random();
         crate::auth::write_secret_file(path, &format!("{}\n", hex::encode(seed)))
-            .with_context(|| format!("cannot write the audit head key {}", path.display()))?;
-        tracing::info!(target: "audit", path = %path.display(), "created the audit head signing key");
+            .with_context(|| format!("cannot write the {what} {}", path.display()))?;
+        tracing::info!(target: "audit", path = %path.display(), "created the {what}");
     }
     let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the audit head key {}", path.display()))?;
+        .with_context(|| format!("cannot read the {what} {}", path.display()))?;
     let seed = hex::decode(text.trim())
         .ok()
         .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
         .ok_or_else(|| {
             anyhow::anyhow!(
-                "audit head key {} must hold 64 hex characters (an Ed25519 seed)",
+                "{what} {} must hold 64 hex characters (an Ed25519 seed)",
                 path.display()
             )
         })?;
@@ -198,9 +199,34 @@ pub async fn latest(store: &Store) -> Result<Option<AuditHead>, sqlx::Error> {
     Ok(list(store, 1).await?.pop())
 }
 
+/// The newest head signed at or before `ts_ms` (what an evidence bundle proves
+/// consistency from: the log as it stood when its period began).
+pub async fn latest_at_or_before(
+    store: &Store,
+    ts_ms: i64,
+) -> Result<Option<AuditHead>, sqlx::Error> {
+    let row = sqlx::query_as::<_, HeadRow>(&format!(
+        "SELECT {HEAD_COLS} FROM audit_heads WHERE ts <= $1 ORDER BY id DESC LIMIT 1"
+    ))
+    .bind(ts_ms)
+    .fetch_optional(store.reader())
+    .await?;
+    Ok(row.map(AuditHead::from))
+}
+
+/// The first head ever published, if any.
+pub async fn oldest(store: &Store) -> Result<Option<AuditHead>, sqlx::Error> {
+    let row = sqlx::query_as::<_, HeadRow>(&format!(
+        "SELECT {HEAD_COLS} FROM audit_heads ORDER BY id LIMIT 1"
+    ))
+    .fetch_optional(store.reader())
+    .await?;
+    Ok(row.map(AuditHead::from))
+}
+
 impl Heads {
     pub fn new(s: &AuditSection, data_dir: &Path) -> anyhow::Result<Heads> {
-        let key = load_or_create_key(&key_path(s, data_dir))?;
+        let key = load_or_create_signing_key(&key_path(s, data_dir), "audit head key")?;
         let witness = if s.witness_url.is_empty() {
             None
         } else {
@@ -334,7 +360,7 @@ mod tests {
     fn heads_verify_offline_and_a_changed_field_does_not() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k");
-        let key = load_or_create_key(&path).unwrap();
+        let key = load_or_create_signing_key(&path, "audit head key").unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -343,7 +369,9 @@ mod tests {
         }
         // The same file gives the same key.
         assert_eq!(
-            load_or_create_key(&path).unwrap().verifying_key(),
+            load_or_create_signing_key(&path, "audit head key")
+                .unwrap()
+                .verifying_key(),
             key.verifying_key()
         );
         let root = "ab".repeat(32);

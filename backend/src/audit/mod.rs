@@ -7,6 +7,7 @@
 //! nodes and never rehash the log.
 
 pub mod area;
+pub mod compliance;
 pub mod heads;
 pub mod merkle;
 

@@ -29,6 +29,12 @@ impl Area for KeysArea {
     fn summary(&self) -> Option<std::sync::Arc<dyn SummaryProvider>> {
         Some(std::sync::Arc::new(KeysSummary))
     }
+    fn evidence(&self) -> Vec<std::sync::Arc<dyn crate::area::Evidence>> {
+        vec![std::sync::Arc::new(super::compliance::AccessReview)]
+    }
+    fn gdpr(&self) -> Option<std::sync::Arc<dyn crate::area::Gdpr>> {
+        Some(std::sync::Arc::new(super::compliance::KeysGdpr))
+    }
     fn routes(&self) -> OpenApiRouter<AppState> {
         OpenApiRouter::new()
             .routes(routes!(keys::create_key, keys::list_keys))

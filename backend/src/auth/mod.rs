@@ -6,6 +6,7 @@
 //! takes effect at once.
 
 pub mod area;
+pub mod compliance;
 
 use std::sync::Arc;
 

@@ -182,6 +182,9 @@ impl Area for DrArea {
             Arc::new(super::verb::verify_dr()),
         ]
     }
+    fn evidence(&self) -> Vec<Arc<dyn crate::area::Evidence>> {
+        vec![Arc::new(super::compliance::DrEvidence)]
+    }
     fn summary(&self) -> Option<Arc<dyn SummaryProvider>> {
         Some(Arc::new(DrSummary))
     }

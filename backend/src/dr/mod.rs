@@ -19,6 +19,7 @@
 pub mod api;
 pub mod area;
 pub mod backup;
+pub mod compliance;
 pub mod crypt;
 pub mod restore;
 pub mod retention;

@@ -42,6 +42,12 @@ impl Area for OpsArea {
             .routes(routes!(api::command))
             .routes(routes!(api::logs))
     }
+    fn evidence(&self) -> Vec<Arc<dyn crate::area::Evidence>> {
+        vec![Arc::new(super::compliance::ChangeLog)]
+    }
+    fn gdpr(&self) -> Option<Arc<dyn crate::area::Gdpr>> {
+        Some(Arc::new(super::compliance::OpsGdpr))
+    }
     fn verbs(&self, _state: &AppState) -> Vec<Arc<dyn super::Verb>> {
         vec![Arc::new(super::verbs::tail_logs::TailLogs::new())]
     }

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod area;
 pub mod command;
+pub mod compliance;
 pub mod schema;
 pub mod verbs;
 

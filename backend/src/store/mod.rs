@@ -144,6 +144,16 @@ impl Store {
         self.dialect
     }
 
+    /// SQL that is true when text column `col` contains the bound text `param` (e.g.
+    /// `$2`), byte for byte and case-sensitive on both engines (`LIKE` is neither: SQLite
+    /// folds ASCII case, and `%`/`_` in the needle would need escaping).
+    pub fn contains_sql(&self, col: &str, param: &str) -> String {
+        match self.dialect {
+            Dialect::Sqlite => format!("instr({col}, {param}) > 0"),
+            Dialect::Postgres => format!("strpos({col}, {param}) > 0"),
+        }
+    }
+
     /// The connection URL (may contain a password: never log it unredacted).
     pub fn url(&self) -> &str {
         &self.url
