@@ -217,7 +217,8 @@ check POST /api/v1/compliance/evidence/export 422 '{"from":"nope","to":"2026-12-
 check POST /api/v1/compliance/evidence/export 400 '{"from":"2026-12-01"}'
 check GET "/api/v1/gdpr/export?subject=smoke-nobody" 200
 check DELETE "/api/v1/gdpr/delete?subject=smoke-nobody" 200
-check GET /api/v1/gdpr/export 422
+check GET /api/v1/gdpr/export 400
+check GET "/api/v1/gdpr/export?subject=" 422
 check POST /api/v1/keys 201 '{"role":"operator","tenant":"smoke-c","name":"smoke compliance"}'
 CKEY=$(jq_get "['key']")
 AS_KEY=$CKEY check GET "/api/v1/compliance/hooks" 200

@@ -242,7 +242,7 @@ pub async fn export_evidence(
 pub struct SubjectQuery {
     /// The data subject: an analytics / AI `distinct_id`, a key label, or a key id.
     #[param(example = "user-4711")]
-    pub subject: Option<String>,
+    pub subject: String,
 }
 
 fn gdpr_request(caller: &Caller, subject: String) -> GdprRequest {
@@ -268,7 +268,7 @@ pub async fn gdpr_export(
     ApiQuery(q): ApiQuery<SubjectQuery>,
 ) -> ApiResult<Json<GdprExportResponse>> {
     caller.require(&state, Role::Admin, "gdpr.export").await?;
-    let subject = check_subject(q.subject.as_deref())?;
+    let subject = check_subject(&q.subject)?;
     let req = gdpr_request(&caller, subject);
     Ok(Json(c.gdpr_export(&state, &req).await?))
 }
@@ -288,7 +288,7 @@ pub async fn gdpr_delete(
     ApiQuery(q): ApiQuery<SubjectQuery>,
 ) -> ApiResult<Json<GdprDeleteResponse>> {
     caller.require(&state, Role::Admin, "gdpr.delete").await?;
-    let subject = check_subject(q.subject.as_deref())?;
+    let subject = check_subject(&q.subject)?;
     let req = gdpr_request(&caller, subject);
     Ok(Json(c.gdpr_delete(&state, &req).await?))
 }

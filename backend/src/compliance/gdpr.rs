@@ -17,9 +17,9 @@ use crate::util::{now_ms, rfc3339_ms};
 /// Longest subject identifier accepted.
 pub const MAX_SUBJECT_CHARS: usize = 320;
 
-/// Check a `subject` parameter: present, 1..=320 characters, no control characters.
-pub fn check_subject(s: Option<&str>) -> Result<String, ApiError> {
-    let s = s.map(str::trim).unwrap_or_default();
+/// Check a `subject` parameter: not blank, 1..=320 characters, no control characters.
+pub fn check_subject(s: &str) -> Result<String, ApiError> {
+    let s = s.trim();
     if s.is_empty() {
         return Err(ApiError::Unprocessable(
             "subject is required: the identifier to export or delete (a distinct_id, a key label, a key id)".into(),
