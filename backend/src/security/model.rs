@@ -7,6 +7,8 @@ use utoipa::ToSchema;
 crate::text_enum! {
     /// How bad a finding is (most severe first when sorted).
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, ToSchema)]
+    // Its own name in the OpenAPI document: `Severity` is the alerts area's.
+    #[schema(as = FindingSeverity)]
     #[serde(rename_all = "lowercase")]
     pub enum Severity {
         Critical = "critical",
