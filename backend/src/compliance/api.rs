@@ -241,7 +241,12 @@ pub async fn export_evidence(
 #[serde(deny_unknown_fields)]
 pub struct SubjectQuery {
     /// The data subject: an analytics / AI `distinct_id`, a key label, or a key id.
-    #[param(example = "user-4711")]
+    #[param(
+        example = "user-4711",
+        min_length = 1,
+        max_length = 320,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub subject: String,
 }
 
