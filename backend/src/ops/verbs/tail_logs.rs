@@ -98,17 +98,6 @@ fn file_names(files: &[PathBuf]) -> Vec<String> {
         .collect()
 }
 
-/// Which lines a caller may see: everything for a superadmin, else its tenant's lines.
-fn visible(tenant: Option<&str>, line: &str) -> bool {
-    match tenant {
-        None => true,
-        Some(t) => serde_json::from_str::<Value>(line)
-            .ok()
-            .and_then(|v| v.get("tenant_id").and_then(Value::as_str).map(|x| x == t))
-            .unwrap_or(false),
-    }
-}
-
 /// Collect up to `want` complete lines from the end of `path` into `out` (newest first),
 /// reading backwards in chunks. A trailing line without its newline is still being
 /// written and is skipped.
@@ -303,15 +292,17 @@ impl Verb for TailLogs {
         Box::pin(async move {
             let a = parse(args)?;
             let dir = ctx.state.cfg.logs_dir();
-            let tenant = (ctx.role != Role::Superadmin).then(|| ctx.tenant.clone());
+            // Which lines the caller may see: everything for a superadmin, else its tenant's.
+            let filter = LogFilter {
+                tenant: (ctx.role != Role::Superadmin).then(|| ctx.tenant.clone()),
+                min_level: None,
+                contains: None,
+            };
             let area = a.area.clone();
-            let (names, lines, exhausted) = tokio::task::spawn_blocking(move || {
-                tail_area(&dir, &area, a.lines, &|l: &str| {
-                    visible(tenant.as_deref(), l)
-                })
-            })
-            .await
-            .map_err(ApiError::internal)?;
+            let (names, lines, exhausted) =
+                tokio::task::spawn_blocking(move || filtered_lines(&dir, &area, a.lines, &filter))
+                    .await
+                    .map_err(ApiError::internal)?;
             Ok(json!({
                 "area": a.area,
                 "files": names,
@@ -359,7 +350,12 @@ mod tests {
             .collect();
         assert_eq!(idx, vec![49, 48, 47, 46, 45]);
         let mut out = Vec::new();
-        tail_file(&p, 100, &mut budget, &|l| visible(Some("t1"), l), &mut out).unwrap();
+        let t1 = LogFilter {
+            tenant: Some("t1".into()),
+            min_level: None,
+            contains: None,
+        };
+        tail_file(&p, 100, &mut budget, &|l| t1.keeps(l), &mut out).unwrap();
         assert_eq!(out.len(), 25);
         assert!(out.iter().all(|l| l.contains("\"t1\"")));
         let key = format!("ep_{}", "ab".repeat(32));
