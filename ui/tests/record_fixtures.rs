@@ -412,6 +412,7 @@ async fn scenario(b: &Backend, samples: usize) -> BTreeMap<&'static str, Value> 
         ("dr_backups.json", "/api/v1/dr/backups"),
         ("dr_verify.json", "/api/v1/dr/verify"),
         ("logs.json", "/api/v1/ops/logs?area=server&lines=40"),
+        ("logs_queue.json", "/api/v1/ops/logs?area=queue&lines=40"),
         ("security_status.json", "/api/v1/security/status"),
         ("security_latest.json", "/api/v1/security/reports/latest"),
     ] {

@@ -519,6 +519,23 @@ fn logs_view_states() {
     press(&mut app, KeyCode::Char('w'));
     press(&mut app, KeyCode::Char('k'));
     assert_snapshot!("logs_view_wrapped_scrolled_80x24", render(&app, 80, 24));
+    // A log with no HTTP lines (the queue's) gives the route, status and ms columns'
+    // room to the message.
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Char('l'));
+    app.load(LOGS.res, fixture("logs_queue.json"));
+    assert_snapshot!("logs_view_queue_80x24", render(&app, 80, 24));
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('1'));
+    press(&mut app, KeyCode::Char('l'));
+    app.load(LOGS.res, fixture("logs.json"));
+    let server = render(&app, 80, 24);
+    assert!(
+        server.contains("Route") && server.contains(" ms│"),
+        "{server}"
+    );
+    press(&mut app, KeyCode::Char('w'));
     press(&mut app, KeyCode::Char('/'));
     type_str(&mut app, "zzz");
     press(&mut app, KeyCode::Enter);

@@ -70,15 +70,7 @@ impl App {
             Some(Action::PageUp) => v.scroll_by(-v.page()),
             Some(Action::PageDown) => v.scroll_by(v.page()),
             Some(Action::ToggleJson) => v.toggle_json(),
-            Some(Action::ToggleUtc) => {
-                self.utc = !self.utc;
-                let msg = if self.utc {
-                    "Times in UTC."
-                } else {
-                    "Times in local time."
-                };
-                self.notify(msg);
-            }
+            Some(Action::ToggleUtc) => self.toggle_utc(),
             Some(Action::CopyId) => {
                 let id = v.described.id.clone();
                 self.notify(format!("Copied {id} to the clipboard (OSC 52)."));
@@ -87,6 +79,24 @@ impl App {
             _ => {}
         }
         Vec::new()
+    }
+
+    /// `z`: clock times in UTC or local time, said in a flash.
+    fn toggle_utc(&mut self) {
+        self.utc = !self.utc;
+        self.notify(if self.utc {
+            "Times in UTC."
+        } else {
+            "Times in local time."
+        });
+    }
+
+    /// The describe view of the selected row (`d`, Enter, a second click).
+    fn open_describe(&mut self) {
+        match self.current().describe(&self.cache) {
+            Some(d) => self.popup = Some(Popup::Describe(DescribeView::new(d))),
+            None => self.notify("Nothing selected to describe."),
+        }
     }
 
     /// The mouse: the wheel scrolls what is open (table, logs, describe, help, palette); a
@@ -144,10 +154,7 @@ impl App {
         };
         match t.row_at(m.row) {
             Some(pos) if pos == t.selected => {
-                match self.current().describe(&self.cache) {
-                    Some(d) => self.popup = Some(Popup::Describe(DescribeView::new(d))),
-                    None => self.notify("Nothing selected to describe."),
-                }
+                self.open_describe();
                 Vec::new()
             }
             Some(pos) => {
@@ -167,7 +174,6 @@ impl App {
             .get(LOGS)
             .map(|v| v.areas.clone())
             .unwrap_or_default();
-        let utc = self.utc;
         let Some(Popup::Logs(v)) = self.popup.as_mut() else {
             return Vec::new();
         };
@@ -222,14 +228,7 @@ impl App {
                 v.back = 0;
                 return self.refetch(LOGS.res);
             }
-            Some(Action::ToggleUtc) => {
-                self.utc = !utc;
-                self.notify(if self.utc {
-                    "Times in UTC."
-                } else {
-                    "Times in local time."
-                });
-            }
+            Some(Action::ToggleUtc) => self.toggle_utc(),
             _ => {}
         }
         Vec::new()
@@ -287,10 +286,7 @@ impl App {
                 Vec::new()
             }
             Action::Describe => {
-                match self.current().describe(&self.cache) {
-                    Some(d) => self.popup = Some(Popup::Describe(DescribeView::new(d))),
-                    None => self.notify("Nothing selected to describe."),
-                }
+                self.open_describe();
                 Vec::new()
             }
             Action::Logs => {
@@ -328,12 +324,7 @@ impl App {
                 Vec::new()
             }
             Action::ToggleUtc => {
-                self.utc = !self.utc;
-                self.notify(if self.utc {
-                    "Times in UTC."
-                } else {
-                    "Times in local time."
-                });
+                self.toggle_utc();
                 Vec::new()
             }
             Action::ReadOnly(label) => {

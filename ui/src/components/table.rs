@@ -242,6 +242,20 @@ pub fn fit_columns(header: &[&str], rows: &[Vec<String>], width: u16) -> Vec<u16
     w
 }
 
+/// [`fit_columns`] over the first 500 rows `view` shows (cells from `texts`), with the
+/// matching constraints: one sizing pass per draw, however long the table.
+pub fn fit_view(
+    header: &[&str],
+    view: &TableView,
+    width: u16,
+    texts: impl Fn(usize) -> Vec<String>,
+) -> (Vec<u16>, Vec<Constraint>) {
+    let sample: Vec<Vec<String>> = view.visible.iter().take(500).map(|i| texts(*i)).collect();
+    let w = fit_columns(header, &sample, width);
+    let constraints = w.iter().map(|x| Constraint::Length(*x)).collect();
+    (w, constraints)
+}
+
 /// `text` cut to `width` chars with `…` when longer (see [`fit_columns`]).
 pub fn fit(text: &str, width: u16) -> String {
     crate::util::ellipsize(text, width as usize)

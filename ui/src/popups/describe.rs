@@ -121,7 +121,7 @@ impl Clock {
 }
 
 /// Splits `text` into pieces of at most `width` characters (at least one piece).
-fn chunks(text: &str, width: usize) -> Vec<String> {
+pub(crate) fn chunks(text: &str, width: usize) -> Vec<String> {
     let width = width.max(1);
     let chars: Vec<char> = text.chars().collect();
     if chars.is_empty() {

@@ -100,22 +100,23 @@ impl LogsView {
 /// Wall-clock time of a line (`HH:MM:SS.mmm`), local or UTC; the date too when it is not
 /// today.
 fn line_time(ts: Option<&str>, now: DateTime<Utc>, utc: bool) -> String {
+    fn in_zone<Tz: chrono::TimeZone>(t: DateTime<Tz>, now: DateTime<Tz>) -> String
+    where
+        Tz::Offset: std::fmt::Display,
+    {
+        if t.date_naive() == now.date_naive() {
+            t.format("%H:%M:%S%.3f").to_string()
+        } else {
+            t.format("%m-%d %H:%M:%S").to_string()
+        }
+    }
     let Some(t) = ts.and_then(|s| DateTime::parse_from_rfc3339(s).ok()) else {
         return String::new();
     };
     if utc {
-        let t = t.with_timezone(&Utc);
-        return if t.date_naive() == now.date_naive() {
-            t.format("%H:%M:%S%.3f").to_string()
-        } else {
-            t.format("%m-%d %H:%M:%S").to_string()
-        };
-    }
-    let t = t.with_timezone(&Local);
-    if t.date_naive() == now.with_timezone(&Local).date_naive() {
-        t.format("%H:%M:%S%.3f").to_string()
+        in_zone(t.with_timezone(&Utc), now)
     } else {
-        t.format("%m-%d %H:%M:%S").to_string()
+        in_zone(t.with_timezone(&Local), now.with_timezone(&Local))
     }
 }
 
@@ -184,6 +185,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, v: &LogsView) {
     ])
     .areas(inner);
     let width = inner.width as usize;
+    // Logs of areas that serve no HTTP (queue, scheduler, …) have no route, status or
+    // ms: those columns then give their room to the message.
+    let http = remote.data.is_some_and(|v| {
+        v.lines
+            .iter()
+            .any(|l| l.route.is_some() || l.status.is_some() || l.ms.is_some())
+    });
     // The route column as wide as the widest route shown (ids and messages get the rest).
     let route_w = remote
         .data
@@ -196,9 +204,14 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, v: &LogsView) {
         })
         .unwrap_or(5)
         .clamp(5, (width / 3).max(5));
-    let msg_w = width.saturating_sub(TIME_W + LEVEL_W + route_w + STATUS_W + MS_W + 5);
-    let header = format!(
-        "{:<TIME_W$} {:<LEVEL_W$} {:<msg_w$} {:<route_w$} {:>STATUS_W$} {:>MS_W$}",
+    let http_w = if http {
+        route_w + STATUS_W + MS_W + 3
+    } else {
+        0
+    };
+    let msg_w = width.saturating_sub(TIME_W + LEVEL_W + http_w + 2);
+    let mut header = format!(
+        "{:<TIME_W$} {:<LEVEL_W$} {:<msg_w$}",
         if app.utc {
             "Time (UTC)"
         } else {
@@ -206,10 +219,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, v: &LogsView) {
         },
         "Level",
         "Message",
-        "Route",
-        "St",
-        "ms"
     );
+    if http {
+        header.push_str(&format!(
+            " {:<route_w$} {:>STATUS_W$} {:>MS_W$}",
+            "Route", "St", "ms"
+        ));
+    }
     frame.render_widget(
         Paragraph::new(Span::styled(
             header,
@@ -260,13 +276,13 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, v: &LogsView) {
         };
         let route = l.route.clone().unwrap_or_default();
         let pieces: Vec<String> = if v.wrap {
-            wrap_chars(&msg, msg_w.max(1))
+            super::describe::chunks(&msg, msg_w)
         } else {
             vec![ellipsize(&msg, msg_w)]
         };
         for (i, piece) in pieces.into_iter().enumerate() {
             if i == 0 {
-                screen.push(Line::from(vec![
+                let mut spans = vec![
                     Span::styled(
                         format!("{:<TIME_W$} ", line_time(l.ts.as_deref(), app.now, app.utc)),
                         theme.muted,
@@ -275,14 +291,21 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, v: &LogsView) {
                         format!("{:<LEVEL_W$} ", ellipsize(&level, LEVEL_W)),
                         level_style(&level, theme),
                     ),
-                    Span::raw(format!("{piece:<msg_w$} ")),
-                    Span::styled(
-                        format!("{:<route_w$} ", ellipsize(&route, route_w)),
-                        theme.muted,
-                    ),
-                    Span::styled(format!("{status:>STATUS_W$} "), status_style),
-                    Span::styled(format!("{ms:>MS_W$}"), theme.muted),
-                ]));
+                ];
+                if http {
+                    spans.extend([
+                        Span::raw(format!("{piece:<msg_w$} ")),
+                        Span::styled(
+                            format!("{:<route_w$} ", ellipsize(&route, route_w)),
+                            theme.muted,
+                        ),
+                        Span::styled(format!("{status:>STATUS_W$} "), status_style),
+                        Span::styled(format!("{ms:>MS_W$}"), theme.muted),
+                    ]);
+                } else {
+                    spans.push(Span::raw(piece));
+                }
+                screen.push(Line::from(spans));
             } else {
                 screen.push(Line::from(vec![
                     Span::raw(" ".repeat(indent)),
@@ -335,13 +358,4 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, v: &LogsView) {
         return;
     }
     frame.render_widget(Paragraph::new(screen[start..end].to_vec()), body);
-}
-
-/// `s` cut into pieces of `width` chars.
-fn wrap_chars(s: &str, width: usize) -> Vec<String> {
-    let chars: Vec<char> = s.chars().collect();
-    if chars.is_empty() {
-        return vec![String::new()];
-    }
-    chars.chunks(width).map(|c| c.iter().collect()).collect()
 }

@@ -18,7 +18,7 @@ use crate::app::App;
 use crate::cache::{Cache, Res, Resource};
 use crate::commands::{cmd, mutating, Action, KeyCommand, Scope, TabAction, NONE};
 use crate::components::badge::badge;
-use crate::components::table::{DataTable, TableView};
+use crate::components::table::{fit, fit_view, DataTable, TableView};
 use crate::components::{empty_message, freshness, panel, Component};
 use crate::model::{parse_ts, DrBackups, DrVerify};
 use crate::util::{fmt_age, fmt_count, fmt_duration_ms, rel_time};
@@ -214,41 +214,50 @@ impl DrTab {
         let f = freshness(&remote, route, app.now);
         let block = panel("Backups", &f, true, theme);
         let list = remote.data.map(|l| l.backups.as_slice()).unwrap_or(&[]);
+        const HEADER: [&str; 7] = [
+            "Backup", "Age", "Size", "Files", "Rows", "Verified", "On disk",
+        ];
+        let texts = |i: usize| -> Vec<String> {
+            let b = &list[i];
+            vec![
+                b.id.clone(),
+                rel_time(Some(&b.created_at), app.now),
+                size(b.bytes),
+                b.files.to_string(),
+                fmt_count(b.manifest.row_counts.values().sum::<i64>().max(0) as u64),
+                b.verified
+                    .as_deref()
+                    .map(|v| badge(v, theme).content.to_string())
+                    .unwrap_or_else(|| "unverified".into()),
+                if b.present { "yes" } else { "MISSING" }.into(),
+            ]
+        };
+        // Sized to the rows: backup ids whole, k9s-style.
+        let (w, widths) = fit_view(&HEADER, &self.backups, block.inner(area).width, texts);
         let row = |i: usize| {
             let b = &list[i];
+            let t = texts(i);
             Row::new(vec![
-                Cell::from(b.id.clone()),
-                Cell::from(rel_time(Some(&b.created_at), app.now)),
-                Cell::from(size(b.bytes)),
-                Cell::from(b.files.to_string()),
-                Cell::from(fmt_count(
-                    b.manifest.row_counts.values().sum::<i64>().max(0) as u64,
-                )),
+                Cell::from(fit(&t[0], w[0])),
+                Cell::from(fit(&t[1], w[1])),
+                Cell::from(fit(&t[2], w[2])),
+                Cell::from(fit(&t[3], w[3])),
+                Cell::from(fit(&t[4], w[4])),
                 Cell::from(match b.verified.as_deref() {
-                    Some(v) => badge(v, theme),
-                    None => Span::styled("unverified", theme.muted),
+                    Some(v) => Span::styled(fit(&t[5], w[5]), badge(v, theme).style),
+                    None => Span::styled(fit(&t[5], w[5]), theme.muted),
                 }),
                 Cell::from(if b.present {
-                    Span::raw("yes")
+                    Span::raw(fit(&t[6], w[6]))
                 } else {
-                    Span::styled("MISSING", theme.fail)
+                    Span::styled(fit(&t[6], w[6]), theme.fail)
                 }),
             ])
         };
         DataTable {
             block,
-            header: &[
-                "Backup", "Age", "Size", "Files", "Rows", "Verified", "On disk",
-            ],
-            widths: &[
-                Constraint::Fill(3),
-                Constraint::Length(9),
-                Constraint::Length(10),
-                Constraint::Length(5),
-                Constraint::Length(8),
-                Constraint::Length(10),
-                Constraint::Length(7),
-            ],
+            header: &HEADER,
+            widths: &widths,
             view: &self.backups,
             row: &row,
             focused: true,

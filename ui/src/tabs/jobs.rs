@@ -16,7 +16,7 @@ use crate::app::App;
 use crate::cache::{Cache, Res, Resource};
 use crate::commands::{cmd, mutating, Action, KeyCommand, Scope, TabAction, NONE};
 use crate::components::badge::{self, badge};
-use crate::components::table::{fit, fit_columns, DataTable, TableView};
+use crate::components::table::{fit, fit_view, DataTable, TableView};
 use crate::components::{empty_message, freshness, panel, Component};
 use crate::model::{AutomationsStatus, JobRun, JobRuns, JobStatus, Verb};
 use crate::popups::describe::Described;
@@ -346,44 +346,56 @@ impl JobsTab {
             .get(RUNS)
             .map(|r| r.runs.as_slice())
             .unwrap_or(&[]);
-        let row = |i: usize| {
+        const HEADER: [&str; 6] = ["Job", "Schedule", "On", "Next run", "Last run", "Outcome"];
+        let last_of = |i: usize| {
             let j = &jobs[i];
             // Prefer the registry's own last-run record; else the newest run in the history.
-            let last = j
-                .last_run
+            j.last_run
                 .as_ref()
-                .or_else(|| runs.iter().find(|r| r.job == j.name));
-            let last_at = last
-                .map(|r| rel_time(Some(&r.started_at), app.now))
-                .unwrap_or_else(|| "never".into());
+                .or_else(|| runs.iter().find(|r| r.job == j.name))
+        };
+        let texts = |i: usize| -> Vec<String> {
+            let j = &jobs[i];
+            let last = last_of(i);
+            vec![
+                j.name.clone(),
+                cron_words(&j.schedule),
+                if j.enabled { "[on]" } else { "[off]" }.into(),
+                crate::util::next_time(j.next_run.as_deref(), app.now),
+                last.map(|r| rel_time(Some(&r.started_at), app.now))
+                    .unwrap_or_else(|| "never".into()),
+                last.map(|r| badge(r.outcome.as_str(), theme).content.to_string())
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        };
+        // Sized to the rows: job names and schedules whole, k9s-style.
+        let (w, widths) = fit_view(&HEADER, &self.registry, block.inner(area).width, texts);
+        let row = |i: usize| {
+            let j = &jobs[i];
+            let t = texts(i);
             Row::new(vec![
-                Cell::from(j.name.clone()),
-                Cell::from(cron_words(&j.schedule)),
+                Cell::from(fit(&t[0], w[0])),
+                Cell::from(fit(&t[1], w[1])),
                 Cell::from(if j.enabled {
-                    Span::raw("[on]")
+                    Span::raw(fit(&t[2], w[2]))
                 } else {
-                    Span::styled("[off]", theme.warn)
+                    Span::styled(fit(&t[2], w[2]), theme.warn)
                 }),
-                Cell::from(crate::util::next_time(j.next_run.as_deref(), app.now)),
-                Cell::from(last_at),
-                Cell::from(match last {
-                    Some(r) => badge(r.outcome.as_str(), theme),
+                Cell::from(fit(&t[3], w[3])),
+                Cell::from(fit(&t[4], w[4])),
+                Cell::from(match last_of(i) {
+                    Some(r) => {
+                        let b = badge(r.outcome.as_str(), theme);
+                        Span::styled(fit(&t[5], w[5]), b.style)
+                    }
                     None => Span::styled("-", theme.muted),
                 }),
             ])
         };
         DataTable {
             block,
-            header: &["Job", "Schedule", "On", "Next run", "Last run", "Outcome"],
-            widths: &[
-                Constraint::Fill(3),
-                Constraint::Fill(2),
-                Constraint::Length(5),
-                // "overdue 59s" must fit whole.
-                Constraint::Length(12),
-                Constraint::Length(10),
-                Constraint::Length(9),
-            ],
+            header: &HEADER,
+            widths: &widths,
             view: &self.registry,
             row: &row,
             focused,
@@ -421,15 +433,7 @@ impl JobsTab {
             ]
         };
         // Sized to the rows (job and replica names whole), the error gets the rest.
-        let sample: Vec<Vec<String>> = self
-            .runs
-            .visible
-            .iter()
-            .take(500)
-            .map(|i| texts(*i))
-            .collect();
-        let w = fit_columns(&HEADER, &sample, block.inner(area).width);
-        let widths: Vec<Constraint> = w.iter().map(|x| Constraint::Length(*x)).collect();
+        let (w, widths) = fit_view(&HEADER, &self.runs, block.inner(area).width, texts);
         let row = |i: usize| {
             let r = &runs[i];
             let t = texts(i);

@@ -16,7 +16,7 @@ use super::{Intent, Tab};
 use crate::app::App;
 use crate::cache::{Cache, Res, Resource};
 use crate::commands::{cmd, hidden, mutating, Action, KeyCommand, Scope, TabAction, NONE, SHIFT};
-use crate::components::table::{fit, fit_columns, fit_id, DataTable, TableView};
+use crate::components::table::{fit, fit_id, fit_view, DataTable, TableView};
 use crate::components::{empty_message, freshness, panel, Component};
 use crate::model::{JobList, QueueHealth, QueueJob, Verb, VerbExt};
 use crate::popups::describe::Described;
@@ -361,15 +361,7 @@ impl QueueTab {
         };
         // Sized to what the filtered rows hold (ids whole, worker names unambiguous), the
         // error gets the rest; anything cut says so with `…`.
-        let sample: Vec<Vec<String>> = self
-            .table
-            .visible
-            .iter()
-            .take(500)
-            .map(|i| texts(*i))
-            .collect();
-        let w = fit_columns(&HEADER, &sample, block.inner(area).width);
-        let widths: Vec<Constraint> = w.iter().map(|x| Constraint::Length(*x)).collect();
+        let (w, widths) = fit_view(&HEADER, &self.table, block.inner(area).width, texts);
         let row = |i: usize| {
             let j = &jobs[i];
             let t = texts(i);

@@ -225,49 +225,47 @@ pub fn card(name: &str, d: &Map<String, Value>, now: DateTime<Utc>) -> String {
             }
         }
         "system" => {
-            let disk = num(d, "disk_pct");
-            let free = num(d, "disk_free_bytes");
-            if let Some(p) = disk {
+            // Each use with its percentage: whatever is worst leads.
+            let mut uses: Vec<(f64, String)> = Vec::new();
+            if let Some(p) = num(d, "disk_pct") {
                 let mut s = format!("disk {}% used", fmt_num(p));
-                if let Some(f) = free {
+                if let Some(f) = num(d, "disk_free_bytes") {
                     s.push_str(&format!(" ({} free", fmt_bytes(f)));
                     if let Some(m) = text(d, "disk_mount") {
                         s.push_str(&format!(" on {m}"));
                     }
                     s.push(')');
                 }
-                parts.push(s);
+                uses.push((p, s));
             }
             if let Some(c) = num(d, "cpu_pct") {
                 let cpus = num(d, "cpus").map(|n| format!(" of {} CPUs", fmt_num(n)));
-                parts.push(format!("cpu {}%{}", fmt_num(c), cpus.unwrap_or_default()));
+                uses.push((
+                    c,
+                    format!("cpu {}%{}", fmt_num(c), cpus.unwrap_or_default()),
+                ));
             }
             match (num(d, "mem_used_bytes"), num(d, "mem_total_bytes")) {
-                (Some(u), Some(t)) => parts.push(format!(
-                    "memory {} of {} ({}%)",
-                    fmt_bytes(u),
-                    fmt_bytes(t),
-                    fmt_num(num(d, "mem_pct").unwrap_or(u / t.max(1.0) * 100.0))
-                )),
+                (Some(u), Some(t)) => {
+                    let pct = num(d, "mem_pct").unwrap_or(u / t.max(1.0) * 100.0);
+                    uses.push((
+                        pct,
+                        format!(
+                            "memory {} of {} ({}%)",
+                            fmt_bytes(u),
+                            fmt_bytes(t),
+                            fmt_num(pct)
+                        ),
+                    ));
+                }
                 _ => {
                     if let Some(m) = num(d, "mem_pct") {
-                        parts.push(format!("memory {}%", fmt_num(m)));
+                        uses.push((m, format!("memory {}%", fmt_num(m))));
                     }
                 }
             }
-            // Whatever is worst leads: the highest of disk, cpu, memory use.
-            let score = |s: &String| -> f64 {
-                s.split_whitespace()
-                    .find_map(|w| {
-                        w.trim_end_matches(['%', ')'])
-                            .trim_start_matches('(')
-                            .parse::<f64>()
-                            .ok()
-                            .filter(|_| w.contains('%'))
-                    })
-                    .unwrap_or(0.0)
-            };
-            parts.sort_by(|a, b| score(b).total_cmp(&score(a)));
+            uses.sort_by(|a, b| b.0.total_cmp(&a.0));
+            parts.extend(uses.into_iter().map(|(_, s)| s));
         }
         "alerts" => {
             let warn = num(d, "last_hour_warning").unwrap_or(0.0);
