@@ -47,6 +47,7 @@ pub async fn embedded(mut cfg: Config, c: ConsoleArgs, demo: bool) -> anyhow::Re
         theme: c.theme,
         themes_dir: themes_dir(),
         readonly: c.readonly,
+        demo,
     })
     .await;
     if let Some(t) = demo_task {
@@ -64,6 +65,7 @@ pub async fn remote(url: String, key: String, c: ConsoleArgs) -> anyhow::Result<
         theme: c.theme,
         themes_dir: themes_dir(),
         readonly: c.readonly,
+        demo: false,
     })
     .await
 }

@@ -19,6 +19,7 @@ fn opts(srv: &common::Server) -> ConsoleOptions {
         theme: "default".into(),
         themes_dir: None,
         readonly: false,
+        demo: false,
     }
 }
 

@@ -19,6 +19,7 @@ fn loaded_app(tab: &str) -> App {
             base_url: "http://127.0.0.1:8080".into(),
             tenant: None,
             readonly: false,
+            demo: false,
         },
         Theme::builtin(false),
         chrono::Utc::now(),

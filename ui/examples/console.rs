@@ -19,6 +19,7 @@ async fn main() -> anyhow::Result<()> {
         theme,
         themes_dir: None,
         readonly: false,
+        demo: false,
     })
     .await
 }

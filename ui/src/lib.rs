@@ -55,6 +55,8 @@ pub struct ConsoleOptions {
     pub themes_dir: Option<PathBuf>,
     /// Hide verbs with `mutating: true` and the keys that run them.
     pub readonly: bool,
+    /// `echopilot demo`: label the console as showing synthetic demo activity.
+    pub demo: bool,
 }
 
 /// Runs the console in the current terminal until the operator quits.

@@ -67,7 +67,20 @@ pub fn scalar_text(v: &Value) -> String {
     }
 }
 
-/// Flattens nested objects into `a.b.c` → scalar pairs (arrays are summarised by length).
+/// An array as a reader wants it: `none`, a few scalars joined (`sqlite, postgres`), or
+/// its length when it holds objects or many values.
+fn list_text(items: &[Value]) -> String {
+    if items.is_empty() {
+        return "none".into();
+    }
+    if items.len() <= 5 && items.iter().all(|v| !v.is_object() && !v.is_array()) {
+        return items.iter().map(scalar_text).collect::<Vec<_>>().join(", ");
+    }
+    format!("{} items", items.len())
+}
+
+/// Flattens nested objects into `a.b.c` → scalar pairs (arrays are summarised by
+/// [`list_text`]).
 pub fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
     match v {
         Value::Object(map) => {
@@ -80,10 +93,7 @@ pub fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
                 flatten(&key, v, out);
             }
         }
-        Value::Array(items) => out.push((
-            prefix.to_string(),
-            Value::from(format!("[{} items]", items.len())),
-        )),
+        Value::Array(items) => out.push((prefix.to_string(), Value::from(list_text(items)))),
         other => out.push((prefix.to_string(), other.clone())),
     }
 }

@@ -79,6 +79,9 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
     if let Some(t) = &app.tenant {
         spans.push(Span::raw(format!("  tenant {t}")));
     }
+    if app.config.demo {
+        spans.push(Span::styled("  [DEMO: synthetic activity]", theme.warn));
+    }
     // The overall status only while it is current: a last-known WARN must not pass for now.
     if app.auth_rejected_since.is_some() {
         spans.push(Span::styled("  [401 KEY REJECTED]", theme.fail));
@@ -117,6 +120,12 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
     }
     if app.utc {
         spans.push(Span::styled("  UTC", theme.muted));
+    }
+    // Too narrow for everything: the URL (known to whoever started the console) gives way
+    // before the status does.
+    let width: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+    if width > area.width as usize {
+        spans.drain(1..3);
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }

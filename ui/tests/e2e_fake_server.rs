@@ -137,6 +137,7 @@ fn opts(base_url: String) -> ConsoleOptions {
         theme: "default".into(),
         themes_dir: None,
         readonly: false,
+        demo: false,
     }
 }
 

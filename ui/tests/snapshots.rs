@@ -554,6 +554,15 @@ fn logs_view_states() {
     assert_snapshot!("header_paused", render(&app, W, H));
 }
 
+/// `echopilot demo` says on every tab that the data is synthetic.
+#[test]
+fn demo_header_is_labelled() {
+    let mut app = loaded_app();
+    app.config.demo = true;
+    app.tenant = Some("demo".into());
+    assert_snapshot!("header_demo_80x24", render(&app, 80, 24));
+}
+
 #[test]
 fn security_shows_the_last_scan_redacted_findings_and_exports_the_sbom() {
     use echopilot_ui::tabs::security::{export_sbom, LATEST};

@@ -33,6 +33,8 @@ pub struct AppConfig {
     pub tenant: Option<String>,
     /// Hide verbs with `mutating: true` and the keys that run them.
     pub readonly: bool,
+    /// `echopilot demo`: the header says the data is synthetic, on every tab.
+    pub demo: bool,
 }
 
 /// The whole console state.

@@ -19,7 +19,8 @@ use crate::components::{empty_message, freshness, panel, Component, Freshness};
 use crate::model::{HistoryView, Metric, Section, Summary};
 use crate::resources::{AUDIT, TELEMETRY};
 use crate::util::{
-    ellipsize, fmt_age, fmt_bytes, fmt_count, fmt_duration, fmt_num, fmt_rate, rel_time,
+    ellipsize, fmt_age, fmt_bytes, fmt_count, fmt_duration, fmt_duration_ms, fmt_num, fmt_rate,
+    rel_time,
 };
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -582,16 +583,28 @@ fn summary_field(key: &str, value: &str) -> String {
         Some((b, w @ ("24h" | "1h" | "7d" | "today"))) => (b, Some(w)),
         _ => (key, None),
     };
-    let shown = match value {
-        "true" => "yes".to_string(),
-        "false" => "no".to_string(),
-        v if base.ends_with("_bytes") => v
-            .parse::<f64>()
-            .map(fmt_bytes)
-            .unwrap_or_else(|_| v.to_string()),
-        v => v.to_string(),
+    let unit = ["_bytes", "_secs", "_s", "_ms"]
+        .into_iter()
+        .find(|u| base.ends_with(u));
+    let shown = match (value, unit) {
+        ("true", _) => "yes".to_string(),
+        ("false", _) => "no".to_string(),
+        (v, Some(u)) => match (v.parse::<f64>(), u) {
+            (Ok(n), "_bytes") => fmt_bytes(n),
+            (Ok(n), "_ms") => fmt_duration_ms(n as i64),
+            (Ok(n), _) => fmt_duration_ms((n * 1000.0) as i64),
+            (Err(_), _) => v.to_string(),
+        },
+        // Keys and hashes: enough to recognise, not a whole row of hex.
+        (v, None) if v.len() > 24 && v.chars().all(|c| c.is_ascii_hexdigit()) => {
+            format!("{}…", &v[..12])
+        }
+        (v, None) => v.to_string(),
     };
-    let label = base.trim_end_matches("_bytes").replace(['_', '.'], " ");
+    let label = base
+        .strip_suffix(unit.unwrap_or(""))
+        .unwrap_or(base)
+        .replace(['_', '.'], " ");
     match window {
         Some("24h") => format!("{label} {shown} (24 h)"),
         Some("1h") => format!("{label} {shown} (1 h)"),
@@ -603,7 +616,27 @@ fn summary_field(key: &str, value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::card;
+    use super::{card, summary_field};
+
+    #[test]
+    fn summary_fields_read_as_words_and_units() {
+        assert_eq!(
+            summary_field("last_scan_age_s", "75"),
+            "last scan age 1m 15s"
+        );
+        assert_eq!(
+            summary_field("last_restore_ms", "640"),
+            "last restore 640 ms"
+        );
+        assert_eq!(summary_field("rollup_lag_secs", "-"), "rollup lag -");
+        assert_eq!(summary_field("paused", "false"), "paused no");
+        assert_eq!(summary_field("events_24h", "12"), "events 12 (24 h)");
+        assert_eq!(
+            summary_field("evidence_public_key", &"ab".repeat(32)),
+            "evidence public key abababababab…"
+        );
+        assert_eq!(summary_field("targets", "none"), "targets none");
+    }
     use serde_json::json;
 
     fn now() -> chrono::DateTime<chrono::Utc> {

@@ -31,6 +31,7 @@ pub fn app_with(readonly: bool) -> App {
             base_url: "http://127.0.0.1:8080".into(),
             tenant: None,
             readonly,
+            demo: false,
         },
         Theme::load("default", None, false).unwrap(),
         t0(),
