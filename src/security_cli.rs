@@ -50,6 +50,11 @@ pub enum SecurityCommand {
         allowlist: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "secrets")]
         fail_on: FailOn,
+        /// Also search the git history of directories that are repositories (the lines
+        /// each commit added; bounded by [security] git_max_commits / git_max_bytes).
+        /// Default: [security] git_history.
+        #[arg(long)]
+        git_history: bool,
     },
     /// Copy OSV files into the OSV database: per-ecosystem `all.zip` archives, OSV JSON
     /// files, or directories of them. Each is checked first.
@@ -129,10 +134,12 @@ fn run_inner(
             osv_dir,
             allowlist,
             fail_on,
+            git_history,
         } => {
             let (cfg, s) = config(data_dir, config_file)?;
             let mut opts = s.options(&cfg, "cli", "");
             opts.targets = paths;
+            opts.git.enabled |= git_history;
             if let Some(d) = osv_dir {
                 opts.osv_dir = d;
             }
@@ -215,8 +222,16 @@ fn run_inner(
 fn summary_line(r: &security::Report) -> String {
     let c = &r.counts;
     format!(
-        "scanned {} files ({:.1} MiB) in {} ms: {} secret(s), {} vulnerable package version(s) of {} package(s) ({} advisories loaded); critical {}, high {}, medium {}, low {}, unknown {}; {} error(s), {} allowlisted",
+        "scanned {} files{} ({:.1} MiB) in {} ms: {} secret(s), {} vulnerable package version(s) of {} package(s) ({} advisories loaded); critical {}, high {}, medium {}, low {}, unknown {}; {} error(s), {} allowlisted",
         c.files_scanned,
+        if r.history.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " and {} commit(s)",
+                r.history.iter().map(|h| h.commits).sum::<u64>()
+            )
+        },
         c.bytes_scanned as f64 / 1048576.0,
         r.duration_ms,
         c.secrets,
@@ -237,8 +252,12 @@ fn text_report(r: &security::Report) -> String {
     let mut out = vec![summary_line(r)];
     for s in &r.secrets {
         out.push(format!(
-            "SECRET {:8} {}:{} {} {} (fingerprint {})",
+            "SECRET {:8} {}{}:{} {} {} (fingerprint {})",
             s.severity.as_str(),
+            s.commit
+                .as_deref()
+                .map(|c| format!("commit {} ", &c[..c.len().min(12)]))
+                .unwrap_or_default(),
             s.file,
             s.line,
             s.rule,
@@ -260,6 +279,18 @@ fn text_report(r: &security::Report) -> String {
                 v.fixed.join(", ")
             },
             v.summary
+        ));
+    }
+    for h in &r.history {
+        out.push(format!(
+            "HISTORY {}: {} commit(s), {:.1} MiB of added lines{}",
+            h.target,
+            h.commits,
+            h.bytes as f64 / 1048576.0,
+            h.note
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
         ));
     }
     for e in &r.errors {

@@ -271,10 +271,16 @@ fn expected_vulns() -> Vec<(&'static str, &'static str, &'static str, &'static s
 }
 
 fn cli(args: &[&str]) -> (i32, String, String) {
+    cli_env(args, &[])
+}
+
+/// [`cli`] with extra environment variables.
+fn cli_env(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_echopilot"))
         .args(args)
         .env("ECHOPILOT_CONFIG", "/dev/null")
         .env_remove("ECHOPILOT_DATABASE_URL")
+        .envs(env.iter().copied())
         .output()
         .expect("run echopilot");
     (
@@ -285,17 +291,9 @@ fn cli(args: &[&str]) -> (i32, String, String) {
 }
 
 fn assert_findings(report: &Value, tree: &Tree) {
-    let got: BTreeSet<(String, u64, String)> = report["secrets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["file"].as_str().unwrap().to_string(),
-                s["line"].as_u64().unwrap(),
-                s["rule"].as_str().unwrap().to_string(),
-            )
-        })
+    let got: BTreeSet<(String, u64, String)> = secrets_of(report)
+        .into_iter()
+        .map(|(file, line, rule, _)| (file, line, rule))
         .collect();
     assert_eq!(got, tree.expected, "secret findings");
     let vulns: Vec<(String, String, String, String)> = report["vulnerabilities"]
@@ -753,4 +751,288 @@ async fn the_module_can_be_turned_off() {
     let r = srv.client().get("/api/v1/security/reports/latest").await;
     r.assert_problem(404);
     assert_eq!(r.body["module"], "security", "{}", r.text);
+}
+
+/// Run git in `dir` with a fixed identity and no user or system config.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+        .env("GIT_COMMITTER_NAME", "test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A repository whose first commit adds a GitHub token on line 3 of `config/app.env`
+/// (deleted by the second commit) and a Stripe key in `keep.env` (still there).
+struct Repo {
+    root: PathBuf,
+    added: String,
+    gh: String,
+    stripe: String,
+}
+
+fn history_repo(root: &Path) -> Repo {
+    std::fs::create_dir_all(root).unwrap();
+    git(root, &["init", "-q", "-b", "main"]);
+    let (gh_line, gh) = sample("github-pat");
+    let (st_line, stripe) = sample("stripe-secret-key");
+    write(
+        root,
+        "config/app.env",
+        &format!("# settings\nPORT=8080\n{gh_line}\n"),
+    );
+    write(root, "keep.env", &format!("{st_line}\n"));
+    write(root, "README.md", "a project\n");
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "first"]);
+    let added = git(root, &["rev-parse", "HEAD"]);
+    std::fs::remove_file(root.join("config/app.env")).unwrap();
+    write(root, "README.md", "a project\nno secrets here\n");
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "remove the token"]);
+    Repo {
+        root: root.to_path_buf(),
+        added,
+        gh,
+        stripe,
+    }
+}
+
+fn secrets_of(report: &Value) -> Vec<(String, u64, String, Option<String>)> {
+    report["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["file"].as_str().unwrap().to_string(),
+                s["line"].as_u64().unwrap(),
+                s["rule"].as_str().unwrap().to_string(),
+                s["commit"].as_str().map(String::from),
+            )
+        })
+        .collect()
+}
+
+fn assert_history_finding(report: &Value, repo: &Repo) {
+    let got: BTreeSet<_> = secrets_of(report).into_iter().collect();
+    let want: BTreeSet<_> = [
+        (
+            "config/app.env".to_string(),
+            3,
+            "github-pat".to_string(),
+            Some(repo.added.clone()),
+        ),
+        (
+            "keep.env".to_string(),
+            1,
+            "stripe-secret-key".to_string(),
+            None,
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        got, want,
+        "the deleted token from history (with its commit), the kept key once, from the tree"
+    );
+    let from_history = history_secret(report);
+    assert_eq!(
+        from_history["fingerprint"],
+        format!("{}:config/app.env:github-pat:3", repo.added)
+    );
+    assert!(from_history["redacted"]
+        .as_str()
+        .unwrap()
+        .contains("REDACTED"));
+    assert_eq!(report["history"][0]["commits"], 2, "{}", report["history"]);
+    assert_eq!(report["history"][0]["truncated"], false);
+}
+
+/// The one secret finding that came from history.
+fn history_secret(report: &Value) -> &Value {
+    report["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["commit"].is_string())
+        .unwrap_or_else(|| panic!("no finding from history: {}", report["secrets"]))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_git_history_is_searched_when_asked() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = history_repo(&work.path().join("repo"));
+    let root = repo.root.to_str().unwrap();
+    let no_osv = work.path().join("no-osv");
+    let no_osv = no_osv.to_str().unwrap();
+    let secrets = Tree {
+        root: repo.root.clone(),
+        expected: BTreeSet::new(),
+        secrets: vec![repo.gh.clone(), repo.stripe.clone()],
+        fingerprint: String::new(),
+    };
+
+    let tree_only = [
+        "security",
+        "scan",
+        root,
+        "--format",
+        "json",
+        "--osv-dir",
+        no_osv,
+    ];
+    let history = [&tree_only[..], &["--git-history"]].concat();
+
+    // History off (the default): only the working tree's key.
+    let (code, out, err) = cli(&tree_only);
+    assert_eq!(code, 1, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        secrets_of(&r),
+        vec![(
+            "keep.env".to_string(),
+            1,
+            "stripe-secret-key".to_string(),
+            None
+        )]
+    );
+    assert_eq!(r["history"], json!([]));
+    assert!(
+        r["secrets"][0].get("commit").is_none(),
+        "{}",
+        r["secrets"][0]
+    );
+
+    // --git-history: the deleted token too, with the commit that added it.
+    let (code, out, err) = cli(&history);
+    assert_eq!(code, 1, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_history_finding(&r, &repo);
+    assert_secrets_absent("the CLI's output", &format!("{out}{err}"), &secrets);
+    let (_, text, _) = cli(&[
+        "security",
+        "scan",
+        root,
+        "--osv-dir",
+        no_osv,
+        "--git-history",
+    ]);
+    assert!(
+        text.contains(&format!(
+            "commit {} config/app.env:3 github-pat",
+            &repo.added[..12]
+        )),
+        "{text}"
+    );
+    assert!(text.contains("HISTORY"), "{text}");
+    assert_secrets_absent("the text output", &text, &secrets);
+
+    // The allowlist applies to history: by its fingerprint.
+    let allow = work.path().join("allow.toml");
+    std::fs::write(
+        &allow,
+        format!(
+            "fingerprints = [{:?}]\n",
+            history_secret(&r)["fingerprint"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let (_, out, _) = cli(&[&history[..], &["--allowlist", allow.to_str().unwrap()]].concat());
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["counts"]["secrets"], 1, "{}", r["counts"]);
+    assert_eq!(r["counts"]["allowlisted"], 1, "{}", r["counts"]);
+
+    // Bounded: the newest commit only (the deletion) does not hold the token.
+    let one = std::ffi::OsStr::new("1");
+    let (_, out, _) = cli_env(&history, &[("ECHOPILOT_SECURITY__GIT_MAX_COMMITS", one)]);
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["counts"]["secrets"], 1, "{}", r["counts"]);
+    assert_eq!(r["history"][0]["commits"], 1, "{}", r["history"]);
+    assert_eq!(r["history"][0]["truncated"], true, "{}", r["history"]);
+    let note = r["history"][0]["note"].as_str().unwrap();
+    assert!(note.contains("git_max_commits"), "{note}");
+
+    // A directory that is not a repository: said so, not an error.
+    let plain = work.path().join("plain");
+    write(&plain, "a.txt", "nothing\n");
+    let mut in_plain = history.clone();
+    in_plain[2] = plain.to_str().unwrap();
+    let (code, out, _) = cli(&in_plain);
+    assert_eq!(code, 0);
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        r["history"][0]["note"], "not a git repository",
+        "{}",
+        r["history"]
+    );
+    assert_eq!(r["counts"]["errors"], 0);
+
+    // Without a git binary: a clear error of the scan, the working tree still scanned.
+    let empty = work.path().join("empty-path");
+    let (code, out, _) = cli_env(&history, &[("PATH", empty.as_os_str())]);
+    assert_eq!(code, 1, "the kept key still fails the scan");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["counts"]["secrets"], 1);
+    let e = &r["errors"][0];
+    assert_eq!(e["stage"], "git", "{}", r["errors"]);
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("git binary was not found"),
+        "{e}"
+    );
+
+    // The server: [security] git_history = true, on both engines.
+    let cfg = work.path().join("echopilot.toml");
+    std::fs::write(
+        &cfg,
+        format!("[security]\npaths = [{root:?}]\nosv_dir = {no_osv:?}\ngit_history = true\n"),
+    )
+    .unwrap();
+    for backend in common::backends() {
+        let srv = Server::start_with(Opts {
+            database_url: common::fresh_database(backend).await,
+            env: vec![("ECHOPILOT_CONFIG".into(), cfg.display().to_string())],
+            capture_stderr: true,
+            ..Default::default()
+        });
+        let c = srv.client();
+        let r = c.post("/api/v1/security/scan", json!({})).await;
+        assert_eq!(r.status, 202, "{backend}: {}", r.text);
+        let run = wait_run(&c, r.body["run_id"].as_str().unwrap()).await;
+        assert_eq!(run["outcome"], "succeeded", "{backend}: {run}");
+        let rep = c
+            .get(&format!(
+                "/api/v1/security/reports/{}",
+                r.body["report_id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(rep.status, 200, "{backend}: {}", rep.text);
+        assert_history_finding(&rep.body, &repo);
+        let l = c
+            .get(&format!(
+                "/api/v1/jobs/runs/{}/ledger",
+                r.body["run_id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(l.body["errors_count"], 0, "{backend}: {}", l.text);
+        assert_secrets_absent("the report", &rep.text, &secrets);
+        assert_secrets_absent("the logs", &srv.read_logs(), &secrets);
+        assert_secrets_absent("stderr", &srv.stderr_text(), &secrets);
+    }
 }

@@ -35,8 +35,14 @@ struct Backend {
     running: server::Running,
     url: String,
     http: reqwest::Client,
+    /// The scanned tree (a temp dir), recorded as [`SCAN_TREE_LABEL`].
+    scan_tree: String,
     _dir: tempfile::TempDir,
 }
+
+/// The scanned tree's path as the fixtures show it: a stable, plausible path rather than
+/// the recording's temp dir.
+const SCAN_TREE_LABEL: &str = "/srv/app";
 
 impl Backend {
     async fn start(database_url: Option<String>) -> Backend {
@@ -88,6 +94,7 @@ impl Backend {
             url: running.url(),
             running,
             http: reqwest::Client::new(),
+            scan_tree: tree_s,
             _dir: dir,
         }
     }
@@ -448,17 +455,20 @@ fn is_hex(s: &str) -> bool {
 /// recording ended at the snapshot clock.
 struct Normaliser {
     shift: chrono::Duration,
+    /// (recorded path, label) replaced in every string.
+    paths: Vec<(String, String)>,
     seen: BTreeMap<String, String>,
     next: u64,
 }
 
 impl Normaliser {
-    fn new(ended: DateTime<Utc>) -> Normaliser {
+    fn new(ended: DateTime<Utc>, paths: Vec<(String, String)>) -> Normaliser {
         let t0: DateTime<Utc> = "2026-05-01T12:00:00Z".parse().unwrap();
         // Whole seconds keep the recorded milliseconds (and so the snapshots' rounding).
         let shift = chrono::Duration::seconds((t0 - ended).num_seconds());
         Normaliser {
             shift,
+            paths,
             seen: BTreeMap::new(),
             next: 0,
         }
@@ -511,7 +521,13 @@ impl Normaliser {
         if let Some(t) = self.shift_ts(s) {
             return t;
         }
-        let s = &self.shift_embedded(s);
+        let mut s = self.shift_embedded(s);
+        for (from, to) in &self.paths {
+            if s.contains(from.as_str()) {
+                s = s.replace(from.as_str(), to);
+            }
+        }
+        let s = &s;
         if let Some(rest) = s.strip_prefix("bk_") {
             // Backup ids carry their UTC time and a random suffix.
             if rest.len() == 23 {
@@ -660,7 +676,10 @@ async fn record() {
     let b = Backend::start(None).await;
     let answers = scenario(&b, 40).await;
     // The snapshot clock is the end of the recording: every recorded time is in the past.
-    let mut n = Normaliser::new(Utc::now() + chrono::Duration::seconds(1));
+    let mut n = Normaliser::new(
+        Utc::now() + chrono::Duration::seconds(1),
+        vec![(b.scan_tree.clone(), SCAN_TREE_LABEL.to_string())],
+    );
     // RECORD_ONLY=a.json,b.json re-records just those (a new fixture without churning the
     // others and every snapshot fed by them).
     let only: Option<Vec<String>> = std::env::var("RECORD_ONLY")

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::history::GitOptions;
 use super::scan::{AllowlistSpec, ScanOptions};
 use super::{api, Security};
 use crate::app::{AppState, BoxFuture, SummaryProvider};
@@ -62,6 +63,13 @@ pub struct SecuritySection {
     pub stale_days: u64,
     /// Reports kept per tenant (history).
     pub keep_reports: u64,
+    /// Also search the git history of directory targets that are repositories: the lines
+    /// each commit added (see `security::history`).
+    pub git_history: bool,
+    /// Newest commits searched per repository, at most.
+    pub git_max_commits: u64,
+    /// Patch bytes read per repository, at most.
+    pub git_max_bytes: u64,
 }
 
 impl Default for SecuritySection {
@@ -80,6 +88,9 @@ impl Default for SecuritySection {
             // The job is weekly: a week and a day of slack.
             stale_days: 8,
             keep_reports: 100,
+            git_history: false,
+            git_max_commits: GitOptions::default().max_commits,
+            git_max_bytes: GitOptions::default().max_bytes,
         }
     }
 }
@@ -91,6 +102,8 @@ impl SecuritySection {
         raw.check_range("security.threads", s.threads, 0, 64)?;
         raw.check_range("security.stale_days", s.stale_days, 1, 3650)?;
         raw.check_range("security.keep_reports", s.keep_reports, 1, 100_000)?;
+        raw.check_range("security.git_max_commits", s.git_max_commits, 1, 10_000_000)?;
+        raw.check_range("security.git_max_bytes", s.git_max_bytes, 1, 1 << 40)?;
         super::scan::Allowlist::compile(&s.allowlist())
             .map_err(|m| raw.error("security.allow_regexes", m))?;
         Ok(s)
@@ -120,6 +133,11 @@ impl SecuritySection {
             allowlist: self.allowlist(),
             osv_dir: self.osv_dir(cfg),
             threads: self.threads as usize,
+            git: GitOptions {
+                enabled: self.git_history,
+                max_commits: self.git_max_commits,
+                max_bytes: self.git_max_bytes,
+            },
             trigger: trigger.into(),
             run_id: run_id.into(),
         }

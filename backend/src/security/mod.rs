@@ -18,6 +18,7 @@
 pub mod api;
 pub mod area;
 pub mod evidence;
+pub mod history;
 pub mod lockfiles;
 pub mod model;
 pub mod osv;

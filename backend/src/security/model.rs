@@ -31,9 +31,16 @@ pub struct SecretFinding {
     pub file: String,
     /// The target (a configured path) the file was found under.
     pub target: String,
+    /// For a secret found in the git history (and no longer in the working tree): the
+    /// commit that added it; `file` and `line` are then the path and line in that
+    /// commit's version of the file. Absent for the working tree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "4b825dc642cb6eb9a060e54bf8d69288fbee4904")]
+    pub commit: Option<String>,
     /// 1-based line of the secret's first byte.
     pub line: u64,
-    /// `<rule>:<file>:<hash>`: stable across line moves; put it in
+    /// Working tree: `<rule>:<file>:<hash>`, stable across line moves. History:
+    /// `<commit>:<file>:<rule>:<line>` (as gitleaks'). Put it in
     /// `[security] allow_fingerprints` to accept a finding.
     pub fingerprint: String,
     pub redacted: String,
@@ -138,6 +145,9 @@ pub struct Report {
     pub secrets: Vec<SecretFinding>,
     pub packages: Vec<Package>,
     pub errors: Vec<ScanError>,
+    /// The git history searched, per directory target (empty when `git_history` is off).
+    #[serde(default)]
+    pub history: Vec<super::history::HistoryScan>,
     /// CycloneDX 1.5 JSON of the packages.
     #[schema(value_type = Object)]
     pub sbom: Value,

@@ -13,6 +13,7 @@ use regex::bytes::Regex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::history::{self, GitOptions, HistoryScan};
 use super::lockfiles;
 use super::model::{Counts, Package, Report, ScanError, SecretFinding, Vulnerability};
 use super::osv::OsvDb;
@@ -83,6 +84,8 @@ pub struct ScanOptions {
     pub osv_dir: PathBuf,
     /// Worker threads (0: one per core).
     pub threads: usize,
+    /// The git history of targets that are repositories.
+    pub git: GitOptions,
     pub trigger: String,
     pub run_id: String,
 }
@@ -131,6 +134,30 @@ fn rel_path(root: &Path, p: &Path) -> String {
 pub fn fingerprint(rule: &str, rel: &str, secret: &[u8]) -> String {
     let h = Sha256::digest(secret);
     format!("{rule}:{rel}:{}", &hex::encode(h)[..12])
+}
+
+/// The fingerprint of a secret found in history (as gitleaks'): the commit, the path,
+/// the rule and the line in that commit's version of the file.
+pub fn history_fingerprint(commit: &str, rel: &str, rule: &str, line: u64) -> String {
+    format!("{commit}:{rel}:{rule}:{line}")
+}
+
+/// A working-tree fingerprint without its path: the same secret of the same rule
+/// wherever it is (`<rule>:<hash>`).
+fn secret_key(fp: &str) -> String {
+    let rule = fp.split(':').next().unwrap_or_default();
+    let hash = fp.rsplit(':').next().unwrap_or_default();
+    format!("{rule}:{hash}")
+}
+
+/// Where a chunk of text searched for secrets comes from.
+struct Place<'a> {
+    target: &'a str,
+    rel: &'a str,
+    /// A commit's added lines (history), or the working tree's file (`None`).
+    commit: Option<&'a str>,
+    /// The line of the text's first byte.
+    first_line: u64,
 }
 
 /// Run a scan (blocking: call it from `spawn_blocking`). Unreadable files go to `ledger`
@@ -245,11 +272,16 @@ pub fn run(opts: &ScanOptions, ledger: Option<&Ledger>) -> anyhow::Result<Report
     });
     found.absorb(shared.into_inner().unwrap_or_else(|e| e.into_inner()));
 
+    let mut histories = Vec::new();
+    if opts.git.enabled {
+        histories = scan_histories(opts, &detector, &allow, &mut found, ledger);
+    }
+
     found.packages.sort();
     found.packages.dedup();
     found.secrets.sort_by(|a, b| {
-        (a.severity, &a.target, &a.file, a.line, &a.rule)
-            .cmp(&(b.severity, &b.target, &b.file, b.line, &b.rule))
+        (a.severity, &a.target, &a.commit, &a.file, a.line, &a.rule)
+            .cmp(&(b.severity, &b.target, &b.commit, &b.file, b.line, &b.rule))
     });
     found.errors.sort_by(|a, b| a.file.cmp(&b.file));
 
@@ -339,8 +371,95 @@ pub fn run(opts: &ScanOptions, ledger: Option<&Ledger>) -> anyhow::Result<Report
         secrets: found.secrets,
         packages: found.packages,
         errors: found.errors,
+        history: histories,
         sbom,
     })
+}
+
+/// Search the history of every directory target that is a git repository (see
+/// [`history`]). A secret still in the working tree (same rule, path and secret) is not
+/// reported again from history.
+fn scan_histories(
+    opts: &ScanOptions,
+    detector: &Detector,
+    allow: &Allowlist,
+    found: &mut Found,
+    ledger: Option<&Ledger>,
+) -> Vec<HistoryScan> {
+    let excluded: HashSet<&str> = opts.exclude_dirs.iter().map(String::as_str).collect();
+    let mut out = Vec::new();
+    for root in &opts.targets {
+        if !root.is_dir() {
+            continue;
+        }
+        let target = root.display().to_string();
+        if let Some(l) = ledger {
+            l.add_total(1);
+        }
+        let mut h = HistoryScan {
+            target: target.clone(),
+            ..Default::default()
+        };
+        let res = history::is_repo(root).and_then(|repo| {
+            if !repo {
+                h.note = Some("not a git repository".into());
+                return Ok(None);
+            }
+            let in_tree: HashSet<String> = found
+                .secrets
+                .iter()
+                .filter(|s| s.target == target && s.commit.is_none())
+                .map(|s| secret_key(&s.fingerprint))
+                .collect();
+            let mut local = Found::default();
+            let scanned = history::scan(root, &opts.git, |a| {
+                let skip = a.text.len() as u64 > opts.max_file_bytes
+                    || allow.path_allowed(a.path)
+                    || a.path
+                        .split('/')
+                        .rev()
+                        .skip(1)
+                        .any(|d| excluded.contains(d))
+                    || is_binary(a.text);
+                if skip {
+                    return;
+                }
+                let place = Place {
+                    target: &target,
+                    rel: a.path,
+                    commit: Some(a.commit),
+                    first_line: a.first_line,
+                };
+                find_secrets(detector, allow, a.text, &place, Some(&in_tree), &mut local);
+            })?;
+            Ok(Some((scanned, local)))
+        });
+        match res {
+            Ok(Some((scanned, local))) => {
+                h = HistoryScan {
+                    target: target.clone(),
+                    ..scanned
+                };
+                found.bytes += h.bytes;
+                found.allowlisted += local.allowlisted;
+                found.secrets.extend(local.secrets);
+            }
+            Ok(None) => {}
+            Err(history::GitError(e)) => {
+                h.note = Some("not scanned: see errors".into());
+                found.errors.push(ScanError {
+                    file: target.clone(),
+                    stage: "git".into(),
+                    error: e,
+                });
+            }
+        }
+        if let Some(l) = ledger {
+            l.add_processed(1);
+        }
+        out.push(h);
+    }
+    out
 }
 
 fn fix_for(stage: &str) -> &'static str {
@@ -350,6 +469,7 @@ fn fix_for(stage: &str) -> &'static str {
         "allowlist" => "fix the allowlist file: keys paths, regexes, fingerprints; valid regexes",
         "osv" => "re-import the OSV file (echopilot security import-osv FILE)",
         "lockfile" => "the lockfile does not parse: regenerate it with its package manager",
+        "git" => "install git on the server's PATH and make the repository readable by the server's user (git safe.directory), or set [security] git_history = false",
         _ => "check the file's permissions",
     }
 }
@@ -418,7 +538,13 @@ fn scan_file(
         }
     }
     if !too_big && !allow.path_allowed(&item.rel) && !is_binary(&bytes) {
-        find_secrets(detector, allow, &bytes, &target, &item.rel, out);
+        let place = Place {
+            target: &target,
+            rel: &item.rel,
+            commit: None,
+            first_line: 1,
+        };
+        find_secrets(detector, allow, &bytes, &place, None, out);
     }
     if let Some(l) = ledger {
         l.add_processed(1);
@@ -442,24 +568,37 @@ fn line_of(text: &[u8], pos: usize, cursor: &mut (usize, u64)) -> (u64, std::ops
     (line, start..end)
 }
 
+/// Search `text` and add what is not allowlisted to `out`. From history (`place.commit`),
+/// a secret in `in_tree` (see [`secret_key`]: the same secret is in the working tree) is
+/// left to the working tree's finding, and either fingerprint in the allowlist accepts it.
 fn find_secrets(
     detector: &Detector,
     allow: &Allowlist,
     text: &[u8],
-    target: &str,
-    rel: &str,
+    place: &Place<'_>,
+    in_tree: Option<&HashSet<String>>,
     out: &mut Found,
 ) {
+    let rel = place.rel;
     let mut cursor = (0usize, 1u64);
     for m in detector.find(text) {
         let rule = detector.rule(m.rule);
         let secret = &text[m.start..m.end];
         let (line, span) = line_of(text, m.start, &mut cursor);
+        let line = line + place.first_line - 1;
         let line_text = &text[span];
-        let fp = fingerprint(rule.id, rel, secret);
+        let content_fp = fingerprint(rule.id, rel, secret);
+        if in_tree.is_some_and(|t| t.contains(&secret_key(&content_fp))) {
+            continue;
+        }
+        let fp = match place.commit {
+            Some(c) => history_fingerprint(c, rel, rule.id, line),
+            None => content_fp.clone(),
+        };
         let inline = memchr::memmem::find(line_text, INLINE_ALLOW.as_bytes()).is_some();
         if inline
             || allow.fingerprints.contains(&fp)
+            || allow.fingerprints.contains(&content_fp)
             || allow
                 .regexes
                 .iter()
@@ -473,7 +612,8 @@ fn find_secrets(
             description: rule.description.to_string(),
             severity: rule.severity,
             file: rel.to_string(),
-            target: target.to_string(),
+            target: place.target.to_string(),
+            commit: place.commit.map(String::from),
             line,
             fingerprint: fp,
             redacted: rules::redact(secret),
