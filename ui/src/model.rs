@@ -69,7 +69,7 @@ pub fn scalar_text(v: &Value) -> String {
 
 /// An array as a reader wants it: `none`, a few scalars joined (`sqlite, postgres`), or
 /// its length when it holds objects or many values.
-fn list_text(items: &[Value]) -> String {
+pub fn list_text(items: &[Value]) -> String {
     if items.is_empty() {
         return "none".into();
     }

@@ -217,6 +217,26 @@ pub fn fmt_rate(per_sec: f64) -> String {
     }
 }
 
+/// Words of `s` in lines of at most `width` chars (a word longer than that is cut).
+pub fn wrap_words(s: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for w in s.split(' ') {
+        let need = cur.chars().count() + usize::from(!cur.is_empty()) + w.chars().count();
+        if !cur.is_empty() && need > width {
+            out.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(&ellipsize(w, width));
+    }
+    if !cur.is_empty() || out.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -197,6 +197,37 @@ fn high_risk_needs_typed_verb_and_reason() {
     );
 }
 
+/// A verb that starts a run (run_backup, verify_dr, run_scan) answers with the run id and a
+/// long `follow` hint: still a flash line, and a run already going is said so.
+#[test]
+fn a_started_run_with_a_follow_hint_is_a_flash_line() {
+    let mut app = loaded_app();
+    let answer = |already: bool| {
+        json!({"audit_seq": 27, "result": {
+            "already_running": already, "job": "backup", "run_id": "run_3a5aaf01a4b948d2d444",
+            "follow": "GET /api/v1/jobs/runs?job=backup; the DR tab shows the result"}})
+    };
+    app.handle_event(Event::Posted {
+        op: PostOp::Confirm,
+        result: Ok(answer(false)),
+        at: t0(),
+    });
+    assert_eq!(popup(&app), None);
+    assert_eq!(
+        app.notice.as_ref().unwrap().0,
+        "command started · run_3a5aaf01a4b948d2d444 · audit #27"
+    );
+    app.handle_event(Event::Posted {
+        op: PostOp::Confirm,
+        result: Ok(answer(true)),
+        at: t0(),
+    });
+    assert_eq!(
+        app.notice.as_ref().unwrap().0,
+        "command: already running · run_3a5aaf01a4b948d2d444 · audit #27"
+    );
+}
+
 /// A run started from the console is followed until it ends, then reported — "done" is
 /// not said while it is still running.
 #[test]

@@ -371,9 +371,11 @@ impl App {
                         self.popup = None;
                         let inner = v.get("result").unwrap_or(&v);
                         let run_id = inner.get("run_id").and_then(Value::as_str);
-                        let mut parts = vec![match run_id {
-                            Some(_) => format!("{what} started"),
-                            None => format!("{what} done"),
+                        let already = inner.get("already_running").and_then(Value::as_bool);
+                        let mut parts = vec![match (run_id, already) {
+                            (Some(_), Some(true)) => format!("{what}: already running"),
+                            (Some(_), _) => format!("{what} started"),
+                            (None, _) => format!("{what} done"),
                         }];
                         if let Some(id) = run_id {
                             parts.push(id.to_string());
@@ -416,6 +418,8 @@ impl App {
 fn flash_worthy(answer: &Value) -> bool {
     match answer.get("result") {
         None | Some(Value::Null) => true,
+        // A started run: the flash names it and the run is followed until it ends.
+        Some(Value::Object(o)) if o.get("run_id").is_some_and(Value::is_string) => true,
         Some(Value::Object(o)) => {
             o.len() <= 4
                 && o.values().all(|v| match v {

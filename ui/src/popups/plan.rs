@@ -107,6 +107,25 @@ pub fn draw(frame: &mut Frame, area: Rect, d: &PlanDialog, now: DateTime<Utc>, t
     let risk = if high { "HIGH" } else { "low" };
     let title = format!(" Plan: {} · risk {risk} ", d.verb_name());
     let bold = theme.base.add_modifier(Modifier::BOLD);
+    let width = centered(area, 80, 3).width;
+    let inner_w = width.saturating_sub(2);
+    // A list item wrapped under its own text, not under its number.
+    let hanging = |prefix: String, text: &str| -> Vec<Line<'static>> {
+        let indent = prefix.chars().count();
+        let avail = (inner_w as usize).saturating_sub(indent).max(10);
+        crate::util::wrap_words(text, avail)
+            .into_iter()
+            .enumerate()
+            .map(|(i, piece)| {
+                let head = if i == 0 {
+                    prefix.clone()
+                } else {
+                    " ".repeat(indent)
+                };
+                Line::from(format!("{head}{piece}"))
+            })
+            .collect()
+    };
     let mut body: Vec<Line> = Vec::new();
     let mut footer: Vec<Line> = Vec::new();
     match &d.stage {
@@ -133,13 +152,13 @@ pub fn draw(frame: &mut Frame, area: Rect, d: &PlanDialog, now: DateTime<Utc>, t
             if !p.steps.is_empty() {
                 body.push(Line::from(Span::styled("Steps", bold)));
                 for (i, s) in p.steps.iter().enumerate() {
-                    body.push(Line::from(format!("  {}. {s}", i + 1)));
+                    body.extend(hanging(format!("  {}. ", i + 1), s));
                 }
             }
             if !p.effects.is_empty() {
                 body.push(Line::from(Span::styled("Effects", bold)));
                 for e in &p.effects {
-                    body.push(Line::from(format!("  - {e}")));
+                    body.extend(hanging("  - ".into(), e));
                 }
             }
             let mut meta = Vec::new();
@@ -194,8 +213,6 @@ pub fn draw(frame: &mut Frame, area: Rect, d: &PlanDialog, now: DateTime<Utc>, t
         }
     }
     // Size to the content, within the screen.
-    let width = centered(area, 80, 3).width;
-    let inner_w = width.saturating_sub(2);
     let body_rows = wrapped_rows(&body, inner_w);
     let footer_rows = if footer.is_empty() {
         0

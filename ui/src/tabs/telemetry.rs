@@ -19,8 +19,8 @@ use crate::components::{empty_message, freshness, panel, Component, Freshness};
 use crate::model::{HistoryView, Metric, Section, Summary};
 use crate::resources::{AUDIT, TELEMETRY};
 use crate::util::{
-    ellipsize, fmt_age, fmt_bytes, fmt_count, fmt_duration, fmt_duration_ms, fmt_num, fmt_rate,
-    rel_time,
+    fmt_age, fmt_bytes, fmt_count, fmt_duration, fmt_duration_ms, fmt_num, fmt_rate, rel_time,
+    wrap_words,
 };
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -154,26 +154,6 @@ fn components(frame: &mut Frame, area: Rect, app: &App) {
         }
     }
     frame.render_widget(Paragraph::new(lines).block(block), area);
-}
-
-/// Words of `s` in lines of at most `width` chars (a word longer than that is cut).
-fn wrap_words(s: &str, width: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    for w in s.split(' ') {
-        let need = cur.chars().count() + usize::from(!cur.is_empty()) + w.chars().count();
-        if !cur.is_empty() && need > width {
-            out.push(std::mem::take(&mut cur));
-        }
-        if !cur.is_empty() {
-            cur.push(' ');
-        }
-        cur.push_str(&ellipsize(w, width));
-    }
-    if !cur.is_empty() || out.is_empty() {
-        out.push(cur);
-    }
-    out
 }
 
 fn num(d: &Map<String, Value>, k: &str) -> Option<f64> {
@@ -417,30 +397,11 @@ pub fn card(name: &str, d: &Map<String, Value>, now: DateTime<Utc>) -> String {
                     continue;
                 }
                 let shown = match v {
-                    Value::String(s) if k.ends_with("_at") => rel_time(Some(s), now),
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) if k.ends_with("_ms") => {
-                        crate::util::fmt_duration_ms(n.as_f64().unwrap_or(0.0) as i64)
-                    }
-                    Value::Number(n) if k.ends_with("_bytes") => {
-                        fmt_bytes(n.as_f64().unwrap_or(0.0))
-                    }
-                    Value::Number(n) if k.ends_with("_secs") || k.ends_with("_s") => {
-                        fmt_duration(n.as_f64().unwrap_or(0.0) as i64)
-                    }
-                    Value::Number(n) => fmt_num(n.as_f64().unwrap_or(0.0)),
-                    Value::Bool(b) => b.to_string(),
-                    Value::Null => continue,
-                    Value::Array(a) => format!("{} items", a.len()),
-                    Value::Object(_) => continue,
+                    Value::Null | Value::Object(_) => continue,
+                    Value::Array(a) => crate::model::list_text(a),
+                    other => crate::model::scalar_text(other),
                 };
-                let label = k
-                    .trim_end_matches("_bytes")
-                    .trim_end_matches("_secs")
-                    .trim_end_matches("_ms")
-                    .trim_end_matches("_at")
-                    .replace('_', " ");
-                parts.push(format!("{label} {shown}"));
+                parts.push(summary_field(k, &shown, now));
             }
             return parts.join(" · ");
         }
@@ -550,7 +511,7 @@ fn audit_summary(frame: &mut Frame, area: Rect, app: &App) {
                     Section::Fields(fields) => (
                         fields
                             .iter()
-                            .map(|(k, v)| summary_field(k, v))
+                            .map(|(k, v)| summary_field(k, v, app.now))
                             .collect::<Vec<_>>()
                             .join(" · "),
                         theme.base,
@@ -576,14 +537,14 @@ fn audit_summary(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
-/// A summary counter as words: `events_24h 12` → `events 12 (24 h)`, bytes in units,
-/// booleans as yes/no.
-fn summary_field(key: &str, value: &str) -> String {
+/// A counter or detail as words: `events_24h 12` → `events 12 (24 h)`, bytes and durations
+/// in units, times as ages, booleans as yes/no (the summary panel and unknown cards).
+fn summary_field(key: &str, value: &str, now: DateTime<Utc>) -> String {
     let (base, window) = match key.rsplit_once('_') {
         Some((b, w @ ("24h" | "1h" | "7d" | "today"))) => (b, Some(w)),
         _ => (key, None),
     };
-    let unit = ["_bytes", "_secs", "_s", "_ms"]
+    let unit = ["_bytes", "_secs", "_s", "_ms", "_at"]
         .into_iter()
         .find(|u| base.ends_with(u));
     let shown = match (value, unit) {
@@ -592,7 +553,8 @@ fn summary_field(key: &str, value: &str) -> String {
         (v, Some(u)) => match (v.parse::<f64>(), u) {
             (Ok(n), "_bytes") => fmt_bytes(n),
             (Ok(n), "_ms") => fmt_duration_ms(n as i64),
-            (Ok(n), _) => fmt_duration_ms((n * 1000.0) as i64),
+            (_, "_at") => rel_time(Some(v), now),
+            (Ok(n), _) => fmt_duration(n as i64),
             (Err(_), _) => v.to_string(),
         },
         // Keys and hashes: enough to recognise, not a whole row of hex.
@@ -621,21 +583,25 @@ mod tests {
     #[test]
     fn summary_fields_read_as_words_and_units() {
         assert_eq!(
-            summary_field("last_scan_age_s", "75"),
+            summary_field("last_scan_age_s", "75", now()),
             "last scan age 1m 15s"
         );
         assert_eq!(
-            summary_field("last_restore_ms", "640"),
+            summary_field("last_restore_ms", "640", now()),
             "last restore 640 ms"
         );
-        assert_eq!(summary_field("rollup_lag_secs", "-"), "rollup lag -");
-        assert_eq!(summary_field("paused", "false"), "paused no");
-        assert_eq!(summary_field("events_24h", "12"), "events 12 (24 h)");
+        assert_eq!(summary_field("rollup_lag_secs", "-", now()), "rollup lag -");
+        assert_eq!(summary_field("paused", "false", now()), "paused no");
+        assert_eq!(summary_field("events_24h", "12", now()), "events 12 (24 h)");
         assert_eq!(
-            summary_field("evidence_public_key", &"ab".repeat(32)),
+            summary_field("evidence_public_key", &"ab".repeat(32), now()),
             "evidence public key abababababab…"
         );
-        assert_eq!(summary_field("targets", "none"), "targets none");
+        assert_eq!(summary_field("targets", "none", now()), "targets none");
+        assert_eq!(
+            summary_field("last_scan_at", "2026-05-01T11:59:00Z", now()),
+            "last scan 1m ago"
+        );
     }
     use serde_json::json;
 
