@@ -261,7 +261,7 @@ fn a_started_run_is_reported_when_it_ends() {
             "error": null, "duration_ms": duration, "replica": "r-7f3a", "result": null,
             "queue_job_id": null, "attempt": 1, "fire_at": null}]})
     };
-    app.handle_event(Event::Fetched {
+    let fx = app.handle_event(Event::Fetched {
         resource: RUNS.res,
         result: Ok(runs("running", None)),
         at: t0() + Duration::seconds(1),
@@ -271,7 +271,8 @@ fn a_started_run_is_reported_when_it_ends() {
         "still running: no end yet"
     );
     assert_eq!(app.watched_runs.len(), 1);
-    app.handle_event(Event::Fetched {
+    assert!(fetches(&fx).is_empty(), "{:?}", fetches(&fx));
+    let fx = app.handle_event(Event::Fetched {
         resource: RUNS.res,
         result: Ok(runs("succeeded", Some(1234))),
         at: t0() + Duration::seconds(12),
@@ -281,6 +282,13 @@ fn a_started_run_is_reported_when_it_ends() {
         format!("retention succeeded in 1.2 s · {run_id}")
     );
     assert!(app.watched_runs.is_empty());
+    // What the run changed is fetched at once, not on the tab's timer.
+    let tab = app.current().resources();
+    assert!(
+        tab.iter().all(|r| fetches(&fx).contains(r)),
+        "{:?} of {tab:?}",
+        fetches(&fx)
+    );
 }
 
 #[test]

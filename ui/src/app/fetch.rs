@@ -136,9 +136,9 @@ impl App {
         if self.cache.apply(resource, result, at) {
             self.refilter_all();
         }
-        if resource == crate::tabs::jobs::RUNS.res && !self.watched_runs.is_empty() {
-            self.report_finished_runs();
-        }
+        let run_ended = resource == crate::tabs::jobs::RUNS.res
+            && !self.watched_runs.is_empty()
+            && self.report_finished_runs();
         if let Some(Popup::Palette(p)) = &mut self.popup {
             // New entities may have arrived; keep the query, rebuild the candidates.
             let query = std::mem::take(&mut p.query);
@@ -146,6 +146,9 @@ impl App {
             fresh.query = query;
             fresh.refilter();
             self.popup = Some(Popup::Palette(fresh));
+        }
+        if run_ended {
+            return self.refresh_now();
         }
         Vec::new()
     }

@@ -205,10 +205,11 @@ impl App {
         self.notice = Some((msg.into(), self.now));
     }
 
-    /// After a run-history answer: report each watched run that has ended.
-    fn report_finished_runs(&mut self) {
+    /// After a run-history answer: report each watched run that has ended. True when one
+    /// did: what it changed (a backup, a scan report) is then fetched at once.
+    fn report_finished_runs(&mut self) -> bool {
         let Some(runs) = self.cache.get(crate::tabs::jobs::RUNS) else {
-            return;
+            return false;
         };
         let mut done = Vec::new();
         for w in &self.watched_runs {
@@ -235,9 +236,11 @@ impl App {
             !done.iter().any(|(id, _)| *id == w.run_id)
                 && (now - w.since).num_seconds() < WATCH_RUNS_FOR_SECS
         });
+        let ended = !done.is_empty();
         if let Some((_, msg)) = done.pop() {
             self.notify(msg);
         }
+        ended
     }
 
     /// Rebuilds every tab's visible rows from the cache.
