@@ -272,6 +272,18 @@ fn a_started_run_is_reported_when_it_ends() {
     );
     assert_eq!(app.watched_runs.len(), 1);
     assert!(fetches(&fx).is_empty(), "{:?}", fetches(&fx));
+    // The refresh the confirm asked for has been answered meanwhile.
+    for r in app.current().resources() {
+        let (file, _) = echopilot_ui::FIXTURE_FILES
+            .iter()
+            .find(|(_, x)| *x == r)
+            .unwrap();
+        app.handle_event(Event::Fetched {
+            resource: r,
+            result: Ok(fixture(file)),
+            at: t0() + Duration::seconds(2),
+        });
+    }
     let fx = app.handle_event(Event::Fetched {
         resource: RUNS.res,
         result: Ok(runs("succeeded", Some(1234))),
