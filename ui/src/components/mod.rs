@@ -43,6 +43,7 @@ pub enum Freshness {
 pub fn reason(e: &ClientError, route: &str) -> String {
     match e {
         ClientError::Unreachable(_) => "backend unreachable".into(),
+        ClientError::Problem(p) if p.status == 401 => "the backend rejects this key (401)".into(),
         ClientError::Problem(p) => format!("GET {route} answered {} {}", p.status, p.title),
         ClientError::Decode(d) => format!("GET {route}: invalid JSON ({d})"),
     }

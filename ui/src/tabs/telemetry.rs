@@ -93,10 +93,11 @@ fn components(frame: &mut Frame, area: Rect, app: &App) {
     let width = block.inner(area).width as usize;
     let mut lines: Vec<Line> = Vec::new();
     match remote.data {
-        None => lines.push(Line::from(Span::styled(
-            empty_message(&f, route),
-            theme.muted,
-        ))),
+        None => lines.extend(
+            wrap_words(&empty_message(&f, route), width.max(10))
+                .into_iter()
+                .map(|l| Line::from(Span::styled(l, theme.muted))),
+        ),
         Some(t) => {
             let o = &t.report.overall;
             lines.push(Line::from(vec![
@@ -483,13 +484,17 @@ fn audit_summary(frame: &mut Frame, area: Rect, app: &App) {
             let width = block.inner(area).width as usize;
             lines.extend(wrap_words(&s, width.max(10)).into_iter().map(Line::from));
         }
-        None => lines.push(Line::from(Span::styled(
-            empty_message(
-                &freshness(&audit, AUDIT.res.route, app.now),
-                AUDIT.res.route,
-            ),
-            theme.muted,
-        ))),
+        None => lines.extend(
+            wrap_words(
+                &empty_message(
+                    &freshness(&audit, AUDIT.res.route, app.now),
+                    AUDIT.res.route,
+                ),
+                (block.inner(area).width as usize).max(10),
+            )
+            .into_iter()
+            .map(|l| Line::from(Span::styled(l, theme.muted))),
+        ),
     }
     match summary.data {
         Some(s) => {
@@ -529,10 +534,14 @@ fn audit_summary(frame: &mut Frame, area: Rect, app: &App) {
                 }
             }
         }
-        None => lines.push(Line::from(Span::styled(
-            empty_message(&f, route),
-            theme.muted,
-        ))),
+        None => lines.extend(
+            wrap_words(
+                &empty_message(&f, route),
+                (block.inner(area).width as usize).max(10),
+            )
+            .into_iter()
+            .map(|l| Line::from(Span::styled(l, theme.muted))),
+        ),
     }
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
