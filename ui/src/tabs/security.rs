@@ -1,6 +1,7 @@
 //! Security tab: the last scan (age, duration, counts by severity, the light), the
 //! vulnerabilities most severe first (a filterable table), the secret findings (redacted:
-//! the secret itself never reaches the console) and the packages by ecosystem. `s` runs
+//! the secret itself never reaches the console), the packages by ecosystem and the recent
+//! compliance hooks (signed webhooks received; the compliance module's). `s` runs
 //! `run_scan` (also in the palette), `x` exports the last scan's SBOM (CycloneDX 1.5) to
 //! `sbom-<report>.cdx.json` in the working directory.
 
@@ -21,8 +22,8 @@ use crate::commands::{cmd, mutating, Action, KeyCommand, Scope, TabAction, NONE}
 use crate::components::badge::badge;
 use crate::components::table::{DataTable, TableView};
 use crate::components::{empty_message, freshness, panel, Component};
-use crate::model::{parse_ts, SecurityLatest, SecurityStatus};
-use crate::util::{fmt_age, fmt_count, fmt_duration_ms};
+use crate::model::{parse_ts, HookList, SecurityLatest, SecurityStatus};
+use crate::util::{ellipsize, fmt_age, fmt_count, fmt_duration_ms, rel_time};
 
 const TITLE: &str = "Security";
 
@@ -31,6 +32,10 @@ pub const STATUS: Res<SecurityStatus> = Res::new("security.status", "/api/v1/sec
 /// The newest report with its findings and SBOM.
 pub const LATEST: Res<SecurityLatest> =
     Res::new("security.latest", "/api/v1/security/reports/latest", 30);
+
+/// The newest compliance hooks (signed webhooks the compliance module accepted).
+pub const HOOKS: Res<HookList> =
+    Res::new("compliance.hooks", "/api/v1/compliance/hooks?limit=10", 30);
 
 pub const RUN_SCAN: TabAction = TabAction("security.run_scan");
 pub const EXPORT_SBOM: TabAction = TabAction("security.export_sbom");
@@ -91,6 +96,12 @@ impl Tab for SecurityTab {
     }
 
     fn resources(&self) -> Vec<Resource> {
+        vec![STATUS.res, LATEST.res, HOOKS.res]
+    }
+
+    /// The compliance module off (or not installed) leaves the tab on: the hooks pane
+    /// says so.
+    fn area_resources(&self) -> Vec<Resource> {
         vec![STATUS.res, LATEST.res]
     }
 
@@ -98,13 +109,33 @@ impl Tab for SecurityTab {
         let [status, body] =
             Layout::vertical([Constraint::Length(7), Constraint::Fill(1)]).areas(area);
         let [vulns, lower] =
-            Layout::vertical([Constraint::Percentage(55), Constraint::Fill(1)]).areas(body);
-        let [secrets, packages] =
-            Layout::horizontal([Constraint::Percentage(62), Constraint::Fill(1)]).areas(lower);
+            Layout::vertical([Constraint::Percentage(45), Constraint::Fill(1)]).areas(body);
+        let [secrets, right] =
+            Layout::horizontal([Constraint::Percentage(55), Constraint::Fill(1)]).areas(lower);
+        // The packages pane as tall as its lines (ecosystems and the SBOM line), at most
+        // half; the hooks take the rest.
+        let ecosystems = app
+            .cache
+            .get(LATEST)
+            .and_then(|l| l.report.as_ref())
+            .map_or(1, |r| {
+                r.packages
+                    .iter()
+                    .map(|p| p.ecosystem.as_str())
+                    .collect::<BTreeSet<_>>()
+                    .len()
+                    .max(1)
+            }) as u16;
+        let [packages, hooks] = Layout::vertical([
+            Constraint::Length((ecosystems + 3).min(right.height / 2)),
+            Constraint::Fill(1),
+        ])
+        .areas(right);
         self.draw_status(frame, status, app);
         self.draw_vulns(frame, vulns, app);
         self.draw_secrets(frame, secrets, app);
         self.draw_packages(frame, packages, app);
+        self.draw_hooks(frame, hooks, app);
     }
 
     fn commands(&self) -> &'static [KeyCommand] {
@@ -335,6 +366,83 @@ impl SecurityTab {
                 .wrap(Wrap { trim: false }),
             area,
         );
+    }
+
+    /// The newest compliance hooks: when received, verified, the event type, the webhook
+    /// id, the name of the secret that signed it (each secret names a tenant: the one
+    /// shown). Every listed hook passed the signature check (refused ones are not stored),
+    /// so each is marked ✓.
+    fn draw_hooks(&self, frame: &mut Frame, area: Rect, app: &App) {
+        let theme = &app.theme;
+        let route = HOOKS.res.route;
+        let remote = app.cache.remote(HOOKS);
+        let meta = app.cache.meta(HOOKS.res);
+        let off = meta.disabled();
+        let not_installed = off.is_none()
+            && meta.data.is_none()
+            && meta.error.as_ref().and_then(|e| e.status()) == Some(404);
+        let f = if off.is_some() || not_installed {
+            crate::components::Freshness::Fresh
+        } else {
+            freshness(&remote, route, app.now)
+        };
+        let n = remote.data.map_or(0, |l| l.hooks.len());
+        let title = match remote.data {
+            Some(_) => format!("Compliance hooks ({n}, ✓ verified)"),
+            None => "Compliance hooks".to_string(),
+        };
+        let block = panel(&title, &f, false, theme);
+        let mut lines = Vec::new();
+        match (remote.data, off.as_ref()) {
+            (_, Some(d)) => lines.push(Line::from(Span::styled(
+                if d.fleet {
+                    "Module compliance is turned off fleet-wide: no webhooks are received."
+                        .to_string()
+                } else {
+                    "Module compliance is disabled for this tenant: no webhooks are received."
+                        .to_string()
+                },
+                theme.muted,
+            ))),
+            (None, None) if not_installed => lines.push(Line::from(Span::styled(
+                "The compliance area is not installed on this backend.",
+                theme.muted,
+            ))),
+            (None, None) => lines.push(Line::from(Span::styled(
+                empty_message(&f, route),
+                theme.muted,
+            ))),
+            (Some(l), None) if l.hooks.is_empty() => lines.push(Line::from(Span::styled(
+                "No webhook received yet (POST /api/v1/compliance/webhook, signed).",
+                theme.muted,
+            ))),
+            (Some(l), None) => {
+                // One line each, cut at the pane's edge (the describe view is not needed:
+                // GET /api/v1/compliance/hooks has the payloads).
+                for h in &l.hooks {
+                    lines.push(Line::from(vec![
+                        Span::styled(
+                            format!("{:>7} ", rel_time(Some(&h.received_at), app.now)),
+                            theme.muted,
+                        ),
+                        Span::styled("✓ ", theme.ok),
+                        Span::styled(
+                            format!("{} ", h.event_type.as_deref().unwrap_or("(no type)")),
+                            theme.accent,
+                        ),
+                        Span::raw(format!("{} ", ellipsize(&h.webhook_id, 24))),
+                        Span::styled(h.secret_name.clone(), theme.muted),
+                    ]));
+                }
+            }
+        }
+        let p = Paragraph::new(lines).block(block);
+        let p = if remote.data.is_some_and(|l| !l.hooks.is_empty()) && off.is_none() {
+            p
+        } else {
+            p.wrap(Wrap { trim: true })
+        };
+        frame.render_widget(p, area);
     }
 
     fn draw_packages(&self, frame: &mut Frame, area: Rect, app: &App) {
