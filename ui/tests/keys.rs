@@ -272,6 +272,11 @@ fn a_started_run_is_reported_when_it_ends() {
     );
     assert_eq!(app.watched_runs.len(), 1);
     assert!(fetches(&fx).is_empty(), "{:?}", fetches(&fx));
+    // Still running: asked again after 2 s, not the history's usual 10 s.
+    assert_eq!(
+        app.cache.meta(RUNS.res).next_due,
+        Some(t0() + Duration::seconds(3))
+    );
     // The refresh the confirm asked for has been answered meanwhile.
     for r in app.current().resources() {
         let (file, _) = echopilot_ui::FIXTURE_FILES

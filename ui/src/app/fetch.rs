@@ -139,6 +139,14 @@ impl App {
         let run_ended = resource == crate::tabs::jobs::RUNS.res
             && !self.watched_runs.is_empty()
             && self.report_finished_runs();
+        // While a run started here is going, its end is looked for every 2 s, so the tab
+        // shows what it changed soon after, not on the run history's 10 s cadence.
+        if resource == crate::tabs::jobs::RUNS.res && !self.watched_runs.is_empty() {
+            let e = self.cache.entry_mut(resource);
+            if e.failures == 0 {
+                e.next_due = Some(at + chrono::Duration::seconds(WATCHED_RUN_POLL_SECS));
+            }
+        }
         if let Some(Popup::Palette(p)) = &mut self.popup {
             // New entities may have arrived; keep the query, rebuild the candidates.
             let query = std::mem::take(&mut p.query);
@@ -182,3 +190,6 @@ impl App {
             .map(|b| (b - self.now).num_seconds().max(0))
     }
 }
+
+/// How often the run history is asked while a run started from the console is going.
+const WATCHED_RUN_POLL_SECS: i64 = 2;
