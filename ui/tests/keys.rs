@@ -1255,6 +1255,17 @@ fn help_stops_scrolling_at_its_end_and_lists_each_key_once() {
         panic!("help closed")
     };
     assert_eq!(back, scroll - 1);
+    // g, PgDn, G page through it as in the result view; G stops at the same end.
+    let help_scroll = |app: &echopilot_ui::App| match app.popup {
+        Some(echopilot_ui::popups::Popup::Help { scroll }) => scroll,
+        _ => panic!("help closed"),
+    };
+    press(&mut app, KeyCode::Char('g'));
+    assert_eq!(help_scroll(&app), 0);
+    press(&mut app, KeyCode::PageDown);
+    assert!(help_scroll(&app) > 1, "{}", help_scroll(&app));
+    press(&mut app, KeyCode::Char('G'));
+    assert_eq!(help_scroll(&app), scroll);
     // The move keys are described once, with their arrows.
     assert!(first.contains("j or ↓ down, k or ↑ up"), "{first}");
     assert!(!first.contains("Move the selection up (k or ↑)"), "{first}");

@@ -292,13 +292,18 @@ impl App {
                 Some(Action::Bottom) => r.scroll = u16::MAX,
                 _ => {}
             },
-            (Popup::Help { scroll }, _) => match action {
-                Some(Action::Up) => *scroll = scroll.saturating_sub(1),
-                Some(Action::Down) => {
-                    *scroll = scroll.saturating_add(1).min(self.help_max_scroll.get())
+            (Popup::Help { scroll }, _) => {
+                let max = self.help_max_scroll.get();
+                match action {
+                    Some(Action::Up) => *scroll = scroll.saturating_sub(1),
+                    Some(Action::Down) => *scroll = scroll.saturating_add(1).min(max),
+                    Some(Action::PageDown) => *scroll = scroll.saturating_add(RESULT_PAGE).min(max),
+                    Some(Action::PageUp) => *scroll = scroll.saturating_sub(RESULT_PAGE),
+                    Some(Action::Top) => *scroll = 0,
+                    Some(Action::Bottom) => *scroll = max,
+                    _ => {}
                 }
-                _ => {}
-            },
+            }
             _ => {}
         }
         Vec::new()

@@ -12,7 +12,24 @@ use crate::commands::{registry, scope_name, Scope};
 use crate::model::VerbExt;
 use crate::resources::VERBS;
 
-pub fn lines(app: &App) -> Vec<Line<'static>> {
+/// `lead` spans, then `text` wrapped to `width` with its continuation lines under the
+/// text's first column (a key's description does not run under the key).
+fn item(mut lead: Vec<Span<'static>>, text: &str, width: usize) -> Vec<Line<'static>> {
+    let indent: usize = lead.iter().map(|s| s.content.chars().count()).sum();
+    let avail = width.saturating_sub(indent).max(20);
+    let mut out = Vec::new();
+    for (i, piece) in crate::util::wrap_words(text, avail).into_iter().enumerate() {
+        if i == 0 {
+            lead.push(Span::raw(piece));
+            out.push(Line::from(std::mem::take(&mut lead)));
+        } else {
+            out.push(Line::from(format!("{}{piece}", " ".repeat(indent))));
+        }
+    }
+    out
+}
+
+pub fn lines(app: &App, width: usize) -> Vec<Line<'static>> {
     let theme = &app.theme;
     let bold = theme.base.add_modifier(Modifier::BOLD);
     let mut out = vec![Line::from(Span::styled("Keys", bold))];
@@ -35,11 +52,14 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
             continue;
         }
         seen.push((c.display, c.help));
-        out.push(Line::from(vec![
-            Span::styled(format!("  {:<8}", c.display), theme.accent),
-            Span::styled(format!("{:<16}", scope_name(c.scope)), theme.muted),
-            Span::raw(c.help),
-        ]));
+        out.extend(item(
+            vec![
+                Span::styled(format!("  {:<8}", c.display), theme.accent),
+                Span::styled(format!("{:<16}", scope_name(c.scope)), theme.muted),
+            ],
+            c.help,
+            width,
+        ));
     }
     out.push(Line::default());
     let verbs: Vec<_> = app.visible_verbs().collect();
@@ -66,18 +86,21 @@ pub fn lines(app: &App) -> Vec<Line<'static>> {
             desc.push_str(&format!(" (aliases: {})", v.aliases.join(", ")));
         }
         desc.push_str(&format!(" · min role {}", v.min_role));
-        out.push(Line::from(vec![
-            Span::styled(format!("  {:<20}", v.name), theme.accent),
-            Span::styled(
-                format!("{risk} "),
-                if v.is_high_risk() {
-                    theme.fail
-                } else {
-                    theme.muted
-                },
-            ),
-            Span::raw(desc),
-        ]));
+        out.extend(item(
+            vec![
+                Span::styled(format!("  {:<20}", v.name), theme.accent),
+                Span::styled(
+                    format!("{risk} "),
+                    if v.is_high_risk() {
+                        theme.fail
+                    } else {
+                        theme.muted
+                    },
+                ),
+            ],
+            &desc,
+            width,
+        ));
     }
     out
 }
@@ -90,10 +113,10 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App, scroll: u16) {
         .border_style(app.theme.border)
         .style(app.theme.base)
         .title(Span::styled(
-            " Help · Esc or ? closes · j/k ↓/↑ scroll ",
+            " Help · Esc or ? closes · j/k ↓/↑ PgDn/PgUp g/G scroll ",
             app.theme.accent,
         ));
-    let lines = lines(app);
+    let lines = lines(app, block.inner(rect).width as usize);
     // Scrolling stops when the last line is at the bottom (the key handler reads this).
     let max = (lines.len() as u16).saturating_sub(block.inner(rect).height);
     app.help_max_scroll.set(max);
