@@ -117,6 +117,11 @@ check GET "/api/v1/security/reports?limit=5" 200
 check GET "/api/v1/security/reports?limit=0" 422
 check GET "/api/v1/security/reports?limit=abc" 400
 check GET /api/v1/security/reports/scan_doesnotexist 404
+# The body is optional; only configured targets, no unknown members.
+check POST /api/v1/security/scan 202 '{"git_history":false}'
+check POST /api/v1/security/scan 422 '{"paths":["/etc"]}'
+check POST /api/v1/security/scan 422 '{"bogus":true}'
+check POST /api/v1/security/scan 400 '{"paths":'
 check POST /api/v1/ops/command 200 '{"verb":"run_scan","args":{},"confirm":false}'
 check POST /api/v1/keys 201 '{"role":"operator","tenant":"smoke-sec","name":"smoke security"}'
 SKEY=$(jq_get "['key']")

@@ -997,11 +997,16 @@ async fn the_git_history_is_searched_when_asked() {
         "{e}"
     );
 
-    // The server: [security] git_history = true, on both engines.
+    // The server: [security] git_history = true, on both engines; a second target.
+    let other = work.path().join("other");
+    write(&other, "README.md", "nothing to see\n");
+    let other = other.to_str().unwrap();
     let cfg = work.path().join("echopilot.toml");
     std::fs::write(
         &cfg,
-        format!("[security]\npaths = [{root:?}]\nosv_dir = {no_osv:?}\ngit_history = true\n"),
+        format!(
+            "[security]\npaths = [{root:?}, {other:?}]\nosv_dir = {no_osv:?}\ngit_history = true\n"
+        ),
     )
     .unwrap();
     for backend in common::backends() {
@@ -1012,26 +1017,93 @@ async fn the_git_history_is_searched_when_asked() {
             ..Default::default()
         });
         let c = srv.client();
-        let r = c.post("/api/v1/security/scan", json!({})).await;
-        assert_eq!(r.status, 202, "{backend}: {}", r.text);
-        let run = wait_run(&c, r.body["run_id"].as_str().unwrap()).await;
-        assert_eq!(run["outcome"], "succeeded", "{backend}: {run}");
-        let rep = c
-            .get(&format!(
-                "/api/v1/security/reports/{}",
-                r.body["report_id"].as_str().unwrap()
-            ))
-            .await;
-        assert_eq!(rep.status, 200, "{backend}: {}", rep.text);
+        // Each scan: started (202), finished, its report and ledger.
+        let scan = |body: Option<Value>| {
+            let c = c.clone();
+            async move {
+                let rb = c.req(reqwest::Method::POST, "/api/v1/security/scan");
+                let rb = match body {
+                    Some(b) => rb.json(&b),
+                    None => rb,
+                };
+                let r = c.send(rb).await;
+                assert_eq!(r.status, 202, "{}", r.text);
+                let run_id = r.body["run_id"].as_str().unwrap().to_string();
+                let run = wait_run(&c, &run_id).await;
+                assert_eq!(run["outcome"], "succeeded", "{run}");
+                let rep = c
+                    .get(&format!(
+                        "/api/v1/security/reports/{}",
+                        r.body["report_id"].as_str().unwrap()
+                    ))
+                    .await;
+                assert_eq!(rep.status, 200, "{}", rep.text);
+                let l = c.get(&format!("/api/v1/jobs/runs/{run_id}/ledger")).await;
+                assert_eq!(l.body["errors_count"], 0, "{}", l.text);
+                rep
+            }
+        };
+        // As configured: both targets, the history searched.
+        let rep = scan(Some(json!({}))).await;
         assert_history_finding(&rep.body, &repo);
-        let l = c
-            .get(&format!(
-                "/api/v1/jobs/runs/{}/ledger",
-                r.body["run_id"].as_str().unwrap()
-            ))
-            .await;
-        assert_eq!(l.body["errors_count"], 0, "{backend}: {}", l.text);
+        assert_eq!(rep.body["targets"], json!([root, other]), "{backend}");
         assert_secrets_absent("the report", &rep.text, &secrets);
+        // The body picks: no history this once; one of the targets; an empty body.
+        let rep = scan(Some(json!({"git_history": false}))).await;
+        assert_eq!(
+            secrets_of(&rep.body),
+            vec![(
+                "keep.env".to_string(),
+                1,
+                "stripe-secret-key".to_string(),
+                None
+            )],
+            "{backend}: history off for this scan"
+        );
+        assert_eq!(rep.body["history"], json!([]), "{backend}");
+        let rep = scan(Some(json!({"paths": [root], "git_history": true}))).await;
+        assert_history_finding(&rep.body, &repo);
+        assert_eq!(rep.body["targets"], json!([root]), "{backend}: one target");
+        let rep = scan(Some(json!({"paths": [other]}))).await;
+        assert_eq!(rep.body["targets"], json!([other]), "{backend}");
+        assert_eq!(rep.body["counts"]["secrets"], 0, "{backend}");
+        let rep = scan(None).await;
+        assert_history_finding(&rep.body, &repo);
+        // Refused: a path that is not configured (named), unknown members, wrong types,
+        // an empty list, malformed JSON, another content type, a wrong key.
+        let r = c
+            .post("/api/v1/security/scan", json!({"paths": ["/etc"]}))
+            .await;
+        r.assert_problem(422);
+        assert!(
+            r.body["detail"].as_str().unwrap().contains("\"/etc\""),
+            "{}",
+            r.text
+        );
+        for bad in [
+            json!({"bogus": 1}),
+            json!({"paths": "x"}),
+            json!({"paths": []}),
+            json!({"git_history": "yes"}),
+            json!([root]),
+        ] {
+            c.post("/api/v1/security/scan", bad.clone())
+                .await
+                .assert_problem(422);
+        }
+        let raw = |ct: &'static str, body: &'static str| {
+            c.req(reqwest::Method::POST, "/api/v1/security/scan")
+                .header("content-type", ct)
+                .body(body)
+        };
+        c.send(raw("application/json", "{\"paths\":"))
+            .await
+            .assert_problem(400);
+        c.send(raw("text/plain", "{}")).await.assert_problem(415);
+        c.with_key(&common::random_key())
+            .post("/api/v1/security/scan", json!({"git_history": false}))
+            .await
+            .assert_problem(401);
         assert_secrets_absent("the logs", &srv.read_logs(), &secrets);
         assert_secrets_absent("stderr", &srv.stderr_text(), &secrets);
     }

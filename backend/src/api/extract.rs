@@ -33,15 +33,18 @@ where
         }
         serde_path_to_error::deserialize::<_, T>(value)
             .map(ApiJson)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                if path == "." {
-                    ApiError::BadRequest(format!("invalid request body: {inner}"))
-                } else {
-                    ApiError::BadRequest(format!("invalid request body: {path}: {inner}"))
-                }
-            })
+            .map_err(|e| ApiError::BadRequest(body_error(e)))
+    }
+}
+
+/// `invalid request body: <where>: <what>` (no `<where>` at the top level).
+pub fn body_error(e: serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    if path == "." {
+        format!("invalid request body: {inner}")
+    } else {
+        format!("invalid request body: {path}: {inner}")
     }
 }
 

@@ -1,8 +1,9 @@
 //! Scheduled jobs as queue jobs: one queue kind `scheduled:<name>` per job, with the job's
 //! timeout, and the handler that records each attempt in `job_runs`.
 //!
-//! Payload: `{"trigger": "schedule"|"manual"|"startup", "run_id": "run_…", "fire_at": ms}`
-//! (`fire_at` only for scheduled firings), tenant `_system` (`queue::SYSTEM_TENANT`). A scheduled firing's idempotency key is
+//! Payload: `{"trigger": "schedule"|"manual"|"startup", "run_id": "run_…", "fire_at": ms,
+//! "args": {…}}` (`fire_at` only for scheduled firings, `args` only when the run was asked
+//! for with arguments), tenant `_system` (`queue::SYSTEM_TENANT`). A scheduled firing's idempotency key is
 //! `scheduled:<name>:<fire_at>`, so however many replicas enqueue it, one job exists.
 //! Attempt 1 records its run under `run_id` (what run-now returns); a retry gets a fresh id.
 
@@ -34,6 +35,8 @@ struct Payload {
     run_id: String,
     #[serde(default)]
     fire_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    args: Option<Value>,
 }
 
 /// Register every job's queue kind (on every replica: any replica's workers may run it).
@@ -75,12 +78,14 @@ pub async fn enqueue(
     name: &str,
     trigger: Trigger,
     fire_at: Option<i64>,
+    args: Option<Value>,
 ) -> anyhow::Result<String> {
     let run_id = random_id("run_", 10);
     let payload = serde_json::to_value(Payload {
         trigger,
         run_id: run_id.clone(),
         fire_at,
+        args,
     })?;
     let mut job = NewJob::new(&kind(name), payload);
     // Scheduled work goes before bulk jobs of the same age.
@@ -153,6 +158,7 @@ async fn handle(
         run_id: run_id.clone(),
         trigger: p.trigger,
         ledger: ledger.clone(),
+        args: p.args.clone().unwrap_or(Value::Null),
     };
     // Written on every way out, a cancellation at the timeout included.
     let flush = super::ledger::FlushOnDrop {

@@ -90,6 +90,9 @@ pub struct JobContext {
     /// This run's error ledger: count what you work on, record what you could not handle.
     /// The engine writes it when the run ends, whatever the outcome.
     pub ledger: Ledger,
+    /// What the caller of [`Jobs::run_with`] asked this run to do (`Null` for scheduled
+    /// and startup runs, and run-now without arguments). The job checks it.
+    pub args: Value,
 }
 
 /// A registered job: its code and defaults (config is applied in [`Jobs::settings`]).
@@ -253,6 +256,18 @@ impl Jobs {
         name: &str,
         trigger: Trigger,
     ) -> anyhow::Result<Begin> {
+        self.run_with(state, name, trigger, None).await
+    }
+
+    /// [`Jobs::run`] with arguments for this run (in the queue job's payload; the handler
+    /// reads them as [`JobContext::args`]).
+    pub async fn run_with(
+        &self,
+        state: &AppState,
+        name: &str,
+        trigger: Trigger,
+        args: Option<Value>,
+    ) -> anyhow::Result<Begin> {
         if !self.contains(name) {
             anyhow::bail!("no job named {name:?}");
         }
@@ -269,7 +284,7 @@ impl Jobs {
             .await?;
             return Ok(Begin::Overlap { skipped_id });
         }
-        let run_id = exec::enqueue(self, name, trigger, None).await?;
+        let run_id = exec::enqueue(self, name, trigger, None, args).await?;
         Ok(Begin::Started(run_id))
     }
 

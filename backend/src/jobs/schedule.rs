@@ -197,7 +197,7 @@ async fn fire(state: &AppState, jobs: &Jobs, name: &str, fire_at: i64) {
             return;
         }
     }
-    if let Err(e) = exec::enqueue(jobs, name, Trigger::Schedule, Some(fire_at)).await {
+    if let Err(e) = exec::enqueue(jobs, name, Trigger::Schedule, Some(fire_at), None).await {
         tracing::error!(target: "scheduler", job = name, fire_at, error = %format!("{e:#}"), "scheduled firing could not be enqueued");
     }
 }

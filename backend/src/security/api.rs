@@ -2,8 +2,10 @@
 //! operator of the system tenant `default` (or a superadmin); reports belong to that
 //! tenant and are read by its operators (another tenant's key finds none: 404).
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,107 @@ pub struct ScanStarted {
     pub already_running: bool,
 }
 
+/// What one scan covers (`POST /api/v1/security/scan`). Every member is optional and an
+/// empty body is the same as `{}`: every configured target, history as configured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanRequest {
+    /// Some of `[security] paths`, written exactly as configured (`GET
+    /// /api/v1/security/status` lists them as `targets`); default: all of them. A path
+    /// that is not configured is refused (422), so a request cannot make the server read
+    /// anything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_items = 1, max_items = 100, example = json!(["/srv/app"]))]
+    pub paths: Option<Vec<String>>,
+    /// Search the git history of the targets that are repositories (true) or not (false),
+    /// this once; default `[security] git_history`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_history: Option<bool>,
+}
+
+impl ScanRequest {
+    /// Check it against `[security] paths`: `Err` is the 422's detail.
+    pub fn check(&self, configured: &[String]) -> Result<ScanRequest, String> {
+        let mut out = self.clone();
+        if let Some(paths) = &self.paths {
+            if paths.is_empty() {
+                return Err("paths is empty: leave it out to scan every configured target".into());
+            }
+            if paths.len() > 100 {
+                return Err(format!("paths has {} entries; at most 100", paths.len()));
+            }
+            let mut picked: Vec<String> = Vec::new();
+            for p in paths {
+                if !configured.contains(p) {
+                    return Err(format!(
+                        "path {:?} is not one of [security] paths ({}): only configured targets are scanned",
+                        crate::util::truncate_chars(p, 200),
+                        if configured.is_empty() {
+                            "none is configured".to_string()
+                        } else {
+                            format!("{} configured, listed as targets in GET /api/v1/security/status", configured.len())
+                        }
+                    ));
+                }
+                if !picked.contains(p) {
+                    picked.push(p.clone());
+                }
+            }
+            out.paths = Some(picked);
+        }
+        Ok(out)
+    }
+
+    /// The request as the job's arguments (`None` when it asks for nothing special).
+    pub fn job_args(&self) -> Option<serde_json::Value> {
+        (self != &ScanRequest::default()).then(|| json!(self))
+    }
+}
+
+/// The body of `POST /scan`: empty, or a JSON [`ScanRequest`]. Malformed JSON is 400,
+/// anything else wrong with it (an unknown member, a wrong type) 422.
+fn scan_request(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<ScanRequest> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge("request body exceeds the configured size limit".into())
+        } else {
+            ApiError::BadRequest(format!("cannot read the request body: {e}"))
+        }
+    })?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(ScanRequest::default());
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .is_some_and(|m| {
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        });
+    if !json {
+        return Err(ApiError::UnsupportedMediaType(
+            "expected request header Content-Type: application/json".into(),
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    // `null` is the empty request too (the document allows it: the body is optional).
+    if v.is_null() {
+        return Ok(ScanRequest::default());
+    }
+    if let Some(at) = crate::api::extract::nul_at(&v, "body") {
+        return Err(ApiError::Unprocessable(format!(
+            "{at} holds a NUL character (\\u0000), which cannot be stored"
+        )));
+    }
+    serde_path_to_error::deserialize::<_, ScanRequest>(v)
+        .map_err(|e| ApiError::Unprocessable(crate::api::extract::body_error(e)))
+}
+
 /// The newest report (null before the first scan).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LatestReport {
@@ -59,6 +162,7 @@ pub async fn enqueue(
     key_id: &str,
     request_id: &str,
     via: &str,
+    req: &ScanRequest,
 ) -> ApiResult<(String, bool)> {
     let jobs = state
         .jobs()
@@ -74,7 +178,10 @@ pub async fn enqueue(
     if let Some(run) = running().await? {
         return Ok((run, true));
     }
-    let (outcome, run_id, already) = match jobs.run(state, super::JOB, Trigger::Manual).await? {
+    let begin = jobs
+        .run_with(state, super::JOB, Trigger::Manual, req.job_args())
+        .await?;
+    let (outcome, run_id, already) = match begin {
         Begin::Started(id) => ("ok", id, false),
         Begin::Overlap { skipped_id } => match running().await? {
             Some(id) => ("already_running", id, true),
@@ -89,21 +196,31 @@ pub async fn enqueue(
         outcome,
         request_id,
     )
-    .detail(json!({"run_id": run_id, "via": via}));
+    .detail(
+        json!({"run_id": run_id, "via": via, "paths": req.paths, "git_history": req.git_history}),
+    );
     audit::record(&state.store, rec).await?;
     tracing::info!(target: "security", job_run_id = %run_id, key_id, via, outcome, "scan requested");
     Ok((run_id, already))
 }
 
-/// Start a scan of `[security] paths` now: 202 with the run id and the report id.
+/// Start a scan of `[security] paths` now: 202 with the run id and the report id. The
+/// body is optional: `{"paths": [...]}` scans some of the configured targets (any other
+/// path is 422, naming it), `{"git_history": bool}` searches the git history or not this
+/// once. While a scan runs, the answer is that run's (`already_running`), whatever was asked.
 #[utoipa::path(post, path = "/api/v1/security/scan", tag = "security",
+    request_body(content = Option<ScanRequest>, description = "Optional: which configured targets, and whether to search git history; empty body = every target as configured",
+        example = json!({"paths": ["/srv/app"], "git_history": true})),
     responses((status = 202, body = ScanStarted, example = json!({"run_id": "run_00000000000000000000", "report_id": "scan_00000000000000000000", "job": "security_scan", "already_running": false})),
-        (status = 401), (status = 403), (status = 404), (status = 503)),
+        (status = 400), (status = 401), (status = 403), (status = 404), (status = 413), (status = 415), (status = 422), (status = 503)),
     extensions(("x-min-role" = json!("operator")), ("x-system" = json!(true))),
     security(("dash_key" = [])))]
 pub async fn start_scan(
     State(state): State<AppState>,
+    State(sec): State<Security>,
     caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<ScanStarted>)> {
     caller
         .require_system(
@@ -113,8 +230,11 @@ pub async fn start_scan(
             "the security scanner",
         )
         .await?;
+    let req = scan_request(&headers, body)?
+        .check(&sec.section().paths)
+        .map_err(ApiError::Unprocessable)?;
     let (run_id, already_running) =
-        enqueue(&state, &caller.key_id, &caller.request_id, "api").await?;
+        enqueue(&state, &caller.key_id, &caller.request_id, "api", &req).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(ScanStarted {

@@ -210,14 +210,26 @@ impl Area for SecurityArea {
 
 /// The `security_scan` job: unreadable files are errors in the run's ledger (the run
 /// still succeeds and its report lists them).
+/// A run asked for with arguments (`POST /api/v1/security/scan` with a body) scans those
+/// (checked again: the configuration may have changed since).
 async fn run_job(ctx: crate::jobs::JobContext) -> anyhow::Result<Value> {
     let sec = ctx.state.require::<Security>("jobs", "security")?;
+    let req: super::api::ScanRequest = if ctx.args.is_null() {
+        Default::default()
+    } else {
+        serde_json::from_value(ctx.args.clone())
+            .map_err(|e| anyhow::anyhow!("the run's arguments: {e}"))?
+    };
+    let req = req
+        .check(&sec.section().paths)
+        .map_err(anyhow::Error::msg)?;
     let r = sec
         .scan_and_store(
             &ctx.state,
             ctx.trigger.as_str(),
             &ctx.run_id,
             Some(&ctx.ledger),
+            &req,
         )
         .await?;
     Ok(super::job_result(&r))

@@ -101,15 +101,23 @@ impl Security {
         self.inner.section.options(&self.inner.cfg, trigger, run_id)
     }
 
-    /// Run a scan of the configured targets, store and publish its report (job handler).
+    /// Run a scan of the configured targets (or those `req` picks), store and publish its
+    /// report (job handler).
     pub async fn scan_and_store(
         &self,
         state: &AppState,
         trigger: &str,
         run_id: &str,
         ledger: Option<&Ledger>,
+        req: &api::ScanRequest,
     ) -> anyhow::Result<Report> {
-        let opts = self.options(trigger, run_id);
+        let mut opts = self.options(trigger, run_id);
+        if let Some(paths) = &req.paths {
+            opts.targets = paths.iter().map(PathBuf::from).collect();
+        }
+        if let Some(h) = req.git_history {
+            opts.git.enabled = h;
+        }
         let ledger_c = ledger.cloned();
         let started = std::time::Instant::now();
         let res = tokio::task::spawn_blocking(move || scan::run(&opts, ledger_c.as_ref())).await?;

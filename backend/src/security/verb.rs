@@ -91,8 +91,14 @@ impl Verb for RunScan {
     fn execute<'a>(&'a self, ctx: &'a Ctx, _args: &'a Value) -> BoxFuture<'a, ApiResult<Value>> {
         Box::pin(async move {
             service(ctx)?;
-            let (run_id, already_running) =
-                super::api::enqueue(&ctx.state, &ctx.key_id, &ctx.request_id, "ops").await?;
+            let (run_id, already_running) = super::api::enqueue(
+                &ctx.state,
+                &ctx.key_id,
+                &ctx.request_id,
+                "ops",
+                &super::api::ScanRequest::default(),
+            )
+            .await?;
             Ok(json!({
                 "job": super::JOB,
                 "run_id": run_id,
