@@ -1,11 +1,14 @@
 //! `echopilot evidence verify FILE.zip`: check an evidence bundle offline (no server, no
 //! database): the signature of `evidence.json`, every file's SHA-256, and the audit
-//! section's proofs. Exit 0 when it verifies, 1 when it does not.
+//! section's proofs. Exit 0 when it verifies, 1 when it does not (also when the reader of
+//! its output went away early: `| head` ends the output, not the verdict).
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use echopilot_backend::compliance::evidence::verify_bundle;
+
+use crate::out::{self, Stopped};
 
 pub fn verify(
     file: &Path,
@@ -20,9 +23,9 @@ pub fn verify(
             return ExitCode::from(1);
         }
     };
-    match verify_bundle(&bytes, public_key, audit_public_key) {
+    let (code, written) = match verify_bundle(&bytes, public_key, audit_public_key) {
         Ok(v) => {
-            if json {
+            let written = if json {
                 let out = serde_json::json!({
                     "ok": true,
                     "file": file.display().to_string(),
@@ -31,29 +34,34 @@ pub fn verify(
                     "tree_head": v.manifest["tree_head"],
                     "checks": v.checks,
                 });
-                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                out::line(&serde_json::to_string_pretty(&out).unwrap_or_default())
             } else {
-                println!(
+                let head = format!(
                     "{}: OK — tenant {}, period {} .. {}",
                     file.display(),
                     v.manifest["tenant"].as_str().unwrap_or("?"),
                     v.manifest["period"]["from"].as_str().unwrap_or("?"),
                     v.manifest["period"]["to"].as_str().unwrap_or("?"),
                 );
-                for c in &v.checks {
-                    println!("  ok  {c}");
-                }
-            }
-            ExitCode::SUCCESS
+                let checks: Vec<String> = v.checks.iter().map(|c| format!("  ok  {c}")).collect();
+                out::line(&head).and_then(|()| out::lines(checks.iter().map(String::as_str)))
+            };
+            (ExitCode::SUCCESS, written)
         }
         Err(e) => {
-            if json {
+            let written = if json {
                 let out = serde_json::json!({"ok": false, "file": file.display().to_string(), "error": e});
-                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                out::line(&serde_json::to_string_pretty(&out).unwrap_or_default())
             } else {
                 eprintln!("{}: FAILED — {e}", file.display());
-            }
-            ExitCode::from(1)
+                Ok(())
+            };
+            (ExitCode::from(1), written)
         }
+    };
+    match written {
+        // A closed pipe ends the output, not the verdict.
+        Ok(()) | Err(Stopped::Closed) => code,
+        Err(Stopped::Failed) => ExitCode::from(2),
     }
 }

@@ -6,6 +6,7 @@ mod console;
 mod ctl;
 mod demo;
 mod evidence;
+mod out;
 mod security_cli;
 
 use std::process::ExitCode;

@@ -95,15 +95,17 @@ fn config(
     Ok((cfg, s))
 }
 
+/// Write the output to `output` or stdout. A reader of stdout that went away early (`|
+/// head`) is not an error: the output just ends.
 fn write_out(output: &Option<PathBuf>, text: &str) -> Result<(), String> {
     match output {
         Some(p) => {
             std::fs::write(p, text).map_err(|e| format!("cannot write {}: {e}", p.display()))
         }
-        None => {
-            println!("{text}");
-            Ok(())
-        }
+        None => match crate::out::line(text) {
+            Ok(()) | Err(crate::out::Stopped::Closed) => Ok(()),
+            Err(crate::out::Stopped::Failed) => Err("cannot write to stdout".into()),
+        },
     }
 }
 
@@ -185,18 +187,24 @@ fn run_inner(
                 }
             };
             let done = security::osv::import(&dir, &files).map_err(|e| format!("{e:#}"))?;
-            for i in &done {
-                println!(
-                    "imported {}: {} advisories{} -> {}",
-                    i.file,
-                    i.advisories,
-                    if i.errors > 0 {
-                        format!(" ({} entries not OSV, skipped)", i.errors)
-                    } else {
-                        String::new()
-                    },
-                    i.stored_as
-                );
+            let lines: Vec<String> = done
+                .iter()
+                .map(|i| {
+                    format!(
+                        "imported {}: {} advisories{} -> {}",
+                        i.file,
+                        i.advisories,
+                        if i.errors > 0 {
+                            format!(" ({} entries not OSV, skipped)", i.errors)
+                        } else {
+                            String::new()
+                        },
+                        i.stored_as
+                    )
+                })
+                .collect();
+            if !lines.is_empty() {
+                write_out(&None, &lines.join("\n"))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -210,10 +218,10 @@ fn run_inner(
             let seeded =
                 security::samples::write_corpus(&dir, size_mb * 1024 * 1024, every.max(2), seed)
                     .map_err(|e| e.to_string())?;
-            println!(
-                "{}",
-                serde_json::to_string(&seeded).map_err(|e| e.to_string())?
-            );
+            write_out(
+                &None,
+                &serde_json::to_string(&seeded).map_err(|e| e.to_string())?,
+            )?;
             Ok(ExitCode::SUCCESS)
         }
     }

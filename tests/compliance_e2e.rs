@@ -485,6 +485,22 @@ async fn the_evidence_bundle_verifies_offline_and_fails_when_one_byte_changes() 
         let other = "0".repeat(64);
         let (code, out) = verify_cli(&path, &["--public-key", &other]);
         assert_ne!(code, 0, "{out}");
+        // `| head -c 10`: the reader goes away; no panic, the verdict is the exit status.
+        let garbage = dir.path().join("garbage.zip");
+        std::fs::write(&garbage, b"not a zip").unwrap();
+        for (bundle, want) in [(&path, 0), (&garbage, 1)] {
+            for extra in [&["--json"][..], &[]] {
+                let (code, err) = common::run_with_closed_stdout(
+                    Command::new(env!("CARGO_BIN_EXE_echopilot"))
+                        .args(["evidence", "verify"])
+                        .arg(bundle)
+                        .args(extra)
+                        .env("ECHOPILOT_CONFIG", "/dev/null"),
+                );
+                assert_eq!(code, Some(want), "{extra:?}: {err}");
+                assert!(!err.contains("panicked"), "{extra:?}: {err}");
+            }
+        }
         // One byte changed in a file's content (re-zipped cleanly), in evidence.json, or
         // in the raw zip inside a file's data: each fails.
         for name in [

@@ -496,6 +496,25 @@ async fn a_seeded_tree_gives_exactly_the_expected_findings_and_nothing_leaks() {
     ]);
     assert_eq!(code, 1, "--fail-on any fails on vulnerabilities: {out}");
 
+    // A reader that goes away (`| head`): no panic, the scan's own exit status.
+    for format in ["json", "text", "sbom"] {
+        let (code, err) = common::run_with_closed_stdout(
+            Command::new(env!("CARGO_BIN_EXE_echopilot"))
+                .args([
+                    "security",
+                    "scan",
+                    tree.root.to_str().unwrap(),
+                    "--format",
+                    format,
+                ])
+                .args(["--osv-dir", osv_dir.to_str().unwrap()])
+                .env("ECHOPILOT_CONFIG", "/dev/null")
+                .env_remove("ECHOPILOT_DATABASE_URL"),
+        );
+        assert_eq!(code, Some(1), "{format}: the secrets still fail it: {err}");
+        assert!(!err.contains("panicked"), "{format}: {err}");
+    }
+
     for backend in common::backends() {
         let tg = MockServer::builder().start().await;
         Mock::given(method("POST"))

@@ -358,3 +358,19 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Run `cmd` with its stdout a pipe whose reader is already gone (as after `| head -c 10`
+/// has read enough): every write gets EPIPE. Returns the exit code and stderr.
+pub fn run_with_closed_stdout(cmd: &mut std::process::Command) -> (Option<i32>, String) {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let out = cmd
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run the command");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
