@@ -308,6 +308,90 @@ async fn webhooks_need_a_fresh_unique_signature_of_a_configured_secret() {
     }
 }
 
+/// Log lines of `srv` whose message is `msg`, parsed.
+fn log_lines(srv: &Server, msg: &str) -> Vec<Value> {
+    srv.read_logs()
+        .lines()
+        .filter(|l| l.contains(msg))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_webhooks_are_logged_within_a_budget_then_summarised_and_all_audited() {
+    for backend in common::backends() {
+        let srv = Server::start_with(Opts {
+            database_url: common::fresh_database(backend).await,
+            env: vec![
+                (
+                    "ECHOPILOT_COMPLIANCE__WEBHOOK_SECRETS__PRIMARY".into(),
+                    format!("default:{SECRET_A}"),
+                ),
+                (
+                    "ECHOPILOT_COMPLIANCE__REJECTION_LOG_BUDGET".into(),
+                    "3".into(),
+                ),
+                (
+                    "ECHOPILOT_COMPLIANCE__REJECTION_LOG_INTERVAL_SECS".into(),
+                    "1".into(),
+                ),
+                ("ECHOPILOT_RATE_LIMIT_PER_SEC".into(), "100000".into()),
+                ("ECHOPILOT_RATE_LIMIT_BURST".into(), "100000".into()),
+            ],
+            ..Default::default()
+        });
+        let c = srv.client();
+        let body = r#"{"type":"policy.acknowledged"}"#;
+        let ts = now_secs();
+        let bad = signature(SECRET_B, "msg_bad", ts, body);
+        // 25 bad signatures in a burst. They may span several 1-second intervals, so the
+        // checks below sum over however many intervals it took.
+        for i in 0..25 {
+            deliver(&c, &format!("msg_bad_{i}"), ts, &bad, body)
+                .await
+                .assert_problem(401);
+        }
+        // Every refusal is counted by the summaries or logged on its own, and the lines
+        // of their own never exceed the budget per interval.
+        let summaries = common::eventually(
+            Duration::from_secs(20),
+            "the rejection summary lines to account for every refusal",
+            || async {
+                let each = log_lines(&srv, "\"compliance webhook rejected\"").len() as u64;
+                let sums = log_lines(&srv, "compliance webhook rejections over the log budget");
+                let unlogged: u64 = sums
+                    .iter()
+                    .map(|l| l["not_logged_each"].as_u64().unwrap())
+                    .sum();
+                (each + unlogged == 25 && !sums.is_empty()).then_some((each, sums))
+            },
+        )
+        .await;
+        let (each, sums) = summaries;
+        assert!(
+            each >= 3,
+            "{backend}: the budget's lines are written: {each}"
+        );
+        assert!(each < 25, "{backend}: not one line per refusal: {each}");
+        for l in &sums {
+            assert_eq!(l["logged_each"].as_u64().unwrap(), 3, "{backend}: {l}");
+            assert_eq!(
+                l["rejected"].as_u64().unwrap(),
+                l["bad_signature"].as_u64().unwrap(),
+                "{l}"
+            );
+            assert!(
+                l["top_addresses"].as_str().unwrap().contains("127.0.0.1"),
+                "{l}"
+            );
+        }
+        // The audit records stay: one per refusal (within audit_rejections_per_minute, 60).
+        let recs = audit_records(&c, "compliance.webhook").await;
+        let denied = recs.iter().filter(|r| r["outcome"] == "denied").count();
+        assert_eq!(denied, 25, "{backend}: every refusal audited");
+    }
+}
+
 /// The entries of a zip, by name.
 fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
     let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();

@@ -34,6 +34,9 @@ pub enum Failure {
     Throttled,
 }
 
+/// The [`Failure`] names, in order.
+const FAILURES: &[&str] = &["missing_key", "invalid_key", "revoked_key", "throttled"];
+
 impl Failure {
     fn as_str(self) -> &'static str {
         match self {
@@ -45,18 +48,117 @@ impl Failure {
     }
 }
 
+/// Refusals counted per interval by reason and client address, summarised in one log
+/// line per interval: the 401s here (no line of their own), and the compliance webhook's
+/// refusals (a line each within a budget per interval, then the summary only).
+pub struct RefusalLog {
+    reasons: &'static [&'static str],
+    budget: u64,
+    window: Mutex<Window>,
+}
+
 #[derive(Default)]
 struct Window {
-    by_reason: [u64; 4],
+    by_reason: Vec<u64>,
     by_addr: HashMap<IpAddr, u64>,
     other_addrs: u64,
+    total: u64,
+}
+
+/// One interval's refusals ([`RefusalLog::take`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefusalSummary {
+    pub total: u64,
+    /// Refusals past the budget: not logged one by one.
+    pub unlogged: u64,
+    by_reason: Vec<(&'static str, u64)>,
+    /// Distinct addresses (those past the tracking limit count as one).
+    pub addresses: u64,
+    /// The busiest addresses, `ip=count` comma-separated.
+    pub top_addresses: String,
+}
+
+impl RefusalSummary {
+    /// The count of reason `name` (0 for a name not counted).
+    pub fn count(&self, name: &str) -> u64 {
+        self.by_reason
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(0, |(_, c)| *c)
+    }
+}
+
+impl RefusalLog {
+    /// `reasons`: the names counted; `budget`: refusals per interval that may be logged
+    /// one by one ([`RefusalLog::count`] says which).
+    pub fn new(reasons: &'static [&'static str], budget: u64) -> RefusalLog {
+        RefusalLog {
+            reasons,
+            budget,
+            window: Mutex::new(Window::default()),
+        }
+    }
+
+    /// Count a refusal of reason `reason` (one of the names given to [`RefusalLog::new`])
+    /// from `ip`. True while it is within the interval's budget: the caller may log it.
+    pub fn count(&self, ip: IpAddr, reason: &str) -> bool {
+        let i = self
+            .reasons
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(self.reasons.len().saturating_sub(1));
+        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        if w.by_reason.len() < self.reasons.len() {
+            w.by_reason.resize(self.reasons.len(), 0);
+        }
+        if let Some(n) = w.by_reason.get_mut(i) {
+            *n += 1;
+        }
+        w.total += 1;
+        if let Some(n) = w.by_addr.get_mut(&ip) {
+            *n += 1;
+        } else if w.by_addr.len() < TRACKED_ADDRESSES {
+            w.by_addr.insert(ip, 1);
+        } else {
+            w.other_addrs += 1;
+        }
+        w.total <= self.budget
+    }
+
+    /// The interval that just ended (`None` if it was quiet), and a fresh one begins.
+    pub fn take(&self) -> Option<RefusalSummary> {
+        let w = std::mem::take(&mut *self.window.lock().unwrap_or_else(|e| e.into_inner()));
+        if w.total == 0 {
+            return None;
+        }
+        let mut top: Vec<(IpAddr, u64)> = w.by_addr.iter().map(|(a, n)| (*a, *n)).collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let named: Vec<String> = top
+            .iter()
+            .take(NAMED_ADDRESSES)
+            .map(|(a, n)| format!("{a}={n}"))
+            .collect();
+        Some(RefusalSummary {
+            total: w.total,
+            unlogged: w.total.saturating_sub(self.budget),
+            by_reason: self
+                .reasons
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (*r, w.by_reason.get(i).copied().unwrap_or(0)))
+                .collect(),
+            addresses: w.by_addr.len() as u64 + u64::from(w.other_addrs > 0),
+            top_addresses: named.join(","),
+        })
+    }
 }
 
 /// The status area's service (`State` is not needed: the middleware asks `AppState`).
 pub struct AuthFailures {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
-    window: Mutex<Window>,
+    /// No refusal is logged on its own (budget 0): the summary line tells them all.
+    log: RefusalLog,
     pub interval: Duration,
     pub refused: AtomicU64,
     pub throttled: AtomicU64,
@@ -71,7 +173,7 @@ impl AuthFailures {
         AuthFailures {
             limiter: governor::RateLimiter::keyed(Quota::per_minute(per_min).allow_burst(burst)),
             blocked: Mutex::new(HashMap::new()),
-            window: Mutex::new(Window::default()),
+            log: RefusalLog::new(FAILURES, 0),
             interval: Duration::from_secs(s.auth_failure_log_interval_secs),
             refused: AtomicU64::new(0),
             throttled: AtomicU64::new(0),
@@ -121,58 +223,50 @@ impl AuthFailures {
             Failure::Throttled => self.throttled.fetch_add(1, Ordering::Relaxed),
             _ => self.refused.fetch_add(1, Ordering::Relaxed),
         };
-        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
-        w.by_reason[why as usize] += 1;
-        if let Some(n) = w.by_addr.get_mut(&ip) {
-            *n += 1;
-        } else if w.by_addr.len() < TRACKED_ADDRESSES {
-            w.by_addr.insert(ip, 1);
-        } else {
-            w.other_addrs += 1;
-        }
+        self.log.count(ip, why.as_str());
     }
 
     /// Write one summary line for the interval that just ended (none if it was quiet),
     /// and forget idle buckets.
     pub fn flush(&self) {
-        let w = std::mem::take(&mut *self.window.lock().unwrap_or_else(|e| e.into_inner()));
         self.limiter.retain_recent();
-        let total: u64 = w.by_reason.iter().sum();
-        if total == 0 {
-            return;
-        }
-        let mut top: Vec<(IpAddr, u64)> = w.by_addr.iter().map(|(a, n)| (*a, *n)).collect();
-        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let named: Vec<String> = top
-            .iter()
-            .take(NAMED_ADDRESSES)
-            .map(|(a, n)| format!("{a}={n}"))
-            .collect();
+        let Some(w) = self.log.take() else { return };
         tracing::warn!(
             target: "security",
             interval_secs = self.interval.as_secs(),
-            missing_key = w.by_reason[Failure::MissingKey as usize],
-            invalid_key = w.by_reason[Failure::InvalidKey as usize],
-            revoked_key = w.by_reason[Failure::RevokedKey as usize],
-            throttled = w.by_reason[Failure::Throttled as usize],
-            addresses = w.by_addr.len() as u64 + u64::from(w.other_addrs > 0),
-            top_addresses = %named.join(","),
+            missing_key = w.count("missing_key"),
+            invalid_key = w.count("invalid_key"),
+            revoked_key = w.count("revoked_key"),
+            throttled = w.count("throttled"),
+            addresses = w.addresses,
+            top_addresses = %w.top_addresses,
             "unauthenticated requests refused"
         );
     }
 
     /// Flush once per interval until shutdown, and once more at the end.
-    pub async fn run(self: std::sync::Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let mut tick = tokio::time::interval(self.interval);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => self.flush(),
-                _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
-            }
-        }
-        self.flush();
+    pub async fn run(self: std::sync::Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
+        let me = self.clone();
+        every_interval(self.interval, shutdown, move || me.flush()).await
     }
+}
+
+/// Call `flush` once per `interval` until shutdown, and once more at the end (the
+/// summary-line loops of [`AuthFailures`] and [`RefusalLog`] users).
+pub async fn every_interval(
+    interval: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    flush: impl Fn(),
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => flush(),
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => break,
+        }
+    }
+    flush();
 }
 
 #[cfg(test)]
@@ -198,5 +292,32 @@ mod tests {
         assert!(f.failed(b, Failure::MissingKey).is_none());
         assert_eq!(f.refused.load(Ordering::Relaxed), 5);
         assert_eq!(f.throttled.load(Ordering::Relaxed), 1);
+        let w = f.log.take().unwrap();
+        assert_eq!(
+            (
+                w.count("invalid_key"),
+                w.count("missing_key"),
+                w.count("throttled")
+            ),
+            (4, 1, 1)
+        );
+        assert_eq!((w.addresses, w.total, w.unlogged), (2, 6, 6));
+        assert_eq!(w.top_addresses, "10.0.0.1=5,10.0.0.2=1");
+        assert!(f.log.take().is_none(), "a new interval starts empty");
+    }
+
+    #[test]
+    fn a_refusal_log_lets_its_budget_through_then_only_counts() {
+        let log = RefusalLog::new(&["bad", "stale"], 2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(log.count(a, "bad"));
+        assert!(log.count(a, "stale"));
+        assert!(!log.count(a, "bad"));
+        let w = log.take().unwrap();
+        assert_eq!(
+            (w.total, w.unlogged, w.count("bad"), w.count("stale")),
+            (3, 1, 2, 1)
+        );
+        assert!(log.count(a, "bad"), "the budget refills with the interval");
     }
 }

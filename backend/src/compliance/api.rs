@@ -40,9 +40,11 @@ pub async fn webhook(
     State(c): State<Compliance>,
     State(state): State<AppState>,
     Extension(RequestId(rid)): Extension<RequestId>,
+    peer: Option<Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<HookAccepted>> {
+    let peer = crate::api::auth_failures::AuthFailures::addr_of(peer.map(|p| p.0 .0));
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let h = SignedHeaders {
         id: get("webhook-id"),
@@ -57,6 +59,7 @@ pub async fn webhook(
             Err(Refused { rejection, signer }) => {
                 // A stale but genuine message names its tenant through its signer.
                 c.reject(
+                    peer,
                     &rejection,
                     signer.map(|s| s.tenant.as_str()),
                     signer.map(|s| s.name.as_str()),
@@ -88,6 +91,7 @@ pub async fn webhook(
         Stored::Accepted(a) => Ok(Json(a)),
         Stored::Replayed(r) => {
             c.reject(
+                peer,
                 &r,
                 Some(&secret.tenant),
                 Some(&secret.name),

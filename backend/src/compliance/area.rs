@@ -56,6 +56,20 @@ impl Area for ComplianceArea {
             Ok(())
         })
     }
+    fn start<'a>(&'a self, state: &'a AppState) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let c = state.require::<Compliance>("compliance", "compliance")?;
+            let every = std::time::Duration::from_secs(c.settings.rejection_log_interval_secs);
+            let shutdown = state.shutdown.clone();
+            state.spawn_background(async move {
+                crate::api::auth_failures::every_interval(every, shutdown, move || {
+                    c.flush_rejection_log()
+                })
+                .await
+            });
+            Ok(())
+        })
+    }
     fn summary(&self) -> Option<Arc<dyn SummaryProvider>> {
         Some(Arc::new(ComplianceSummary))
     }

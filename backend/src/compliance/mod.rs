@@ -25,6 +25,7 @@ use std::sync::Arc;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
+use crate::api::auth_failures::RefusalLog;
 use crate::config::{ConfigError, ConfigMap};
 use crate::store::Store;
 
@@ -48,6 +49,12 @@ pub struct ComplianceSection {
     /// they are counted and logged only, so anyone on the network cannot grow the audit log
     /// without bound.
     pub audit_rejections_per_minute: u64,
+    /// Rejected webhook requests logged one line each per interval (0..=10000, default
+    /// 20); past that, one summary line per interval counts the rest (as the 401s of
+    /// keyed routes are logged). Audit records follow `audit_rejections_per_minute`.
+    pub rejection_log_budget: u64,
+    /// The interval of `rejection_log_budget` and its summary line (1..=86400 s, default 60).
+    pub rejection_log_interval_secs: u64,
     /// Ed25519 key that signs `evidence.json` (64 hex characters, an Ed25519 seed);
     /// default `<data-dir>/evidence.key`, created on first start with mode 0600.
     pub evidence_key_file: String,
@@ -77,6 +84,8 @@ impl Default for ComplianceSection {
             webhook_secrets: BTreeMap::new(),
             webhook_tolerance_secs: 300,
             audit_rejections_per_minute: 60,
+            rejection_log_budget: 20,
+            rejection_log_interval_secs: 60,
             evidence_key_file: String::new(),
             evidence_max_days: 366,
             evidence_max_records: 100_000,
@@ -108,6 +117,8 @@ pub struct Settings {
     pub secrets: Vec<WebhookSecret>,
     pub tolerance_secs: i64,
     pub audit_rejections_per_minute: u64,
+    pub rejection_log_budget: u64,
+    pub rejection_log_interval_secs: u64,
     pub evidence_key_file: String,
     pub evidence_max_days: i64,
     pub evidence_max_records: i64,
@@ -127,6 +138,18 @@ impl Settings {
             s.audit_rejections_per_minute,
             0,
             10_000,
+        )?;
+        raw.check_range(
+            "compliance.rejection_log_budget",
+            s.rejection_log_budget,
+            0,
+            10_000,
+        )?;
+        raw.check_range(
+            "compliance.rejection_log_interval_secs",
+            s.rejection_log_interval_secs,
+            1,
+            86_400,
         )?;
         raw.check_range("compliance.evidence_max_days", s.evidence_max_days, 1, 3660)?;
         raw.check_range(
@@ -160,6 +183,8 @@ impl Settings {
             secrets,
             tolerance_secs: s.webhook_tolerance_secs as i64,
             audit_rejections_per_minute: s.audit_rejections_per_minute,
+            rejection_log_budget: s.rejection_log_budget,
+            rejection_log_interval_secs: s.rejection_log_interval_secs,
             evidence_key_file: s.evidence_key_file.trim().to_string(),
             evidence_max_days: s.evidence_max_days as i64,
             evidence_max_records: s.evidence_max_records as i64,
@@ -193,6 +218,9 @@ pub struct Compliance {
     pub(crate) counters: Arc<Counters>,
     /// Rejections audited in the current minute: (minute, count).
     pub(crate) rejection_window: Arc<std::sync::Mutex<(i64, u64)>>,
+    /// Rejections logged in the current interval (a line each within the budget, then a
+    /// summary line: [`Compliance::flush_rejection_log`]).
+    pub(crate) rejection_log: Arc<RefusalLog>,
 }
 
 crate::service_from_ref!(Compliance);
@@ -207,16 +235,45 @@ impl Compliance {
         let key = crate::audit::heads::load_or_create_signing_key(&path, "evidence signing key")?;
         Ok(Compliance {
             store,
-            settings: Arc::new(settings),
             evidence_key: Arc::new(key),
             counters: Arc::default(),
             rejection_window: Arc::default(),
+            rejection_log: Arc::new(RefusalLog::new(
+                webhook::REJECTION_REASONS,
+                settings.rejection_log_budget,
+            )),
+            settings: Arc::new(settings),
         })
     }
 
     /// The key that verifies `evidence.json` signatures, hex.
     pub fn evidence_public_key(&self) -> String {
         hex::encode(self.evidence_key.verifying_key().as_bytes())
+    }
+
+    /// The summary line of the interval that just ended, when more rejections came than
+    /// were logged one by one (run every `rejection_log_interval_secs`).
+    pub fn flush_rejection_log(&self) {
+        let Some(w) = self.rejection_log.take() else {
+            return;
+        };
+        if w.unlogged == 0 {
+            return;
+        }
+        tracing::warn!(
+            target: "compliance_hooks",
+            interval_secs = self.settings.rejection_log_interval_secs,
+            rejected = w.total,
+            logged_each = w.total - w.unlogged,
+            not_logged_each = w.unlogged,
+            malformed = w.count("malformed"),
+            bad_signature = w.count("bad_signature"),
+            stale = w.count("stale"),
+            replayed = w.count("replayed"),
+            addresses = w.addresses,
+            top_addresses = %w.top_addresses,
+            "compliance webhook rejections over the log budget"
+        );
     }
 
     /// Whether one more rejection may be audited this minute.

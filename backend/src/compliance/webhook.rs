@@ -68,6 +68,7 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// The reason, one of [`REJECTION_REASONS`].
     pub fn reason(&self) -> &'static str {
         match self {
             Rejection::Malformed(_) => "malformed",
@@ -176,6 +177,9 @@ pub fn authenticate<'s>(
     }
     Ok((secret, id.to_string(), ts))
 }
+
+/// Every [`Rejection::reason`] (the counts of the rejection log's summary line).
+pub const REJECTION_REASONS: &[&str] = &["malformed", "bad_signature", "stale", "replayed"];
 
 /// A stored event, as `GET /api/v1/compliance/hooks` lists it.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -302,10 +306,14 @@ impl Compliance {
         }))
     }
 
-    /// Count, log and (within `[compliance] audit_rejections_per_minute`) audit a refused
-    /// delivery. `tenant` is the signing secret's when the signature matched.
+    /// Count, log (a line each within `[compliance] rejection_log_budget` per interval,
+    /// then the interval's summary line) and (within `audit_rejections_per_minute`) audit a
+    /// refused delivery from `peer`. `tenant` is the signing secret's when the signature
+    /// matched.
+    #[allow(clippy::too_many_arguments)]
     pub async fn reject(
         &self,
+        peer: std::net::IpAddr,
         rejection: &Rejection,
         tenant: Option<&str>,
         secret_name: Option<&str>,
@@ -318,14 +326,16 @@ impl Compliance {
             .map(|i| truncate_chars(i, 80))
             .unwrap_or_default();
         let tenant = tenant.unwrap_or(DEFAULT_TENANT);
-        tracing::warn!(
-            target: "compliance_hooks",
-            tenant_id = tenant,
-            webhook_id = %id,
-            secret_name = secret_name.unwrap_or(""),
-            reason = rejection.reason(),
-            "compliance webhook rejected"
-        );
+        if self.rejection_log.count(peer, rejection.reason()) {
+            tracing::warn!(
+                target: "compliance_hooks",
+                tenant_id = tenant,
+                webhook_id = %id,
+                secret_name = secret_name.unwrap_or(""),
+                reason = rejection.reason(),
+                "compliance webhook rejected"
+            );
+        }
         if !self.may_audit_rejection(now_ms()) {
             Counters::bump(&self.counters.rejections_unaudited);
             return;
