@@ -411,6 +411,21 @@ fn module_disabled_tab() {
 }
 
 #[test]
+fn a_secret_from_git_history_shows_its_commit() {
+    use echopilot_ui::tabs::security::LATEST;
+    let mut app = on_tab(loaded_app(), "Security");
+    let mut latest = fixture("security_latest.json");
+    latest["report"]["secrets"][0]["commit"] = "4b825dc642cb6eb9a060e54bf8d69288fbee4904".into();
+    app.load(LATEST.res, latest);
+    let screen = render(&app, W, H);
+    assert!(screen.contains("4b825dc642cb@deploy.env:2"), "{screen}");
+    assert!(
+        screen.contains(" deploy.env:3 "),
+        "the tree's finding as before: {screen}"
+    );
+}
+
+#[test]
 fn security_tab_says_when_the_compliance_module_is_off() {
     // The hooks are the compliance module's: it off (for the tenant or the fleet) leaves
     // the Security tab on, and its pane says so instead of showing any hook.

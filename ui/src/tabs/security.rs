@@ -345,9 +345,15 @@ impl SecurityTab {
             ])),
             Some(r) => {
                 for s in &r.secrets {
+                    // From git history: the commit that added it (no longer in the tree).
+                    let at = s
+                        .commit
+                        .as_deref()
+                        .map(|c| format!("{}@", &c[..c.len().min(12)]))
+                        .unwrap_or_default();
                     lines.push(Line::from(vec![
                         Span::styled(format!("{:<8} ", s.severity.as_str()), theme.fail),
-                        Span::styled(format!("{}:{} ", s.file, s.line), theme.accent),
+                        Span::styled(format!("{at}{}:{} ", s.file, s.line), theme.accent),
                         Span::raw(format!("{} ", s.rule)),
                         Span::styled(s.redacted.clone(), theme.muted),
                     ]));
