@@ -1123,6 +1123,20 @@ async fn the_git_history_is_searched_when_asked() {
             .post("/api/v1/security/scan", json!({"git_history": false}))
             .await
             .assert_problem(401);
+        // The run_scan plan says the history is searched.
+        let plan = c
+            .post(
+                "/api/v1/ops/command",
+                json!({"verb": "run_scan", "args": {}, "confirm": false}),
+            )
+            .await;
+        assert_eq!(plan.status, 200, "{}", plan.text);
+        assert!(
+            plan.text
+                .contains("git history of targets that are repositories"),
+            "{}",
+            plan.text
+        );
         assert_secrets_absent("the logs", &srv.read_logs(), &secrets);
         assert_secrets_absent("stderr", &srv.stderr_text(), &secrets);
     }

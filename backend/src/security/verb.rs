@@ -76,6 +76,14 @@ impl Verb for RunScan {
                             s.max_file_bytes,
                             super::rules::RULES.len()
                         ),
+                        if s.git_history {
+                            format!(
+                                "Search the git history of targets that are repositories: the lines each of the newest {} commits added (at most {} bytes of patches)",
+                                s.git_max_commits, s.git_max_bytes
+                            )
+                        } else {
+                            "Git history not searched ([security] git_history = false)".to_string()
+                        },
                         format!("Match the packages against the OSV files in {}", opts.osv_dir.display()),
                     ],
                     effects: vec![
