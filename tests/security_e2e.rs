@@ -405,6 +405,19 @@ fn config_file(dir: &Path, tree: &Tree, osv_dir: &Path) -> PathBuf {
     p
 }
 
+/// The dry-run of `run_scan` (200), whose plan says `says`.
+async fn run_scan_plan(c: &Client, says: &str) -> common::Resp {
+    let plan = c
+        .post(
+            "/api/v1/ops/command",
+            json!({"verb": "run_scan", "args": {}, "confirm": false}),
+        )
+        .await;
+    assert_eq!(plan.status, 200, "{}", plan.text);
+    assert!(plan.text.contains(says), "{says:?} not in {}", plan.text);
+    plan
+}
+
 async fn wait_run(c: &Client, run_id: &str) -> Value {
     common::eventually(Duration::from_secs(120), "the scan run to finish", || {
         let (c, run_id) = (c.clone(), run_id.to_string());
@@ -735,14 +748,7 @@ async fn a_seeded_tree_gives_exactly_the_expected_findings_and_nothing_leaks() {
             .assert_problem(400);
 
         // The ops verb runs the same job: dry-run, then confirm.
-        let plan = c
-            .post(
-                "/api/v1/ops/command",
-                json!({"verb": "run_scan", "args": {}, "confirm": false}),
-            )
-            .await;
-        assert_eq!(plan.status, 200, "{}", plan.text);
-        assert!(plan.text.contains("Scan "), "{}", plan.text);
+        let plan = run_scan_plan(&c, "Scan ").await;
         let done = c
             .post(
                 "/api/v1/ops/command",
@@ -1124,19 +1130,7 @@ async fn the_git_history_is_searched_when_asked() {
             .await
             .assert_problem(401);
         // The run_scan plan says the history is searched.
-        let plan = c
-            .post(
-                "/api/v1/ops/command",
-                json!({"verb": "run_scan", "args": {}, "confirm": false}),
-            )
-            .await;
-        assert_eq!(plan.status, 200, "{}", plan.text);
-        assert!(
-            plan.text
-                .contains("git history of targets that are repositories"),
-            "{}",
-            plan.text
-        );
+        run_scan_plan(&c, "git history of targets that are repositories").await;
         assert_secrets_absent("the logs", &srv.read_logs(), &secrets);
         assert_secrets_absent("stderr", &srv.stderr_text(), &secrets);
     }
