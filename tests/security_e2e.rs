@@ -1111,6 +1111,8 @@ async fn the_git_history_is_searched_when_asked() {
             json!({"paths": []}),
             json!({"git_history": "yes"}),
             json!([root]),
+            json!([null, null]),
+            json!("x"),
         ] {
             c.post("/api/v1/security/scan", bad.clone())
                 .await

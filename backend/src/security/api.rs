@@ -127,6 +127,12 @@ fn scan_request(
     if v.is_null() {
         return Ok(ScanRequest::default());
     }
+    // Only an object (serde would also take a struct from an array, `[paths, git_history]`).
+    if !v.is_object() {
+        return Err(ApiError::Unprocessable(
+            "invalid request body: expected a JSON object (or no body)".into(),
+        ));
+    }
     if let Some(at) = crate::api::extract::nul_at(&v, "body") {
         return Err(ApiError::Unprocessable(format!(
             "{at} holds a NUL character (\\u0000), which cannot be stored"
