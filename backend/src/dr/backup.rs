@@ -3,7 +3,7 @@
 //!
 //! Consistency: SQLite `VACUUM INTO` copies one read snapshot (outside any transaction;
 //! the target must not exist, so it goes to a temporary name); the manifest's facts are
-//! then read from that copy. PostgreSQL: a `REPEATABLE READ` transaction exports its
+//! then read from that copy, which is then sealed over itself (no second file). PostgreSQL: a `REPEATABLE READ` transaction exports its
 //! snapshot, the facts are read in it and `pg_dump --snapshot` dumps exactly that state.
 
 use std::path::{Path, PathBuf};
@@ -75,6 +75,47 @@ async fn seal_file(
         Ok(s)
     })
     .await?
+}
+
+/// Seal the clear snapshot `plain` (a temporary file in the backup dir) over itself into
+/// `<dir>/<name>`, then sync it (blocking thread). See [`crypt::seal_in_place`]: the clear
+/// copy's pages are reused for the sealed bytes instead of writing a second file. On an
+/// error `plain` is left for the caller to delete.
+async fn seal_snapshot(
+    key: &DrKey,
+    plain: &Path,
+    dir: &Path,
+    name: &str,
+) -> anyhow::Result<(crypt::Sealed, u64, u64)> {
+    #[cfg(not(unix))]
+    return Ok((seal_file(key, plain.to_path_buf(), dir, name).await?, 0, 0));
+    #[cfg(unix)]
+    {
+        let (key, plain, dst, name) = (
+            key.clone(),
+            plain.to_path_buf(),
+            dir.join(name),
+            name.to_string(),
+        );
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(crypt::Sealed, u64, u64)> {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&plain)
+                .with_context(|| format!("opening {}", plain.display()))?;
+            let t = Instant::now();
+            let s = crypt::seal_in_place(&key, &name, &file)
+                .with_context(|| format!("sealing {}", plain.display()))?;
+            let seal_ms = t.elapsed().as_millis() as u64;
+            let t = Instant::now();
+            file.sync_all()?;
+            let sync_ms = t.elapsed().as_millis() as u64;
+            std::fs::rename(&plain, &dst)
+                .with_context(|| format!("renaming {} to {}", plain.display(), dst.display()))?;
+            Ok((s, seal_ms, sync_ms))
+        })
+        .await?
+    }
 }
 
 fn entry(name: &str, kind: &str, restores_to: &str, s: crypt::Sealed) -> FileEntry {
@@ -237,16 +278,22 @@ impl Dr {
         let (engine, schema_version, row_counts, audit) = match store.dialect() {
             Dialect::Sqlite => {
                 let plain = dir.join(".database.sqlite.plain");
+                let t = Instant::now();
                 vacuum_into(store.url(), &plain).await?;
                 owner_only(&plain, false);
+                let snapshot_ms = t.elapsed().as_millis() as u64;
                 let sealed = async {
+                    let t = Instant::now();
                     let facts = snapshot_facts_sqlite(&plain).await?;
-                    let sealed = seal_file(key, plain.clone(), dir, "database.sqlite.enc").await?;
+                    let facts_ms = t.elapsed().as_millis() as u64;
+                    let sealed = seal_snapshot(key, &plain, dir, "database.sqlite.enc").await?;
+                    tracing::info!(target: "dr", backup_id = %id, snapshot_ms, facts_ms,
+                        seal_ms = sealed.1, sync_ms = sealed.2, bytes = sealed.0.size, "database snapshot sealed");
                     anyhow::Ok((facts, sealed))
                 }
                 .await;
                 let _ = std::fs::remove_file(&plain);
-                let ((schema, counts, head), sealed) = sealed?;
+                let ((schema, counts, head), (sealed, ..)) = sealed?;
                 files.push(entry("database.sqlite.enc", "database", "sqlite", sealed));
                 ("sqlite", schema, counts, head)
             }
@@ -429,16 +476,23 @@ impl Dr {
 }
 
 /// `VACUUM INTO` `plain` (not in a transaction, to a name that does not exist yet) on a
-/// connection of its own with `synchronous = OFF`: the copy is a temporary file, read once
-/// by the sealer and deleted, so syncing it to disk is wasted I/O (measured: 2.2 s → 1.5 s
-/// for 1.1 GiB); the sealed file is synced. The pool's connections are left as they are.
+/// connection of its own with `synchronous = OFF`: the copy is a temporary file, sealed
+/// over itself and then synced ([`seal_snapshot`]), so syncing the clear copy is wasted
+/// I/O (measured: 2.2 s → 1.5 s for 1.1 GiB). `mmap_size` lets SQLite read the database
+/// through a mapping instead of copying each page out of the page cache (the snapshot of
+/// 1.2 GiB: 1.6–2.5 s with it, 2.2–4.6 s without, on the loaded machine). The pool's
+/// connections are left as they are.
 async fn vacuum_into(url: &str, plain: &Path) -> anyhow::Result<()> {
     sqlx::any::install_default_drivers();
     let mut conn = sqlx::AnyConnection::connect(url)
         .await
         .with_context(|| format!("opening {url} for the snapshot"))?;
     let res = async {
-        for pragma in ["PRAGMA busy_timeout = 5000", "PRAGMA synchronous = OFF"] {
+        for pragma in [
+            "PRAGMA busy_timeout = 5000",
+            "PRAGMA synchronous = OFF",
+            "PRAGMA mmap_size = 2147418112",
+        ] {
             sqlx::query(pragma).execute(&mut conn).await?;
         }
         sqlx::query("VACUUM INTO $1")

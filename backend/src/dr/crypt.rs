@@ -91,6 +91,17 @@ fn nonce(prefix: &[u8; 7], counter: u32, last: bool) -> Nonce {
     Nonce::assume_unique_for_key(n)
 }
 
+/// A fresh random nonce prefix and the stored header carrying it.
+fn new_header() -> ([u8; 7], Vec<u8>) {
+    let mut prefix = [0u8; 7];
+    rand::rngs::OsRng.fill_bytes(&mut prefix);
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&prefix);
+    header.extend_from_slice(&(CHUNK as u32).to_be_bytes());
+    (prefix, header)
+}
+
 fn aad(header: &[u8], name: &str) -> Vec<u8> {
     let mut a = header.to_vec();
     a.extend_from_slice(name.as_bytes());
@@ -124,12 +135,7 @@ pub fn seal<R: Read, W: Write + Send>(
     dst: W,
 ) -> std::io::Result<Sealed> {
     let cipher = key.cipher();
-    let mut prefix = [0u8; 7];
-    rand::rngs::OsRng.fill_bytes(&mut prefix);
-    let mut header = Vec::with_capacity(HEADER_LEN);
-    header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&prefix);
-    header.extend_from_slice(&(CHUNK as u32).to_be_bytes());
+    let (prefix, header) = new_header();
     let ad = aad(&header, name);
     let (to_writer, from_sealer) = std::sync::mpsc::sync_channel::<Vec<u8>>(IN_FLIGHT);
     let (recycle, reuse) = std::sync::mpsc::channel::<Vec<u8>>();
@@ -205,6 +211,101 @@ pub fn seal<R: Read, W: Write + Send>(
             size,
             sha256,
             plain_size,
+        })
+    })
+}
+
+/// Seal the file `file` (opened for reading and writing) into itself: the same stored
+/// bytes [`seal`] writes, written over the plaintext from its start. Used for the
+/// temporary clear copy of a database a backup has just made: overwriting pages already
+/// in the page cache costs a copy, where writing a second file of the same size costs the
+/// kernel a fresh page (and a block reservation) for every 4 KiB of it, which is what a
+/// second file measured as on this machine (≈ 0.3 s against 1.4–4 s for 1 GiB).
+///
+/// Chunk `i` is read from `i * CHUNK` and stored at `HEADER_LEN + i * (CHUNK + TAG_LEN)`,
+/// so the stored bytes run ahead of the plaintext by 19 + 16·i bytes: every plaintext
+/// byte below the end of a chunk's stored range is read before that chunk is written
+/// (the read-ahead grows by one chunk every 64 Ki chunks). Two threads as in [`seal`]:
+/// this one reads and encrypts, the other hashes and writes. On an error the file holds
+/// neither the plaintext nor a sealed file: the caller deletes it.
+#[cfg(unix)]
+pub fn seal_in_place(key: &DrKey, name: &str, file: &std::fs::File) -> std::io::Result<Sealed> {
+    use std::os::unix::fs::FileExt as _;
+    let cipher = key.cipher();
+    let plain_len = file.metadata()?.len();
+    let chunks = plain_len.div_ceil(CHUNK as u64).max(1);
+    if chunks > u64::from(u32::MAX) {
+        return Err(std::io::Error::other(
+            "file too large for one backup stream",
+        ));
+    }
+    let (prefix, header) = new_header();
+    let ad = aad(&header, name);
+    let plain_at = |i: u64| (i * CHUNK as u64).min(plain_len);
+    // Where chunk `i`'s stored bytes end.
+    let stored_end = |i: u64| HEADER_LEN as u64 + plain_at(i + 1) + (i + 1) * TAG_LEN as u64;
+    let (to_writer, from_sealer) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>)>(IN_FLIGHT);
+    let (recycle, reuse) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> std::io::Result<(u64, String)> {
+            let mut hash = Sha256::new();
+            let mut size = 0u64;
+            for (at, buf) in from_sealer {
+                hash.update(&buf);
+                file.write_all_at(&buf, at)?;
+                size += buf.len() as u64;
+                let _ = recycle.send(buf);
+            }
+            Ok((size, hex::encode(hash.finalize())))
+        });
+        let sealed = (|| -> std::io::Result<()> {
+            let send = |at: u64, b: Vec<u8>| {
+                to_writer
+                    .send((at, b))
+                    .map_err(|_| std::io::Error::other("the backup writer stopped"))
+            };
+            // Plaintext chunks read and not yet sealed, from chunk `next_seal` on.
+            let mut ahead = std::collections::VecDeque::new();
+            let mut next_read = 0u64;
+            for i in 0..chunks {
+                // Read every chunk that starts below the end of this chunk's stored bytes
+                // (for chunk 0 that includes the header's range).
+                while next_read < chunks && plain_at(next_read) < stored_end(i) {
+                    let len = (plain_at(next_read + 1) - plain_at(next_read)) as usize;
+                    let mut b = reuse
+                        .try_recv()
+                        .unwrap_or_else(|_| Vec::with_capacity(CHUNK + TAG_LEN));
+                    b.resize(len, 0);
+                    file.read_exact_at(&mut b, plain_at(next_read))?;
+                    ahead.push_back(b);
+                    next_read += 1;
+                }
+                if i == 0 {
+                    send(0, header.clone())?;
+                }
+                let mut cur = ahead.pop_front().expect("chunk read ahead");
+                let tag = cipher
+                    .seal_in_place_separate_tag(
+                        nonce(&prefix, i as u32, i + 1 == chunks),
+                        Aad::from(&ad[..]),
+                        &mut cur[..],
+                    )
+                    .map_err(|_| std::io::Error::other("AES-GCM encryption failed"))?;
+                cur.extend_from_slice(tag.as_ref());
+                send(HEADER_LEN as u64 + plain_at(i) + i * TAG_LEN as u64, cur)?;
+            }
+            Ok(())
+        })();
+        drop(to_writer);
+        let written = writer
+            .join()
+            .map_err(|_| std::io::Error::other("the backup writer panicked"))?;
+        sealed?;
+        let (size, sha256) = written?;
+        Ok(Sealed {
+            size,
+            sha256,
+            plain_size: plain_len,
         })
     })
 }
@@ -366,6 +467,48 @@ mod tests {
     fn sizes_around_chunk_boundaries_roundtrip() {
         for len in [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 2 * CHUNK + 7] {
             roundtrip(len);
+        }
+    }
+
+    /// Sealing a file over itself stores what `seal` would (it opens with the same key and
+    /// name, its SHA-256 is of the bytes on disk), at every size around a chunk boundary.
+    #[cfg(unix)]
+    #[test]
+    fn sealing_in_place_opens_like_a_sealed_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [
+            0,
+            1,
+            18,
+            CHUNK - 1,
+            CHUNK,
+            CHUNK + 1,
+            3 * CHUNK - 20,
+            3 * CHUNK + 7,
+        ] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let path = dir.path().join(format!("f{len}"));
+            std::fs::write(&path, &data).unwrap();
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .unwrap();
+            let s = seal_in_place(&key(1), "db", &f).unwrap();
+            drop(f);
+            let stored = std::fs::read(&path).unwrap();
+            assert_eq!(s.size as usize, stored.len(), "len {len}");
+            assert_eq!(s.plain_size as usize, len);
+            assert_eq!(s.sha256, hex::encode(Sha256::digest(&stored)));
+            let mut copy = Vec::new();
+            seal(&key(1), "db", &data[..], &mut copy).unwrap();
+            assert_eq!(copy.len(), stored.len(), "len {len}");
+            let n = stored.len() as u64;
+            let mut back = Vec::new();
+            open(&key(1), "db", &stored[..], n, &mut back).unwrap();
+            assert_eq!(back, data, "len {len}");
+            let other_key = open(&key(2), "db", &stored[..], n, &mut Vec::new());
+            assert!(matches!(other_key, Err(OpenError::Auth(0))), "len {len}");
         }
     }
 
