@@ -215,8 +215,10 @@ pub async fn enqueue(
 /// path is 422, naming it), `{"git_history": bool}` searches the git history or not this
 /// once. While a scan runs, the answer is that run's (`already_running`), whatever was asked.
 #[utoipa::path(post, path = "/api/v1/security/scan", tag = "security",
-    request_body(content = Option<ScanRequest>, description = "Optional: which configured targets, and whether to search git history; empty body = every target as configured",
-        example = json!({"paths": ["/srv/app"], "git_history": true})),
+    // The example must be valid on any server (the tenant matrix sends it): paths depend on
+    // the server's [security] paths, so it only switches the history search off.
+    request_body(content = Option<ScanRequest>, description = "Optional: which configured targets (`paths`, e.g. [\"/srv/app\"]; each must be one of [security] paths), and whether to search git history; empty body = every target as configured",
+        example = json!({"git_history": false})),
     responses((status = 202, body = ScanStarted, example = json!({"run_id": "run_00000000000000000000", "report_id": "scan_00000000000000000000", "job": "security_scan", "already_running": false})),
         (status = 400), (status = 401), (status = 403), (status = 404), (status = 413), (status = 415), (status = 422), (status = 503)),
     extensions(("x-min-role" = json!("operator")), ("x-system" = json!(true))),
