@@ -480,7 +480,7 @@ impl Dr {
 /// over itself and then synced ([`seal_snapshot`]), so syncing the clear copy is wasted
 /// I/O (measured: 2.2 s → 1.5 s for 1.1 GiB). `mmap_size` lets SQLite read the database
 /// through a mapping instead of copying each page out of the page cache (the snapshot of
-/// 1.2 GiB: 1.6–2.5 s with it, 2.2–4.6 s without, on the loaded machine). The pool's
+/// 1.2 GiB: 1.8–2.4 s with it, 2.2–4.5 s without, on the loaded machine). The pool's
 /// connections are left as they are.
 async fn vacuum_into(url: &str, plain: &Path) -> anyhow::Result<()> {
     sqlx::any::install_default_drivers();
