@@ -63,6 +63,8 @@ pub struct LogsQuery {
     #[param(minimum = 1, maximum = 1000)]
     pub lines: Option<i64>,
     /// Only lines of this level or more severe.
+    // Inlined: a parameter's $ref is not collected into the document's components.
+    #[param(inline)]
     pub level: Option<super::verbs::tail_logs::LogLevel>,
     /// Only lines containing this text (case-insensitive, 1–200 characters).
     pub q: Option<String>,
