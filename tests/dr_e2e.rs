@@ -443,9 +443,29 @@ async fn another_key_does_not_restore_and_no_key_is_a_clear_error() {
     }
     // Without a key, starting a backup is refused naming where the key comes from.
     let srv = Server::start();
-    let r = srv.client().post("/api/v1/dr/backups", json!({})).await;
+    let c = srv.client();
+    let r = c.post("/api/v1/dr/backups", json!({})).await;
     r.assert_problem(409);
     assert!(r.text.contains("ECHOPILOT_DR__KEY"), "{}", r.text);
+    // The start routes take no body: a body that says something is refused, not ignored
+    // (before: malformed JSON got 202 and started a run).
+    for path in ["/api/v1/dr/backups", "/api/v1/dr/verify"] {
+        let raw = |body: &'static str, ct: &'static str| {
+            c.req(reqwest::Method::POST, path)
+                .header("content-type", ct)
+                .body(body)
+        };
+        c.send(raw("{\"bogus\":", "application/json"))
+            .await
+            .assert_problem(400);
+        c.send(raw("{\"keep\": 3}", "application/json"))
+            .await
+            .assert_problem(422);
+        c.send(raw("[1]", "application/json"))
+            .await
+            .assert_problem(422);
+        c.send(raw("x", "text/plain")).await.assert_problem(415);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,6 +37,73 @@ where
     }
 }
 
+/// An optional JSON body: empty (or only whitespace) and `null` are `T::default()`.
+/// Malformed JSON is 400, a content type other than JSON 415, and anything else wrong with
+/// it (not an object, an unknown member, a wrong type, a NUL) 422 naming where.
+pub fn optional_json<T: DeserializeOwned + Default>(
+    headers: &axum::http::HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge("request body exceeds the configured size limit".into())
+        } else {
+            ApiError::BadRequest(format!("cannot read the request body: {e}"))
+        }
+    })?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .is_some_and(|m| {
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        });
+    if !json {
+        return Err(ApiError::UnsupportedMediaType(
+            "expected request header Content-Type: application/json".into(),
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    if v.is_null() {
+        return Ok(T::default());
+    }
+    // Only an object (serde would also take a struct from an array).
+    if !v.is_object() {
+        return Err(ApiError::Unprocessable(
+            "invalid request body: expected a JSON object (or no body)".into(),
+        ));
+    }
+    if let Some(at) = nul_at(&v, "body") {
+        return Err(ApiError::Unprocessable(format!(
+            "{at} holds a NUL character (\\u0000), which cannot be stored"
+        )));
+    }
+    serde_path_to_error::deserialize::<_, T>(v).map_err(|e| ApiError::Unprocessable(body_error(e)))
+}
+
+/// The body of a route that takes none: nothing, `null` or `{}` — anything else is refused
+/// ([`optional_json`]'s answers) instead of being silently ignored.
+pub struct NoBody;
+
+#[derive(Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+impl<S: Send + Sync> FromRequest<S> for NoBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let headers = req.headers().clone();
+        let body = axum::body::Bytes::from_request(req, state).await;
+        optional_json::<Empty>(&headers, body).map(|_| NoBody)
+    }
+}
+
 /// `invalid request body: <where>: <what>` (no `<where>` at the top level).
 pub fn body_error(e: serde_path_to_error::Error<serde_json::Error>) -> String {
     let path = e.path().to_string();

@@ -132,13 +132,16 @@ pub async fn list_backups(
 
 /// Take a backup now: enqueued as a run of the `backup` job (admin of the system tenant).
 #[utoipa::path(post, path = "/api/v1/dr/backups", tag = "dr",
-    responses((status = 202, body = DrRunStarted), (status = 401), (status = 403), (status = 404), (status = 409)),
+    responses((status = 202, body = DrRunStarted), (status = 401), (status = 403), (status = 404), (status = 409),
+        (status = 415, description = "a body that is not JSON (the route takes none)"),
+        (status = 422, description = "a body other than nothing, null or {} (the route takes none)")),
     extensions(("x-min-role" = json!("admin")), ("x-system" = json!(true))),
     security(("dash_key" = [])))]
 pub async fn start_backup(
     State(state): State<AppState>,
     State(dr): State<Dr>,
     caller: Caller,
+    _body: crate::api::extract::NoBody,
 ) -> ApiResult<(StatusCode, Json<DrRunStarted>)> {
     start(&state, &dr, &caller, super::backup::JOB).await
 }
@@ -162,13 +165,16 @@ pub async fn latest_verify(
 
 /// Rehearse a restore of the newest backup now: enqueued as a run of `dr_verify`.
 #[utoipa::path(post, path = "/api/v1/dr/verify", tag = "dr",
-    responses((status = 202, body = DrRunStarted), (status = 401), (status = 403), (status = 404), (status = 409)),
+    responses((status = 202, body = DrRunStarted), (status = 401), (status = 403), (status = 404), (status = 409),
+        (status = 415, description = "a body that is not JSON (the route takes none)"),
+        (status = 422, description = "a body other than nothing, null or {} (the route takes none)")),
     extensions(("x-min-role" = json!("admin")), ("x-system" = json!(true))),
     security(("dash_key" = [])))]
 pub async fn start_verify(
     State(state): State<AppState>,
     State(dr): State<Dr>,
     caller: Caller,
+    _body: crate::api::extract::NoBody,
 ) -> ApiResult<(StatusCode, Json<DrRunStarted>)> {
     start(&state, &dr, &caller, super::verify::JOB).await
 }

@@ -92,56 +92,6 @@ impl ScanRequest {
     }
 }
 
-/// The body of `POST /scan`: empty, or a JSON [`ScanRequest`]. Malformed JSON is 400,
-/// anything else wrong with it (an unknown member, a wrong type) 422.
-fn scan_request(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<ScanRequest> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge("request body exceeds the configured size limit".into())
-        } else {
-            ApiError::BadRequest(format!("cannot read the request body: {e}"))
-        }
-    })?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(ScanRequest::default());
-    }
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|m| m.trim().to_ascii_lowercase())
-        .is_some_and(|m| {
-            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
-        });
-    if !json {
-        return Err(ApiError::UnsupportedMediaType(
-            "expected request header Content-Type: application/json".into(),
-        ));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
-    // `null` is the empty request too (the document allows it: the body is optional).
-    if v.is_null() {
-        return Ok(ScanRequest::default());
-    }
-    // Only an object (serde would also take a struct from an array, `[paths, git_history]`).
-    if !v.is_object() {
-        return Err(ApiError::Unprocessable(
-            "invalid request body: expected a JSON object (or no body)".into(),
-        ));
-    }
-    if let Some(at) = crate::api::extract::nul_at(&v, "body") {
-        return Err(ApiError::Unprocessable(format!(
-            "{at} holds a NUL character (\\u0000), which cannot be stored"
-        )));
-    }
-    serde_path_to_error::deserialize::<_, ScanRequest>(v)
-        .map_err(|e| ApiError::Unprocessable(crate::api::extract::body_error(e)))
-}
-
 /// The newest report (null before the first scan).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LatestReport {
@@ -238,7 +188,7 @@ pub async fn start_scan(
             "the security scanner",
         )
         .await?;
-    let req = scan_request(&headers, body)?
+    let req = crate::api::extract::optional_json::<ScanRequest>(&headers, body)?
         .check(&sec.section().paths)
         .map_err(ApiError::Unprocessable)?;
     let (run_id, already_running) =
