@@ -100,6 +100,8 @@ check POST /api/v1/ops/command 200 '{"verb":"toggle_module","args":{"module":"al
 check GET /api/v1/dr/backups 200
 check GET /api/v1/dr/verify 200
 check POST /api/v1/dr/backups "${SMOKE_DR:-202}"
+check POST /api/v1/dr/backups 400 '{"bogus":'
+check POST /api/v1/dr/verify 422 '{"keep":3}'
 DR_PLAN=200; [ "${SMOKE_DR:-202}" = 409 ] && DR_PLAN=409
 check POST /api/v1/ops/command "$DR_PLAN" '{"verb":"verify_dr","args":{},"confirm":false}'
 check POST /api/v1/keys 201 '{"role":"admin","tenant":"smoke-dr","name":"smoke dr"}'
