@@ -315,8 +315,10 @@ mod tests {
         runs: Arc<AtomicI64>,
         gate: Arc<Semaphore>,
     ) -> crate::error::ApiResult<Value> {
-        runs.fetch_add(1, Ordering::SeqCst);
+        // Read first, then count: a test that sees the count knows the value is taken
+        // (counting first let a write land between the two, a flake seen in CI load).
         let v = db.load(Ordering::SeqCst);
+        runs.fetch_add(1, Ordering::SeqCst);
         gate.acquire().await.unwrap().forget();
         Ok(json!(v))
     }
