@@ -237,6 +237,30 @@ pub fn wrap_words(s: &str, width: usize) -> Vec<String> {
     out
 }
 
+/// `lead` spans, then `text` wrapped by words to `width` (at least `min_avail` chars of
+/// text a line), its continuation lines indented under the text's first column: a list
+/// item's or a key's description never runs under its number or key.
+pub fn hanging_lines(
+    mut lead: Vec<ratatui::text::Span<'static>>,
+    text: &str,
+    width: usize,
+    min_avail: usize,
+) -> Vec<ratatui::text::Line<'static>> {
+    use ratatui::text::{Line, Span};
+    let indent: usize = lead.iter().map(|s| s.content.chars().count()).sum();
+    let avail = width.saturating_sub(indent).max(min_avail);
+    let mut out = Vec::new();
+    for (i, piece) in wrap_words(text, avail).into_iter().enumerate() {
+        if i == 0 {
+            lead.push(Span::raw(piece));
+            out.push(Line::from(std::mem::take(&mut lead)));
+        } else {
+            out.push(Line::from(format!("{}{piece}", " ".repeat(indent))));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,21 +12,10 @@ use crate::commands::{registry, scope_name, Scope};
 use crate::model::VerbExt;
 use crate::resources::VERBS;
 
-/// `lead` spans, then `text` wrapped to `width` with its continuation lines under the
-/// text's first column (a key's description does not run under the key).
-fn item(mut lead: Vec<Span<'static>>, text: &str, width: usize) -> Vec<Line<'static>> {
-    let indent: usize = lead.iter().map(|s| s.content.chars().count()).sum();
-    let avail = width.saturating_sub(indent).max(20);
-    let mut out = Vec::new();
-    for (i, piece) in crate::util::wrap_words(text, avail).into_iter().enumerate() {
-        if i == 0 {
-            lead.push(Span::raw(piece));
-            out.push(Line::from(std::mem::take(&mut lead)));
-        } else {
-            out.push(Line::from(format!("{}{piece}", " ".repeat(indent))));
-        }
-    }
-    out
+/// A help line: its key (and scope) or verb columns, then the description wrapped under
+/// its own column.
+fn item(lead: Vec<Span<'static>>, text: &str, width: usize) -> Vec<Line<'static>> {
+    crate::util::hanging_lines(lead, text, width, 20)
 }
 
 pub fn lines(app: &App, width: usize) -> Vec<Line<'static>> {

@@ -110,21 +110,8 @@ pub fn draw(frame: &mut Frame, area: Rect, d: &PlanDialog, now: DateTime<Utc>, t
     let width = centered(area, 80, 3).width;
     let inner_w = width.saturating_sub(2);
     // A list item wrapped under its own text, not under its number.
-    let hanging = |prefix: String, text: &str| -> Vec<Line<'static>> {
-        let indent = prefix.chars().count();
-        let avail = (inner_w as usize).saturating_sub(indent).max(10);
-        crate::util::wrap_words(text, avail)
-            .into_iter()
-            .enumerate()
-            .map(|(i, piece)| {
-                let head = if i == 0 {
-                    prefix.clone()
-                } else {
-                    " ".repeat(indent)
-                };
-                Line::from(format!("{head}{piece}"))
-            })
-            .collect()
+    let hanging = |prefix: String, text: &str| {
+        crate::util::hanging_lines(vec![Span::raw(prefix)], text, inner_w as usize, 10)
     };
     let mut body: Vec<Line> = Vec::new();
     let mut footer: Vec<Line> = Vec::new();
