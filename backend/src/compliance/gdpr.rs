@@ -19,25 +19,20 @@ pub const MAX_SUBJECT_CHARS: usize = 320;
 
 /// Check a `subject` parameter: not blank, 1..=320 characters, no control characters.
 pub fn check_subject(s: &str) -> Result<String, ApiError> {
+    let trimmed = s.trim();
     // Control characters are refused anywhere, before trimming: `\r` or `\n` at an end is
     // not whitespace to drop but a malformed identifier (as the document's pattern says).
-    if s.chars().any(char::is_control) {
+    if s.chars().any(char::is_control) || trimmed.chars().count() > MAX_SUBJECT_CHARS {
         return Err(ApiError::Unprocessable(format!(
             "subject must be 1 to {MAX_SUBJECT_CHARS} characters without control characters"
         )));
     }
-    let s = s.trim();
-    if s.is_empty() {
+    if trimmed.is_empty() {
         return Err(ApiError::Unprocessable(
             "subject is required: the identifier to export or delete (a distinct_id, a key label, a key id)".into(),
         ));
     }
-    if s.chars().count() > MAX_SUBJECT_CHARS {
-        return Err(ApiError::Unprocessable(format!(
-            "subject must be 1 to {MAX_SUBJECT_CHARS} characters without control characters"
-        )));
-    }
-    Ok(s.to_string())
+    Ok(trimmed.to_string())
 }
 
 /// One area's part of an export.
