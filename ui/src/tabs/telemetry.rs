@@ -93,11 +93,7 @@ fn components(frame: &mut Frame, area: Rect, app: &App) {
     let width = block.inner(area).width as usize;
     let mut lines: Vec<Line> = Vec::new();
     match remote.data {
-        None => lines.extend(
-            wrap_words(&empty_message(&f, route), width.max(10))
-                .into_iter()
-                .map(|l| Line::from(Span::styled(l, theme.muted))),
-        ),
+        None => lines.extend(muted_lines(&empty_message(&f, route), width, app)),
         Some(t) => {
             let o = &t.report.overall;
             lines.push(Line::from(vec![
@@ -155,6 +151,14 @@ fn components(frame: &mut Frame, area: Rect, app: &App) {
         }
     }
     frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// A panel's message (no data yet, retrying…) wrapped to the panel, in the muted colour.
+fn muted_lines(text: &str, width: usize, app: &App) -> Vec<Line<'static>> {
+    wrap_words(text, width.max(10))
+        .into_iter()
+        .map(|l| Line::from(Span::styled(l, app.theme.muted)))
+        .collect()
 }
 
 fn num(d: &Map<String, Value>, k: &str) -> Option<f64> {
@@ -484,17 +488,14 @@ fn audit_summary(frame: &mut Frame, area: Rect, app: &App) {
             let width = block.inner(area).width as usize;
             lines.extend(wrap_words(&s, width.max(10)).into_iter().map(Line::from));
         }
-        None => lines.extend(
-            wrap_words(
-                &empty_message(
-                    &freshness(&audit, AUDIT.res.route, app.now),
-                    AUDIT.res.route,
-                ),
-                (block.inner(area).width as usize).max(10),
-            )
-            .into_iter()
-            .map(|l| Line::from(Span::styled(l, theme.muted))),
-        ),
+        None => lines.extend(muted_lines(
+            &empty_message(
+                &freshness(&audit, AUDIT.res.route, app.now),
+                AUDIT.res.route,
+            ),
+            block.inner(area).width as usize,
+            app,
+        )),
     }
     match summary.data {
         Some(s) => {
@@ -534,14 +535,11 @@ fn audit_summary(frame: &mut Frame, area: Rect, app: &App) {
                 }
             }
         }
-        None => lines.extend(
-            wrap_words(
-                &empty_message(&f, route),
-                (block.inner(area).width as usize).max(10),
-            )
-            .into_iter()
-            .map(|l| Line::from(Span::styled(l, theme.muted))),
-        ),
+        None => lines.extend(muted_lines(
+            &empty_message(&f, route),
+            block.inner(area).width as usize,
+            app,
+        )),
     }
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
